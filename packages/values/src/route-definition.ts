@@ -1,0 +1,55 @@
+import type { z } from 'zod';
+
+/** HTTP method of a route (also documents intent for the other transports). */
+export type RouteMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/**
+ * How a route streams:
+ * - `never`: one response.
+ * - `optional`: streams when the request says `stream: true` (chat, completions).
+ */
+export type RouteStreaming = 'never' | 'optional';
+
+/**
+ * One operation of the server: the contract every transport serves.
+ *
+ * `request` describes the single object a handler receives. Over HTTP it is built from path
+ * parameters, query parameters and the JSON body merged together (path parameters win);
+ * over native messaging and WebRTC it is the envelope's payload.
+ */
+export interface RouteDefinition<
+  Id extends string = string,
+  Request extends z.ZodType = z.ZodType,
+  Response extends z.ZodType = z.ZodType,
+  Chunk extends z.ZodType | undefined = z.ZodType | undefined,
+> {
+  /** Stable id, e.g. `chat.completions`; native messaging and WebRTC address routes by it. */
+  readonly id: Id;
+  readonly method: RouteMethod;
+  /** OpenAPI-style path under the server root, e.g. `/v1/models/{model}`. */
+  readonly path: string;
+  /** Other paths that serve the same operation (e.g. `/v1/reranking`). */
+  readonly aliases?: readonly string[];
+  readonly summary: string;
+  readonly description?: string;
+  readonly tags: readonly string[];
+  readonly request: Request;
+  readonly response: Response;
+  /** Schema of one stream chunk when the route can stream. */
+  readonly chunk: Chunk;
+  readonly streaming: RouteStreaming;
+}
+
+/** Declares a route while keeping its literal id and schema types. */
+export function defineRoute<
+  const Id extends string,
+  Request extends z.ZodType,
+  Response extends z.ZodType,
+  Chunk extends z.ZodType | undefined = undefined,
+>(definition: Omit<RouteDefinition<Id, Request, Response, Chunk>, 'chunk' | 'streaming'> & { chunk?: Chunk; streaming?: RouteStreaming }): RouteDefinition<Id, Request, Response, Chunk> {
+  return {
+    ...definition,
+    chunk: definition.chunk as Chunk,
+    streaming: definition.streaming ?? (definition.chunk === undefined ? 'never' : 'optional'),
+  };
+}

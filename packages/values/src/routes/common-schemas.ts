@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/** Request of a route that takes nothing. Accepts `{}`, `null` or no body. */
+export const EmptyRequest = z
+  .preprocess((value) => (value === null || value === undefined ? {} : value), z.object({}))
+  .meta({ id: 'EmptyRequest' });
+
+/** A positive integer that also accepts its decimal string form (query parameters). */
+export const QueryInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A boolean that also accepts `"true"`/`"false"` (query parameters). */
+export const QueryBoolean = z.preprocess((value) => (value === 'true' ? true : value === 'false' ? false : value), z.boolean());
+
+/** Token usage in OpenAI's shape. */
+export const Usage = z
+  .object({
+    prompt_tokens: z.number().int().nonnegative(),
+    completion_tokens: z.number().int().nonnegative(),
+    total_tokens: z.number().int().nonnegative(),
+  })
+  .meta({ id: 'Usage' });
+
+/** A simple acknowledgement. */
+export const StatusMessage = z.object({ status: z.string(), message: z.string() }).meta({ id: 'StatusMessage' });
+
+/** Opaque cursor for pagination: pass `next_cursor` back as `cursor`. */
+export const Cursor = z.string().min(1).max(512);
+
+/** A non-empty model id (file stem, registered name). */
+export const ModelId = z.string().min(1).max(512).describe('Model id as listed by GET /v1/models.');

@@ -1,0 +1,304 @@
+import { z } from 'zod';
+import { defineRoute } from '../route-definition.js';
+import { EmptyRequest, ModelId, Usage } from './common-schemas.js';
+
+/** `stop` as OpenAI takes it: one string or up to 16 strings. */
+export const StopSequences = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]);
+
+/**
+ * Sampling options shared by chat and completions. OpenAI names, plus the llama.cpp/Ollama ones
+ * OpenAI lacks (`top_k`, `min_p`, `repeat_penalty`).
+ */
+export const SamplingOptions = z.object({
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  min_p: z.number().min(0).max(1).optional(),
+  repeat_penalty: z.number().min(0).max(10).optional(),
+  frequency_penalty: z.number().min(-2).max(2).optional(),
+  presence_penalty: z.number().min(-2).max(2).optional(),
+  seed: z.number().int().optional().describe('Same seed, same prompt and settings: same output.'),
+  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+  stop: StopSequences.optional(),
+  keep_alive: z
+    .union([z.number(), z.string()])
+    .optional()
+    .describe('How long the model stays loaded after this request (Ollama style: seconds, or "5m", "1h"; 0 unloads at once, negative keeps it forever).'),
+});
+
+export const TextContentPart = z.object({ type: z.literal('text'), text: z.string() });
+export const ImageContentPart = z.object({ type: z.literal('image_url'), image_url: z.object({ url: z.string(), detail: z.string().optional() }) });
+
+export const ToolCall = z
+  .object({
+    id: z.string(),
+    type: z.literal('function'),
+    function: z.object({ name: z.string(), arguments: z.string().describe('JSON text of the arguments.') }),
+  })
+  .meta({ id: 'ToolCall' });
+
+export const ChatMessage = z
+  .object({
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+    content: z.union([z.string(), z.array(z.union([TextContentPart, ImageContentPart])), z.null()]).default(null),
+    name: z.string().optional(),
+    tool_calls: z.array(ToolCall).optional(),
+    tool_call_id: z.string().optional(),
+  })
+  .meta({ id: 'ChatMessage' });
+
+export const ToolDefinition = z
+  .object({
+    type: z.literal('function'),
+    function: z.object({
+      name: z.string().min(1).max(64),
+      description: z.string().optional(),
+      parameters: z.record(z.string(), z.unknown()).optional().describe('JSON Schema of the arguments.'),
+    }),
+  })
+  .meta({ id: 'ToolDefinition' });
+
+export const ResponseFormat = z
+  .union([
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      json_schema: z.object({
+        name: z.string().min(1),
+        description: z.string().optional(),
+        schema: z.record(z.string(), z.unknown()),
+        strict: z.boolean().optional(),
+      }),
+    }),
+  ])
+  .meta({ id: 'ResponseFormat' });
+
+/** Retrieval from the user's memory into the prompt (see the memory issue). */
+export const MemoryOption = z
+  .union([
+    z.boolean(),
+    z.object({
+      k: z.number().int().min(1).max(50).default(5),
+      chat_id: z.string().optional(),
+      kinds: z.array(z.string()).optional(),
+    }),
+  ])
+  .describe('Retrieve context from the memory store into the prompt; the response lists the sources used.');
+
+export const ChatCompletionRequest = SamplingOptions.extend({
+  model: ModelId.optional().describe('Model id; when omitted the selected default model answers (Ollama/LM Studio behaviour).'),
+  messages: z.array(ChatMessage).min(1),
+  stream: z.boolean().default(false),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
+  max_completion_tokens: z.number().int().min(1).max(1_000_000).optional().describe('OpenAI\'s newer name for max_tokens.'),
+  response_format: ResponseFormat.optional(),
+  tools: z.array(ToolDefinition).optional(),
+  tool_choice: z
+    .union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })])
+    .optional(),
+  n: z.literal(1).optional().describe('Only one choice is generated.'),
+  user: z.string().optional(),
+  memory: MemoryOption.optional(),
+}).meta({ id: 'ChatCompletionRequest' });
+
+export const FinishReason = z
+  .enum(['stop', 'length', 'tool_calls', 'cancelled'])
+  .describe('`cancelled` when the generation was stopped (stop route, halt, client disconnect) and a response could still be sent.');
+
+export const MemorySource = z
+  .object({ id: z.string(), kind: z.string(), title: z.string().nullable(), url: z.string().nullable(), score: z.number() })
+  .meta({ id: 'MemorySource' });
+
+export const ChatCompletionResponse = z
+  .object({
+    id: z.string(),
+    object: z.literal('chat.completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number().int(),
+        message: z.object({ role: z.literal('assistant'), content: z.string().nullable(), tool_calls: z.array(ToolCall).optional() }),
+        finish_reason: FinishReason,
+        logprobs: z.null(),
+      }),
+    ),
+    usage: Usage,
+    system_fingerprint: z.string().optional(),
+    request_id: z.string().describe('Pass to POST /v1/generation/stop to abort; also in the X-Request-Id header.'),
+    memory_sources: z.array(MemorySource).optional(),
+  })
+  .meta({ id: 'ChatCompletionResponse' });
+
+export const ChatCompletionChunk = z
+  .object({
+    id: z.string(),
+    object: z.literal('chat.completion.chunk'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.object({
+        index: z.number().int(),
+        delta: z.object({
+          role: z.literal('assistant').optional(),
+          content: z.string().nullable().optional(),
+          tool_calls: z
+            .array(z.object({ index: z.number().int(), id: z.string().optional(), type: z.literal('function').optional(), function: z.object({ name: z.string().optional(), arguments: z.string().optional() }) }))
+            .optional(),
+        }),
+        finish_reason: FinishReason.nullable(),
+        logprobs: z.null().optional(),
+      }),
+    ),
+    usage: Usage.nullable().optional().describe('On the final chunk (always sent there; OpenAI sends it with stream_options.include_usage).'),
+    request_id: z.string(),
+    memory_sources: z.array(MemorySource).optional(),
+  })
+  .meta({ id: 'ChatCompletionChunk' });
+
+export const CompletionRequest = SamplingOptions.extend({
+  model: ModelId.optional(),
+  prompt: z.union([z.string(), z.array(z.string()).min(1).max(1)]).describe('One prompt (an array of one string is accepted, as OpenAI clients send).'),
+  stream: z.boolean().default(false),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
+  echo: z.boolean().optional(),
+  suffix: z.string().optional(),
+  n: z.literal(1).optional(),
+  user: z.string().optional(),
+  response_format: ResponseFormat.optional(),
+}).meta({ id: 'CompletionRequest' });
+
+export const CompletionResponse = z
+  .object({
+    id: z.string(),
+    object: z.literal('text_completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(z.object({ index: z.number().int(), text: z.string(), finish_reason: FinishReason, logprobs: z.null() })),
+    usage: Usage,
+    request_id: z.string(),
+  })
+  .meta({ id: 'CompletionResponse' });
+
+export const CompletionChunk = z
+  .object({
+    id: z.string(),
+    object: z.literal('text_completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(z.object({ index: z.number().int(), text: z.string(), finish_reason: FinishReason.nullable(), logprobs: z.null().optional() })),
+    usage: Usage.nullable().optional(),
+    request_id: z.string(),
+  })
+  .meta({ id: 'CompletionChunk' });
+
+export const StopGenerationRequest = z.object({ request_id: z.string().min(1) }).meta({ id: 'StopGenerationRequest' });
+export const StopGenerationResponse = z
+  .object({ status: z.enum(['stopped', 'not_found']), request_id: z.string(), stopped: z.number().int().nonnegative() })
+  .meta({ id: 'StopGenerationResponse' });
+
+export const HaltStatusResponse = z
+  .object({ generating: z.boolean(), active_requests: z.number().int().nonnegative(), active_request_ids: z.array(z.string()), last_halt_time: z.string().nullable() })
+  .meta({ id: 'HaltStatusResponse' });
+
+export const HaltResponse = z
+  .object({ status: z.literal('halted'), was_generating: z.boolean(), stopped: z.number().int().nonnegative(), stopped_request_ids: z.array(z.string()) })
+  .meta({ id: 'HaltResponse' });
+
+/** Default sampling settings applied when a request leaves a field out. Persisted. */
+export const GenerationParams = z
+  .object({
+    temperature: z.number().min(0).max(2),
+    top_p: z.number().min(0).max(1),
+    top_k: z.number().int().min(0),
+    min_p: z.number().min(0).max(1),
+    repeat_penalty: z.number().min(0).max(10),
+    frequency_penalty: z.number().min(-2).max(2),
+    presence_penalty: z.number().min(-2).max(2),
+    max_tokens: z.number().int().min(1).max(1_000_000),
+    seed: z.number().int().nullable(),
+    stop: z.array(z.string().min(1)).max(16),
+    system_prompt: z.string().nullable(),
+  })
+  .meta({ id: 'GenerationParams' });
+
+export const SetGenerationParamsRequest = GenerationParams.partial().meta({ id: 'SetGenerationParamsRequest' });
+
+export const chatCompletionsRoute = defineRoute({
+  id: 'chat.completions',
+  method: 'POST',
+  path: '/v1/chat/completions',
+  aliases: ['/v1/chat'],
+  summary: 'Chat completion (OpenAI compatible; SSE when stream is true)',
+  description: 'OpenAI request and response shapes (Python\'s streaming, Rust\'s path). The id of the generation is returned as `request_id` and in the X-Request-Id header.',
+  tags: ['generation'],
+  request: ChatCompletionRequest,
+  response: ChatCompletionResponse,
+  chunk: ChatCompletionChunk,
+});
+
+export const completionsRoute = defineRoute({
+  id: 'completions',
+  method: 'POST',
+  path: '/v1/completions',
+  aliases: ['/v1/generate'],
+  summary: 'Raw prompt completion (OpenAI compatible; SSE when stream is true)',
+  description: 'Returns a `text_completion` object (Rust shape), not Python\'s chat.completion.',
+  tags: ['generation'],
+  request: CompletionRequest,
+  response: CompletionResponse,
+  chunk: CompletionChunk,
+});
+
+export const generationStopRoute = defineRoute({
+  id: 'generation.stop',
+  method: 'POST',
+  path: '/v1/generation/stop',
+  summary: 'Abort one generation by its request id',
+  description: 'Any non-empty id (Rust required a UUID; our ids are not always UUIDs).',
+  tags: ['generation'],
+  request: StopGenerationRequest,
+  response: StopGenerationResponse,
+});
+
+export const haltStatusRoute = defineRoute({
+  id: 'generation.halt_status',
+  method: 'GET',
+  path: '/v1/halt',
+  summary: 'Whether anything is generating',
+  description: 'GET reports (Rust meaning); it never stops anything, because a GET must be safe. POST /v1/halt stops.',
+  tags: ['generation'],
+  request: EmptyRequest,
+  response: HaltStatusResponse,
+});
+
+export const haltRoute = defineRoute({
+  id: 'generation.halt',
+  method: 'POST',
+  path: '/v1/halt',
+  summary: 'Abort every running generation',
+  tags: ['generation'],
+  request: EmptyRequest,
+  response: HaltResponse,
+});
+
+export const paramsGetRoute = defineRoute({
+  id: 'params.get',
+  method: 'GET',
+  path: '/v1/params',
+  summary: 'Default sampling settings',
+  tags: ['generation'],
+  request: EmptyRequest,
+  response: GenerationParams,
+});
+
+export const paramsSetRoute = defineRoute({
+  id: 'params.set',
+  method: 'POST',
+  path: '/v1/params',
+  summary: 'Change default sampling settings (persisted); returns all of them',
+  tags: ['generation'],
+  request: SetGenerationParamsRequest,
+  response: GenerationParams,
+});

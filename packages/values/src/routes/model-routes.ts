@@ -1,0 +1,230 @@
+import { z } from 'zod';
+import { defineRoute } from '../route-definition.js';
+import { EmptyRequest, ModelId } from './common-schemas.js';
+
+/** Accept Rust's `model_id` and Python's `model` for the same field (we name it `model`, as OpenAI does). */
+const acceptModelIdAlias = (value: unknown): unknown =>
+  typeof value === 'object' && value !== null && !('model' in value) && 'model_id' in value ? { ...value, model: (value as { model_id: unknown }).model_id } : value;
+
+export const ModelFormat = z.enum(['gguf', 'onnx']);
+export const ModelTask = z.enum(['text-generation', 'embedding', 'rerank', 'token-classification']);
+
+export const ModelDetails = z
+  .object({
+    architecture: z.string().nullable(),
+    parameters: z.number().nullable().describe('Parameter count read from the file header.'),
+    context_length: z.number().int().nullable(),
+    quantization: z.string().nullable(),
+    embedding_length: z.number().int().nullable(),
+    has_chat_template: z.boolean().nullable(),
+  })
+  .meta({ id: 'ModelDetails' });
+
+export const ModelInfo = z
+  .object({
+    id: z.string(),
+    object: z.literal('model'),
+    created: z.number().int().describe('Unix time the file was registered or last modified.'),
+    owned_by: z.string(),
+    format: ModelFormat,
+    task: ModelTask,
+    path: z.string(),
+    size_bytes: z.number().int().nonnegative(),
+    loaded: z.boolean(),
+    is_default: z.boolean(),
+    details: ModelDetails,
+  })
+  .meta({ id: 'ModelInfo' });
+
+export const ModelListResponse = z.object({ object: z.literal('list'), data: z.array(ModelInfo) }).meta({ id: 'ModelListResponse' });
+
+export const ModelRequest = z.preprocess(acceptModelIdAlias, z.object({ model: ModelId })).meta({ id: 'ModelRequest' });
+
+export const GpuLayers = z.union([z.number().int().nonnegative(), z.literal('auto'), z.literal('max')]);
+
+export const LoadModelRequest = z
+  .preprocess(
+    acceptModelIdAlias,
+    z.object({
+      model: ModelId,
+      context_size: z.number().int().min(64).max(1_048_576).optional(),
+      gpu_layers: GpuLayers.optional().describe('Layers to offload to the GPU: a number, "auto" (fit free VRAM) or "max".'),
+      threads: z.number().int().min(1).max(1024).optional(),
+      keep_alive: z.union([z.number(), z.string()]).optional(),
+    }),
+  )
+  .meta({ id: 'LoadModelRequest' });
+
+export const LoadedModel = z
+  .object({
+    model: z.string(),
+    format: ModelFormat,
+    task: ModelTask,
+    loaded_at: z.string(),
+    last_used_at: z.string(),
+    expires_at: z.string().nullable().describe('When the keep-alive period ends (null: kept until unloaded).'),
+    context_size: z.number().int().nullable(),
+    gpu_layers: z.number().int().nonnegative(),
+    total_layers: z.number().int().nonnegative().nullable(),
+    device: z.string(),
+    threads: z.number().int().nullable(),
+    memory_mb: z.number().nonnegative(),
+  })
+  .meta({ id: 'LoadedModel' });
+
+export const LoadModelResponse = LoadedModel.extend({ status: z.enum(['loaded', 'already_loaded']), load_time_ms: z.number().nonnegative() }).meta({ id: 'LoadModelResponse' });
+
+export const UnloadModelResponse = z.object({ status: z.enum(['unloaded', 'not_loaded']), model: z.string() }).meta({ id: 'UnloadModelResponse' });
+
+export const LoadedModelsResponse = z
+  .object({ models: z.array(LoadedModel), total: z.number().int(), default_model: z.string().nullable() })
+  .meta({ id: 'LoadedModelsResponse' });
+
+export const SelectModelResponse = z.object({ status: z.literal('selected'), default_model: z.string() }).meta({ id: 'SelectModelResponse' });
+
+export const PullModelRequest = z
+  .object({
+    model: ModelId.describe('Hugging Face repository id, e.g. "owner/name".'),
+    variant: z.string().optional().describe('File or quantisation to fetch (e.g. "Q4_K_M").'),
+  })
+  .meta({ id: 'PullModelRequest' });
+export const PullModelResponse = z.object({ status: z.enum(['completed', 'started']), model: z.string(), path: z.string() }).meta({ id: 'PullModelResponse' });
+
+export const RegisterModelRequest = z
+  .object({
+    path: z.string().min(1).describe('Absolute path of a .gguf file or an ONNX model folder.'),
+    id: ModelId.optional(),
+    task: ModelTask.optional().describe('Task of an ONNX model when its config does not say.'),
+  })
+  .meta({ id: 'RegisterModelRequest' });
+
+export const DeleteModelResponse = z.object({ status: z.enum(['deleted', 'unregistered']), model: z.string() }).meta({ id: 'DeleteModelResponse' });
+
+export const HfTokenRequest = z.object({ token: z.string().min(8).max(4096) }).meta({ id: 'HfTokenRequest' });
+export const HfTokenStatusResponse = z.object({ has_token: z.boolean(), message: z.string() }).meta({ id: 'HfTokenStatusResponse' });
+export const MessageResponse = z.object({ message: z.string() }).meta({ id: 'MessageResponse' });
+
+export const modelsListRoute = defineRoute({
+  id: 'models.list',
+  method: 'GET',
+  path: '/v1/models',
+  summary: 'Every registered model (OpenAI list shape)',
+  description: 'OpenAI\'s `{object:"list", data}` (Python\'s shape; Rust used `models`), with format, task, size and header details.',
+  tags: ['models'],
+  request: EmptyRequest,
+  response: ModelListResponse,
+});
+
+export const modelsGetRoute = defineRoute({
+  id: 'models.get',
+  method: 'GET',
+  path: '/v1/models/{model}',
+  summary: 'One registered model',
+  tags: ['models'],
+  request: ModelRequest,
+  response: ModelInfo,
+});
+
+export const modelsLoadRoute = defineRoute({
+  id: 'models.load',
+  method: 'POST',
+  path: '/v1/models/load',
+  aliases: ['/v1/load'],
+  summary: 'Load a model into memory',
+  tags: ['models'],
+  request: LoadModelRequest,
+  response: LoadModelResponse,
+});
+
+export const modelsUnloadRoute = defineRoute({
+  id: 'models.unload',
+  method: 'POST',
+  path: '/v1/models/unload',
+  aliases: ['/v1/unload'],
+  summary: 'Unload a model',
+  tags: ['models'],
+  request: ModelRequest,
+  response: UnloadModelResponse,
+});
+
+export const modelsLoadedRoute = defineRoute({
+  id: 'models.loaded',
+  method: 'GET',
+  path: '/v1/models/loaded',
+  aliases: ['/v1/resources/loaded-models'],
+  summary: 'Models in memory',
+  tags: ['models'],
+  request: EmptyRequest,
+  response: LoadedModelsResponse,
+});
+
+export const modelsSelectRoute = defineRoute({
+  id: 'models.select',
+  method: 'POST',
+  path: '/v1/models/select',
+  summary: 'Choose the default model (used when a request names none)',
+  tags: ['models'],
+  request: ModelRequest,
+  response: SelectModelResponse,
+});
+
+export const modelsPullRoute = defineRoute({
+  id: 'models.pull',
+  method: 'POST',
+  path: '/v1/models/pull',
+  aliases: ['/v1/pull'],
+  summary: 'Download a model from Hugging Face',
+  tags: ['models'],
+  request: PullModelRequest,
+  response: PullModelResponse,
+});
+
+export const modelsRegisterRoute = defineRoute({
+  id: 'models.register',
+  method: 'POST',
+  path: '/v1/models/register',
+  summary: 'Register a model file or folder by absolute path',
+  tags: ['models'],
+  request: RegisterModelRequest,
+  response: ModelInfo,
+});
+
+export const modelsDeleteRoute = defineRoute({
+  id: 'models.delete',
+  method: 'DELETE',
+  path: '/v1/models/{model}',
+  summary: 'Delete a model (files inside the models folder only; registered paths are only unregistered)',
+  tags: ['models'],
+  request: ModelRequest,
+  response: DeleteModelResponse,
+});
+
+export const hfTokenSetRoute = defineRoute({
+  id: 'hf.token.set',
+  method: 'POST',
+  path: '/v1/hf/token',
+  summary: 'Store a Hugging Face token',
+  tags: ['models'],
+  request: HfTokenRequest,
+  response: MessageResponse,
+});
+
+export const hfTokenStatusRoute = defineRoute({
+  id: 'hf.token.status',
+  method: 'GET',
+  path: '/v1/hf/token/status',
+  summary: 'Whether a Hugging Face token is stored',
+  tags: ['models'],
+  request: EmptyRequest,
+  response: HfTokenStatusResponse,
+});
+
+export const hfTokenClearRoute = defineRoute({
+  id: 'hf.token.clear',
+  method: 'DELETE',
+  path: '/v1/hf/token',
+  summary: 'Remove the stored Hugging Face token',
+  tags: ['models'],
+  request: EmptyRequest,
+  response: MessageResponse,
+});

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { defineRoute } from '../route-definition.js';
+
+export const WebRtcSessionState = z.enum(['waiting_for_answer', 'connecting', 'connected', 'disconnected', 'closed']);
+
+export const WebRtcOfferRequest = z
+  .object({ sdp: z.string().min(1).max(100_000).describe('The client\'s SDP offer.'), peer_id: z.string().min(1).max(200).optional() })
+  .meta({ id: 'WebRtcOfferRequest' });
+export const WebRtcOfferResponse = z
+  .object({ session_id: z.string(), created_at: z.string(), state: WebRtcSessionState, sdp: z.string().describe('The server\'s SDP answer (the Rust server never returned one).') })
+  .meta({ id: 'WebRtcOfferResponse' });
+
+export const WebRtcAnswerRequest = z.object({ session_id: z.string().min(1), sdp: z.string().min(1).max(100_000) }).meta({ id: 'WebRtcAnswerRequest' });
+export const WebRtcIceRequest = z
+  .object({ session_id: z.string().min(1), candidate: z.string().max(10_000), sdp_mid: z.string().nullable().optional(), sdp_mline_index: z.number().int().nonnegative().nullable().optional() })
+  .meta({ id: 'WebRtcIceRequest' });
+export const WebRtcAckResponse = z.object({ success: z.literal(true), session_id: z.string() }).meta({ id: 'WebRtcAckResponse' });
+
+export const WebRtcSessionRequest = z.object({ session_id: z.string().min(1) }).meta({ id: 'WebRtcSessionRequest' });
+export const WebRtcSessionResponse = z
+  .object({
+    session_id: z.string(),
+    state: WebRtcSessionState,
+    created_at: z.string(),
+    last_activity: z.string(),
+    data_channel_open: z.boolean(),
+    ice_candidate_count: z.number().int().nonnegative(),
+  })
+  .meta({ id: 'WebRtcSessionResponse' });
+
+export const webrtcOfferRoute = defineRoute({
+  id: 'webrtc.offer',
+  method: 'POST',
+  path: '/v1/webrtc/offer',
+  summary: 'Open a WebRTC session from the client\'s offer; returns the server\'s answer',
+  tags: ['webrtc'],
+  request: WebRtcOfferRequest,
+  response: WebRtcOfferResponse,
+});
+
+export const webrtcAnswerRoute = defineRoute({
+  id: 'webrtc.answer',
+  method: 'POST',
+  path: '/v1/webrtc/answer',
+  summary: 'Submit an SDP answer (renegotiation)',
+  tags: ['webrtc'],
+  request: WebRtcAnswerRequest,
+  response: WebRtcAckResponse,
+});
+
+export const webrtcIceRoute = defineRoute({
+  id: 'webrtc.ice',
+  method: 'POST',
+  path: '/v1/webrtc/ice',
+  summary: 'Add a remote ICE candidate',
+  tags: ['webrtc'],
+  request: WebRtcIceRequest,
+  response: WebRtcAckResponse,
+});
+
+export const webrtcSessionRoute = defineRoute({
+  id: 'webrtc.session',
+  method: 'GET',
+  path: '/v1/webrtc/session/{session_id}',
+  summary: 'State of a WebRTC session',
+  tags: ['webrtc'],
+  request: WebRtcSessionRequest,
+  response: WebRtcSessionResponse,
+});
