@@ -1,0 +1,38 @@
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Where TabAgent keeps its data when neither --data-dir nor TABAGENT_DATA_DIR says otherwise. */
+export function defaultDataDir(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env, home = os.homedir()): string {
+  if (platform === 'win32') return path.join(env['APPDATA'] ?? path.join(home, 'AppData', 'Roaming'), 'TabAgent');
+  if (platform === 'darwin') return path.join(home, 'Library', 'Application Support', 'TabAgent');
+  return path.join(env['XDG_DATA_HOME'] || path.join(home, '.local', 'share'), 'tabagent');
+}
+
+/** The layout of a data directory. */
+export interface DataDirLayout {
+  root: string;
+  /** SQLite database file. */
+  database: string;
+  /** LanceDB folder (derived, rebuildable). */
+  index: string;
+  /** GGUF files and ONNX model folders. */
+  models: string;
+  logs: string;
+  logFile: string;
+}
+
+/** Creates the data directory and its folders if missing, and returns their paths. */
+export function prepareDataDir(root: string): DataDirLayout {
+  const absolute = path.resolve(root);
+  const layout: DataDirLayout = {
+    root: absolute,
+    database: path.join(absolute, 'tabagent.db'),
+    index: path.join(absolute, 'index'),
+    models: path.join(absolute, 'models'),
+    logs: path.join(absolute, 'logs'),
+    logFile: path.join(absolute, 'logs', 'tabagent.log'),
+  };
+  for (const dir of [layout.root, layout.models, layout.logs]) mkdirSync(dir, { recursive: true });
+  return layout;
+}

@@ -1,0 +1,21 @@
+import { pino, type Logger } from 'pino';
+
+/** Options of the server logger. */
+export interface ServerLoggerOptions {
+  level: string;
+  /** Log file; also written to stderr. */
+  logFile?: string;
+  /** Write to stderr too (default true). */
+  stderr?: boolean;
+}
+
+/**
+ * Structured logs to stderr and a log file, never stdout: in native-messaging mode stdout carries
+ * frames only, and one stray byte there breaks the extension's connection.
+ */
+export function createServerLogger(options: ServerLoggerOptions): Logger {
+  const streams: { stream: NodeJS.WritableStream | ReturnType<typeof pino.destination> }[] = [];
+  if (options.stderr !== false) streams.push({ stream: pino.destination({ fd: 2, sync: false }) });
+  if (options.logFile) streams.push({ stream: pino.destination({ dest: options.logFile, mkdir: true, sync: false }) });
+  return pino({ level: options.level, base: { pid: process.pid } }, pino.multistream(streams.map((entry) => ({ ...entry, level: options.level as pino.Level }))));
+}

@@ -1,0 +1,54 @@
+import { defaultDataDir } from './data-dir.js';
+import { defaultServerConfig, parseServeArguments } from './server-config.js';
+
+describe('parseServeArguments', () => {
+  it('uses loopback, port 8080 and http mode by default', () => {
+    const config = parseServeArguments([], {});
+    expect(config).toEqual({ ...defaultServerConfig(), dataDir: defaultDataDir() });
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.port).toBe(8080);
+  });
+
+  it('reads TABAGENT_* variables and lets flags win', () => {
+    const config = parseServeArguments(['--port', '9000', '--allowed-origin=chrome-extension://abc'], {
+      TABAGENT_PORT: '7000',
+      TABAGENT_DATA_DIR: '/tmp/ta',
+      TABAGENT_ALLOWED_ORIGINS: 'chrome-extension://x, chrome-extension://y',
+      TABAGENT_API_KEY: 'k',
+    });
+    expect(config.port).toBe(9000);
+    expect(config.dataDir).toBe('/tmp/ta');
+    expect(config.allowedOrigins).toEqual(['chrome-extension://abc']);
+    expect(config.apiKey).toBe('k');
+  });
+
+  it('collects repeated origins from flags', () => {
+    expect(parseServeArguments(['--allowed-origin', 'chrome-extension://a', '--allowed-origin', 'moz-extension://b'], {}).allowedOrigins).toEqual([
+      'chrome-extension://a', 'moz-extension://b',
+    ]);
+  });
+
+  it('accepts what Chrome and Firefox pass to a native host', () => {
+    const chrome = parseServeArguments(['--mode', 'native', 'chrome-extension://abcdefghijklmnop/', '--parent-window=1234'], {});
+    expect(chrome.mode).toBe('native');
+    expect(chrome.nativeCallerOrigin).toBe('chrome-extension://abcdefghijklmnop/');
+    const firefox = parseServeArguments(['--mode', 'native', '/home/u/.mozilla/native-messaging-hosts/com.tabagent.host.json', 'tabagent@example.org'], {});
+    expect(firefox.mode).toBe('native');
+  });
+
+  it('rejects bad values and unknown options with clear messages', () => {
+    expect(() => parseServeArguments(['--port', 'eighty'], {})).toThrow('--port must be an integer from 0 to 65535, got "eighty"');
+    expect(() => parseServeArguments(['--mode', 'grpc'], {})).toThrow('--mode must be one of http, native, all, got "grpc"');
+    expect(() => parseServeArguments(['--colour'], {})).toThrow('Unknown option: --colour');
+    expect(() => parseServeArguments(['--port'], {})).toThrow('--port needs a value');
+  });
+});
+
+describe('defaultDataDir', () => {
+  it('follows each platform\'s convention', () => {
+    expect(defaultDataDir('linux', { XDG_DATA_HOME: '/x' }, '/home/u')).toBe('/x/tabagent');
+    expect(defaultDataDir('linux', {}, '/home/u')).toBe('/home/u/.local/share/tabagent');
+    expect(defaultDataDir('darwin', {}, '/Users/u')).toBe('/Users/u/Library/Application Support/TabAgent');
+    expect(defaultDataDir('win32', { APPDATA: 'C:\\Users\\u\\AppData\\Roaming' }, 'C:\\Users\\u')).toContain('TabAgent');
+  });
+});

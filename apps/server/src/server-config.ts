@@ -1,0 +1,119 @@
+import { InvalidRequestError } from '@tabagent/values';
+import { defaultDataDir } from './data-dir.js';
+
+/** Which transports a server process runs. */
+export type ServerMode = 'http' | 'native' | 'all';
+
+/** Settings of `tabagent serve`; each has a flag and a TABAGENT_* variable. */
+export interface ServerConfig {
+  mode: ServerMode;
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Extension origins allowed by CORS (chrome-extension://<id>, moz-extension://<id>). */
+  allowedOrigins: string[];
+  /** When set, HTTP requests need `Authorization: Bearer <key>`. */
+  apiKey: string | undefined;
+  /** Embedding model of the memory pipeline (default: first registered embedding model). */
+  embeddingModel: string | undefined;
+  /** Default keep-alive of loaded models, seconds (negative: forever). */
+  keepAliveSeconds: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Threads for inference; default: physical cores from the hardware package. */
+  threads: number | undefined;
+  /** GPU use: auto-detect, or force CPU. */
+  gpu: 'auto' | 'off';
+  /** Origin of the caller when Chrome started us as a native host (its first argument). */
+  nativeCallerOrigin: string | undefined;
+}
+
+interface OptionSpec {
+  key: keyof ServerConfig;
+  env: string;
+  parse: (value: string) => ServerConfig[keyof ServerConfig];
+  repeatable?: boolean;
+}
+
+const parseInteger = (name: string, min: number, max: number) => (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new InvalidRequestError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  return parsed;
+};
+const oneOf = <T extends string>(name: string, values: readonly T[]) => (value: string): T => {
+  if (!(values as readonly string[]).includes(value)) throw new InvalidRequestError(`${name} must be one of ${values.join(', ')}, got "${value}"`);
+  return value as T;
+};
+
+const optionSpecs: Record<string, OptionSpec> = {
+  '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all'] as const) },
+  '--host': { key: 'host', env: 'TABAGENT_HOST', parse: (value) => value },
+  '--port': { key: 'port', env: 'TABAGENT_PORT', parse: parseInteger('--port', 0, 65535) },
+  '--data-dir': { key: 'dataDir', env: 'TABAGENT_DATA_DIR', parse: (value) => value },
+  '--allowed-origin': { key: 'allowedOrigins', env: 'TABAGENT_ALLOWED_ORIGINS', parse: (value) => value.split(',').map((origin) => origin.trim()).filter(Boolean), repeatable: true },
+  '--api-key': { key: 'apiKey', env: 'TABAGENT_API_KEY', parse: (value) => value },
+  '--embedding-model': { key: 'embeddingModel', env: 'TABAGENT_EMBEDDING_MODEL', parse: (value) => value },
+  '--keep-alive': { key: 'keepAliveSeconds', env: 'TABAGENT_KEEP_ALIVE', parse: parseInteger('--keep-alive', -1, 31_536_000) },
+  '--log-level': { key: 'logLevel', env: 'TABAGENT_LOG_LEVEL', parse: oneOf('--log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const) },
+  '--threads': { key: 'threads', env: 'TABAGENT_THREADS', parse: parseInteger('--threads', 1, 1024) },
+  '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
+};
+
+/** Defaults: loopback only, port 8080 (the Rust ApiConfig default), the platform data directory. */
+export function defaultServerConfig(): ServerConfig {
+  return {
+    mode: 'http',
+    host: '127.0.0.1',
+    port: 8080,
+    dataDir: defaultDataDir(),
+    allowedOrigins: [],
+    apiKey: undefined,
+    embeddingModel: undefined,
+    keepAliveSeconds: 300,
+    logLevel: 'info',
+    threads: undefined,
+    gpu: 'auto',
+    nativeCallerOrigin: undefined,
+  };
+}
+
+/**
+ * Reads `serve` options: flags win over TABAGENT_* variables, which win over defaults.
+ * Chrome starts a native host with the caller's origin as first argument (and, on Windows,
+ * `--parent-window=<handle>`); both are accepted.
+ */
+export function parseServeArguments(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const config = defaultServerConfig();
+  const assign = (spec: OptionSpec, raw: string): void => {
+    const value = spec.parse(raw);
+    const target = config as unknown as Record<string, unknown>;
+    target[spec.key] = spec.repeatable && Array.isArray(target[spec.key]) ? [...(target[spec.key] as unknown[]), ...(value as unknown[])] : value;
+  };
+  for (const spec of Object.values(optionSpecs)) {
+    const raw = env[spec.env];
+    if (raw !== undefined && raw !== '') assign(spec, raw);
+  }
+  const fromFlags = new Set<string>();
+  for (let index = 0; index < argv.length; index += 1) {
+    const argument = argv[index] as string;
+    if (argument.startsWith('chrome-extension://') || argument.startsWith('moz-extension://')) {
+      config.nativeCallerOrigin = argument;
+      continue;
+    }
+    if (argument.startsWith('--parent-window=')) continue;
+    const [flag, inlineValue] = argument.includes('=') ? [argument.slice(0, argument.indexOf('=')), argument.slice(argument.indexOf('=') + 1)] : [argument, undefined];
+    const spec = optionSpecs[flag];
+    if (!spec) {
+      // Firefox passes the manifest path and the extension id as arguments.
+      if (!argument.startsWith('-') && (argument.endsWith('.json') || argument.includes('@'))) continue;
+      throw new InvalidRequestError(`Unknown option: ${argument}`);
+    }
+    const value = inlineValue ?? argv[index + 1];
+    if (inlineValue === undefined) index += 1;
+    if (value === undefined) throw new InvalidRequestError(`${flag} needs a value`);
+    // Flags replace environment values rather than add to them.
+    if (spec.repeatable && !fromFlags.has(flag)) (config as unknown as Record<string, unknown>)[spec.key] = [];
+    fromFlags.add(flag);
+    assign(spec, value);
+  }
+  return config;
+}
