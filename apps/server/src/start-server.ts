@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createApiApp } from '@tabagent/api';
+import { createApiApp, createApiHttpServer } from '@tabagent/api';
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, type DataDirLayout } from './data-dir.js';
@@ -58,7 +58,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   let httpUrl: string | undefined;
   if (config.mode === 'http' || config.mode === 'all') {
     const app = createApiApp(provider, { allowedOrigins: config.allowedOrigins, apiKey: config.apiKey, logger, version: serverVersion });
-    httpServer = http.createServer(app);
+    httpServer = createApiHttpServer(app);
     httpServer.keepAliveTimeout = 65_000;
     try {
       const address = await listen(httpServer, config.host, config.port);

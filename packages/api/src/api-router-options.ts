@@ -1,0 +1,54 @@
+/**
+ * Minimal structured logger the HTTP transport logs through (pino fits it). Libraries never use
+ * `console`; the server injects its logger.
+ */
+export interface ApiLogger {
+  debug(objOrMsg: object | string, msg?: string): void;
+  info(objOrMsg: object | string, msg?: string): void;
+  warn(objOrMsg: object | string, msg?: string): void;
+  error(objOrMsg: object | string, msg?: string): void;
+}
+
+/** Options of `createApiRouter` and `createApiApp`. */
+export interface ApiRouterOptions {
+  /**
+   * Browser-extension origins allowed to call the server with CORS, e.g.
+   * `chrome-extension://<id>` or `moz-extension://<id>` (a trailing `/` is ignored).
+   * Localhost origins (`http(s)://localhost:*`, `http(s)://127.0.0.1:*`, `http(s)://[::1]:*`)
+   * are always allowed. A request carrying any other `Origin` is refused with 403.
+   */
+  allowedOrigins: readonly string[];
+  /**
+   * Extra `Host` header names (without port) accepted besides `localhost`, `127.0.0.1` and
+   * `[::1]`, e.g. a LAN name when the server is deliberately bound to another interface.
+   * Any other Host is refused with 403 (DNS-rebinding defence).
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * When set, every route except `GET /v1/health` (and the API documentation) requires
+   * `Authorization: Bearer <apiKey>`; compared in constant time.
+   */
+  apiKey?: string;
+  /** Largest accepted request body in bytes; larger bodies get 413. Default 32 MiB. */
+  bodyLimitBytes?: number;
+  /** Where errors (500s with their cause) and request problems are logged. Default: silent. */
+  logger?: ApiLogger;
+  /**
+   * Makes the id of each request (sent back in `X-Request-Id`, passed to handlers). Default: a
+   * random per-process prefix plus a counter. A client-sent `X-Request-Id` of up to 128
+   * characters `[A-Za-z0-9._:-]` is used as is.
+   */
+  requestIdFactory?: () => string;
+  /** Serve Swagger UI at `/swagger-ui/`. Default true. The document is always served at `/api-doc/openapi.json`. */
+  swaggerUi?: boolean;
+  /** Version written into the OpenAPI document's `info.version`. Default `0.0.0`. */
+  version?: string;
+}
+
+/** Default body limit: 32 MiB (documents and page text can be large). */
+export const defaultBodyLimitBytes = 32 * 1024 * 1024;
+
+const noop = (): void => undefined;
+
+/** A logger that drops everything. */
+export const silentLogger: ApiLogger = { debug: noop, info: noop, warn: noop, error: noop };

@@ -1,0 +1,51 @@
+import { IncomingMessage, ServerResponse, createServer, type Server, type ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Express } from 'express';
+
+type LegacyConstructor = (this: unknown, ...args: unknown[]) => void;
+
+/** Node's request/response classes are still plain functions (callable with `this`); ES classes are not. */
+function isLegacyConstructor(value: unknown): value is LegacyConstructor {
+  return typeof value === 'function' && !/^class\b/.test(Function.prototype.toString.call(value));
+}
+
+/**
+ * Request and response classes whose prototypes are the app's `request`/`response` objects.
+ * Express's `app.handle` calls `Object.setPrototypeOf(req, app.request)` on every request, and
+ * that swap is the largest single cost of an Express request (about half the CPU time of a
+ * health check in bench/http). When the objects are born with that prototype the swap is a
+ * no-op. Returns undefined where Node's classes cannot be subclassed this way.
+ */
+function expressMessageClasses(app: Express): Pick<ServerOptions, 'IncomingMessage' | 'ServerResponse'> | undefined {
+  const baseRequest: unknown = IncomingMessage;
+  const baseResponse: unknown = ServerResponse;
+  if (!isLegacyConstructor(baseRequest) || !isLegacyConstructor(baseResponse)) return undefined;
+  if (!Object.prototype.isPrototypeOf.call(IncomingMessage.prototype, app.request) || !Object.prototype.isPrototypeOf.call(ServerResponse.prototype, app.response)) {
+    return undefined;
+  }
+  const constructRequest: LegacyConstructor = baseRequest;
+  const constructResponse: LegacyConstructor = baseResponse;
+  function ExpressIncomingMessage(this: unknown, socket: Socket): void {
+    constructRequest.call(this, socket);
+  }
+  ExpressIncomingMessage.prototype = app.request;
+  function ExpressServerResponse(this: unknown, request: IncomingMessage, options?: unknown): void {
+    constructResponse.call(this, request, options);
+  }
+  ExpressServerResponse.prototype = app.response;
+  return {
+    IncomingMessage: ExpressIncomingMessage as unknown as typeof IncomingMessage,
+    ServerResponse: ExpressServerResponse as unknown as typeof ServerResponse,
+  };
+}
+
+/**
+ * `http.createServer(app)` for an Express app (typically `createApiApp`), with request and
+ * response objects created with the app's prototypes so Express need not swap them per request.
+ * Behaves exactly like `http.createServer(serverOptions, app)` otherwise (falls back to it where
+ * Node's classes do not allow this). The server is returned unstarted: call `listen`.
+ */
+export function createApiHttpServer(app: Express, serverOptions: ServerOptions = {}): Server {
+  const classes = expressMessageClasses(app);
+  return createServer(classes === undefined ? serverOptions : { ...serverOptions, ...classes }, app);
+}

@@ -1,0 +1,182 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQueryString } from 'node:querystring';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import {
+  InvalidRequestError, NotFoundError, isChunkStream, parseRouteRequest, routeList,
+  type AnyRouteDefinition, type AppStateProvider, type CallerIdentity, type RouteId, type RouteMethod,
+} from '@tabagent/values';
+import { defaultBodyLimitBytes, silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
+import { createHttpCallContext } from './http-call-context.js';
+import { MethodNotAllowedError } from './method-not-allowed-error.js';
+import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
+import { sendProblem } from './problem-response.js';
+import { readJsonBody } from './request-body-reader.js';
+import { RequestGuard, requestStateOf } from './request-guard.js';
+import { createCounterRequestIdFactory } from './request-id.js';
+import { buildRouteTable, legacyPathPrefix } from './route-table.js';
+import { sendChunkStream } from './sse-response.js';
+
+/** Path of the generated OpenAPI document. */
+export const openApiDocumentPath = '/api-doc/openapi.json';
+/** Mount path of Swagger UI. */
+export const swaggerUiPath = '/swagger-ui';
+
+const jsonContentType = 'application/json; charset=utf-8';
+
+function pathOf(request: IncomingMessage): string {
+  const url = (request as Request).originalUrl ?? request.url ?? '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function queryOf(request: IncomingMessage): Record<string, unknown> | undefined {
+  const url = request.url ?? '';
+  const query = url.indexOf('?');
+  if (query === -1 || query === url.length - 1) return undefined;
+  return parseQueryString(url.slice(query + 1));
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Path parameters win over query parameters, which win over body fields. */
+function mergeRequest(body: unknown, query: Record<string, unknown> | undefined, params: Record<string, string>): Record<string, unknown> {
+  if (body !== undefined && body !== null && !isPlainObject(body)) throw new InvalidRequestError('The JSON request body must be an object');
+  const merged: Record<string, unknown> = body === undefined || body === null ? {} : { ...body };
+  if (query !== undefined) {
+    for (const key of Object.keys(query)) if (key !== '__proto__') merged[key] = query[key];
+  }
+  for (const key of Object.keys(params)) merged[key] = params[key];
+  return merged;
+}
+
+function isGone(response: ServerResponse): boolean {
+  return response.destroyed || response.writableEnded;
+}
+
+function sendJson(response: ServerResponse, value: unknown): void {
+  const body = JSON.stringify(value) ?? 'null';
+  response.writeHead(200, { 'Content-Type': jsonContentType, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+class ApiRouterBuilder {
+  private readonly logger: ApiLogger;
+  private readonly bodyLimitBytes: number;
+  private readonly requestIdFactory: () => string;
+  private readonly guard: RequestGuard;
+  private readonly openPaths: ReadonlySet<string>;
+  private openApiJson: string | undefined;
+  private swaggerRouter: Router | undefined;
+
+  constructor(
+    private readonly provider: AppStateProvider,
+    private readonly options: ApiRouterOptions,
+    private readonly routes: readonly AnyRouteDefinition[],
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.bodyLimitBytes = options.bodyLimitBytes ?? defaultBodyLimitBytes;
+    if (!Number.isSafeInteger(this.bodyLimitBytes) || this.bodyLimitBytes < 0) throw new RangeError('bodyLimitBytes must be a non-negative integer');
+    this.requestIdFactory = options.requestIdFactory ?? createCounterRequestIdFactory();
+    const health = routes.find((route) => route.id === 'health');
+    const healthPaths = health === undefined ? [] : [health.path, ...(health.aliases ?? [])];
+    this.openPaths = new Set(healthPaths.flatMap((path) => (path.startsWith('/v1/') ? [path, `${legacyPathPrefix}${path}`] : [path])));
+    this.guard = new RequestGuard({
+      allowedOrigins: options.allowedOrigins,
+      allowedHosts: options.allowedHosts ?? [],
+      apiKey: options.apiKey,
+      requestIdFactory: this.requestIdFactory,
+      isOpenPath: (path) => this.openPaths.has(path) || path === openApiDocumentPath || path === swaggerUiPath || path.startsWith(`${swaggerUiPath}/`),
+    });
+  }
+
+  build(): Router {
+    const router = express.Router({ caseSensitive: true });
+    router.use((request: Request, response: Response, next: NextFunction) => {
+      const outcome = this.guard.check(request, response, pathOf(request));
+      if (outcome === undefined) next();
+      else if (outcome !== 'handled') this.fail(request, response, outcome);
+    });
+    for (const entry of buildRouteTable(this.routes)) {
+      const route = router.route(entry.expressPath);
+      for (const [method, id] of entry.methods) {
+        const handler = (request: Request, response: Response): Promise<void> => this.serve(id, request, response).catch((error: unknown) => this.fail(request, response, error));
+        if (method === 'GET') route.get(handler);
+        else if (method === 'POST') route.post(handler);
+        else if (method === 'PUT') route.put(handler);
+        else route.delete(handler);
+      }
+      const allow = [...entry.methods.keys()].flatMap((method: RouteMethod) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
+      route.all((request: Request, response: Response) => this.fail(request, response, new MethodNotAllowedError(request.method, pathOf(request), allow)));
+    }
+    router.get(openApiDocumentPath, (_request: Request, response: Response) => {
+      const body = this.openApiDocumentJson();
+      response.writeHead(200, { 'Content-Type': jsonContentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
+      response.end(body);
+    });
+    if (this.options.swaggerUi ?? true) {
+      router.use(swaggerUiPath, (request: Request, response: Response, next: NextFunction) => this.swaggerUi()(request, response, next));
+    }
+    router.use((request: Request, response: Response) => this.fail(request, response, new NotFoundError(`No route for ${request.method} ${pathOf(request)}; see ${openApiDocumentPath}`)));
+    // Errors raised by Express itself or by Swagger UI's middleware.
+    router.use((error: unknown, request: Request, response: Response, _next: NextFunction) => this.fail(request, response, error));
+    return router;
+  }
+
+  /**
+   * Answers with the problem document of `error`. Handlers call this directly rather than
+   * `next(error)`: Express would walk every remaining route layer looking for an error handler.
+   */
+  private fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    sendProblem(response, error, pathOf(request), requestStateOf(request, this.requestIdFactory).requestId, this.logger);
+  }
+
+  /** The OpenAPI document as JSON text, generated on first use. */
+  openApiDocumentJson(): string {
+    this.openApiJson ??= JSON.stringify(this.openApiDocument());
+    return this.openApiJson;
+  }
+
+  private openApiDocument(): OpenApiDocument {
+    return buildOpenApiDocument(this.routes, { version: this.options.version ?? '0.0.0', apiKeyRequired: (this.options.apiKey ?? '').length > 0 });
+  }
+
+  private swaggerUi(): Router {
+    if (this.swaggerRouter === undefined) {
+      const document = JSON.parse(this.openApiDocumentJson()) as Record<string, unknown>;
+      const swaggerRouter = express.Router();
+      swaggerRouter.use(swaggerUi.serveFiles(document), swaggerUi.setup(document, { customSiteTitle: 'TabAgent Server API' }));
+      this.swaggerRouter = swaggerRouter;
+    }
+    return this.swaggerRouter;
+  }
+
+  private async serve(id: RouteId, request: Request, response: Response): Promise<void> {
+    const state = requestStateOf(request, this.requestIdFactory);
+    const method = request.method;
+    const body = method === 'GET' || method === 'HEAD' ? undefined : await readJsonBody(request, this.bodyLimitBytes);
+    const validated = parseRouteRequest(id, mergeRequest(body, queryOf(request), request.params as Record<string, string>));
+    const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
+    const context = createHttpCallContext(state.requestId, caller, request, response);
+    const result: unknown = await this.provider.handle(id, validated, context);
+    if (isGone(response)) return;
+    if (isChunkStream(result)) {
+      await sendChunkStream(result, { response, requestId: state.requestId, instance: pathOf(request), logger: this.logger });
+      return;
+    }
+    sendJson(response, result);
+  }
+}
+
+/**
+ * Mounts every route of the catalogue on an Express 5 router: `/v1/...` paths, their aliases and
+ * the legacy `/api/v1/...` prefix; request validation; SSE streams; RFC 7807 problem documents
+ * for every error; Host/Origin/API-key checks; the OpenAPI document at `/api-doc/openapi.json`
+ * and Swagger UI at `/swagger-ui/`. Unknown paths end here with a 404 problem, so mount other
+ * routers before this one.
+ */
+export function createApiRouter(provider: AppStateProvider, options: ApiRouterOptions): Router {
+  return new ApiRouterBuilder(provider, options, routeList as readonly AnyRouteDefinition[]).build();
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { rawRequest } from './test-support/raw-request.js';
+import { startTestServer, type TestServer } from './test-support/test-provider.js';
+
+const extensionOrigin = 'chrome-extension://abcdefghijklmnopabcdefghijklmnop';
+
+describe('Host and Origin checks', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ allowedHosts: ['tabagent.lan'], plainNodeServer: true });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('accepts loopback Host names with any port and configured extra hosts', async () => {
+    for (const host of ['localhost', `localhost:${server.port}`, '127.0.0.1:1', '[::1]:8080', 'LOCALHOST', 'tabagent.lan:80']) {
+      const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
+      expect({ host, status: response.status }).toEqual({ host, status: 200 });
+    }
+  });
+
+  it('refuses a foreign Host header with a 403 problem (DNS rebinding)', async () => {
+    for (const host of ['evil.example', 'evil.example:8080', 'localhost.evil.example', '127.0.0.2']) {
+      const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
+      expect({ host, status: response.status }).toEqual({ host, status: 403 });
+      expect(response.headers['content-type']).toBe('application/problem+json');
+      expect((JSON.parse(response.body) as { code: string }).code).toBe('forbidden');
+      expect(response.headers['x-request-id']).toBeDefined();
+    }
+  });
+
+  it('reflects an allowed extension origin with Vary and exposes X-Request-Id', async () => {
+    const response = await fetch(`${server.baseUrl}/v1/health`, { headers: { origin: extensionOrigin } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('access-control-allow-origin')).toBe(extensionOrigin);
+    expect(response.headers.get('vary')).toBe('Origin');
+    expect(response.headers.get('access-control-expose-headers')).toBe('X-Request-Id');
+  });
+
+  it('allows localhost origins on any port', async () => {
+    for (const origin of ['http://localhost:3000', 'http://127.0.0.1:5173', 'http://[::1]:8080', 'http://localhost']) {
+      const response = await fetch(`${server.baseUrl}/v1/health`, { headers: { origin } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+    }
+  });
+
+  it('refuses a request carrying a disallowed Origin with a 403 problem', async () => {
+    for (const origin of ['https://evil.example', 'chrome-extension://otherextensionid', 'null', 'http://localhost.evil.example']) {
+      const response = await fetch(`${server.baseUrl}/v1/health`, { headers: { origin } });
+      expect({ origin, status: response.status }).toEqual({ origin, status: 403 });
+      expect(response.headers.get('access-control-allow-origin')).toBeNull();
+      expect(((await response.json()) as { code: string }).code).toBe('forbidden');
+    }
+  });
+
+  it('accepts requests without an Origin header (native clients)', async () => {
+    const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host: 'localhost' } });
+    expect(response.status).toBe(200);
+    expect(response.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('answers a CORS preflight from an allowed origin with 204', async () => {
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: extensionOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' },
+    });
+    expect(response.status).toBe(204);
+    expect(response.headers.get('access-control-allow-origin')).toBe(extensionOrigin);
+    expect(response.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
+    expect(response.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id');
+  });
+
+  it('refuses a CORS preflight from a disallowed origin', async () => {
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('API key', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ apiKey: 's3cret-key' });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('requires the bearer key on routes other than health', async () => {
+    for (const authorization of [undefined, 'Bearer wrong', 'Basic s3cret-key', 'Bearer s3cret-ke']) {
+      const response = await fetch(`${server.baseUrl}/v1/models/x`, { headers: authorization === undefined ? {} : { authorization } });
+      expect({ authorization, status: response.status }).toEqual({ authorization, status: 401 });
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+      expect(((await response.json()) as { code: string }).code).toBe('unauthorized');
+    }
+  });
+
+  it('accepts the right key and tells the handler the caller authenticated', async () => {
+    const response = await fetch(`${server.baseUrl}/v1/models/x`, { headers: { authorization: 'Bearer s3cret-key' } });
+    expect(response.status).toBe(200);
+    const context = server.probe.contexts.find((entry) => entry.requestId === response.headers.get('x-request-id'));
+    expect(context?.caller).toEqual({ apiKey: true });
+  });
+
+  it('keeps health open without a key, on every health path', async () => {
+    for (const path of ['/v1/health', '/health', '/api/v1/health']) {
+      const response = await fetch(`${server.baseUrl}${path}`);
+      expect({ path, status: response.status }).toEqual({ path, status: 200 });
+    }
+  });
+
+  it('lets a CORS preflight through without the key (browsers never send it there)', async () => {
+    const response = await fetch(`${server.baseUrl}/v1/models/x`, { method: 'OPTIONS', headers: { origin: extensionOrigin, 'access-control-request-method': 'GET' } });
+    expect(response.status).toBe(204);
+  });
+});

@@ -1,0 +1,90 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ForbiddenError, UnauthorizedError } from '@tabagent/values';
+import { ApiKeyCheck } from './api-key-check.js';
+import { HostPolicy } from './host-policy.js';
+import { OriginPolicy } from './origin-policy.js';
+import { isAcceptableClientRequestId } from './request-id.js';
+
+const requestStateKey = Symbol('tabagent.api.requestState');
+
+/** What the guard learned about a request, read later by the route handler. */
+export interface RequestState {
+  readonly requestId: string;
+  readonly origin: string | undefined;
+  readonly authenticated: boolean;
+}
+
+type TaggedRequest = IncomingMessage & { [requestStateKey]?: RequestState };
+
+/** The state the guard attached to a request (a fresh id if the guard did not run). */
+export function requestStateOf(request: IncomingMessage, fallbackId: () => string): RequestState {
+  return (request as TaggedRequest)[requestStateKey] ?? { requestId: fallbackId(), origin: undefined, authenticated: false };
+}
+
+/** Options of `RequestGuard`. */
+export interface RequestGuardOptions {
+  allowedOrigins: readonly string[];
+  allowedHosts: readonly string[];
+  apiKey: string | undefined;
+  requestIdFactory: () => string;
+  /** Paths that stay open when an API key is configured. */
+  isOpenPath: (path: string) => boolean;
+}
+
+const preflightHeaders = {
+  'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Request-Id',
+  'Access-Control-Max-Age': '600',
+} as const;
+
+/**
+ * Runs before any route, in one pass because it is on every request's path: assigns the request
+ * id, refuses foreign Host headers (DNS rebinding) and foreign Origins (web pages), answers CORS
+ * preflights, and checks the API key.
+ */
+export class RequestGuard {
+  private readonly hosts: HostPolicy;
+  private readonly origins: OriginPolicy;
+  private readonly apiKeyCheck: ApiKeyCheck | undefined;
+
+  constructor(private readonly options: RequestGuardOptions) {
+    this.hosts = new HostPolicy(options.allowedHosts);
+    this.origins = new OriginPolicy(options.allowedOrigins);
+    this.apiKeyCheck = options.apiKey === undefined || options.apiKey.length === 0 ? undefined : new ApiKeyCheck(options.apiKey);
+  }
+
+  /**
+   * Checks one request; returns the error to answer with, or `'handled'` when it answered a
+   * preflight itself, or `undefined` to continue.
+   */
+  check(request: IncomingMessage, response: ServerResponse, path: string): Error | 'handled' | undefined {
+    const incomingId = request.headers['x-request-id'];
+    const requestId = typeof incomingId === 'string' && isAcceptableClientRequestId(incomingId) ? incomingId : this.options.requestIdFactory();
+    response.setHeader('X-Request-Id', requestId);
+    const origin = request.headers.origin;
+    const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
+    (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated };
+
+    if (!this.hosts.allows(request.headers.host)) {
+      return new ForbiddenError(`Host ${JSON.stringify(request.headers.host ?? '')} is not allowed; use localhost, 127.0.0.1 or [::1]`);
+    }
+    if (origin !== undefined) {
+      if (!this.origins.allows(origin)) return new ForbiddenError(`Origin ${JSON.stringify(origin)} is not allowed to call this server`);
+      response.setHeader('Access-Control-Allow-Origin', origin);
+      response.setHeader('Vary', 'Origin');
+      response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id');
+    }
+    if (request.method === 'OPTIONS') {
+      const headers: Record<string, string> = { ...preflightHeaders, 'Content-Length': '0' };
+      // Chrome's Private Network Access preflight asks before a page-less extension context talks to localhost.
+      if (origin !== undefined && request.headers['access-control-request-private-network'] === 'true') headers['Access-Control-Allow-Private-Network'] = 'true';
+      response.writeHead(204, headers);
+      response.end();
+      return 'handled';
+    }
+    if (this.apiKeyCheck !== undefined && !authenticated && !this.options.isOpenPath(path)) {
+      return new UnauthorizedError('This server requires an API key: send Authorization: Bearer <key>');
+    }
+    return undefined;
+  }
+}
