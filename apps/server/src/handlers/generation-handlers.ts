@@ -1,0 +1,319 @@
+import type {
+  ChatGenerationRequest,
+  GenerationChatMessage,
+  GenerationResponseFormat,
+  GenerationResult,
+  GenerationRun,
+  GenerationToolChoice,
+  GgufModelManager,
+} from '@tabagent/gguf-loader';
+import { InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
+import type { GenerationParams, ModelRegistry } from '../model-registry.js';
+import { createGgufModelAccess, type GgufModelAccess } from './gguf-model-access.js';
+import type { HandlerGroup } from './handler-group.js';
+
+/** Minimal logger of the handlers (pino-compatible). */
+export interface GenerationHandlerLogger {
+  info(objectOrMessage: object | string, message?: string): void;
+  warn(objectOrMessage: object | string, message?: string): void;
+}
+
+/** What the generation handlers need. */
+export interface GenerationHandlerDeps {
+  manager: GgufModelManager;
+  registry: ModelRegistry;
+  /** Shared with the model handlers (created from manager and registry when absent). */
+  access?: GgufModelAccess;
+  logger?: GenerationHandlerLogger;
+  /** Generations kept per model for `stats.get` (default 20). */
+  statsHistory?: number;
+  /** Unix time source for `created` (tests). */
+  now?: () => number;
+}
+
+type GenerationRouteId = 'chat.completions' | 'completions' | 'generation.stop' | 'generation.halt' | 'generation.halt_status' | 'params.get' | 'params.set' | 'stats.get';
+
+type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
+type Usage = RouteResponse<'chat.completions'>['usage'];
+type ChatRequest = RouteRequest<'chat.completions'>;
+type CompletionRequest = RouteRequest<'completions'>;
+type SamplingRequest = Pick<ChatRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop'>;
+
+function usageOf(result: GenerationResult): Usage {
+  return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
+}
+
+/** Request fields over the stored defaults. */
+function samplingOf(request: SamplingRequest, defaults: GenerationParams, maxTokens: number | undefined) {
+  const stop = request.stop === undefined ? defaults.stop : typeof request.stop === 'string' ? [request.stop] : request.stop;
+  const seed = request.seed ?? defaults.seed;
+  return {
+    temperature: request.temperature ?? defaults.temperature,
+    topP: request.top_p ?? defaults.top_p,
+    topK: request.top_k ?? defaults.top_k,
+    minP: request.min_p ?? defaults.min_p,
+    repeatPenalty: request.repeat_penalty ?? defaults.repeat_penalty,
+    frequencyPenalty: request.frequency_penalty ?? defaults.frequency_penalty,
+    presencePenalty: request.presence_penalty ?? defaults.presence_penalty,
+    seed: seed === null ? undefined : seed,
+    maxTokens: maxTokens ?? request.max_tokens ?? defaults.max_tokens,
+    stop,
+  };
+}
+
+function responseFormatOf(format: ChatRequest['response_format']): GenerationResponseFormat | undefined {
+  if (format === undefined) return undefined;
+  if (format.type === 'json_schema') return { type: 'json_schema', schema: format.json_schema.schema };
+  return format;
+}
+
+function messagesOf(request: ChatRequest, defaults: GenerationParams): GenerationChatMessage[] {
+  const messages = request.messages.map((message, index): GenerationChatMessage => {
+    let content: string | null;
+    if (Array.isArray(message.content)) {
+      if (message.content.some((part) => part.type !== 'text')) {
+        throw new InvalidRequestError(`messages.${index}.content has an image part; GGUF text models take text only`, { issues: [{ path: `messages.${index}.content`, message: 'image parts are not supported' }] });
+      }
+      content = message.content.map((part) => (part.type === 'text' ? part.text : '')).join('');
+    } else {
+      content = message.content;
+    }
+    return {
+      role: message.role,
+      content,
+      name: message.name,
+      toolCallId: message.tool_call_id,
+      toolCalls: message.tool_calls?.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments })),
+    };
+  });
+  if (defaults.system_prompt !== null && !messages.some((message) => message.role === 'system' || message.role === 'developer')) {
+    messages.unshift({ role: 'system', content: defaults.system_prompt });
+  }
+  return messages;
+}
+
+function toolChoiceOf(choice: ChatRequest['tool_choice']): GenerationToolChoice | undefined {
+  if (choice === undefined || typeof choice === 'string') return choice;
+  return { name: choice.function.name };
+}
+
+/** Chat, completions, stop/halt, default parameters and statistics on the GGUF manager. */
+export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGroup<GenerationRouteId> {
+  const { manager, registry } = deps;
+  const access = deps.access ?? createGgufModelAccess({ manager, registry });
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const statsHistory = deps.statsHistory ?? 20;
+  const running = new Map<string, AbortController>();
+  const statsByModel = new Map<string, GenerationStats[]>();
+  const generationCount = new Map<string, number>();
+  let lastStats: GenerationStats | null = null;
+  let lastHaltTime: string | null = null;
+
+  const record = (requestId: string, result: GenerationResult): void => {
+    const stats: GenerationStats = {
+      model: result.modelId,
+      request_id: requestId,
+      time_to_first_token_ms: result.timeToFirstTokenMs,
+      tokens_per_second: result.tokensPerSecond,
+      prompt_tokens: result.promptTokens,
+      completion_tokens: result.completionTokens,
+      total_time_ms: result.totalTimeMs,
+      finish_reason: result.finishReason,
+      finished_at: new Date().toISOString(),
+    };
+    lastStats = stats;
+    const recent = statsByModel.get(result.modelId) ?? [];
+    recent.push(stats);
+    if (recent.length > statsHistory) recent.shift();
+    statsByModel.set(result.modelId, recent);
+    generationCount.set(result.modelId, (generationCount.get(result.modelId) ?? 0) + 1);
+  };
+
+  /**
+   * Starts a generation registered under the request id: stop, halt and client disconnect abort
+   * it. Stats are recorded and the id released when it ends, whether or not anyone reads it.
+   */
+  const launch = (context: CallContext, start: (signal: AbortSignal) => GenerationRun<GenerationResult>): GenerationRun<GenerationResult> => {
+    const controller = new AbortController();
+    running.set(context.requestId, controller);
+    const release = (): void => {
+      if (running.get(context.requestId) === controller) running.delete(context.requestId);
+    };
+    let run: GenerationRun<GenerationResult>;
+    try {
+      run = start(AbortSignal.any([context.signal, controller.signal]));
+    } catch (error) {
+      release();
+      throw error;
+    }
+    run.result.then(
+      (result) => {
+        release();
+        record(context.requestId, result);
+      },
+      (error: unknown) => {
+        release();
+        deps.logger?.warn({ err: error, requestId: context.requestId }, 'Generation failed');
+      },
+    );
+    return run;
+  };
+
+  /** Resolves the model and loads it on demand; everything that can fail before generating fails here. */
+  const prepare = async (requested: string | undefined, keepAlive: number | string | undefined) => {
+    const model = await access.resolveTextModel(requested);
+    await access.ensureLoaded(model, { keepAlive });
+    return model;
+  };
+
+  return {
+    'chat.completions': async (request, context) => {
+      const defaults = await registry.getGenerationParams();
+      const model = await prepare(request.model, request.keep_alive);
+      const chatRequest: ChatGenerationRequest = {
+        ...samplingOf(request, defaults, request.max_completion_tokens),
+        messages: messagesOf(request, defaults),
+        tools: request.tools?.map((tool) => ({ name: tool.function.name, description: tool.function.description, parameters: tool.function.parameters })),
+        toolChoice: toolChoiceOf(request.tool_choice),
+        responseFormat: responseFormatOf(request.response_format),
+        keepAlive: request.keep_alive,
+      };
+      const run = launch(context, (signal) => manager.chat(model.id, { ...chatRequest, signal }));
+      const id = `chatcmpl-${context.requestId}`;
+      const created = now();
+      if (!request.stream) {
+        const result = await run.result;
+        const toolCalls = result.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+        return {
+          id,
+          object: 'chat.completion',
+          created,
+          model: model.id,
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: toolCalls.length > 0 && result.text.length === 0 ? null : result.text, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+              finish_reason: result.finishReason,
+              logprobs: null,
+            },
+          ],
+          usage: usageOf(result),
+          request_id: context.requestId,
+        };
+      }
+      const chunk = (delta: RouteChunk<'chat.completions'>['choices'][number]['delta'], finishReason: GenerationResult['finishReason'] | null, usage?: Usage): RouteChunk<'chat.completions'> => ({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: model.id,
+        choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+        ...(usage ? { usage } : {}),
+        request_id: context.requestId,
+      });
+      return (async function* chatStream(): AsyncGenerator<RouteChunk<'chat.completions'>> {
+        let finished = false;
+        try {
+          yield chunk({ role: 'assistant', content: '' }, null);
+          for await (const delta of run) yield chunk({ content: delta }, null);
+          const result = await run.result;
+          finished = true;
+          if (result.toolCalls.length > 0) {
+            yield chunk({ tool_calls: result.toolCalls.map((call, index) => ({ index, id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } })) }, null);
+          }
+          yield chunk({}, result.finishReason, usageOf(result));
+        } finally {
+          // The consumer left early (client disconnect): stop generating.
+          if (!finished) {
+            running.get(context.requestId)?.abort();
+            await run.result.catch(() => undefined);
+          }
+        }
+      })();
+    },
+
+    completions: async (request, context) => {
+      const defaults = await registry.getGenerationParams();
+      if (request.suffix !== undefined) throw new InvalidRequestError('suffix (fill-in-the-middle) is not supported');
+      const prompt = typeof request.prompt === 'string' ? request.prompt : (request.prompt[0] as string);
+      const model = await prepare(request.model, request.keep_alive);
+      const run = launch(context, (signal) =>
+        manager.complete(model.id, { ...samplingOf(request, defaults, undefined), prompt, responseFormat: responseFormatOf(request.response_format), keepAlive: request.keep_alive, signal }),
+      );
+      const id = `cmpl-${context.requestId}`;
+      const created = now();
+      const echo = request.echo === true ? prompt : '';
+      if (!request.stream) {
+        const result = await run.result;
+        return {
+          id,
+          object: 'text_completion',
+          created,
+          model: model.id,
+          choices: [{ index: 0, text: echo + result.text, finish_reason: result.finishReason, logprobs: null }],
+          usage: usageOf(result),
+          request_id: context.requestId,
+        };
+      }
+      const chunk = (text: string, finishReason: GenerationResult['finishReason'] | null, usage?: Usage): RouteChunk<'completions'> => ({
+        id,
+        object: 'text_completion',
+        created,
+        model: model.id,
+        choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }],
+        ...(usage ? { usage } : {}),
+        request_id: context.requestId,
+      });
+      return (async function* completionStream(): AsyncGenerator<RouteChunk<'completions'>> {
+        let finished = false;
+        try {
+          if (echo.length > 0) yield chunk(echo, null);
+          for await (const delta of run) yield chunk(delta, null);
+          const result = await run.result;
+          finished = true;
+          yield chunk('', result.finishReason, usageOf(result));
+        } finally {
+          if (!finished) {
+            running.get(context.requestId)?.abort();
+            await run.result.catch(() => undefined);
+          }
+        }
+      })();
+    },
+
+    'generation.stop': async (request) => {
+      const controller = running.get(request.request_id);
+      if (!controller) return { status: 'not_found', request_id: request.request_id, stopped: 0 };
+      controller.abort();
+      return { status: 'stopped', request_id: request.request_id, stopped: 1 };
+    },
+
+    'generation.halt': async () => {
+      const ids = [...running.keys()];
+      for (const id of ids) running.get(id)?.abort();
+      lastHaltTime = new Date().toISOString();
+      deps.logger?.info({ stopped: ids.length }, 'Halted all generations');
+      return { status: 'halted', was_generating: ids.length > 0, stopped: ids.length, stopped_request_ids: ids };
+    },
+
+    'generation.halt_status': async () => ({
+      generating: running.size > 0,
+      active_requests: running.size,
+      active_request_ids: [...running.keys()],
+      last_halt_time: lastHaltTime,
+    }),
+
+    'params.get': async () => registry.getGenerationParams(),
+
+    'params.set': async (request) => registry.setGenerationParams(request),
+
+    'stats.get': async () => ({
+      last: lastStats,
+      models: [...statsByModel.entries()].map(([model, recent]) => {
+        const ttfts = recent.flatMap((stats) => (stats.time_to_first_token_ms === null ? [] : [stats.time_to_first_token_ms]));
+        const speeds = recent.flatMap((stats) => (stats.tokens_per_second === null ? [] : [stats.tokens_per_second]));
+        const mean = (values: number[]): number | null => (values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length);
+        return { model, generations: generationCount.get(model) ?? recent.length, mean_time_to_first_token_ms: mean(ttfts), mean_tokens_per_second: mean(speeds), recent: [...recent] };
+      }),
+    }),
+  };
+}

@@ -1,0 +1,128 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ggufModelInspector } from '@tabagent/gguf-loader';
+import { writeBrokenGguf, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+import { TabAgentError } from '@tabagent/values';
+import { createModelRegistry, defaultGenerationParams, type ModelRegistry } from './model-registry.js';
+
+let root: string;
+let dataDir: string;
+let outside: string;
+let registry: ModelRegistry;
+
+async function caught(promise: Promise<unknown>): Promise<TabAgentError> {
+  const error: unknown = await promise.then(
+    () => null,
+    (reason: unknown) => reason,
+  );
+  expect(TabAgentError.isInstance(error)).toBe(true);
+  return error as TabAgentError;
+}
+
+beforeEach(() => {
+  root = mkdtempSync(path.join(tmpdir(), 'registry-'));
+  dataDir = path.join(root, 'data');
+  outside = path.join(root, 'elsewhere');
+  mkdirSync(path.join(dataDir, 'models', 'family'), { recursive: true });
+  mkdirSync(outside, { recursive: true });
+  registry = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
+});
+
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe('model registry', () => {
+  it('lists .gguf files in the models folder (one level deep) with header details and deduplicated ids', async () => {
+    const first = writeTinyLlamaGguf(path.join(dataDir, 'models', 'tiny.gguf'), { chatTemplate: '{{x}}' });
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'family', 'tiny.gguf'), { tensorType: 'F32' });
+    writeFileSync(path.join(dataDir, 'models', 'notes.txt'), 'not a model');
+    const models = await registry.list();
+    expect(models.map((model) => [model.id, model.path, model.source])).toEqual([
+      ['tiny', path.join(dataDir, 'models', 'tiny.gguf'), 'models-folder'],
+      ['tiny-2', path.join(dataDir, 'models', 'family', 'tiny.gguf'), 'models-folder'],
+    ]);
+    const tiny = await registry.get('tiny');
+    expect(tiny).toMatchObject({
+      format: 'gguf',
+      task: 'text-generation',
+      details: { architecture: 'llama', parameters: first.parameters, context_length: 2048, quantization: 'F16', embedding_length: 64, has_chat_template: true },
+    });
+    expect((await registry.get('tiny-2')).details.quantization).toBe('F32');
+  });
+
+  it('answers model_not_found for an unknown id and invalid_model for a broken file, and lists only good models', async () => {
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'good.gguf'));
+    writeBrokenGguf(path.join(dataDir, 'models', 'broken.gguf'), 'duplicate-token');
+    expect((await registry.list()).map((model) => model.id)).toEqual(['good']);
+    expect((await caught(registry.get('nope'))).code).toBe('model_not_found');
+    const broken = await caught(registry.get('broken'));
+    expect(broken.code).toBe('invalid_model');
+    expect(broken.message).toMatch(/duplicate token/);
+  });
+
+  it('registers an outside path (persisted), unregisters it on delete and keeps the file', async () => {
+    const file = path.join(outside, 'mine.gguf');
+    writeTinyLlamaGguf(file);
+    const model = await registry.register(file);
+    expect(model).toMatchObject({ id: 'mine', source: 'registered', path: file });
+    const reopened = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
+    expect((await reopened.list()).map((entry) => entry.id)).toEqual(['mine']);
+    const stored = JSON.parse(readFileSync(path.join(dataDir, 'models.json'), 'utf8')) as { registered: { path: string }[] };
+    expect(stored.registered.map((entry) => entry.path)).toEqual([file]);
+    expect(await registry.remove('mine')).toBe('unregistered');
+    expect(existsSync(file)).toBe(true);
+    expect(await registry.list()).toEqual([]);
+  });
+
+  it('registers with an explicit id and refuses relative, missing, non-model and broken paths', async () => {
+    const file = path.join(outside, 'x.gguf');
+    writeTinyLlamaGguf(file);
+    expect((await registry.register(file, { id: 'custom' })).id).toBe('custom');
+    expect((await caught(registry.register('models/x.gguf'))).code).toBe('invalid_request');
+    expect((await caught(registry.register(path.join(outside, 'missing.gguf')))).code).toBe('invalid_request');
+    writeFileSync(path.join(outside, 'a.txt'), 'x');
+    expect((await caught(registry.register(path.join(outside, 'a.txt')))).code).toBe('invalid_request');
+    writeBrokenGguf(path.join(outside, 'bad.gguf'), 'missing-head-count');
+    expect((await caught(registry.register(path.join(outside, 'bad.gguf')))).code).toBe('invalid_model');
+    const other = path.join(outside, 'y.gguf');
+    writeTinyLlamaGguf(other);
+    expect((await caught(registry.register(other, { id: 'custom' }))).code).toBe('conflict');
+  });
+
+  it('deletes files inside the models folder only, and never follows a link out of it', async () => {
+    const inside = path.join(dataDir, 'models', 'inside.gguf');
+    writeTinyLlamaGguf(inside);
+    await registry.setDefaultModel('inside');
+    expect(await registry.remove('inside')).toBe('deleted');
+    expect(existsSync(inside)).toBe(false);
+    expect(await registry.defaultModel()).toBeNull();
+
+    const target = path.join(outside, 'target.gguf');
+    writeTinyLlamaGguf(target);
+    symlinkSync(target, path.join(dataDir, 'models', 'link.gguf'));
+    expect((await caught(registry.remove('link'))).code).toBe('forbidden');
+    expect(existsSync(target)).toBe(true);
+  });
+
+  it('selects a default model (persisted) and refuses an unknown one', async () => {
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'a.gguf'));
+    expect(await registry.defaultModel()).toBeNull();
+    await registry.setDefaultModel('a');
+    expect(await createModelRegistry({ dataDir, inspectors: [ggufModelInspector] }).defaultModel()).toBe('a');
+    expect((await caught(registry.setDefaultModel('zzz'))).code).toBe('model_not_found');
+  });
+
+  it('persists per-model settings and generation defaults atomically', async () => {
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'a.gguf'));
+    await registry.setModelSettings('a', { context_size: 512 });
+    await registry.setModelSettings('a', { threads: 2 });
+    expect((await registry.get('a')).settings).toEqual({ context_size: 512, threads: 2 });
+
+    expect(await registry.getGenerationParams()).toEqual(defaultGenerationParams);
+    const updated = await registry.setGenerationParams({ temperature: 0.2, stop: ['END'] });
+    expect(updated).toEqual({ ...defaultGenerationParams, temperature: 0.2, stop: ['END'] });
+    expect(await createModelRegistry({ dataDir, inspectors: [ggufModelInspector] }).getGenerationParams()).toEqual(updated);
+    expect((await caught(registry.setGenerationParams({ temperature: 5 }))).code).toBe('invalid_request');
+    expect(JSON.parse(readFileSync(path.join(dataDir, 'settings.json'), 'utf8'))).toEqual({ generation: updated });
+  });
+});

@@ -1,0 +1,448 @@
+import { randomUUID } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { z } from 'zod';
+import {
+  ConflictError,
+  ForbiddenError,
+  GenerationParams as GenerationParamsSchema,
+  InvalidRequestError,
+  ModelNotFoundError,
+  TabAgentError,
+  safeParseJson,
+  type ModelDetails as ModelDetailsSchema,
+  type ModelFormat as ModelFormatSchema,
+  type ModelTask as ModelTaskSchema,
+} from '@tabagent/values';
+
+/** Header facts of a model (`ModelDetails` of the API). */
+export type ModelDetails = z.infer<typeof ModelDetailsSchema>;
+/** `gguf` or `onnx`. */
+export type ModelFormat = z.infer<typeof ModelFormatSchema>;
+/** What a model does. */
+export type ModelTask = z.infer<typeof ModelTaskSchema>;
+/** Default sampling settings (`GenerationParams` of the API). */
+export type GenerationParams = z.infer<typeof GenerationParamsSchema>;
+
+/** What an inspector learns about a model without loading it. */
+export interface ModelInspection {
+  task: ModelTask;
+  details: ModelDetails;
+  sizeBytes: number;
+}
+
+/** Reads one model format. The registry asks each inspector whether it recognises a path. */
+export interface ModelInspector {
+  readonly format: ModelFormat;
+  /** True when `path` (a file or folder) is a model of this format. */
+  detect(path: string, stat: Stats): boolean;
+  /** Reads the header/config; throws `InvalidModelError` for a broken model. */
+  inspect(path: string, options?: { task?: ModelTask }): Promise<ModelInspection>;
+}
+
+/** Load options remembered per model. */
+export interface ModelSettings {
+  context_size?: number;
+  gpu_layers?: number | 'auto' | 'max';
+  threads?: number;
+  keep_alive?: number | string;
+}
+
+/** One model the registry knows. */
+export interface RegisteredModel {
+  id: string;
+  format: ModelFormat;
+  task: ModelTask;
+  /** Absolute path of the file or folder. */
+  path: string;
+  sizeBytes: number;
+  /** Unix seconds: registration time, or the file's modification time. */
+  created: number;
+  details: ModelDetails;
+  /** `models-folder` for files in `<dataDir>/models`, `registered` for paths added by register. */
+  source: 'models-folder' | 'registered';
+  settings: ModelSettings;
+}
+
+/** Options of `createModelRegistry`. */
+export interface ModelRegistryOptions {
+  /** Data directory: `models.json` and `settings.json` live here. */
+  dataDir: string;
+  /** Models folder (default `<dataDir>/models`). */
+  modelsDir?: string;
+  /** One inspector per format (GGUF from gguf-loader, ONNX from onnx-loader). */
+  inspectors: readonly ModelInspector[];
+  /** Warnings about unreadable models. */
+  logger?: { warn(objectOrMessage: object | string, message?: string): void };
+}
+
+/** The server's model registry, persisted in the data directory. */
+export interface ModelRegistry {
+  readonly modelsDir: string;
+  /** Every model in the models folder plus every registered path (rescanned on each call). */
+  list(): Promise<RegisteredModel[]>;
+  /** One model; `model_not_found` when unknown, `invalid_model` when its file is broken. */
+  get(id: string): Promise<RegisteredModel>;
+  /** Registers an absolute path (a file or model folder); returns the model. */
+  register(modelPath: string, options?: { id?: string; task?: ModelTask }): Promise<RegisteredModel>;
+  /** Deletes a model inside the models folder, or unregisters an outside path. */
+  remove(id: string): Promise<'deleted' | 'unregistered'>;
+  /** The default model id, or null. */
+  defaultModel(): Promise<string | null>;
+  /** Selects the default model (must exist). */
+  setDefaultModel(id: string): Promise<void>;
+  /** Remembers load options for a model. */
+  setModelSettings(id: string, settings: ModelSettings): Promise<void>;
+  /** Default sampling settings. */
+  getGenerationParams(): Promise<GenerationParams>;
+  /** Changes some default sampling settings; returns all of them. */
+  setGenerationParams(changes: Partial<GenerationParams>): Promise<GenerationParams>;
+}
+
+/** Defaults of `GenerationParams` before anything is stored. */
+export const defaultGenerationParams: GenerationParams = {
+  temperature: 0.8,
+  top_p: 0.95,
+  top_k: 40,
+  min_p: 0.05,
+  repeat_penalty: 1.1,
+  frequency_penalty: 0,
+  presence_penalty: 0,
+  max_tokens: 512,
+  seed: null,
+  stop: [],
+  system_prompt: null,
+};
+
+interface RegisteredEntry {
+  path: string;
+  id?: string;
+  task?: ModelTask;
+  registered_at: number;
+}
+
+interface RegistryFile {
+  registered: RegisteredEntry[];
+  default_model: string | null;
+  settings: Record<string, ModelSettings>;
+}
+
+interface Candidate {
+  path: string;
+  stat: Stats;
+  inspector: ModelInspector;
+  source: RegisteredModel['source'];
+  explicitId?: string;
+  task?: ModelTask;
+  created: number;
+}
+
+type Scanned = { ok: true; model: RegisteredModel } | { ok: false; id: string; path: string; error: TabAgentError };
+
+/** Writes a file atomically: a temporary file in the same folder, then a rename. */
+export async function writeFileAtomic(file: string, content: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.${randomUUID()}.tmp`;
+  await writeFile(temporary, content, 'utf8');
+  try {
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const parsed = safeParseJson(text);
+  return parsed.success ? parsed.value : undefined;
+}
+
+function stemOf(modelPath: string): string {
+  const base = path.basename(modelPath);
+  return base.toLowerCase().endsWith('.gguf') ? base.slice(0, -'.gguf'.length) : base;
+}
+
+function isInside(child: string, parent: string): boolean {
+  const relative = path.relative(parent, child);
+  return relative.length > 0 && !relative.startsWith('..') && !path.isAbsolute(relative);
+}
+
+/** Default implementation of `ModelRegistry` on JSON files. */
+export class JsonModelRegistry implements ModelRegistry {
+  readonly modelsDir: string;
+  private readonly registryFile: string;
+  private readonly settingsFile: string;
+  private readonly inspections = new Map<string, { key: string; result: ModelInspection | TabAgentError }>();
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: ModelRegistryOptions) {
+    this.modelsDir = path.resolve(options.modelsDir ?? path.join(options.dataDir, 'models'));
+    this.registryFile = path.join(options.dataDir, 'models.json');
+    this.settingsFile = path.join(options.dataDir, 'settings.json');
+  }
+
+  /** The registry file as last read or written; this object is its only writer. */
+  private cachedRegistry: RegistryFile | null = null;
+  private cachedParams: GenerationParams | null = null;
+
+  private async readRegistry(): Promise<RegistryFile> {
+    if (this.cachedRegistry) return structuredClone(this.cachedRegistry);
+    const raw = (await readJson(this.registryFile)) as Partial<RegistryFile> | undefined;
+    this.cachedRegistry = {
+      registered: Array.isArray(raw?.registered) ? raw.registered.filter((entry) => typeof entry?.path === 'string') : [],
+      default_model: typeof raw?.default_model === 'string' ? raw.default_model : null,
+      settings: typeof raw?.settings === 'object' && raw.settings !== null ? raw.settings : {},
+    };
+    return structuredClone(this.cachedRegistry);
+  }
+
+  /** Serialises read-modify-write cycles so concurrent requests do not lose updates. */
+  private mutate<T>(change: (registry: RegistryFile) => Promise<T> | T): Promise<T> {
+    const run = this.writes.then(async () => {
+      const registry = await this.readRegistry();
+      const result = await change(registry);
+      await writeFileAtomic(this.registryFile, `${JSON.stringify(registry, null, 2)}\n`);
+      this.cachedRegistry = structuredClone(registry);
+      return result;
+    });
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  private detect(candidatePath: string, fileStat: Stats): ModelInspector | undefined {
+    return this.options.inspectors.find((inspector) => inspector.detect(candidatePath, fileStat));
+  }
+
+  private async folderCandidates(): Promise<Candidate[]> {
+    const found: Candidate[] = [];
+    const visit = async (dir: string, depth: number): Promise<void> => {
+      let names: string[];
+      try {
+        names = (await readdir(dir)).sort();
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        if (name.startsWith('.')) continue;
+        const entryPath = path.join(dir, name);
+        let entryStat: Stats;
+        try {
+          entryStat = await stat(entryPath);
+        } catch {
+          continue;
+        }
+        const inspector = this.detect(entryPath, entryStat);
+        if (inspector) found.push({ path: entryPath, stat: entryStat, inspector, source: 'models-folder', created: Math.floor(entryStat.mtimeMs / 1000) });
+        else if (entryStat.isDirectory() && depth === 0) subfolders.push(entryPath);
+      }
+    };
+    // Top-level models first, so they keep the plain file stem as their id.
+    const subfolders: string[] = [];
+    await visit(this.modelsDir, 0);
+    for (const folder of subfolders.splice(0)) await visit(folder, 1);
+    return found;
+  }
+
+  private async inspect(candidate: Candidate): Promise<ModelInspection | TabAgentError> {
+    const key = `${candidate.stat.size}:${candidate.stat.mtimeMs}:${candidate.task ?? ''}`;
+    const cached = this.inspections.get(candidate.path);
+    if (cached?.key === key) return cached.result;
+    let result: ModelInspection | TabAgentError;
+    try {
+      result = await candidate.inspector.inspect(candidate.path, candidate.task === undefined ? undefined : { task: candidate.task });
+    } catch (error) {
+      if (!TabAgentError.isInstance(error)) throw error;
+      result = error;
+      this.options.logger?.warn({ path: candidate.path, err: error }, 'Model cannot be used');
+    }
+    this.inspections.set(candidate.path, { key, result });
+    return result;
+  }
+
+  private async scan(): Promise<{ entries: Scanned[]; registry: RegistryFile }> {
+    await this.writes;
+    const registry = await this.readRegistry();
+    const candidates = await this.folderCandidates();
+    const seenPaths = new Set(candidates.map((candidate) => candidate.path));
+    for (const entry of registry.registered) {
+      if (seenPaths.has(entry.path)) continue;
+      let entryStat: Stats;
+      try {
+        entryStat = await stat(entry.path);
+      } catch {
+        this.options.logger?.warn({ path: entry.path }, 'Registered model path is missing');
+        continue;
+      }
+      const inspector = this.detect(entry.path, entryStat);
+      if (!inspector) continue;
+      seenPaths.add(entry.path);
+      candidates.push({ path: entry.path, stat: entryStat, inspector, source: 'registered', explicitId: entry.id, task: entry.task, created: entry.registered_at });
+    }
+    const usedIds = new Set(candidates.flatMap((candidate) => (candidate.explicitId ? [candidate.explicitId] : [])));
+    const entries: Scanned[] = [];
+    for (const candidate of candidates) {
+      let id = candidate.explicitId;
+      if (id === undefined) {
+        const stem = stemOf(candidate.path);
+        id = stem;
+        for (let suffix = 2; usedIds.has(id); suffix++) id = `${stem}-${suffix}`;
+        usedIds.add(id);
+      }
+      const inspection = await this.inspect(candidate);
+      if (TabAgentError.isInstance(inspection)) {
+        entries.push({ ok: false, id, path: candidate.path, error: inspection });
+        continue;
+      }
+      entries.push({
+        ok: true,
+        model: {
+          id,
+          format: candidate.inspector.format,
+          task: candidate.task ?? inspection.task,
+          path: candidate.path,
+          sizeBytes: inspection.sizeBytes,
+          created: candidate.created,
+          details: inspection.details,
+          source: candidate.source,
+          settings: registry.settings[id] ?? {},
+        },
+      });
+    }
+    return { entries, registry };
+  }
+
+  async list(): Promise<RegisteredModel[]> {
+    const { entries } = await this.scan();
+    return entries.flatMap((entry) => (entry.ok ? [entry.model] : []));
+  }
+
+  async get(id: string): Promise<RegisteredModel> {
+    const { entries } = await this.scan();
+    const entry = entries.find((candidate) => (candidate.ok ? candidate.model.id : candidate.id) === id);
+    if (!entry) throw new ModelNotFoundError(`No model with id "${id}" is registered`, { details: { model: id } });
+    if (!entry.ok) throw entry.error;
+    return entry.model;
+  }
+
+  async register(modelPath: string, options: { id?: string; task?: ModelTask } = {}): Promise<RegisteredModel> {
+    if (!path.isAbsolute(modelPath)) throw new InvalidRequestError(`path must be absolute: ${modelPath}`);
+    const resolved = path.resolve(modelPath);
+    let entryStat: Stats;
+    try {
+      entryStat = await stat(resolved);
+    } catch {
+      throw new InvalidRequestError(`No file or folder at ${resolved}`);
+    }
+    const inspector = this.detect(resolved, entryStat);
+    if (!inspector) throw new InvalidRequestError(`${resolved} is not a model this server can read (a .gguf file or an ONNX model folder)`);
+    // Fails with invalid_model before anything is stored.
+    await inspector.inspect(resolved, options.task === undefined ? undefined : { task: options.task });
+    const { entries } = await this.scan();
+    const existing = entries.find((entry) => (entry.ok ? entry.model.path : entry.path) === resolved);
+    if (options.id !== undefined) {
+      const clash = entries.find((entry) => (entry.ok ? entry.model.id : entry.id) === options.id && (entry.ok ? entry.model.path : entry.path) !== resolved);
+      if (clash) throw new ConflictError(`Model id "${options.id}" is already used by another model`, { details: { model: options.id } });
+    }
+    if (!existing || existing.ok === false || existing.model.source === 'registered' || options.id !== undefined || options.task !== undefined) {
+      await this.mutate((registry) => {
+        registry.registered = registry.registered.filter((entry) => entry.path !== resolved);
+        registry.registered.push({ path: resolved, id: options.id, task: options.task, registered_at: Math.floor(Date.now() / 1000) });
+      });
+    }
+    const after = await this.scan();
+    const model = after.entries.find((entry) => (entry.ok ? entry.model.path : entry.path) === resolved);
+    if (!model) throw new ModelNotFoundError(`Model at ${resolved} could not be registered`);
+    if (!model.ok) throw model.error;
+    return model.model;
+  }
+
+  async remove(id: string): Promise<'deleted' | 'unregistered'> {
+    const model = await this.getEvenIfBroken(id);
+    const real = await realpath(model.path).catch(() => model.path);
+    const modelsReal = await realpath(this.modelsDir).catch(() => this.modelsDir);
+    const inside = isInside(path.resolve(model.path), this.modelsDir);
+    if (inside) {
+      // A link inside the models folder that points elsewhere must not delete its target.
+      if (!isInside(real, modelsReal)) throw new ForbiddenError(`Refusing to delete ${model.path}: it resolves outside the models folder`);
+      await rm(real, { recursive: true, force: true });
+      this.inspections.delete(model.path);
+    }
+    await this.mutate((registry) => {
+      registry.registered = registry.registered.filter((entry) => path.resolve(entry.path) !== path.resolve(model.path));
+      if (registry.default_model === id) registry.default_model = null;
+      delete registry.settings[id];
+    });
+    return inside ? 'deleted' : 'unregistered';
+  }
+
+  private async getEvenIfBroken(id: string): Promise<{ path: string }> {
+    const { entries } = await this.scan();
+    const entry = entries.find((candidate) => (candidate.ok ? candidate.model.id : candidate.id) === id);
+    if (!entry) throw new ModelNotFoundError(`No model with id "${id}" is registered`, { details: { model: id } });
+    return { path: entry.ok ? entry.model.path : entry.path };
+  }
+
+  async defaultModel(): Promise<string | null> {
+    await this.writes;
+    return (await this.readRegistry()).default_model;
+  }
+
+  async setDefaultModel(id: string): Promise<void> {
+    await this.get(id);
+    await this.mutate((registry) => {
+      registry.default_model = id;
+    });
+  }
+
+  async setModelSettings(id: string, settings: ModelSettings): Promise<void> {
+    await this.mutate((registry) => {
+      registry.settings[id] = { ...registry.settings[id], ...settings };
+    });
+  }
+
+  async getGenerationParams(): Promise<GenerationParams> {
+    await this.writes;
+    return this.getGenerationParamsUnlocked();
+  }
+
+  async setGenerationParams(changes: Partial<GenerationParams>): Promise<GenerationParams> {
+    const run = this.writes.then(async () => {
+      const current = await this.getGenerationParamsUnlocked();
+      const parsed = GenerationParamsSchema.safeParse({ ...current, ...changes });
+      if (!parsed.success) throw new InvalidRequestError(`Invalid generation parameters: ${parsed.error.message}`);
+      const stored = await readJson(this.settingsFile);
+      const rest = typeof stored === 'object' && stored !== null ? stored : {};
+      await writeFileAtomic(this.settingsFile, `${JSON.stringify({ ...rest, generation: parsed.data }, null, 2)}\n`);
+      this.cachedParams = parsed.data;
+      return { ...parsed.data, stop: [...parsed.data.stop] };
+    });
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  private async getGenerationParamsUnlocked(): Promise<GenerationParams> {
+    if (this.cachedParams) return { ...this.cachedParams, stop: [...this.cachedParams.stop] };
+    this.cachedParams = await this.readGenerationParams();
+    return { ...this.cachedParams, stop: [...this.cachedParams.stop] };
+  }
+
+  private async readGenerationParams(): Promise<GenerationParams> {
+    const stored = await readJson(this.settingsFile);
+    const generation = typeof stored === 'object' && stored !== null ? (stored as { generation?: unknown }).generation : undefined;
+    const merged = GenerationParamsSchema.safeParse({ ...defaultGenerationParams, ...(typeof generation === 'object' && generation !== null ? generation : {}) });
+    return merged.success ? merged.data : { ...defaultGenerationParams };
+  }
+}
+
+/** Creates the registry (files are created on the first change). */
+export function createModelRegistry(options: ModelRegistryOptions): ModelRegistry {
+  return new JsonModelRegistry(options);
+}

@@ -1,0 +1,86 @@
+import type { KeepAlive } from './keep-alive.js';
+
+/** Sampling settings of one generation (OpenAI and llama.cpp names, camel-cased). */
+export interface SamplingSettings {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  /** llama.cpp repeat penalty (1 = off). */
+  repeatPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Same seed, same prompt and settings: same output. */
+  seed?: number;
+  maxTokens?: number;
+  /** Generation stops before any of these strings; they are not part of the text. */
+  stop?: readonly string[];
+}
+
+/** One chat message (OpenAI roles). */
+export interface GenerationChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function';
+  content: string | null;
+  name?: string;
+  toolCalls?: readonly GeneratedToolCall[];
+  toolCallId?: string;
+}
+
+/** A tool the model may call (OpenAI function tool). */
+export interface GenerationTool {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments. */
+  parameters?: Record<string, unknown>;
+}
+
+/** How the output is constrained. */
+export type GenerationResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> };
+
+/** OpenAI `tool_choice`. */
+export type GenerationToolChoice = 'none' | 'auto' | 'required' | { name: string };
+
+/** Options shared by chat and completion runs. */
+export interface GenerationRequestBase extends SamplingSettings {
+  signal?: AbortSignal;
+  /** How long the model stays loaded after this request (see `parseKeepAlive`). */
+  keepAlive?: KeepAlive;
+  responseFormat?: GenerationResponseFormat;
+}
+
+/** A chat generation request. */
+export interface ChatGenerationRequest extends GenerationRequestBase {
+  messages: readonly GenerationChatMessage[];
+  tools?: readonly GenerationTool[];
+  toolChoice?: GenerationToolChoice;
+}
+
+/** A raw prompt completion request. */
+export interface CompletionGenerationRequest extends GenerationRequestBase {
+  prompt: string;
+}
+
+/** A tool call the model made. `arguments` is JSON text. */
+export interface GeneratedToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** Why a generation ended. */
+export type GenerationFinishReason = 'stop' | 'length' | 'tool_calls' | 'cancelled';
+
+/** The outcome of a generation, with real token counts and timings. */
+export interface GenerationResult {
+  modelId: string;
+  text: string;
+  finishReason: GenerationFinishReason;
+  toolCalls: GeneratedToolCall[];
+  promptTokens: number;
+  completionTokens: number;
+  /** From the start of the request (queueing included) to the first text; null when no text came. */
+  timeToFirstTokenMs: number | null;
+  /** Completion tokens per second of decoding; null when nothing was generated. */
+  tokensPerSecond: number | null;
+  totalTimeMs: number;
+}

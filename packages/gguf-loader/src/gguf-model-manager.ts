@@ -1,0 +1,486 @@
+import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import { GeneralChatWrapper, getLlama, GgufInsights, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
+import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
+import { GenerationRunController, type GenerationRun } from './generation-run.js';
+import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
+import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationResult } from './generation-types.js';
+import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
+import { GgufTextEmbedder } from './gguf-text-embedder.js';
+import { parseKeepAlive, type KeepAlive } from './keep-alive.js';
+import { silentLogger, type GgufLoaderLogger } from './logger.js';
+import { SequencePool } from './sequence-pool.js';
+
+/** Free memory, in bytes, as the hardware package reports it. */
+export interface AvailableMemory {
+  ramBytes: number;
+  vramBytes: number;
+}
+
+/** GPU layers to offload: a count, "auto" (what fits) or "max" (all). */
+export type GpuLayersOption = number | 'auto' | 'max';
+
+/** Options of `createGgufModelManager`. */
+export interface GgufModelManagerOptions {
+  /** GPU backend: "auto" (with CPU fallback, the default) or false for CPU only. */
+  gpu?: 'auto' | false;
+  /** Threads when a load names none: the server passes the physical core count (default 1). */
+  defaultThreads?: number;
+  /** Context size when a load names none, capped by the model's trained context (default 4096). */
+  defaultContextSize?: number;
+  /** Parallel sequences per loaded model; more requests queue (default 4). */
+  sequences?: number;
+  /** Batch size of new contexts (default: node-llama-cpp's). */
+  batchSize?: number;
+  /** Keep-alive when neither the load nor the request names one (default "5m"). */
+  defaultKeepAlive?: KeepAlive;
+  /** Free RAM/VRAM before a load (the hardware package); without it no memory check is made. */
+  availableMemory?: () => Promise<AvailableMemory>;
+  /**
+   * Chat wrapper for every model: "auto" (the default) resolves it from the GGUF's template;
+   * "general" or a wrapper instance overrides it (tests use "general" for stable prompts).
+   */
+  chatWrapper?: 'auto' | 'general' | ChatWrapper;
+  logger?: GgufLoaderLogger;
+  /** An existing Llama instance (not disposed by the manager). */
+  llama?: Llama;
+}
+
+/** Options of one load. */
+export interface GgufLoadOptions {
+  contextSize?: number;
+  gpuLayers?: GpuLayersOption;
+  threads?: number;
+  batchSize?: number;
+  sequences?: number;
+  keepAlive?: KeepAlive;
+  /** Skip the memory check (the caller checked already). */
+  skipMemoryCheck?: boolean;
+}
+
+/** A loaded model as the manager reports it. */
+export interface LoadedGgufModel {
+  id: string;
+  path: string;
+  info: GgufModelInfo;
+  loadedAt: Date;
+  lastUsedAt: Date;
+  /** When the keep-alive ends; null while generating or when kept forever. */
+  expiresAt: Date | null;
+  /** Context size of the generation context (null for embedding-only models). */
+  contextSize: number | null;
+  sequences: number;
+  gpuLayers: number;
+  totalLayers: number;
+  /** "cpu", or the GPU backend ("cuda", "vulkan", "metal") when layers were offloaded. */
+  device: string;
+  threads: number;
+  /** Estimated memory of weights plus context. */
+  memoryBytes: number;
+  loadTimeMs: number;
+  activeGenerations: number;
+}
+
+/** node-llama-cpp's memory estimate for a model and context. */
+export interface GgufMemoryEstimate {
+  path: string;
+  gpuLayers: number;
+  totalLayers: number;
+  contextSize: number;
+  ramBytes: number;
+  vramBytes: number;
+  available: AvailableMemory | null;
+  fitsInRam: boolean;
+  fitsInVram: boolean;
+  canLoad: boolean;
+  reason: string | null;
+}
+
+/** Loads GGUF models once and runs generations on them. */
+export interface GgufModelManager extends AsyncDisposable {
+  /** Validates, checks memory and loads; a second load of the same id returns the loaded model. */
+  load(id: string, path: string, options?: GgufLoadOptions): Promise<{ model: LoadedGgufModel; alreadyLoaded: boolean }>;
+  /** Unloads a model, cancelling its generations. False when it was not loaded. */
+  unload(id: string): Promise<boolean>;
+  get(id: string): LoadedGgufModel | undefined;
+  list(): LoadedGgufModel[];
+  /** Memory the model at `path` would need, from node-llama-cpp's estimate. */
+  estimate(path: string, options?: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number }): Promise<GgufMemoryEstimate>;
+  /** Starts a chat generation on a loaded model. */
+  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult>;
+  /** Starts a raw prompt completion on a loaded model. */
+  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult>;
+  /** The embedder of a loaded model (created on first use). */
+  embedder(id: string): Promise<GgufTextEmbedder>;
+  /** The GPU backend in use, or "cpu". */
+  device(): Promise<string>;
+  /** Unloads everything and frees the backend (idempotent). */
+  dispose(): Promise<void>;
+}
+
+interface ModelEntry {
+  id: string;
+  path: string;
+  info: GgufModelInfo;
+  model: LlamaModel;
+  context: LlamaContext | null;
+  pool: SequencePool<LlamaContextSequence> | null;
+  embedder: Promise<GgufTextEmbedder> | null;
+  loadedAt: Date;
+  lastUsedAt: Date;
+  keepAliveMs: number;
+  timer: NodeJS.Timeout | null;
+  expiresAt: Date | null;
+  contextSize: number | null;
+  sequences: number;
+  threads: number;
+  memoryBytes: number;
+  loadTimeMs: number;
+  active: Set<Promise<unknown>>;
+  unloading: AbortController;
+}
+
+const megabyte = 1024 * 1024;
+
+/** Default implementation of `GgufModelManager` on node-llama-cpp. */
+export class NodeLlamaModelManager implements GgufModelManager {
+  private llamaPromise: Promise<Llama> | null = null;
+  private readonly entries = new Map<string, ModelEntry>();
+  private readonly loading = new Map<string, Promise<ModelEntry>>();
+  private readonly logger: GgufLoaderLogger;
+  private disposed = false;
+  private disposePromise: Promise<void> | null = null;
+
+  private readonly chatWrapper: 'auto' | ChatWrapper;
+
+  constructor(private readonly options: GgufModelManagerOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+    this.chatWrapper = options.chatWrapper === 'general' ? new GeneralChatWrapper() : (options.chatWrapper ?? 'auto');
+  }
+
+  private getLlama(): Promise<Llama> {
+    if (this.options.llama) return Promise.resolve(this.options.llama);
+    this.llamaPromise ??= this.createLlama();
+    return this.llamaPromise;
+  }
+
+  private async createLlama(): Promise<Llama> {
+    const logger = (level: LlamaLogLevel, message: string): void => {
+      const text = message.trim();
+      if (text.length === 0) return;
+      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.logger.error({ source: 'llama.cpp' }, text);
+      else if (level === LlamaLogLevel.warn) this.logger.warn({ source: 'llama.cpp' }, text);
+      else this.logger.debug({ source: 'llama.cpp' }, text);
+    };
+    const common = { build: 'never' as const, logLevel: LlamaLogLevel.warn, logger, progressLogs: false };
+    if (this.options.gpu === false) return getLlama({ ...common, gpu: false });
+    try {
+      return await getLlama({ ...common, gpu: 'auto' });
+    } catch (error) {
+      this.logger.warn({ err: error }, 'No usable GPU build of llama.cpp; falling back to CPU');
+      return getLlama({ ...common, gpu: false });
+    }
+  }
+
+  async device(): Promise<string> {
+    const llama = await this.getLlama();
+    return llama.gpu === false ? 'cpu' : llama.gpu;
+  }
+
+  private defaultKeepAliveMs(): number {
+    return parseKeepAlive(this.options.defaultKeepAlive ?? '5m');
+  }
+
+  private async resolveGpuLayers(llama: Llama, insights: GgufInsights, option: GpuLayersOption | undefined): Promise<number> {
+    if (llama.gpu === false || !llama.supportsGpuOffloading) return 0;
+    const total = insights.totalLayers;
+    if (option === 'max') return total;
+    if (typeof option === 'number') return Math.min(option, total);
+    try {
+      return await insights.configurationResolver.resolveModelGpuLayers('auto', { getVramState: () => llama.getVramState() });
+    } catch {
+      return 0;
+    }
+  }
+
+  async estimate(path: string, options: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number } = {}): Promise<GgufMemoryEstimate> {
+    const info = await inspectGgufFile(path);
+    return this.estimateFor(path, info, options);
+  }
+
+  private async estimateFor(path: string, info: GgufModelInfo, options: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number; batchSize?: number }): Promise<GgufMemoryEstimate> {
+    const llama = await this.getLlama();
+    let insights: GgufInsights;
+    try {
+      insights = await GgufInsights.from(await readGgufFileInfo(path), llama);
+    } catch (error) {
+      throw new InvalidModelError(`Cannot read GGUF metadata of ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    const gpuLayers = await this.resolveGpuLayers(llama, insights, options.gpuLayers);
+    const contextSize = this.contextSizeFor(info, options.contextSize);
+    const sequences = info.embeddingOnly ? 1 : (options.sequences ?? this.options.sequences ?? 4);
+    const model = insights.estimateModelResourceRequirements({ gpuLayers });
+    const context = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: gpuLayers, sequences, batchSize: options.batchSize ?? this.options.batchSize, isEmbeddingContext: info.embeddingOnly });
+    const ramBytes = model.cpuRam + context.cpuRam;
+    const vramBytes = model.gpuVram + context.gpuVram;
+    const available = this.options.availableMemory ? await this.options.availableMemory() : null;
+    const fitsInRam = available === null || ramBytes <= available.ramBytes;
+    const fitsInVram = available === null || vramBytes <= available.vramBytes;
+    const canLoad = fitsInRam && fitsInVram;
+    let reason: string | null = null;
+    if (!fitsInRam && available) reason = `needs ${(ramBytes / megabyte).toFixed(1)} MB of RAM but ${(available.ramBytes / megabyte).toFixed(1)} MB are available`;
+    else if (!fitsInVram && available) reason = `needs ${(vramBytes / megabyte).toFixed(1)} MB of VRAM for ${gpuLayers} GPU layers but ${(available.vramBytes / megabyte).toFixed(1)} MB are free`;
+    return { path, gpuLayers, totalLayers: insights.totalLayers, contextSize, ramBytes, vramBytes, available, fitsInRam, fitsInVram, canLoad, reason };
+  }
+
+  private contextSizeFor(info: GgufModelInfo, requested: number | undefined): number {
+    const trained = info.contextLength ?? 4096;
+    return Math.min(requested ?? this.options.defaultContextSize ?? 4096, trained);
+  }
+
+  load(id: string, path: string, options: GgufLoadOptions = {}): Promise<{ model: LoadedGgufModel; alreadyLoaded: boolean }> {
+    if (this.disposed) return Promise.reject(new ModelNotLoadedError('The model manager is shut down'));
+    const existing = this.entries.get(id);
+    if (existing) {
+      if (options.keepAlive !== undefined) {
+        existing.keepAliveMs = parseKeepAlive(options.keepAlive);
+        this.scheduleExpiry(existing);
+      }
+      return Promise.resolve({ model: this.describe(existing), alreadyLoaded: true });
+    }
+    let pending = this.loading.get(id);
+    const joined = pending !== undefined;
+    if (!pending) {
+      pending = this.loadNow(id, path, options).finally(() => this.loading.delete(id));
+      this.loading.set(id, pending);
+    }
+    return pending.then((entry) => ({ model: this.describe(entry), alreadyLoaded: joined }));
+  }
+
+  private async loadNow(id: string, path: string, options: GgufLoadOptions): Promise<ModelEntry> {
+    const started = performance.now();
+    const keepAliveMs = options.keepAlive === undefined ? this.defaultKeepAliveMs() : parseKeepAlive(options.keepAlive);
+    // Validation first: a malformed file can abort the process inside llama.cpp.
+    const info = await inspectGgufFile(path);
+    const llama = await this.getLlama();
+    const threads = options.threads ?? this.options.defaultThreads ?? 1;
+    const sequences = info.embeddingOnly ? 1 : (options.sequences ?? this.options.sequences ?? 4);
+    const estimate = await this.estimateFor(path, info, { contextSize: options.contextSize, gpuLayers: options.gpuLayers, sequences, batchSize: options.batchSize });
+    if (!options.skipMemoryCheck && !estimate.canLoad && estimate.available) {
+      throw new OutOfMemoryError(`Model ${id} does not fit: it ${estimate.reason ?? 'needs more memory than is available'}`, {
+        details: {
+          model: id,
+          required_ram_mb: Math.round(estimate.ramBytes / megabyte),
+          available_ram_mb: Math.round(estimate.available.ramBytes / megabyte),
+          required_vram_mb: Math.round(estimate.vramBytes / megabyte),
+          available_vram_mb: Math.round(estimate.available.vramBytes / megabyte),
+          gpu_layers: estimate.gpuLayers,
+        },
+      });
+    }
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath: path, gpuLayers: estimate.gpuLayers, ignoreMemorySafetyChecks: options.skipMemoryCheck });
+    } catch (error) {
+      throw new InvalidModelError(`llama.cpp could not load ${id}: ${(error as Error).message}`, { cause: error });
+    }
+    let context: LlamaContext | null = null;
+    let pool: SequencePool<LlamaContextSequence> | null = null;
+    if (!info.embeddingOnly) {
+      try {
+        const created = await model.createContext({ contextSize: estimate.contextSize, sequences, threads, batchSize: options.batchSize ?? this.options.batchSize });
+        context = created;
+        pool = new SequencePool(sequences, () => created.getSequence());
+      } catch (error) {
+        await model.dispose();
+        throw new OutOfMemoryError(`Could not create a context of ${estimate.contextSize} tokens for ${id}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const now = new Date();
+    const entry: ModelEntry = {
+      id,
+      path,
+      info,
+      model,
+      context,
+      pool,
+      embedder: null,
+      loadedAt: now,
+      lastUsedAt: now,
+      keepAliveMs,
+      timer: null,
+      expiresAt: null,
+      contextSize: context?.contextSize ?? null,
+      sequences,
+      threads,
+      memoryBytes: estimate.ramBytes + estimate.vramBytes,
+      loadTimeMs: performance.now() - started,
+      active: new Set(),
+      unloading: new AbortController(),
+    };
+    if (this.disposed) {
+      await context?.dispose();
+      await model.dispose();
+      throw new CancelledError('The model manager was shut down during the load');
+    }
+    this.entries.set(id, entry);
+    this.logger.info({ model: id, gpuLayers: model.gpuLayers, contextSize: entry.contextSize, threads, loadTimeMs: Math.round(entry.loadTimeMs) }, 'Model loaded');
+    this.scheduleExpiry(entry);
+    return entry;
+  }
+
+  private describe(entry: ModelEntry): LoadedGgufModel {
+    const gpuLayers = entry.model.gpuLayers;
+    const llamaGpu = entry.model.llama.gpu;
+    return {
+      id: entry.id,
+      path: entry.path,
+      info: entry.info,
+      loadedAt: entry.loadedAt,
+      lastUsedAt: entry.lastUsedAt,
+      expiresAt: entry.expiresAt,
+      contextSize: entry.contextSize,
+      sequences: entry.sequences,
+      gpuLayers,
+      totalLayers: entry.model.fileInsights.totalLayers,
+      device: gpuLayers > 0 && llamaGpu !== false ? llamaGpu : 'cpu',
+      threads: entry.threads,
+      memoryBytes: entry.memoryBytes,
+      loadTimeMs: entry.loadTimeMs,
+      activeGenerations: entry.active.size,
+    };
+  }
+
+  private scheduleExpiry(entry: ModelEntry): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    entry.expiresAt = null;
+    if (entry.active.size > 0 || entry.keepAliveMs === Infinity) return;
+    entry.expiresAt = new Date(Date.now() + entry.keepAliveMs);
+    const timer = setTimeout(() => {
+      if (this.entries.get(entry.id) !== entry || entry.active.size > 0) return;
+      this.logger.info({ model: entry.id }, 'Keep-alive expired; unloading');
+      this.unload(entry.id).catch((error: unknown) => this.logger.error({ err: error, model: entry.id }, 'Unload after keep-alive failed'));
+    }, Math.min(entry.keepAliveMs, 2_147_483_647));
+    timer.unref();
+    entry.timer = timer;
+  }
+
+  get(id: string): LoadedGgufModel | undefined {
+    const entry = this.entries.get(id);
+    return entry ? this.describe(entry) : undefined;
+  }
+
+  list(): LoadedGgufModel[] {
+    return [...this.entries.values()].map((entry) => this.describe(entry));
+  }
+
+  async unload(id: string): Promise<boolean> {
+    const loading = this.loading.get(id);
+    if (loading) await loading.catch(() => undefined);
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    this.entries.delete(id);
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.unloading.abort();
+    entry.pool?.rejectWaiting(new CancelledError(`Model ${id} was unloaded`));
+    await Promise.allSettled([...entry.active]);
+    if (entry.embedder) await (await entry.embedder.catch(() => null))?.dispose();
+    await entry.context?.dispose();
+    await entry.model.dispose();
+    this.logger.info({ model: id }, 'Model unloaded');
+    return true;
+  }
+
+  private entryFor(id: string): ModelEntry {
+    const entry = this.entries.get(id);
+    if (!entry) throw new ModelNotLoadedError(`Model ${id} is not loaded`);
+    return entry;
+  }
+
+  private startGeneration(id: string, keepAlive: KeepAlive | undefined, signal: AbortSignal | undefined, run: (target: GenerationTarget, signal: AbortSignal, push: (delta: string) => void, requestStart: number) => Promise<GenerationResult>): GenerationRun<GenerationResult> {
+    const requestStart = performance.now();
+    return new GenerationRunController<GenerationResult>(async (push) => {
+      const entry = this.entryFor(id);
+      if (!entry.pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
+      const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);
+      const combined = signal ? AbortSignal.any([signal, entry.unloading.signal]) : entry.unloading.signal;
+      const work = (async (): Promise<GenerationResult> => {
+        let sequence: LlamaContextSequence;
+        try {
+          sequence = await entry.pool!.acquire(combined);
+        } catch (error) {
+          if (combined.aborted) return cancelledResult(id, requestStart);
+          throw error;
+        }
+        try {
+          const llama = entry.model.llama;
+          return await run({ modelId: id, llama, sequence, chatWrapper: this.chatWrapper }, combined, push, requestStart);
+        } finally {
+          entry.pool!.release(sequence);
+        }
+      })();
+      entry.active.add(work);
+      if (entry.timer) clearTimeout(entry.timer);
+      entry.timer = null;
+      entry.expiresAt = null;
+      try {
+        return await work;
+      } finally {
+        entry.active.delete(work);
+        entry.lastUsedAt = new Date();
+        if (keepAliveMs !== undefined) entry.keepAliveMs = keepAliveMs;
+        if (this.entries.get(id) === entry && entry.active.size === 0) {
+          if (entry.keepAliveMs === 0) {
+            this.unload(id).catch((error: unknown) => this.logger.error({ err: error, model: id }, 'Unload after keep_alive 0 failed'));
+          } else {
+            this.scheduleExpiry(entry);
+          }
+        }
+      }
+    });
+  }
+
+  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult> {
+    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) => runChatGeneration(target, { ...request, signal }, push, start));
+  }
+
+  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult> {
+    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) => runCompletionGeneration(target, { ...request, signal }, push, start));
+  }
+
+  embedder(id: string): Promise<GgufTextEmbedder> {
+    let entry: ModelEntry;
+    try {
+      entry = this.entryFor(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    entry.lastUsedAt = new Date();
+    this.scheduleExpiry(entry);
+    entry.embedder ??= GgufTextEmbedder.create({ modelId: id, model: entry.model, threads: entry.threads });
+    return entry.embedder;
+  }
+
+  dispose(): Promise<void> {
+    this.disposePromise ??= (async () => {
+      this.disposed = true;
+      await Promise.allSettled([...this.loading.values()]);
+      await Promise.allSettled([...this.entries.keys()].map((id) => this.unload(id)));
+      if (this.llamaPromise && !this.options.llama) await (await this.llamaPromise.catch(() => null))?.dispose();
+    })();
+    return this.disposePromise;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+function cancelledResult(modelId: string, requestStart: number): GenerationResult {
+  return { modelId, text: '', finishReason: 'cancelled', toolCalls: [], promptTokens: 0, completionTokens: 0, timeToFirstTokenMs: null, tokensPerSecond: null, totalTimeMs: performance.now() - requestStart };
+}
+
+/** Creates the GGUF model manager (one llama.cpp backend shared by every loaded model). */
+export function createGgufModelManager(options: GgufModelManagerOptions = {}): GgufModelManager {
+  return new NodeLlamaModelManager(options);
+}

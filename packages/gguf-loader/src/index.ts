@@ -1,0 +1,32 @@
+export { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue, type ReadGgufHeaderOptions } from './gguf-header-reader.js';
+export { inspectGgufFile, validateGgufHeader, describeGgufHeader, type GgufModelInfo } from './gguf-model-info.js';
+export { ggmlTypes, ggufFileTypeNames, type GgmlTypeInfo } from './ggml-types.js';
+export { parseKeepAlive, type KeepAlive } from './keep-alive.js';
+export type { GgufLoaderLogger } from './logger.js';
+export type { GenerationRun } from './generation-run.js';
+export type {
+  SamplingSettings,
+  GenerationChatMessage,
+  GenerationTool,
+  GenerationToolChoice,
+  GenerationResponseFormat,
+  GenerationRequestBase,
+  ChatGenerationRequest,
+  CompletionGenerationRequest,
+  GeneratedToolCall,
+  GenerationFinishReason,
+  GenerationResult,
+} from './generation-types.js';
+export {
+  createGgufModelManager,
+  NodeLlamaModelManager,
+  type GgufModelManager,
+  type GgufModelManagerOptions,
+  type GgufLoadOptions,
+  type LoadedGgufModel,
+  type GgufMemoryEstimate,
+  type AvailableMemory,
+  type GpuLayersOption,
+} from './gguf-model-manager.js';
+export { GgufTextEmbedder, type GgufTextEmbedderOptions } from './gguf-text-embedder.js';
+export { ggufModelInspector, type GgufModelInspector, type GgufInspection, type GgufModelDetails } from './gguf-model-inspector.js';
