@@ -13,3 +13,5 @@ export * from './routes/model-routes.js';
 export * from './routes/embedding-routes.js';
 export * from './routes/memory-routes.js';
 export * from './routes/webrtc-routes.js';
+export * from './text-embedder.js';
+export * from './memory-model.js';

@@ -1,0 +1,123 @@
+import type Database from 'better-sqlite3';
+
+/** One schema step. Versions are consecutive from 1; applied steps are recorded in `schema_migrations`. */
+export interface Migration {
+  version: number;
+  name: string;
+  up: string;
+}
+
+/** Every schema step, oldest first. Never edit a released step: add a new one. */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'nodes-edges-outbox-settings',
+    up: `
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        chat_id TEXT REFERENCES nodes(id) ON DELETE CASCADE,
+        title TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        url TEXT,
+        props TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        tier TEXT NOT NULL DEFAULT 'active',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX nodes_by_chat ON nodes(chat_id, created_at, id);
+      CREATE INDEX nodes_by_kind ON nodes(kind, updated_at, id);
+      CREATE INDEX nodes_by_url ON nodes(url);
+      CREATE TABLE edges (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        from_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        to_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        weight REAL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        UNIQUE (type, from_id, to_id)
+      );
+      CREATE INDEX edges_from ON edges(from_id, type);
+      CREATE INDEX edges_to ON edges(to_id, type);
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        leased_at INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX outbox_ready ON outbox(status, next_attempt_at, id);
+      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+    `,
+  },
+  {
+    version: 2,
+    name: 'full-text-search',
+    // A standalone FTS5 table (not external-content) so the chat topic, which lives in props,
+    // can be indexed beside the title; its rowid mirrors nodes.rowid so triggers stay O(1).
+    up: `
+      CREATE VIRTUAL TABLE nodes_fts USING fts5(
+        node_id UNINDEXED, chat_id UNINDEXED, kind UNINDEXED, title, text,
+        tokenize = 'unicode61 remove_diacritics 2'
+      );
+      CREATE TRIGGER nodes_fts_insert AFTER INSERT ON nodes BEGIN
+        INSERT INTO nodes_fts(rowid, node_id, chat_id, kind, title, text)
+        VALUES (new.rowid, new.id, new.chat_id, new.kind,
+                coalesce(new.title, '') || ' ' || coalesce(json_extract(new.props, '$.topic'), ''), new.text);
+      END;
+      CREATE TRIGGER nodes_fts_delete AFTER DELETE ON nodes BEGIN
+        DELETE FROM nodes_fts WHERE rowid = old.rowid;
+      END;
+      CREATE TRIGGER nodes_fts_update AFTER UPDATE OF title, text, props, chat_id ON nodes BEGIN
+        DELETE FROM nodes_fts WHERE rowid = old.rowid;
+        INSERT INTO nodes_fts(rowid, node_id, chat_id, kind, title, text)
+        VALUES (new.rowid, new.id, new.chat_id, new.kind,
+                coalesce(new.title, '') || ' ' || coalesce(json_extract(new.props, '$.topic'), ''), new.text);
+      END;
+      INSERT INTO nodes_fts(rowid, node_id, chat_id, kind, title, text)
+        SELECT rowid, id, chat_id, kind, coalesce(title, '') || ' ' || coalesce(json_extract(props, '$.topic'), ''), text FROM nodes;
+    `,
+  },
+];
+
+/** The newest schema version this code knows. */
+export const latestSchemaVersion = migrations.length;
+
+/**
+ * Applies every step newer than the database's version, in one transaction, up to
+ * `target` (default: the latest). Returns the versions applied.
+ */
+export function migrate(db: Database.Database, target: number = latestSchemaVersion, now: () => number = Date.now): number[] {
+  // IMMEDIATE takes the write lock before reading the version, so several processes opening a new
+  // file at once apply each step exactly once (the others wait on busy_timeout, then see it done).
+  return db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const current = currentSchemaVersion(db);
+    if (current > latestSchemaVersion) {
+      throw new Error(`Database schema version ${current} is newer than this build supports (${latestSchemaVersion})`);
+    }
+    const applied: number[] = [];
+    for (const step of migrations) {
+      if (step.version <= current || step.version > target) continue;
+      db.exec(step.up);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(step.version, step.name, now());
+      applied.push(step.version);
+    }
+    return applied;
+  }).immediate();
+}
+
+/** The highest applied migration version (0 for an empty database). */
+export function currentSchemaVersion(db: Database.Database): number {
+  const exists = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (exists === undefined) return 0;
+  const row = db.prepare('SELECT max(version) AS version FROM schema_migrations').get() as { version: number | null };
+  return row.version ?? 0;
+}

@@ -1,0 +1,508 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  ConflictError,
+  InvalidRequestError,
+  MemoryNode,
+  NotFoundError,
+  defaultTierPolicy,
+  indexableNodeKinds,
+  memoryTierFor,
+  nodePropsSchemas,
+  safeParseJson,
+  type EdgeType,
+  type MemoryEdge,
+  type MemoryNodeOf,
+  type MemoryTierName,
+  type NodeKind,
+  type TierPolicy,
+} from '@tabagent/values';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { currentSchemaVersion, migrate } from './migrations.js';
+import type {
+  ChatSearchHit,
+  MergeResult,
+  Neighbour,
+  NeighbourOptions,
+  NewEdge,
+  NewNodeOf,
+  NodePatch,
+  OutboxItem,
+  OutboxPayload,
+  OutboxStats,
+  OutboxStatus,
+  Page,
+  Storage,
+  StorageOptions,
+  SyncNode,
+} from './storage-types.js';
+
+interface NodeRow {
+  id: string;
+  kind: string;
+  chat_id: string | null;
+  title: string | null;
+  text: string;
+  url: string | null;
+  props: string;
+  metadata: string;
+  tier: string;
+  created_at: number;
+  updated_at: number;
+}
+
+interface EdgeRow {
+  id: string;
+  type: string;
+  from_id: string;
+  to_id: string;
+  weight: number | null;
+  metadata: string;
+  created_at: number;
+}
+
+interface OutboxRow {
+  id: number;
+  kind: string;
+  payload: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+}
+
+const indexable = new Set<string>(indexableNodeKinds);
+const documentKinds = new Set<string>(['webpage', 'document', 'bookmark']);
+
+function parseJsonObject(text: string): Record<string, unknown> {
+  const parsed = safeParseJson(text);
+  return parsed.success && typeof parsed.value === 'object' && parsed.value !== null && !Array.isArray(parsed.value)
+    ? (parsed.value as Record<string, unknown>)
+    : {};
+}
+
+function rowToNode(row: NodeRow): MemoryNode {
+  return MemoryNode.parse({
+    id: row.id,
+    kind: row.kind,
+    chat_id: row.chat_id,
+    title: row.title,
+    text: row.text,
+    url: row.url,
+    props: parseJsonObject(row.props),
+    metadata: parseJsonObject(row.metadata),
+    tier: row.tier,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  });
+}
+
+function rowToEdge(row: EdgeRow): MemoryEdge {
+  return { id: row.id, type: row.type as EdgeType, from_id: row.from_id, to_id: row.to_id, weight: row.weight, metadata: parseJsonObject(row.metadata), created_at: row.created_at };
+}
+
+function rowToOutbox(row: OutboxRow): OutboxItem {
+  const parsed = safeParseJson(row.payload);
+  const payload = (parsed.success ? parsed.value : { kind: row.kind }) as OutboxPayload;
+  return { id: row.id, payload, status: row.status as OutboxStatus, attempts: row.attempts, next_attempt_at: row.next_attempt_at, last_error: row.last_error, created_at: row.created_at };
+}
+
+/** Words of a free-text query as an FTS5 expression: each word quoted (no operator injection), OR-ed. */
+export function toFtsQuery(query: string): string | null {
+  const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
+  if (words.length === 0) return null;
+  return words.slice(0, 64).map((word) => `"${word.replaceAll('"', '""')}"`).join(' OR ');
+}
+
+/** SQLite-backed `Storage` (better-sqlite3). */
+export class SqliteStorage implements Storage {
+  readonly path: string;
+  readonly schemaVersion: number;
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly tierPolicy: TierPolicy;
+
+  constructor(options: StorageOptions) {
+    this.path = options.path;
+    this.now = options.now ?? Date.now;
+    this.tierPolicy = options.tierPolicy ?? defaultTierPolicy;
+    if (options.path !== ':memory:' && !options.path.startsWith('file:')) mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.db.pragma('journal_mode = WAL');
+    // FULL, not NORMAL: in WAL mode NORMAL survives a process crash but can lose the last
+    // transactions on power loss or an OS crash. The server acknowledges a save to the client
+    // only after commit, and the issue requires that nothing acknowledged is lost; the cost is
+    // one fsync of the WAL per commit, which batched writes (add_messages, sync.push) amortise.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    migrate(this.db, options.schemaVersion, this.now);
+    this.schemaVersion = currentSchemaVersion(this.db);
+  }
+
+  transaction<T>(fn: () => T): T {
+    // IMMEDIATE: a deferred transaction that reads then writes cannot wait for another process's
+    // write lock (SQLITE_BUSY at once in WAL mode); taking the lock up front lets busy_timeout apply.
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  createNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K> {
+    return this.transaction(() => {
+      if (input.id !== undefined && this.getRow(input.id) !== undefined) throw new ConflictError(`A node with id ${input.id} already exists`);
+      return this.writeNode(input, 'insert');
+    });
+  }
+
+  upsertNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K> {
+    return this.transaction(() => this.writeNode(input, 'upsert'));
+  }
+
+  private writeNode<K extends NodeKind>(input: NewNodeOf<K>, mode: 'insert' | 'upsert'): MemoryNodeOf<K> {
+    const now = this.now();
+    const id = input.id ?? `${input.kind}_${randomUUID()}`;
+    const existing = mode === 'upsert' ? this.getRow(id) : undefined;
+    if (existing !== undefined && existing.kind !== input.kind) throw new ConflictError(`Node ${id} is a ${existing.kind}, not a ${input.kind}`);
+    const propsResult = nodePropsSchemas[input.kind].safeParse(input.props);
+    if (!propsResult.success) throw new InvalidRequestError(`Invalid ${input.kind} fields: ${propsResult.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    const chatId = input.chat_id ?? null;
+    if (chatId !== null) {
+      const chat = this.getRow(chatId);
+      if (chat === undefined || chat.kind !== 'chat') throw new NotFoundError(`Chat ${chatId} not found`);
+    }
+    const createdAt = input.created_at ?? existing?.created_at ?? now;
+    const updatedAt = input.updated_at ?? now;
+    const row: NodeRow = {
+      id,
+      kind: input.kind,
+      chat_id: chatId,
+      title: input.title ?? null,
+      text: input.text ?? '',
+      url: input.url ?? null,
+      props: JSON.stringify(propsResult.data),
+      metadata: JSON.stringify(input.metadata ?? {}),
+      tier: memoryTierFor(updatedAt, now, this.tierPolicy),
+      created_at: createdAt,
+      updated_at: updatedAt,
+    };
+    if (existing === undefined) {
+      this.db
+        .prepare('INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at)')
+        .run(row);
+    } else {
+      this.db
+        .prepare('UPDATE nodes SET chat_id = @chat_id, title = @title, text = @text, url = @url, props = @props, metadata = @metadata, tier = @tier, created_at = @created_at, updated_at = @updated_at WHERE id = @id')
+        .run(row);
+    }
+    if (chatId !== null) this.touchChat(chatId, updatedAt);
+    if (existing === undefined || existing.text !== row.text || existing.title !== row.title) this.enqueueIndex(input.kind, id);
+    return rowToNode(row) as MemoryNodeOf<K>;
+  }
+
+  private touchChat(chatId: string, at: number): void {
+    this.db.prepare('UPDATE nodes SET updated_at = max(updated_at, ?), tier = ? WHERE id = ?').run(at, memoryTierFor(at, this.now(), this.tierPolicy), chatId);
+  }
+
+  private enqueueIndex(kind: string, nodeId: string): void {
+    if (!indexable.has(kind)) return;
+    this.enqueue(documentKinds.has(kind) ? { kind: 'index-document', node_id: nodeId } : { kind: 'index-message', node_id: nodeId });
+  }
+
+  private getRow(id: string): NodeRow | undefined {
+    return this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+  }
+
+  getNode(id: string): MemoryNode | undefined {
+    const row = this.getRow(id);
+    return row === undefined ? undefined : rowToNode(row);
+  }
+
+  getNodeOf<K extends NodeKind>(kind: K, id: string): MemoryNodeOf<K> | undefined {
+    const node = this.getNode(id);
+    return node !== undefined && node.kind === kind ? (node as MemoryNodeOf<K>) : undefined;
+  }
+
+  updateNode(id: string, patch: NodePatch): MemoryNode {
+    return this.transaction(() => {
+      const existing = this.getNode(id);
+      if (existing === undefined) throw new NotFoundError(`Node ${id} not found`);
+      const next = {
+        kind: existing.kind,
+        id,
+        chat_id: existing.chat_id,
+        title: patch.title === undefined ? existing.title : patch.title,
+        text: patch.text ?? existing.text,
+        url: patch.url === undefined ? existing.url : patch.url,
+        props: { ...existing.props, ...(patch.props ?? {}) },
+        metadata: patch.metadata ?? existing.metadata,
+        created_at: existing.created_at,
+        updated_at: patch.updated_at ?? this.now(),
+      } as NewNodeOf<NodeKind>;
+      return this.writeNode(next, 'upsert');
+    });
+  }
+
+  deleteNode(id: string): string[] {
+    return this.transaction(() => {
+      const row = this.getRow(id);
+      if (row === undefined) throw new NotFoundError(`Node ${id} not found`);
+      const ids = [id, ...(this.db.prepare('SELECT id FROM nodes WHERE chat_id = ?').pluck().all(id) as string[])];
+      // Entities and chunks derived from these nodes stay; their edges go with the cascade.
+      this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id);
+      if (row.chat_id !== null) this.touchChat(row.chat_id, this.now());
+      this.enqueue({ kind: 'delete-index', node_ids: ids });
+      return ids;
+    });
+  }
+
+  listByChat(chatId: string, options: { kinds?: readonly NodeKind[]; limit?: number; cursor?: string } = {}): Page<MemoryNode> {
+    const limit = options.limit ?? 100;
+    const kinds = options.kinds ?? ['message'];
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM nodes WHERE chat_id = ? AND kind IN (SELECT value FROM json_each(?))
+         AND (? IS NULL OR created_at > ? OR (created_at = ? AND id > ?))
+         ORDER BY created_at, id LIMIT ?`,
+      )
+      .all(chatId, JSON.stringify(kinds), after?.sortValue ?? null, after?.sortValue ?? null, after?.sortValue ?? null, after?.id ?? null, limit + 1) as NodeRow[];
+    const items = rows.slice(0, limit).map(rowToNode);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at, last.id) : null };
+  }
+
+  listChats(options: { userId?: string; limit?: number; cursor?: string } = {}): Page<MemoryNodeOf<'chat'>> {
+    const limit = options.limit ?? 100;
+    const before = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM nodes WHERE kind = 'chat' AND (? IS NULL OR json_extract(props, '$.user_id') = ?)
+         AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND id < ?))
+         ORDER BY updated_at DESC, id DESC LIMIT ?`,
+      )
+      .all(options.userId ?? null, options.userId ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.id ?? null, limit + 1) as NodeRow[];
+    const items = rows.slice(0, limit).map((row) => rowToNode(row) as MemoryNodeOf<'chat'>);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.id) : null };
+  }
+
+  listUpdatedSince(kinds: readonly NodeKind[], since: number, options: { userId?: string } = {}): MemoryNode[] {
+    const rows = this.db
+      .prepare(
+        `SELECT n.* FROM nodes n LEFT JOIN nodes c ON c.id = n.chat_id
+         WHERE n.kind IN (SELECT value FROM json_each(?)) AND n.updated_at > ?
+         AND (? IS NULL OR json_extract(coalesce(c.props, n.props), '$.user_id') = ?)
+         ORDER BY n.updated_at, n.id`,
+      )
+      .all(JSON.stringify(kinds), since, options.userId ?? null, options.userId ?? null) as NodeRow[];
+    return rows.map(rowToNode);
+  }
+
+  *iterateNodes(kinds: readonly NodeKind[], batchSize = 500): Iterable<MemoryNode> {
+    let afterId = '';
+    for (;;) {
+      const rows = this.db
+        .prepare('SELECT * FROM nodes WHERE kind IN (SELECT value FROM json_each(?)) AND id > ? ORDER BY id LIMIT ?')
+        .all(JSON.stringify(kinds), afterId, batchSize) as NodeRow[];
+      for (const row of rows) yield rowToNode(row);
+      const last = rows[rows.length - 1];
+      if (last === undefined || rows.length < batchSize) return;
+      afterId = last.id;
+    }
+  }
+
+  countByKind(): Record<string, number> {
+    const rows = this.db.prepare('SELECT kind, count(*) AS n FROM nodes GROUP BY kind').all() as { kind: string; n: number }[];
+    return Object.fromEntries(rows.map((row) => [row.kind, row.n]));
+  }
+
+  countChatMessages(chatId: string): number {
+    return (this.db.prepare("SELECT count(*) FROM nodes WHERE chat_id = ? AND kind = 'message'").pluck().get(chatId) as number) ?? 0;
+  }
+
+  createEdge(input: NewEdge): MemoryEdge {
+    return this.transaction(() => {
+      for (const nodeId of [input.from_id, input.to_id]) {
+        if (this.getRow(nodeId) === undefined) throw new NotFoundError(`Node ${nodeId} not found`);
+      }
+      const existing = this.db.prepare('SELECT * FROM edges WHERE type = ? AND from_id = ? AND to_id = ?').get(input.type, input.from_id, input.to_id) as EdgeRow | undefined;
+      const row: EdgeRow = {
+        id: existing?.id ?? `edge_${randomUUID()}`,
+        type: input.type,
+        from_id: input.from_id,
+        to_id: input.to_id,
+        weight: input.weight ?? null,
+        metadata: JSON.stringify(input.metadata ?? {}),
+        created_at: existing?.created_at ?? input.created_at ?? this.now(),
+      };
+      this.db
+        .prepare(
+          `INSERT INTO edges (id, type, from_id, to_id, weight, metadata, created_at) VALUES (@id, @type, @from_id, @to_id, @weight, @metadata, @created_at)
+           ON CONFLICT (type, from_id, to_id) DO UPDATE SET weight = excluded.weight, metadata = excluded.metadata`,
+        )
+        .run(row);
+      return rowToEdge(row);
+    });
+  }
+
+  deleteEdge(id: string): boolean {
+    return this.db.prepare('DELETE FROM edges WHERE id = ?').run(id).changes > 0;
+  }
+
+  edgesOf(nodeId: string, options: NeighbourOptions = {}): MemoryEdge[] {
+    const direction = options.direction ?? 'both';
+    const types = options.types === undefined ? null : JSON.stringify(options.types);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM edges WHERE ((? AND from_id = ?) OR (? AND to_id = ?))
+         AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
+         ORDER BY created_at, id LIMIT ?`,
+      )
+      .all(direction !== 'in' ? 1 : 0, nodeId, direction !== 'out' ? 1 : 0, nodeId, types, types, options.limit ?? 1000) as EdgeRow[];
+    return rows.map(rowToEdge);
+  }
+
+  neighbours(nodeId: string, options: NeighbourOptions = {}): Neighbour[] {
+    const result: Neighbour[] = [];
+    for (const edge of this.edgesOf(nodeId, options)) {
+      const otherId = edge.from_id === nodeId ? edge.to_id : edge.from_id;
+      const node = this.getNode(otherId);
+      if (node !== undefined) result.push({ edge, node });
+    }
+    return result;
+  }
+
+  searchChats(query: string, options: { userId?: string; limit?: number } = {}): ChatSearchHit[] {
+    const expression = toFtsQuery(query);
+    if (expression === null) return [];
+    const rows = this.db
+      .prepare(
+        `WITH hits AS MATERIALIZED (
+           SELECT CASE WHEN kind = 'chat' THEN node_id ELSE chat_id END AS chat, -bm25(nodes_fts) AS score
+           FROM nodes_fts WHERE nodes_fts MATCH ? AND (kind = 'chat' OR (kind = 'message' AND chat_id IS NOT NULL))
+         )
+         SELECT n.*, sum(h.score) AS score FROM hits h JOIN nodes n ON n.id = h.chat
+         WHERE (? IS NULL OR json_extract(n.props, '$.user_id') = ?)
+         GROUP BY n.id ORDER BY score DESC, n.updated_at DESC LIMIT ?`,
+      )
+      .all(expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20) as (NodeRow & { score: number })[];
+    return rows.map((row) => ({ chat: rowToNode(row) as MemoryNodeOf<'chat'>, score: row.score }));
+  }
+
+  mergeNodes(nodes: readonly SyncNode[]): MergeResult {
+    return this.transaction(() => {
+      let synced = 0;
+      let skipped = 0;
+      // Chats first so pushed messages find their chat whatever the order of the batch.
+      const ordered = [...nodes].sort((a, b) => (a.kind === 'chat' ? 0 : 1) - (b.kind === 'chat' ? 0 : 1));
+      for (const node of ordered) {
+        const existing = node.id === undefined ? undefined : this.getRow(node.id);
+        if (existing !== undefined && existing.updated_at > node.updated_at) {
+          skipped += 1;
+          continue;
+        }
+        if (node.deleted === true) {
+          if (existing !== undefined) this.deleteNode(existing.id);
+          synced += 1;
+          continue;
+        }
+        const { deleted: _deleted, ...input } = node;
+        this.writeNode(input as NewNodeOf<NodeKind>, 'upsert');
+        synced += 1;
+      }
+      return { synced, skipped };
+    });
+  }
+
+  updateTiers(): number {
+    return this.transaction(() => {
+      const now = this.now();
+      const rows = this.db.prepare('SELECT id, kind, tier, updated_at FROM nodes').all() as Pick<NodeRow, 'id' | 'kind' | 'tier' | 'updated_at'>[];
+      const changed = new Map<MemoryTierName, string[]>();
+      const update = this.db.prepare('UPDATE nodes SET tier = ? WHERE id = ?');
+      let count = 0;
+      for (const row of rows) {
+        const tier = memoryTierFor(row.updated_at, now, this.tierPolicy);
+        if (tier === row.tier) continue;
+        update.run(tier, row.id);
+        count += 1;
+        if (indexable.has(row.kind)) changed.set(tier, [...(changed.get(tier) ?? []), row.id]);
+      }
+      for (const [tier, ids] of changed) this.enqueue({ kind: 'update-tier', tier, node_ids: ids });
+      return count;
+    });
+  }
+
+  enqueue(payload: OutboxPayload): number {
+    const now = this.now();
+    const result = this.db
+      .prepare("INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)")
+      .run(payload.kind, JSON.stringify(payload), now, now, now);
+    return Number(result.lastInsertRowid);
+  }
+
+  claimOutbox(limit: number): OutboxItem[] {
+    return this.transaction(() => {
+      const now = this.now();
+      const rows = this.db
+        .prepare("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?")
+        .all(now, limit) as OutboxRow[];
+      const lease = this.db.prepare("UPDATE outbox SET status = 'in_progress', leased_at = ?, updated_at = ? WHERE id = ?");
+      for (const row of rows) lease.run(now, now, row.id);
+      return rows.map((row) => ({ ...rowToOutbox(row), status: 'in_progress' as const }));
+    });
+  }
+
+  completeOutbox(id: number): void {
+    this.db.prepare("UPDATE outbox SET status = 'done', leased_at = NULL, updated_at = ? WHERE id = ?").run(this.now(), id);
+  }
+
+  failOutbox(id: number, error: string, retry: { dead: boolean; retryAt: number }): void {
+    this.db
+      .prepare('UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, leased_at = NULL, updated_at = ? WHERE id = ?')
+      .run(retry.dead ? 'dead' : 'pending', error.slice(0, 4000), retry.retryAt, this.now(), id);
+  }
+
+  releaseExpiredLeases(leaseMs: number): number {
+    const now = this.now();
+    return this.db
+      .prepare("UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND leased_at <= ?")
+      .run(now, now - leaseMs).changes;
+  }
+
+  outboxStats(): OutboxStats {
+    const rows = this.db.prepare('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
+    const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;
+    const last = this.db.prepare('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as string | undefined;
+    return { pending: counts.pending ?? 0, in_progress: counts.in_progress ?? 0, done: counts.done ?? 0, dead: counts.dead ?? 0, last_error: last ?? null };
+  }
+
+  listOutbox(status?: OutboxStatus): OutboxItem[] {
+    const rows = this.db.prepare('SELECT * FROM outbox WHERE (? IS NULL OR status = ?) ORDER BY id').all(status ?? null, status ?? null) as OutboxRow[];
+    return rows.map(rowToOutbox);
+  }
+
+  pruneOutbox(olderThanMs: number): number {
+    return this.db.prepare("DELETE FROM outbox WHERE status = 'done' AND updated_at < ?").run(this.now() - olderThanMs).changes;
+  }
+
+  getSetting(key: string): string | undefined {
+    return this.db.prepare('SELECT value FROM settings WHERE key = ?').pluck().get(key) as string | undefined;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.db
+      .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .run(key, value, this.now());
+  }
+}
+
+/** Opens (creating and migrating as needed) the SQLite memory store. */
+export function createStorage(options: StorageOptions): Storage {
+  return new SqliteStorage(options);
+}

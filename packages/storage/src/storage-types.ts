@@ -1,0 +1,186 @@
+import type { EdgeType, MemoryEdge, MemoryNode, MemoryNodeOf, MemoryTierName, NodeKind, NodeProps, TierPolicy } from '@tabagent/values';
+import type { z } from 'zod';
+import type { nodePropsSchemas } from '@tabagent/values';
+
+/** Input to create (or replace) a node of kind K. Times are Unix ms and default to now. */
+export type NewNodeOf<K extends NodeKind> = {
+  kind: K;
+  /** Generated (`<kind>_<uuid>`) when omitted. */
+  id?: string;
+  /** The chat this node belongs to; must exist. */
+  chat_id?: string | null;
+  title?: string | null;
+  text?: string;
+  url?: string | null;
+  props: z.input<(typeof nodePropsSchemas)[K]>;
+  metadata?: Record<string, unknown>;
+  created_at?: number;
+  updated_at?: number;
+};
+/** Input to create a node of any kind. */
+export type NewNode = { [K in NodeKind]: NewNodeOf<K> }[NodeKind];
+
+/** Fields of a node that `updateNode` may change; `updated_at` defaults to now. */
+export interface NodePatch {
+  title?: string | null;
+  text?: string;
+  url?: string | null;
+  props?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+  updated_at?: number;
+}
+
+/** Input to create an edge. Creating the same (type, from, to) again updates weight and metadata. */
+export interface NewEdge {
+  type: EdgeType;
+  from_id: string;
+  to_id: string;
+  weight?: number | null;
+  metadata?: Record<string, unknown>;
+  created_at?: number;
+}
+
+/** One page of results and the cursor of the next page (null at the end). */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Which edges `neighbours` follows. */
+export interface NeighbourOptions {
+  types?: readonly EdgeType[];
+  direction?: 'out' | 'in' | 'both';
+  limit?: number;
+}
+
+/** A neighbouring node and the edge that reached it. */
+export interface Neighbour {
+  edge: MemoryEdge;
+  node: MemoryNode;
+}
+
+/** What the weaver must do for one outbox item. */
+export type OutboxPayload =
+  | { kind: 'index-message'; node_id: string }
+  | { kind: 'index-document'; node_id: string }
+  | { kind: 'delete-index'; node_ids: string[] }
+  | { kind: 'update-tier'; tier: MemoryTierName; node_ids: string[] }
+  | { kind: 'reembed-all'; model: string };
+
+/** Kind of an outbox item. */
+export type OutboxKind = OutboxPayload['kind'];
+/** Life cycle of an outbox item. `dead` items failed too often and keep their last error. */
+export type OutboxStatus = 'pending' | 'in_progress' | 'done' | 'dead';
+
+/** One outbox item. */
+export interface OutboxItem {
+  id: number;
+  payload: OutboxPayload;
+  status: OutboxStatus;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+}
+
+/** Counts of the outbox by status, and the last recorded error. */
+export interface OutboxStats {
+  pending: number;
+  in_progress: number;
+  done: number;
+  dead: number;
+  last_error: string | null;
+}
+
+/** Result of a word search over chats. */
+export interface ChatSearchHit {
+  chat: MemoryNodeOf<'chat'>;
+  /** Higher is better (negated FTS5 bm25, summed over the chat's matching rows). */
+  score: number;
+}
+
+/** Result of merging pushed items (last write wins on updated_at). */
+export interface MergeResult {
+  synced: number;
+  skipped: number;
+}
+
+/** A pushed node: replaces the stored one only when its updated_at is newer (or equal). */
+export type SyncNode = NewNode & { updated_at: number; deleted?: boolean };
+
+/** Options of `createStorage`. */
+export interface StorageOptions {
+  /** Path of the SQLite file (`<dataDir>/tabagent.db`), or `:memory:`. */
+  path: string;
+  /** Clock in Unix ms (tests inject one). */
+  now?: () => number;
+  /** Tier ages; see `memoryTierFor`. */
+  tierPolicy?: TierPolicy;
+  /** How long a writer waits for another connection's lock, ms (default 5000). */
+  busyTimeoutMs?: number;
+  /** Apply migrations only up to this version (tests of upgrades); default latest. */
+  schemaVersion?: number;
+}
+
+/**
+ * The memory store: the source of truth for chats, messages, pages and their links. Every
+ * write that changes indexable text also writes an outbox item in the same transaction.
+ */
+export interface Storage {
+  readonly path: string;
+  /** Schema version of the open database. */
+  readonly schemaVersion: number;
+
+  createNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K>;
+  /** Creates the node, or replaces the stored one with the same id (same kind). */
+  upsertNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K>;
+  getNode(id: string): MemoryNode | undefined;
+  getNodeOf<K extends NodeKind>(kind: K, id: string): MemoryNodeOf<K> | undefined;
+  updateNode(id: string, patch: NodePatch): MemoryNode;
+  /** Deletes a node, its edges and (for a chat) everything in it; queues index deletion. Returns deleted node ids. */
+  deleteNode(id: string): string[];
+  /** Nodes of a chat, oldest first. */
+  listByChat(chatId: string, options?: { kinds?: readonly NodeKind[]; limit?: number; cursor?: string }): Page<MemoryNode>;
+  /** Chats, most recently updated first. */
+  listChats(options?: { userId?: string; limit?: number; cursor?: string }): Page<MemoryNodeOf<'chat'>>;
+  /** Nodes of some kinds updated after `since` (ms), oldest update first. */
+  listUpdatedSince(kinds: readonly NodeKind[], since: number, options?: { userId?: string }): MemoryNode[];
+  /** Every node of the given kinds, in id order, in pages (rebuild). */
+  iterateNodes(kinds: readonly NodeKind[], batchSize?: number): Iterable<MemoryNode>;
+  countByKind(): Record<string, number>;
+  countChatMessages(chatId: string): number;
+
+  createEdge(input: NewEdge): MemoryEdge;
+  deleteEdge(id: string): boolean;
+  edgesOf(nodeId: string, options?: NeighbourOptions): MemoryEdge[];
+  neighbours(nodeId: string, options?: NeighbourOptions): Neighbour[];
+
+  searchChats(query: string, options?: { userId?: string; limit?: number }): ChatSearchHit[];
+  /** Merges pushed chats and messages (last write wins on updated_at). */
+  mergeNodes(nodes: readonly SyncNode[]): MergeResult;
+
+  /** Recomputes every node's tier from its age; queues index tier updates. Returns nodes changed. */
+  updateTiers(): number;
+
+  enqueue(payload: OutboxPayload): number;
+  /** Takes up to `limit` ready items and marks them in_progress (a lease). */
+  claimOutbox(limit: number): OutboxItem[];
+  completeOutbox(id: number): void;
+  /** Records a failure: back to pending at `retryAt`, or `dead` when `dead` is true. */
+  failOutbox(id: number, error: string, retry: { dead: boolean; retryAt: number }): void;
+  /** Returns in_progress items leased before `now - leaseMs` to pending (crash recovery). */
+  releaseExpiredLeases(leaseMs: number): number;
+  outboxStats(): OutboxStats;
+  listOutbox(status?: OutboxStatus): OutboxItem[];
+  /** Deletes done items older than `olderThanMs`. */
+  pruneOutbox(olderThanMs: number): number;
+
+  getSetting(key: string): string | undefined;
+  setSetting(key: string, value: string): void;
+
+  /** Runs `fn` in one transaction. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+export type { NodeProps };

@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MemoryIndex } from '@tabagent/indexing';
+import { embeddingModelSettingKey, type OutboxItem, type OutboxPayload, type Storage } from '@tabagent/storage';
+import { indexableNodeKinds, type MemoryNode, type TextEmbedder } from '@tabagent/values';
+import { TypedEventEmitter } from './typed-event-emitter.js';
+import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Deterministic entity id so the same entity found twice (or by a retried step) is one node. */
+export function entityIdFor(label: string, text: string): string {
+  const normalized = `${label.toUpperCase()}:${text.trim().toLowerCase().replace(/\s+/g, ' ')}`;
+  return `entity_${createHash('sha256').update(normalized).digest('hex').slice(0, 24)}`;
+}
+
+/** `createWeaver` implementation. */
+export class MemoryWeaver implements Weaver {
+  private readonly storage: Storage;
+  private readonly index: MemoryIndex;
+  private readonly options: WeaverOptions;
+  private readonly events = new TypedEventEmitter<WeaverEvents>();
+  private readonly now: () => number;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: AbortController = new AbortController();
+  private indexedSinceOptimize = false;
+  private draining: Promise<number> | undefined;
+  private lastMaintenance = Number.NEGATIVE_INFINITY;
+
+  constructor(options: WeaverOptions) {
+    this.options = options;
+    this.storage = options.storage;
+    this.index = options.index;
+    this.now = options.now ?? Date.now;
+  }
+
+  on<K extends keyof WeaverEvents & string>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  once<K extends keyof WeaverEvents & string>(event: K): Promise<WeaverEvents[K]> {
+    return this.events.once(event);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake.abort();
+    await this.loop;
+    await this.draining;
+    this.loop = undefined;
+  }
+
+  notify(): void {
+    this.wake.abort();
+  }
+
+  notifySaved(nodeId: string, chatId: string | null): void {
+    this.events.emit('message-saved', { node_id: nodeId, chat_id: chatId });
+    this.notify();
+  }
+
+  drain(): Promise<number> {
+    this.draining ??= this.drainOnce().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  /** Re-tiers nodes by age (which queues index tier updates) and prunes old done outbox items. */
+  maintain(): { retiered: number; pruned: number } {
+    this.lastMaintenance = this.now();
+    return { retiered: this.storage.updateTiers(), pruned: this.storage.pruneOutbox(this.options.keepDoneMs ?? 7 * 86_400_000) };
+  }
+
+  private async drainOnce(): Promise<number> {
+    if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) this.maintain();
+    this.storage.releaseExpiredLeases(this.options.leaseMs ?? 60_000);
+    let processed = 0;
+    for (;;) {
+      const items = this.storage.claimOutbox(this.options.batchSize ?? 8);
+      if (items.length === 0) break;
+      for (const item of items) {
+        await this.process(item);
+        processed += 1;
+      }
+    }
+    if (this.indexedSinceOptimize) {
+      this.indexedSinceOptimize = false;
+      try {
+        await this.index.optimize();
+      } catch (error) {
+        this.options.logger?.warn({ err: error }, 'index optimize failed');
+      }
+    }
+    this.events.emit('idle', { processed });
+    return processed;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let processed = 0;
+      try {
+        processed = await this.drain();
+      } catch (error) {
+        this.options.logger?.error({ err: error }, 'weaver loop failed');
+      }
+      if (!this.running) break;
+      if (processed > 0) continue;
+      this.wake = new AbortController();
+      await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: this.wake.signal }).catch(() => undefined);
+    }
+  }
+
+  private async process(item: OutboxItem): Promise<void> {
+    this.events.emit('index-start', { item });
+    try {
+      const result = await this.step(item.payload);
+      this.storage.completeOutbox(item.id);
+      this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
+    } catch (error) {
+      const attempts = item.attempts + 1;
+      const dead = attempts >= (this.options.maxAttempts ?? 5);
+      const delay = Math.min((this.options.backoffMs ?? 1000) * 2 ** (attempts - 1), this.options.maxBackoffMs ?? 300_000);
+      const message = errorMessage(error);
+      this.storage.failOutbox(item.id, message, { dead, retryAt: this.now() + delay });
+      this.options.logger?.warn({ item: item.id, kind: item.payload.kind, attempts, dead, err: error }, 'weaver item failed');
+      this.events.emit('item-failed', { item: { ...item, attempts }, error: message, dead });
+    }
+  }
+
+  private async step(payload: OutboxPayload): Promise<{ nodeId: string | null; chunks: number }> {
+    switch (payload.kind) {
+      case 'index-message':
+      case 'index-document': {
+        const node = this.storage.getNode(payload.node_id);
+        // Deleted after it was queued: its delete-index item cleans up.
+        if (node === undefined) return { nodeId: payload.node_id, chunks: 0 };
+        const embedder = await this.embedder();
+        const chunks = await this.index.indexNode(node, embedder);
+        this.indexedSinceOptimize = true;
+        if (node.kind === 'message' && node.chat_id !== null) this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
+        await this.linkEntities(node);
+        const first = chunks[0];
+        if (first !== undefined) await this.linkSimilar(node, first.vector);
+        if (node.kind === 'message') await this.maybeSummarize(node);
+        return { nodeId: node.id, chunks: chunks.length };
+      }
+      case 'delete-index':
+        await this.index.deleteNodes(payload.node_ids);
+        return { nodeId: null, chunks: 0 };
+      case 'update-tier':
+        await this.index.setTier(payload.node_ids, payload.tier);
+        return { nodeId: null, chunks: 0 };
+      case 'reembed-all': {
+        const embedder = await this.options.embedders(payload.model);
+        let chunks = 0;
+        for (const node of this.storage.iterateNodes(indexableNodeKinds)) chunks += (await this.index.indexNode(node, embedder)).length;
+        this.indexedSinceOptimize = true;
+        return { nodeId: null, chunks };
+      }
+    }
+  }
+
+  private async linkEntities(node: MemoryNode): Promise<void> {
+    if (this.options.extractEntities === undefined || (node.kind !== 'message' && node.kind !== 'webpage' && node.kind !== 'document')) return;
+    const entities = await this.options.extractEntities(node.text);
+    for (const entity of entities) {
+      const text = entity.text.trim();
+      if (text === '') continue;
+      const id = entityIdFor(entity.label, text);
+      if (this.storage.getNode(id) === undefined) {
+        this.storage.upsertNode({ kind: 'entity', id, title: text, props: { entity_type: entity.label.toUpperCase(), normalized: text.toLowerCase().replace(/\s+/g, ' ') } });
+      }
+      this.storage.createEdge({ type: 'MENTIONS', from_id: node.id, to_id: id, weight: entity.score ?? null });
+    }
+  }
+
+  private async linkSimilar(node: MemoryNode, vector: Float32Array): Promise<void> {
+    const threshold = this.options.similarityThreshold ?? 0.85;
+    const max = this.options.maxSimilarLinks ?? 3;
+    const hits = await this.index.search({ query: '', vector, k: max * 3 + 1, mode: 'vector' });
+    let linked = 0;
+    const seen = new Set<string>();
+    for (const hit of hits) {
+      if (linked >= max) break;
+      if (hit.node_id === node.id || hit.score < threshold || seen.has(hit.node_id)) continue;
+      seen.add(hit.node_id);
+      if (this.storage.getNode(hit.node_id) === undefined) continue;
+      this.storage.createEdge({ type: 'SIMILAR_TO', from_id: node.id, to_id: hit.node_id, weight: hit.score, metadata: { similarity_score: hit.score } });
+      linked += 1;
+    }
+  }
+
+  private async maybeSummarize(message: MemoryNode): Promise<void> {
+    const summarize = this.options.summarize;
+    const chatId = message.chat_id;
+    if (summarize === undefined || chatId === null) return;
+    const every = this.options.summaryEvery ?? 20;
+    const total = this.storage.countChatMessages(chatId);
+    const summaries = this.storage.listByChat(chatId, { kinds: ['summary'], limit: 10_000 }).items.length;
+    if (total < (summaries + 1) * every) return;
+    const id = `summary_${chatId}_${summaries + 1}`;
+    if (this.storage.getNode(id) !== undefined) return;
+    const window: MemoryNode[] = [];
+    let cursor: string | undefined;
+    while (window.length < (summaries + 1) * every) {
+      const page = this.storage.listByChat(chatId, { limit: every, ...(cursor === undefined ? {} : { cursor }) });
+      window.push(...page.items);
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    const messages = window.slice(summaries * every, (summaries + 1) * every);
+    const text = await summarize(messages.map((item) => item.text));
+    this.storage.transaction(() => {
+      this.storage.upsertNode({ kind: 'summary', id, chat_id: chatId, text, props: { message_ids: messages.map((item) => item.id) }, metadata: { message_count: messages.length } });
+      this.storage.createEdge({ type: 'SUMMARIZES', from_id: id, to_id: chatId });
+    });
+  }
+
+  async embeddingModelId(): Promise<string> {
+    return this.storage.getSetting(embeddingModelSettingKey) ?? (await this.options.embedders()).modelId;
+  }
+
+  async embedder(): Promise<TextEmbedder> {
+    return this.options.embedders(this.storage.getSetting(embeddingModelSettingKey));
+  }
+
+  async setEmbeddingModel(modelId: string): Promise<void> {
+    const embedder = await this.options.embedders(modelId);
+    const current = await this.embeddingModelId();
+    this.storage.transaction(() => {
+      this.storage.setSetting(embeddingModelSettingKey, embedder.modelId);
+      if (current !== embedder.modelId) this.storage.enqueue({ kind: 'reembed-all', model: embedder.modelId });
+    });
+    this.notify();
+  }
+
+  async status(): Promise<WeaverStatus> {
+    const outbox = this.storage.outboxStats();
+    const tables = await this.index.stats();
+    return {
+      queue_depth: outbox.pending,
+      in_progress: outbox.in_progress,
+      failed: outbox.dead,
+      last_error: outbox.last_error,
+      embedding_model: await this.embeddingModelId().catch(() => null),
+      models: tables.map((table) => ({ model: table.model, indexed_chunks: table.rows })),
+      counts: this.storage.countByKind(),
+    };
+  }
+}
+
+/** Creates the weaver; call `start()` to run it in the background. */
+export function createWeaver(options: WeaverOptions): Weaver {
+  return new MemoryWeaver(options);
+}

@@ -1,0 +1,100 @@
+import type { MemoryIndex } from '@tabagent/indexing';
+import type { OutboxItem, Storage } from '@tabagent/storage';
+import type { TextEmbedder, TextEmbedderResolver } from '@tabagent/values';
+
+/** An entity found in text by a token-classification model. */
+export interface ExtractedEntity {
+  text: string;
+  /** Entity type, e.g. `PER`, `LOC`, `ORG`. */
+  label: string;
+  score?: number;
+}
+
+/** Log sink; the server passes pino. */
+export interface WeaverLogger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+/** Options of `createWeaver`. */
+export interface WeaverOptions {
+  storage: Storage;
+  index: MemoryIndex;
+  /** Resolves an embedding model id (or the default embedding model when undefined). */
+  embedders: TextEmbedderResolver;
+  /** Named entity extraction; entities and MENTIONS edges are skipped without it. */
+  extractEntities?: (text: string) => Promise<ExtractedEntity[]>;
+  /** Summariser (an LLM); summaries are skipped without it. */
+  summarize?: (texts: readonly string[]) => Promise<string>;
+  /** Messages per summary (default 20). */
+  summaryEvery?: number;
+  /** Cosine similarity from which SIMILAR_TO edges are written (default 0.85). */
+  similarityThreshold?: number;
+  /** Most SIMILAR_TO edges per node (default 3). */
+  maxSimilarLinks?: number;
+  /** Attempts before an item is dead-lettered (default 5). */
+  maxAttempts?: number;
+  /** First retry delay, doubled per attempt (default 1000 ms), capped by `maxBackoffMs` (default 5 min). */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** An in_progress item older than this is considered abandoned by a crashed worker (default 60 s). */
+  leaseMs?: number;
+  /** Sleep between polls when the queue is empty (default 500 ms); `notify()` wakes it sooner. */
+  pollIntervalMs?: number;
+  /** How often the tier pass (`storage.updateTiers()`) and outbox pruning run (default 1 h). */
+  maintenanceIntervalMs?: number;
+  /** Done outbox items older than this are deleted by maintenance (default 7 days). */
+  keepDoneMs?: number;
+  /** Items claimed per round (default 8). */
+  batchSize?: number;
+  logger?: WeaverLogger;
+  now?: () => number;
+}
+
+/** Events of the weaver. */
+export interface WeaverEvents {
+  /** A message or page was saved (emitted by `notifySaved`). */
+  'message-saved': { node_id: string; chat_id: string | null };
+  'index-start': { item: OutboxItem };
+  'index-end': { item: OutboxItem; node_id: string | null; chunks: number };
+  'item-failed': { item: OutboxItem; error: string; dead: boolean };
+  /** The queue has no ready items left. */
+  idle: { processed: number };
+}
+
+/** Status for GET /v1/memory/status. */
+export interface WeaverStatus {
+  queue_depth: number;
+  in_progress: number;
+  failed: number;
+  last_error: string | null;
+  embedding_model: string | null;
+  models: { model: string; indexed_chunks: number }[];
+  counts: Record<string, number>;
+}
+
+/** The background pipeline draining the storage outbox into the index and the graph. */
+export interface Weaver {
+  start(): void;
+  /** Stops after the current item; resolves once the loop has exited. */
+  stop(): Promise<void>;
+  /** Wakes the loop now (after a save). */
+  notify(): void;
+  /** Emits 'message-saved' and wakes the loop; saving never waits for this. */
+  notifySaved(nodeId: string, chatId: string | null): void;
+  /** Processes ready items until none is left (also when not started). */
+  drain(): Promise<number>;
+  on<K extends keyof WeaverEvents & string>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void;
+  once<K extends keyof WeaverEvents & string>(event: K): Promise<WeaverEvents[K]>;
+  status(): Promise<WeaverStatus>;
+  /** The configured embedding model id (setting, else the resolver's default). */
+  embeddingModelId(): Promise<string>;
+  /** The configured embedder (used by the index for queries). */
+  embedder(): Promise<TextEmbedder>;
+  /** Runs the tier pass and outbox pruning now (also done every `maintenanceIntervalMs`). */
+  maintain(): { retiered: number; pruned: number };
+  /** Changes the embedding model and re-embeds everything in the background. */
+  setEmbeddingModel(modelId: string): Promise<void>;
+}

@@ -1,0 +1,176 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createMemoryIndex } from '@tabagent/indexing';
+import type { TextEmbedderResolver } from '@tabagent/values';
+import { entityIdFor } from '../src/memory-weaver.js';
+import type { WeaverEvents } from '../src/weaver-types.js';
+import { createHarness, waitFor, type Harness } from './weaver-harness.js';
+
+let h: Harness;
+afterEach(async () => {
+  await h.close();
+});
+
+function saveMessage(id: string, text: string, chatId = 'c1'): void {
+  if (h.storage.getNode(chatId) === undefined) h.storage.createNode({ kind: 'chat', id: chatId, title: 'Chat', props: {} });
+  h.storage.createNode({ kind: 'message', id, chat_id: chatId, text, props: { role: 'user' } });
+  h.weaver.notifySaved(id, chatId);
+}
+
+describe('weaver', () => {
+  it('makes a saved message searchable by meaning and by words, emitting events in order', async () => {
+    h = await createHarness();
+    const events: string[] = [];
+    for (const name of ['message-saved', 'index-start', 'index-end'] as const) h.weaver.on(name, () => events.push(name));
+    h.weaver.start();
+    saveMessage('m1', 'The quick brown fox jumps over the lazy dog.');
+    saveMessage('m2', 'Paris is the capital of France.');
+    await waitFor(() => h.storage.outboxStats().done === 2);
+    const byVector = await h.index.search({ query: 'Paris is the capital of France.', k: 1, mode: 'vector' });
+    expect(byVector.map((hit) => [hit.node_id, hit.kind, hit.chat_id])).toEqual([['m2', 'message', 'c1']]);
+    expect(byVector[0]?.score).toBeCloseTo(1, 4);
+    const byWords = await h.index.search({ query: 'fox', k: 5, mode: 'text' });
+    expect(byWords.map((hit) => hit.node_id)).toEqual(['m1']);
+    expect(events.slice(0, 2)).toEqual(['message-saved', 'message-saved']);
+    expect(events.filter((name) => name === 'index-end')).toHaveLength(2);
+    expect(h.storage.neighbours('c1', { types: ['CONTAINS'], direction: 'out' }).map((n) => n.node.id).sort()).toEqual(['m1', 'm2']);
+    const status = await h.weaver.status();
+    expect(status).toEqual({ queue_depth: 0, in_progress: 0, failed: 0, last_error: null, embedding_model: 'tiny-a', models: [{ model: 'tiny-a', indexed_chunks: 2 }], counts: { chat: 1, message: 2 } });
+  });
+
+  it('links de-duplicated entities, similar messages and writes a summary every N messages', async () => {
+    const summarized: string[][] = [];
+    h = await createHarness({
+      extractEntities: (text) => Promise.resolve((text.match(/\b[A-Z][a-z]+\b/g) ?? []).map((word) => ({ text: word, label: 'misc' }))),
+      summarize: (texts) => {
+        summarized.push([...texts]);
+        return Promise.resolve(`summary of ${texts.length}`);
+      },
+      summaryEvery: 3,
+      similarityThreshold: 0.99,
+    });
+    saveMessage('m1', 'Alice met Bob.');
+    saveMessage('m2', 'Alice met Bob.');
+    saveMessage('m3', 'bob likes tea');
+    await h.weaver.drain();
+    await h.weaver.drain();
+    const alice = entityIdFor('misc', 'Alice');
+    expect(h.storage.getNode(alice)).toMatchObject({ kind: 'entity', title: 'Alice', props: { entity_type: 'MISC', normalized: 'alice' } });
+    expect(h.storage.neighbours(alice, { types: ['MENTIONS'], direction: 'in' }).map((n) => n.node.id).sort()).toEqual(['m1', 'm2']);
+    expect(h.storage.countByKind().entity).toBe(2);
+    expect(h.storage.neighbours('m2', { types: ['SIMILAR_TO'], direction: 'out' }).map((n) => n.node.id)).toEqual(['m1']);
+    expect(summarized).toEqual([['Alice met Bob.', 'Alice met Bob.', 'bob likes tea']]);
+    const summary = h.storage.getNode('summary_c1_1');
+    expect(summary).toMatchObject({ kind: 'summary', chat_id: 'c1', text: 'summary of 3', props: { message_ids: ['m1', 'm2', 'm3'] } });
+    expect(h.storage.neighbours('summary_c1_1', { types: ['SUMMARIZES'] }).map((n) => n.node.id)).toEqual(['c1']);
+    expect((await h.index.search({ query: 'summary', k: 5, mode: 'text' })).map((hit) => hit.kind)).toEqual(['summary']);
+  });
+
+  it('retries with backoff and succeeds', async () => {
+    let failures = 2;
+    h = await createHarness({
+      wrapResolver: (resolver: TextEmbedderResolver) => (modelId) => (failures-- > 0 ? Promise.reject(new Error('embedder warming up')) : resolver(modelId)),
+    });
+    const failed: WeaverEvents['item-failed'][] = [];
+    h.weaver.on('item-failed', (event) => failed.push(event));
+    h.weaver.start();
+    saveMessage('m1', 'retry me');
+    await waitFor(() => h.storage.outboxStats().done === 1);
+    expect(failed.map((event) => [event.item.attempts, event.error, event.dead])).toEqual([
+      [1, 'embedder warming up', false],
+      [2, 'embedder warming up', false],
+    ]);
+    expect((await h.index.search({ query: 'retry', k: 1, mode: 'text' }))[0]?.node_id).toBe('m1');
+  });
+
+  it('dead-letters an item after maxAttempts with its error', async () => {
+    h = await createHarness({ maxAttempts: 3, wrapResolver: () => () => Promise.reject(new Error('no embedding model')) });
+    h.weaver.start();
+    saveMessage('m1', 'never indexed');
+    await waitFor(() => h.storage.outboxStats().dead === 1);
+    expect(h.storage.listOutbox('dead')).toEqual([expect.objectContaining({ attempts: 3, last_error: 'no embedding model', payload: { kind: 'index-message', node_id: 'm1' } })]);
+    const status = await h.weaver.status();
+    expect(status).toMatchObject({ failed: 1, last_error: 'no embedding model', queue_depth: 0 });
+  });
+
+  it('removes index entries when a chat is deleted', async () => {
+    h = await createHarness();
+    saveMessage('m1', 'delete me soon');
+    saveMessage('k1', 'keep me around', 'c2');
+    await h.weaver.drain();
+    expect((await h.index.stats())[0]?.rows).toBe(2);
+    h.storage.deleteNode('c1');
+    await h.weaver.drain();
+    expect((await h.index.search({ query: 'delete me soon', k: 5, mode: 'hybrid' })).map((hit) => hit.node_id)).toEqual(['k1']);
+  });
+
+  it('re-embeds everything in the background when the embedding model changes', async () => {
+    h = await createHarness();
+    saveMessage('m1', 'first message');
+    saveMessage('m2', 'second message');
+    await h.weaver.drain();
+    await h.weaver.setEmbeddingModel('tiny-b');
+    expect(await h.weaver.embeddingModelId()).toBe('tiny-b');
+    await h.weaver.drain();
+    const stats = await h.index.stats();
+    expect(stats.map((table) => [table.model, table.rows]).sort()).toEqual([['tiny-a', 2], ['tiny-b', 2]]);
+    const hits = await h.index.search({ query: 'second message', k: 1, mode: 'vector' });
+    expect(hits[0]?.node_id).toBe('m2');
+    await expect(h.weaver.setEmbeddingModel('missing')).rejects.toThrow('unknown model missing');
+  });
+
+  it('rebuild() from storage after deleting index/ gives identical search results', async () => {
+    h = await createHarness();
+    const texts = ['Gardening in spring needs patience.', 'Tomatoes want sun and water.', 'The stock market fell today.', 'Bread rises with yeast and time.', 'Roses bloom in June.'];
+    texts.forEach((text, i) => saveMessage(`m${i}`, text, i % 2 === 0 ? 'c1' : 'c2'));
+    h.storage.createNode({ kind: 'webpage', id: 'p1', url: 'https://garden.test/', title: 'Garden guide', text: 'Water tomatoes in the morning. Prune roses in March.', props: { captured_at: 1 } });
+    await h.weaver.drain();
+    const queries = [
+      { query: 'tomatoes sun', mode: 'hybrid' as const, k: 4 },
+      { query: 'roses', mode: 'text' as const, k: 3 },
+      { query: 'Bread rises with yeast and time.', mode: 'vector' as const, k: 3 },
+      { query: 'water', mode: 'hybrid' as const, k: 5, filters: { chat_id: 'c2' } },
+    ];
+    const before = await Promise.all(queries.map((query) => h.index.search(query)));
+    await h.index.close();
+    rmSync(join(h.dir, 'index'), { recursive: true, force: true });
+    const fresh = createMemoryIndex({ dir: join(h.dir, 'index'), storage: h.storage, embedder: () => h.weaver.embedder() });
+    expect(await fresh.search({ query: 'tomatoes', k: 3 })).toEqual([]);
+    expect(await fresh.rebuild()).toEqual({ nodes: 6, chunks: 6 });
+    const after = await Promise.all(queries.map((query) => fresh.search(query)));
+    expect(after).toEqual(before);
+    expect(before[0]?.length).toBeGreaterThan(0);
+    await fresh.close();
+  });
+});
+
+describe('weaver maintenance', () => {
+  it('re-tiers aged nodes into the index and prunes old done items', async () => {
+    let clock = 1_700_000_000_000;
+    h = await createHarness({ now: () => clock, keepDoneMs: 1000 });
+    saveMessage('m1', 'an old memory');
+    await h.weaver.drain();
+    expect((await h.index.search({ query: 'old', k: 1, mode: 'text' }))[0]?.tier).toBe('active');
+    clock += 8 * 86_400_000;
+    expect(h.weaver.maintain()).toEqual({ retiered: 2, pruned: 1 });
+    await h.weaver.drain();
+    const hit = (await h.index.search({ query: 'old', k: 1, mode: 'text', filters: { tiers: ['recent'] } }))[0];
+    expect(hit?.node_id).toBe('m1');
+    expect(h.storage.getNode('m1')?.tier).toBe('recent');
+  });
+});
+
+describe('openMemoryStore', () => {
+  it('opens storage, index and weaver in one data directory and honours the configured model', async () => {
+    h = await createHarness();
+    const { openMemoryStore } = await import('../src/open-memory-store.js');
+    const dataDir = join(h.dir, 'store');
+    const store = await openMemoryStore({ dataDir, embedders: h.resolver, embeddingModel: 'tiny-b', pollIntervalMs: 10 });
+    store.storage.createNode({ kind: 'webpage', id: 'p1', url: 'https://a.test/', text: 'Quiet lakes at dawn.', props: {} });
+    await store.weaver.drain();
+    expect(await store.weaver.embeddingModelId()).toBe('tiny-b');
+    expect((await store.index.stats()).map((table) => [table.model, table.rows])).toEqual([['tiny-b', 1]]);
+    expect((await store.index.search({ query: 'Quiet lakes at dawn.', k: 1, mode: 'vector' }))[0]?.node_id).toBe('p1');
+    await store.close();
+  });
+});
