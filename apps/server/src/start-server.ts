@@ -2,11 +2,24 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApiApp, createApiHttpServer } from '@tabagent/api';
+import { createGgufModelManager, ggufModelInspector } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
+import { createOnnxModelPool } from '@tabagent/onnx-loader';
+import { embeddingModelSettingKey, entityModelSettingKey, rerankModelSettingKey } from '@tabagent/storage';
+import { openMemoryStore } from '@tabagent/weaver';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, type DataDirLayout } from './data-dir.js';
+import { withChatMemory } from './chat-memory.js';
+import { createEmbeddingModelResolver } from './embedding-model-resolver.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
+import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
+import { createGenerationHandlers } from './handlers/generation-handlers.js';
+import { createGgufModelAccess } from './handlers/gguf-model-access.js';
+import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
+import { createModelHandlers } from './handlers/model-handlers.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
+import { createModelRegistry } from './model-registry.js';
+import { createOnnxModelBackend, onnxModelInspector } from './onnx-model-backend.js';
 import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
 import type { ServerConfig } from './server-config.js';
@@ -41,6 +54,8 @@ function listen(server: http.Server, host: string, port: number): Promise<Addres
   });
 }
 
+const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
+
 /** Composes every package into one provider and starts the transports the mode asks for. */
 export async function startServer(config: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const layout = prepareDataDir(config.dataDir);
@@ -49,9 +64,91 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const hfTokens = createHfTokenStore(layout.root);
   const disposers: (() => Promise<void> | void)[] = [];
 
+  const hardwareInfo = await hardware.getInfo();
+  const threads = config.threads ?? hardwareInfo.advice.recommended_threads;
+
+  const registry = createModelRegistry({ dataDir: layout.root, modelsDir: layout.models, inspectors: [ggufModelInspector, onnxModelInspector], logger });
+  const manager = createGgufModelManager({
+    gpu: config.gpu === 'off' ? false : 'auto',
+    defaultThreads: threads,
+    defaultKeepAlive: config.keepAliveSeconds,
+    availableMemory: () => hardware.availableMemory(),
+    logger,
+  });
+  disposers.push(() => manager.dispose());
+  const onnxPool = createOnnxModelPool({
+    executionProviders: config.gpu === 'off' ? ['cpu'] : hardwareInfo.advice.execution_providers,
+    threads,
+    logger,
+  });
+  disposers.push(() => onnxPool.dispose());
+  const onnx = createOnnxModelBackend(onnxPool);
+  const access = createGgufModelAccess({ manager, registry });
+  const embeddingModels = createEmbeddingModelResolver({
+    registry,
+    onnx,
+    gguf: access,
+    // The store is opened below; until then only the flag can name the model.
+    preferredEmbeddingModel: async () => memoryStore?.storage.getSetting(embeddingModelSettingKey) ?? config.embeddingModel,
+  });
+  let memoryStore: Awaited<ReturnType<typeof openMemoryStore>> | undefined;
+  const memory = await openMemoryStore({
+    dataDir: layout.root,
+    ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
+    embedders: (modelId) => embeddingModels.resolveEmbedder(modelId),
+    rerank: async (query, documents) => {
+      const reranker = await embeddingModels.resolveReranker(memory.storage.getSetting(rerankModelSettingKey) ?? undefined);
+      if (!reranker) return (await embeddingModels.resolveEmbedder()).embed([query, ...documents]).then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
+      return (await reranker.score(query, documents)).scores;
+    },
+    extractEntities: async (text) => {
+      const extractor = await embeddingModels.resolveEntityExtractor(memory.storage.getSetting(entityModelSettingKey));
+      return extractor ? extractor.extractEntities(text) : [];
+    },
+    summarize: async (texts) => {
+      // Summaries need an LLM; only one already in memory is used, so saving never loads a model.
+      const loaded = manager.list()[0];
+      if (!loaded) return null;
+      const run = manager.chat(loaded.id, {
+        messages: [
+          { role: 'system', content: 'Summarise the conversation below in three sentences.' },
+          { role: 'user', content: texts.join('\n') },
+        ],
+        maxTokens: 200,
+        temperature: 0.2,
+      });
+      return (await run.result).text.trim() || null;
+    },
+    logger,
+  });
+  memoryStore = memory;
+  disposers.push(() => memory.close());
+  const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
+  const generation = createGenerationHandlers({ manager, registry, access, logger });
+
   const handlers = composeHandlers(
-    createSystemHandlers({ hardware, hfTokens, version: serverVersion, logFile: options.logger ? undefined : layout.logFile, loadedModelResources: async () => [] }),
+    createSystemHandlers({
+      hardware,
+      hfTokens,
+      version: serverVersion,
+      logFile: options.logger ? undefined : layout.logFile,
+      loadedModelResources: async () => [
+        ...manager.list().map((model) => ({ model_id: model.id, memory_mb: Math.round(model.memoryBytes / 104857.6) / 10, device: model.device })),
+        ...onnx.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
+      ],
+    }),
+    createModelHandlers({ manager, registry, access, availableMemory: () => hardware.availableMemory(), extraBackends: [onnx] }),
+    generation,
+    { 'chat.completions': withChatMemory(generation['chat.completions'], retrieval) },
+    createEmbeddingHandlers({
+      resolveEmbedder: (modelId) => embeddingModels.resolveEmbedder(modelId),
+      resolveReranker: (modelId) => embeddingModels.resolveReranker(modelId),
+      listEmbeddingModels: () => embeddingModels.listEmbeddingModels(),
+      searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
+    }),
+    createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
   );
+  memory.weaver.start();
   const provider = createAppStateProvider(handlers);
 
   let httpServer: http.Server | undefined;

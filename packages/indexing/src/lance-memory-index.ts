@@ -250,7 +250,7 @@ export class LanceMemoryIndex implements MemoryIndex {
       if (mode === 'text') return [];
       const vector = request.vector ?? (await embedder.embed([request.query])).vectors[0];
       if (vector === undefined) throw new Error('The embedder returned no vector for the query');
-      let query = table.vectorSearch(Array.from(vector)).distanceType('cosine').select(hitColumns).limit(candidates);
+      let query = table.vectorSearch(Array.from(vector)).distanceType('cosine').select([...hitColumns, '_distance']).limit(candidates);
       // Probe widely and refine with full vectors so the indexed search keeps recall@10 >= 0.95.
       query = request.exact === true ? query.bypassVectorIndex() : query.nprobes(20).ef(Math.max(100, candidates * 5)).refineFactor(5);
       if (where !== undefined) query = query.where(where);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
 import { embeddingModelSettingKey, type OutboxItem, type OutboxPayload, type Storage } from '@tabagent/storage';
-import { indexableNodeKinds, type MemoryNode, type TextEmbedder } from '@tabagent/values';
+import { indexableNodeKinds, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
 import { TypedEventEmitter } from './typed-event-emitter.js';
 import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
 
@@ -128,8 +128,12 @@ export class MemoryWeaver implements Weaver {
       this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
     } catch (error) {
       const attempts = item.attempts + 1;
-      const dead = attempts >= (this.options.maxAttempts ?? 5);
-      const delay = Math.min((this.options.backoffMs ?? 1000) * 2 ** (attempts - 1), this.options.maxBackoffMs ?? 300_000);
+      // No embedding model registered yet is a wait, not a failure: the item is kept until one is.
+      const waitingForModel = TabAgentError.isInstance(error) && error.code === 'model_not_found';
+      const dead = !waitingForModel && attempts >= (this.options.maxAttempts ?? 5);
+      const delay = waitingForModel
+        ? Math.min(30_000, this.options.maxBackoffMs ?? 300_000)
+        : Math.min((this.options.backoffMs ?? 1000) * 2 ** (attempts - 1), this.options.maxBackoffMs ?? 300_000);
       const message = errorMessage(error);
       this.storage.failOutbox(item.id, message, { dead, retryAt: this.now() + delay });
       this.options.logger?.warn({ item: item.id, kind: item.payload.kind, attempts, dead, err: error }, 'weaver item failed');
@@ -220,6 +224,8 @@ export class MemoryWeaver implements Weaver {
     }
     const messages = window.slice(summaries * every, (summaries + 1) * every);
     const text = await summarize(messages.map((item) => item.text));
+    // null: no LLM is available now; the next message of the chat tries again.
+    if (text === null) return;
     this.storage.transaction(() => {
       this.storage.upsertNode({ kind: 'summary', id, chat_id: chatId, text, props: { message_ids: messages.map((item) => item.id) }, metadata: { message_count: messages.length } });
       this.storage.createEdge({ type: 'SUMMARIZES', from_id: id, to_id: chatId });

@@ -26,8 +26,8 @@ export interface WeaverOptions {
   embedders: TextEmbedderResolver;
   /** Named entity extraction; entities and MENTIONS edges are skipped without it. */
   extractEntities?: (text: string) => Promise<ExtractedEntity[]>;
-  /** Summariser (an LLM); summaries are skipped without it. */
-  summarize?: (texts: readonly string[]) => Promise<string>;
+  /** Summariser (an LLM); summaries are skipped without it, or while it answers null (no LLM loaded). */
+  summarize?: (texts: readonly string[]) => Promise<string | null>;
   /** Messages per summary (default 20). */
   summaryEvery?: number;
   /** Cosine similarity from which SIMILAR_TO edges are written (default 0.85). */

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createMemoryIndex } from '@tabagent/indexing';
-import type { TextEmbedderResolver } from '@tabagent/values';
+import { ModelNotFoundError, type TextEmbedderResolver } from '@tabagent/values';
 import { entityIdFor } from '../src/memory-weaver.js';
 import type { WeaverEvents } from '../src/weaver-types.js';
 import { createHarness, waitFor, type Harness } from './weaver-harness.js';
@@ -91,6 +91,15 @@ describe('weaver', () => {
     expect(h.storage.listOutbox('dead')).toEqual([expect.objectContaining({ attempts: 3, last_error: 'no embedding model', payload: { kind: 'index-message', node_id: 'm1' } })]);
     const status = await h.weaver.status();
     expect(status).toMatchObject({ failed: 1, last_error: 'no embedding model', queue_depth: 0 });
+  });
+
+  it('keeps items waiting, never dead, while no embedding model is registered', async () => {
+    h = await createHarness({ maxAttempts: 1, wrapResolver: () => () => Promise.reject(new ModelNotFoundError('No embedding model is registered')) });
+    saveMessage('m1', 'waits for a model');
+    await h.weaver.drain();
+    expect(h.storage.outboxStats().dead).toBe(0);
+    expect(h.storage.listOutbox('dead')).toEqual([]);
+    expect((await h.weaver.status()).last_error).toBe('No embedding model is registered');
   });
 
   it('removes index entries when a chat is deleted', async () => {
