@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { TabAgentError } from '@tabagent/values';
+import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
 import { parseServeArguments } from './server-config.js';
 import { startServer } from './start-server.js';
 import { serverVersion } from './version.js';
@@ -10,21 +11,46 @@ Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
                  [--allowed-origin chrome-extension://ID ...] [--api-key KEY] [--embedding-model ID]
                  [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--log-level info]
+  tabagent install-native-host --extension-id ID [--browser chrome|chromium|edge|brave|firefox|all]
+                 [--data-dir DIR] [--manifest-dir DIR]
+  tabagent uninstall-native-host [--browser ...] [--data-dir DIR]
+  tabagent doctor [--browser ...]
   tabagent --version
 
 Every option also reads a TABAGENT_* variable (TABAGENT_PORT, TABAGENT_DATA_DIR, ...).
 Logs go to stderr and <data-dir>/logs/tabagent.log, never to stdout.
 `;
 
+/**
+ * In native mode stdout carries frames only. The host writes through its own stream on fd 1, and
+ * anything else in the process that writes to `process.stdout` or `console.log` (a library's
+ * banner or warning) is sent to stderr instead of corrupting the frame stream.
+ */
+async function guardStdout(): Promise<import('node:stream').Writable> {
+  const { createWriteStream } = await import('node:fs');
+  const frames = createWriteStream('', { fd: 1, autoClose: false });
+  const toStderr = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+  process.stdout.write = toStderr;
+  console.log = console.error;
+  console.info = console.error;
+  console.debug = console.error;
+  return frames;
+}
+
 async function serve(argv: string[]): Promise<void> {
   const config = parseServeArguments(argv);
-  const server = await startServer(config);
+  const nativeOutput = config.mode === 'http' ? undefined : await guardStdout();
+  const server = await startServer(config, nativeOutput ? { nativeOutput } : {});
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     server.logger.info({ signal }, 'shutting down');
-    server.close().then(
+    server
+      .close()
+      // Frames still queued in the pipe would be lost by process.exit: let the stream finish first.
+      .then(() => (nativeOutput ? new Promise<void>((resolve) => nativeOutput.end(() => resolve())) : undefined))
+      .then(
       () => process.exit(0),
       (error: unknown) => {
         server.logger.error({ err: error }, 'shutdown failed');
@@ -34,6 +60,12 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Chrome closes stdin when the extension disconnects; a native host then exits (it reconnects).
+  // In `all` mode the HTTP API keeps serving.
+  void server.nativeSessionEnded?.then((reason) => {
+    server.logger.info({ reason }, 'native messaging session ended');
+    if (config.mode === 'native') stop('native-session-ended');
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -41,6 +73,13 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'install-native-host':
+      return runInstallNativeHost(rest, (text) => process.stdout.write(text));
+    case 'uninstall-native-host':
+      return runUninstallNativeHost(rest, (text) => process.stdout.write(text));
+    case 'doctor':
+      if (!(await runDoctor(rest, (text) => process.stdout.write(text)))) process.exitCode = 1;
+      return;
     case '--version':
     case '-v':
       process.stderr.write(`${serverVersion}\n`);

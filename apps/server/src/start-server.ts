@@ -4,9 +4,11 @@ import type { Logger } from 'pino';
 import { createApiApp, createApiHttpServer } from '@tabagent/api';
 import { createGgufModelManager, ggufModelInspector } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
+import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
 import { createOnnxModelPool } from '@tabagent/onnx-loader';
 import { embeddingModelSettingKey, entityModelSettingKey, rerankModelSettingKey } from '@tabagent/storage';
 import { openMemoryStore } from '@tabagent/weaver';
+import type { Readable, Writable } from 'node:stream';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, type DataDirLayout } from './data-dir.js';
 import { withChatMemory } from './chat-memory.js';
@@ -33,6 +35,8 @@ export interface RunningServer {
   readonly logger: Logger;
   /** `http://host:port` once HTTP listens; undefined in native mode or when the port was taken in `all` mode. */
   readonly httpUrl: string | undefined;
+  /** In native and all modes: resolves when the browser ends the native-messaging session. */
+  readonly nativeSessionEnded: Promise<NativeHostExitReason> | undefined;
   /** Stops accepting, aborts streams, closes stores; idempotent. */
   close(): Promise<void>;
 }
@@ -41,6 +45,9 @@ export interface RunningServer {
 export interface StartServerOptions {
   /** Use this logger instead of the stderr + log-file one. */
   logger?: Logger;
+  /** Native-messaging streams (default: this process's stdin and stdout). */
+  nativeInput?: Readable;
+  nativeOutput?: Writable;
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<AddressInfo> {
@@ -60,6 +67,46 @@ const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, 
 export async function startServer(config: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const layout = prepareDataDir(config.dataDir);
   const logger = options.logger ?? createServerLogger({ level: config.logLevel, logFile: layout.logFile });
+  // Chrome's extension sends `handshake` at once and gives up after 30 s; the native host starts
+  // before the models and stores are opened, and calls wait for the provider below.
+  let resolveProvider: (provider: AppStateProvider) => void = () => undefined;
+  let rejectProvider: (error: unknown) => void = () => undefined;
+  const providerReady = new Promise<AppStateProvider>((resolve, reject) => {
+    resolveProvider = resolve;
+    rejectProvider = reject;
+  });
+  providerReady.catch(() => undefined);
+  let nativeSessionEnded: Promise<NativeHostExitReason> | undefined;
+  let nativeHost: ReturnType<typeof createNativeMessagingHost> | undefined;
+  if (config.mode === 'native' || config.mode === 'all') {
+    nativeHost = createNativeMessagingHost({
+      input: options.nativeInput ?? process.stdin,
+      output: options.nativeOutput ?? process.stdout,
+      provider: { handle: async (id, request, context) => (await providerReady).handle(id, request, context) },
+      logger,
+      ...(config.nativeCallerOrigin === undefined ? {} : { callerOrigin: config.nativeCallerOrigin }),
+      version: serverVersion,
+    });
+    nativeSessionEnded = nativeHost.done;
+  }
+  try {
+    return await composeServer(config, options, layout, logger, nativeHost, nativeSessionEnded, resolveProvider);
+  } catch (error) {
+    rejectProvider(error);
+    nativeHost?.close();
+    throw error;
+  }
+}
+
+async function composeServer(
+  config: ServerConfig,
+  options: StartServerOptions,
+  layout: DataDirLayout,
+  logger: Logger,
+  nativeHost: ReturnType<typeof createNativeMessagingHost> | undefined,
+  nativeSessionEnded: Promise<NativeHostExitReason> | undefined,
+  resolveProvider: (provider: AppStateProvider) => void,
+): Promise<RunningServer> {
   const hardware = createHardwareProbe();
   const hfTokens = createHfTokenStore(layout.root);
   const disposers: (() => Promise<void> | void)[] = [];
@@ -150,6 +197,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   );
   memory.weaver.start();
   const provider = createAppStateProvider(handlers);
+  resolveProvider(provider);
 
   let httpServer: http.Server | undefined;
   let httpUrl: string | undefined;
@@ -173,6 +221,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      nativeHost?.close();
       if (httpServer) {
         const server = httpServer;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -187,5 +236,5 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     return closing;
   };
 
-  return { config, layout, provider, logger, httpUrl, close };
+  return { config, layout, provider, logger, httpUrl, nativeSessionEnded, close };
 }
