@@ -52,6 +52,15 @@ describe('parseRouteRequest', () => {
     });
   });
 
+  it('accepts the original servers\' field names for the same fields', () => {
+    expect(parseRouteRequest('resources.estimate', { model_path: 'tiny' })).toEqual({ model: 'tiny' });
+    expect(parseRouteRequest('rerank', { query: 'q', documents: ['a'], top_k: 1 })).toMatchObject({ top_n: 1 });
+    expect(parseRouteRequest('cluster', { documents: ['a', 'b'] })).toMatchObject({ texts: ['a', 'b'], n_clusters: 2 });
+    expect(parseRouteRequest('recommend', { query: 'q', items: ['a'] })).toMatchObject({ candidates: ['a'], top_n: 10 });
+    expect(parseRouteRequest('conversations.create', { conversation_id: 'c1', title: 't' })).toMatchObject({ id: 'c1', user_id: 'default' });
+    expect(parseRouteRequest('rerank', { query: 'q', documents: ['a'], top_n: 2, top_k: 1 })).toMatchObject({ top_n: 2 });
+  });
+
   it('accepts null and {} for routes that take nothing', () => {
     expect(parseRouteRequest('health', null)).toEqual({});
     expect(parseRouteRequest('health', {})).toEqual({});

@@ -28,3 +28,10 @@ export const Cursor = z.string().min(1).max(512);
 
 /** A non-empty model id (file stem, registered name). */
 export const ModelId = z.string().min(1).max(512).describe('Model id as listed by GET /v1/models.');
+
+/**
+ * Preprocessor that copies field `from` to `to` when only `from` is present: the original servers
+ * named the same field differently (Rust `model_id`, Python `model_path`, `top_k` for `top_n`).
+ */
+export const acceptFieldAlias = (from: string, to: string) => (value: unknown): unknown =>
+  typeof value === 'object' && value !== null && !(to in value) && from in value ? { ...value, [to]: (value as Record<string, unknown>)[from] } : value;

@@ -1,12 +1,9 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { EmptyRequest, ModelId } from './common-schemas.js';
+import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
 
 const InputText = z.string().min(1).max(1_000_000);
 
-/** Accept `texts` (Python) and `documents` (Rust) for the same list. */
-const acceptAlias = (from: string, to: string) => (value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !(to in value) && from in value ? { ...value, [to]: (value as Record<string, unknown>)[from] } : value;
 
 export const EmbeddingsRequest = z
   .object({
@@ -29,7 +26,7 @@ export const EmbeddingsResponse = z
 
 export const RerankRequest = z
   .preprocess(
-    acceptAlias('top_k', 'top_n'),
+    acceptFieldAlias('top_k', 'top_n'),
     z.object({
       model: ModelId.optional(),
       query: InputText,
@@ -72,7 +69,7 @@ export const SearchFilters = z
 
 export const SemanticSearchRequest = z
   .preprocess(
-    acceptAlias('top_k', 'k'),
+    acceptFieldAlias('top_k', 'k'),
     z.object({
       query: InputText,
       documents: z.array(z.string()).min(1).max(4096).optional().describe('Search these (Python); without them, search the memory store (Rust).'),
@@ -128,7 +125,7 @@ export const EvaluateEmbeddingsResponse = z
 
 export const ClusterRequest = z
   .preprocess(
-    acceptAlias('documents', 'texts'),
+    acceptFieldAlias('documents', 'texts'),
     z.object({
       texts: z.array(InputText).min(2).max(10_000),
       n_clusters: z.number().int().min(1).max(100).default(2),
@@ -153,7 +150,7 @@ export const ClusterResponse = z
 
 export const RecommendRequest = z
   .preprocess(
-    acceptAlias('items', 'candidates'),
+    acceptFieldAlias('items', 'candidates'),
     z.object({
       query: InputText,
       candidates: z.array(InputText).min(1).max(10_000),
@@ -191,7 +188,7 @@ export const EmbeddingModelsResponse = z
 
 export const RagQueryRequest = z
   .preprocess(
-    acceptAlias('top_k', 'k'),
+    acceptFieldAlias('top_k', 'k'),
     z.object({
       query: InputText,
       k: z.number().int().min(1).max(1000).default(10),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { Cursor, EmptyRequest, ModelId, QueryInt } from './common-schemas.js';
+import { acceptFieldAlias, Cursor, EmptyRequest, ModelId, QueryInt } from './common-schemas.js';
 
 /** Memory tier of a stored item, by age (see the storage package). */
 export const MemoryTier = z.enum(['active', 'recent', 'archive']);
@@ -60,7 +60,7 @@ export const SaveMessageResponse = z
 
 export const CreateConversationRequest = z
   .preprocess(
-    (value) => (typeof value === 'object' && value !== null && !('id' in value) && 'conversation_id' in value ? { ...value, id: (value as { conversation_id: unknown }).conversation_id } : value),
+    acceptFieldAlias('conversation_id', 'id'),
     z.object({
       id: z.string().min(1).max(200).optional().describe('`conversation_id` is accepted too (Python).'),
       title: z.string().min(1).max(1000),

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { EmptyRequest, ModelId } from './common-schemas.js';
+import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
 
-/** Accept Rust's `model_id` and Python's `model` for the same field (we name it `model`, as OpenAI does). */
-const acceptModelIdAlias = (value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !('model' in value) && 'model_id' in value ? { ...value, model: (value as { model_id: unknown }).model_id } : value;
+/** Rust's `model_id` is accepted for the field we name `model`, as OpenAI does. */
+const acceptModelIdAlias = acceptFieldAlias('model_id', 'model');
+
 
 export const ModelFormat = z.enum(['gguf', 'onnx']);
 export const ModelTask = z.enum(['text-generation', 'embedding', 'rerank', 'token-classification']);

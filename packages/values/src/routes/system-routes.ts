@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { EmptyRequest, ModelId } from './common-schemas.js';
+import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
 
 export const GpuInfo = z
   .object({
@@ -226,7 +226,7 @@ export const resourcesEstimateRoute = defineRoute({
   summary: 'Memory a registered model needs, and whether it fits',
   tags: ['system'],
   request: z.preprocess(
-    (value) => (typeof value === 'object' && value !== null && !('model' in value) && 'model_path' in value ? { ...value, model: (value as { model_path: unknown }).model_path } : value),
+    acceptFieldAlias('model_path', 'model'),
     EstimateRequest,
   ),
   response: EstimateResponse,
