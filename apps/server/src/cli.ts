@@ -22,19 +22,12 @@ Logs go to stderr and <data-dir>/logs/tabagent.log, never to stdout.
 `;
 
 /**
- * In native mode stdout carries frames only. The host writes through its own stream on fd 1, and
- * anything else in the process that writes to `process.stdout` or `console.log` (a library's
- * banner or warning) is sent to stderr instead of corrupting the frame stream.
+ * In native mode stdout carries frames only: the host gets its own stream over stdout, and any
+ * other write to `process.stdout` or `console.log` (a library's banner or warning) goes to stderr.
  */
 async function guardStdout(): Promise<import('node:stream').Writable> {
-  const { createWriteStream } = await import('node:fs');
-  const frames = createWriteStream('', { fd: 1, autoClose: false });
-  const toStderr = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
-  process.stdout.write = toStderr;
-  console.log = console.error;
-  console.info = console.error;
-  console.debug = console.error;
-  return frames;
+  const { claimStdoutForFrames } = await import('@tabagent/native-messaging');
+  return claimStdoutForFrames();
 }
 
 async function serve(argv: string[]): Promise<void> {

@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import {
+  InvalidRequestError, NotFoundError, PayloadTooLargeError, isChunkStream, isRouteId, parseRouteRequest, toProblemDetails,
+  toTabAgentError, type AppStateProvider, type CallContext, type CallerIdentity,
+} from '@tabagent/values';
+import { createFrameDecoder, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
+import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
+import { getLegacyAction, immediateLegacyReply } from './legacy-actions.js';
+import { silentLogger, type NativeMessagingLogger } from './logger.js';
+import { createReplyWriter, type ReplyWriter } from './reply-writer.js';
+import { createRouteCaller } from './route-caller.js';
+
+/** Options of `createNativeMessagingHost`. */
+export interface NativeMessagingHostOptions {
+  /** Bytes from the browser (the host's stdin). */
+  input: Readable;
+  /** Bytes to the browser (the host's stdout): frames and nothing else. */
+  output: Writable;
+  /** Serves every route; legacy actions are mapped onto its routes. */
+  provider: AppStateProvider;
+  /** Where diagnostics go (stderr or a file, never stdout). Default: silent. */
+  logger?: NativeMessagingLogger;
+  /** The caller's origin, `chrome-extension://<id>/` (see `parseNativeHostArguments`). */
+  callerOrigin?: string;
+  /** Largest accepted browser-to-host message body (default 64 MiB). */
+  maxIncomingBytes?: number;
+  /** Largest host-to-browser message body (default 1,048,576 bytes, Chrome's limit). */
+  maxOutgoingBytes?: number;
+  /** Server version reported by `handshake`, `ping` and `get_version`. */
+  version: string;
+  /** How long to wait for aborted in-flight calls to settle after stdin ends (default 2000 ms). */
+  shutdownGraceMs?: number;
+}
+
+/** Why a host session ended. */
+export type NativeHostExitReason = 'input-ended' | 'closed' | 'protocol-error' | 'input-error' | 'output-error';
+
+/** A running host session. */
+export interface NativeMessagingHost {
+  /**
+   * Resolves once the session is over (stdin ended, `close()`, or a frame that leaves the stream
+   * untrustworthy) and in-flight calls have been aborted and settled; the caller then exits.
+   */
+  readonly done: Promise<NativeHostExitReason>;
+  /** Ends the session: stops reading, aborts in-flight calls. Idempotent. */
+  close(): void;
+}
+
+type JsonObject = Record<string, unknown>;
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+}
+
+class NativeMessagingHostSession implements NativeMessagingHost {
+  readonly done: Promise<NativeHostExitReason>;
+  private resolveDone!: (reason: NativeHostExitReason) => void;
+  private readonly decoder: FrameDecoder;
+  private readonly writer: ReplyWriter;
+  private readonly logger: NativeMessagingLogger;
+  private readonly sessionController = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly caller: CallerIdentity;
+  private finishing = false;
+  private readonly onData = (chunk: Buffer | string): void => this.receive(chunk);
+  private readonly onEnd = (): void => {
+    if (this.decoder.bufferedBytes > 0) this.logger.warn({ bytes: this.decoder.bufferedBytes }, 'native messaging input ended inside a frame; the partial frame is dropped');
+    this.finish('input-ended');
+  };
+  private readonly onError = (error: Error): void => {
+    this.logger.error({ err: error }, 'native messaging input failed');
+    this.finish('input-error');
+  };
+
+  constructor(private readonly options: NativeMessagingHostOptions) {
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+    this.logger = options.logger ?? silentLogger;
+    this.decoder = createFrameDecoder({ maxFrameBytes: options.maxIncomingBytes ?? defaultMaxIncomingBytes });
+    this.writer = createReplyWriter({
+      output: options.output,
+      maxOutgoingBytes: options.maxOutgoingBytes ?? defaultMaxOutgoingBytes,
+      logger: this.logger,
+      // A session whose replies are lost must end (the browser reconnects), never linger mute.
+      onOutputFailure: () => this.finish('output-error'),
+    });
+    this.caller = options.callerOrigin === undefined ? {} : { origin: options.callerOrigin };
+    // Every in-flight call listens on the session signal; many concurrent calls are normal here.
+    setMaxListeners(0, this.sessionController.signal);
+    options.input.on('data', this.onData);
+    options.input.on('end', this.onEnd);
+    options.input.on('close', this.onEnd);
+    options.input.on('error', this.onError);
+  }
+
+  close(): void {
+    this.finish('closed');
+  }
+
+  private receive(chunk: Buffer | string): void {
+    if (this.finishing) return;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    for (const frame of this.decoder.push(bytes)) this.handleFrame(frame);
+  }
+
+  private handleFrame(frame: DecodedFrame): void {
+    if (frame.kind === 'message') {
+      this.handleFrameValue(frame.value);
+      return;
+    }
+    if (frame.kind === 'malformed') {
+      this.logger.warn({ code: frame.error.code, bytes: frame.byteLength }, `native messaging: ${frame.error.message}`);
+      this.track(this.sendProtocolError(frame.error));
+      return;
+    }
+    const error = new PayloadTooLargeError(
+      `A message declares ${frame.declaredBytes} bytes, more than the ${frame.maxBytes}-byte limit; the stream can no longer be read, so the host exits (the browser reconnects).`,
+      { details: { declared_bytes: frame.declaredBytes, max_bytes: frame.maxBytes } },
+    );
+    this.logger.error({ declared_bytes: frame.declaredBytes, max_bytes: frame.maxBytes }, `native messaging stream is no longer trustworthy: ${error.message}`);
+    this.track(this.sendProtocolError(error));
+    this.finish('protocol-error');
+  }
+
+  /** A reply for a message whose envelope is unknown: carries both envelopes' error fields. */
+  private async sendProtocolError(error: unknown, ids: { request_id?: unknown; messageId?: unknown } = {}): Promise<void> {
+    const problem = toProblemDetails(error);
+    await this.writer.sendRoute({
+      request_id: typeof ids.request_id === 'string' || typeof ids.request_id === 'number' ? ids.request_id : null,
+      messageId: ids.messageId,
+      ok: false,
+      status: 'error',
+      message: problem.detail,
+      error: problem,
+    });
+  }
+
+  private track(work: Promise<void>): void {
+    const settled = work.catch((error: unknown) => {
+      this.logger.error({ err: error }, 'native messaging request failed unexpectedly');
+    });
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+  }
+
+  private createContext(requestId: string): { context: CallContext; release: () => void } {
+    const controller = new AbortController();
+    const abort = (): void => controller.abort(this.sessionController.signal.reason);
+    if (this.sessionController.signal.aborted) abort();
+    else this.sessionController.signal.addEventListener('abort', abort, { once: true });
+    return {
+      context: { requestId, signal: controller.signal, transport: 'native-messaging', caller: this.caller },
+      release: () => this.sessionController.signal.removeEventListener('abort', abort),
+    };
+  }
+
+  private handleFrameValue(value: unknown): void {
+    // handshake, ping and get_version are answered synchronously, with no call context or
+    // provider: they are the extension's connection check and must never wait behind other work.
+    if (isJsonObject(value) && typeof value.action === 'string') {
+      const fields = immediateLegacyReply(value.action, this.options.version);
+      if (fields !== undefined) {
+        const { messageId } = value;
+        void this.writer.sendLegacy(Object.assign({ messageId, status: 'success' as const }, fields));
+        return;
+      }
+    }
+    this.track(this.handleMessage(value));
+  }
+
+  private async handleMessage(value: unknown): Promise<void> {
+    if (!isJsonObject(value)) {
+      await this.sendProtocolError(new InvalidRequestError('A message must be a JSON object: {action, messageId, ...} or {id, request_id, payload}'));
+      return;
+    }
+    if ('action' in value) {
+      await this.handleLegacy(value);
+      return;
+    }
+    if ('id' in value || 'route' in value) {
+      await this.handleRoute(value);
+      return;
+    }
+    await this.sendProtocolError(new InvalidRequestError('A message needs `action` (legacy envelope) or `id` (route envelope)'), value);
+  }
+
+  private async handleLegacy(message: JsonObject): Promise<void> {
+    const { action, messageId, ...fields } = message;
+    const reply = async (result: Promise<JsonObject>): Promise<void> => {
+      try {
+        const replyFields = await result;
+        // messageId and status lead the reply, and an adapter's fields can never replace them.
+        await this.writer.sendLegacy(Object.assign({ messageId, status: 'success' as const }, replyFields, { messageId, status: 'success' as const }));
+      } catch (error) {
+        const problem = toProblemDetails(error);
+        await this.writer.sendLegacy({ messageId, status: 'error', message: problem.detail, code: problem.code, error: problem });
+      }
+    };
+    if (typeof action !== 'string') {
+      await reply(Promise.reject(new InvalidRequestError('action must be a string')));
+      return;
+    }
+    const spec = getLegacyAction(action);
+    if (spec === undefined) {
+      await reply(Promise.reject(new NotFoundError(`Unknown action: ${action}`, { details: { action } })));
+      return;
+    }
+    const requestId = typeof messageId === 'string' && messageId.length > 0 ? messageId : randomUUID();
+    const { context, release } = this.createContext(requestId);
+    try {
+      const routes = createRouteCaller(this.options.provider, context);
+      await reply(spec.run({ fields, routes, version: this.options.version }));
+    } finally {
+      release();
+    }
+  }
+
+  private async handleRoute(message: JsonObject): Promise<void> {
+    const rawRequestId = message.request_id;
+    const requestId = typeof rawRequestId === 'string' || typeof rawRequestId === 'number' ? rawRequestId : null;
+    const routeId = message.id ?? message.route;
+    const fail = (error: unknown): Promise<void> => this.writer.sendRoute({ request_id: requestId, ok: false, error: toProblemDetails(error) });
+    if (requestId === null || requestId === '') {
+      await fail(new InvalidRequestError('request_id is required (a non-empty string or a number)', { issues: [{ path: 'request_id', message: 'Required' }] }));
+      return;
+    }
+    if (!isRouteId(routeId)) {
+      await fail(new NotFoundError(`Unknown route id: ${String(routeId)}`, { details: { route: routeId } }));
+      return;
+    }
+    const { context, release } = this.createContext(String(requestId));
+    try {
+      const request = parseRouteRequest(routeId, message.payload);
+      const result: unknown = await this.options.provider.handle(routeId, request, context);
+      if (!isChunkStream(result)) {
+        await this.writer.sendRoute({ request_id: requestId, ok: true, data: result });
+        return;
+      }
+      let seq = 0;
+      for await (const chunk of result) {
+        await this.writer.sendRoute({ request_id: requestId, chunk, seq });
+        seq += 1;
+      }
+      if (context.signal.aborted) throw toTabAgentError(context.signal.reason ?? new DOMException('aborted', 'AbortError'));
+      await this.writer.sendRoute({ request_id: requestId, done: true });
+    } catch (error) {
+      await fail(error);
+    } finally {
+      release();
+    }
+  }
+
+  private finish(reason: NativeHostExitReason): void {
+    if (this.finishing) return;
+    this.finishing = true;
+    const { input } = this.options;
+    input.off('data', this.onData);
+    input.off('end', this.onEnd);
+    input.off('close', this.onEnd);
+    input.off('error', this.onError);
+    if (reason !== 'input-ended') input.destroy();
+    this.sessionController.abort(new DOMException('The native messaging session ended', 'AbortError'));
+    void this.settle(reason);
+  }
+
+  private async settle(reason: NativeHostExitReason): Promise<void> {
+    const grace = delay(this.options.shutdownGraceMs ?? 2000);
+    await Promise.race([Promise.all([...this.inFlight]), grace]);
+    await Promise.race([this.writer.flush(), grace]);
+    this.logger.debug({ reason }, 'native messaging session ended');
+    this.resolveDone(reason);
+  }
+}
+
+/**
+ * Runs a native-messaging host over a pair of streams (the process's stdin/stdout in
+ * production). Both envelopes are served concurrently through one provider.
+ */
+export function createNativeMessagingHost(options: NativeMessagingHostOptions): NativeMessagingHost {
+  return new NativeMessagingHostSession(options);
+}
