@@ -116,7 +116,7 @@ async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<
     return encodeURIComponent(value);
   });
   const inQuery = route.method === 'GET';
-  const query = inQuery ? `?${new URLSearchParams(Object.entries(rest).map(([key, value]) => [key, String(value)])).toString()}` : '';
+  const query = inQuery ? `?${new URLSearchParams(Object.entries(rest).map(([key, value]): [string, string] => [key, String(value)])).toString()}` : '';
   const response = await fetch(`${base}${path}${query}`, {
     method: route.method,
     ...(inQuery ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(rest) }),
