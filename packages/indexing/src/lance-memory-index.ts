@@ -5,7 +5,7 @@ import { reciprocalRankFusion } from './reciprocal-rank-fusion.js';
 import { filtersToWhere } from './search-filters.js';
 import { tableNameForModel } from './table-name.js';
 import { chunkText } from './text-chunker.js';
-import type { IndexChunk, IndexTableStats, MemoryIndex, MemoryIndexOptions, MemorySearchHit, MemorySearchRequest } from './memory-index-types.js';
+import type { IndexChunk, IndexChunkColumns, IndexTableStats, MemoryIndex, MemoryIndexOptions, MemorySearchHit, MemorySearchRequest } from './memory-index-types.js';
 
 const hitColumns = ['id', 'node_id', 'chunk_index', 'text', 'kind', 'chat_id', 'tier', 'url', 'title', 'created_at'];
 
@@ -46,17 +46,9 @@ function sqlList(values: readonly string[]): string {
   return values.map((value) => `'${value.replaceAll("'", "''")}'`).join(', ');
 }
 
-interface ChunkRow {
-  id: string;
-  node_id: string;
-  chunk_index: number;
-  text: string;
-  kind: string;
-  chat_id: string | null;
+/** A row as LanceDB returns it: the tier column is a plain string until checked. */
+interface ChunkRow extends Omit<IndexChunkColumns, 'tier'> {
   tier: string;
-  url: string | null;
-  title: string | null;
-  created_at: number;
   _distance?: number;
   _score?: number;
 }

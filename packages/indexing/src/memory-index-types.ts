@@ -3,8 +3,8 @@ import type { Storage } from '@tabagent/storage';
 import type { ChunkOptions } from './text-chunker.js';
 import type { MemorySearchFilters } from './search-filters.js';
 
-/** One indexed chunk: a piece of a node's text and its vector. `created_at` is Unix ms. */
-export interface IndexChunk {
+/** The columns of a chunk row besides its vector. `created_at` is Unix ms. */
+export interface IndexChunkColumns {
   /** `<node_id>#<chunk_index>`. */
   id: string;
   node_id: string;
@@ -16,6 +16,10 @@ export interface IndexChunk {
   url: string | null;
   title: string | null;
   created_at: number;
+}
+
+/** One indexed chunk: a piece of a node's text and its vector. */
+export interface IndexChunk extends IndexChunkColumns {
   vector: Float32Array;
 }
 
@@ -37,17 +41,7 @@ export interface MemorySearchRequest {
 }
 
 /** One search hit. `score`: RRF total (hybrid), cosine similarity (vector), BM25 (text), or the reranker's score. */
-export interface MemorySearchHit {
-  id: string;
-  node_id: string;
-  chunk_index: number;
-  text: string;
-  kind: string;
-  chat_id: string | null;
-  tier: MemoryTierName;
-  url: string | null;
-  title: string | null;
-  created_at: number;
+export interface MemorySearchHit extends IndexChunkColumns {
   score: number;
 }
 
