@@ -72,6 +72,7 @@ function chunkAt(i) {
   };
 }
 
+const progress = (message) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const summary = (times) => {
   const sorted = [...times].sort((a, b) => a - b);
@@ -88,6 +89,7 @@ try {
     const t = performance.now();
     await index.appendChunks(model.modelId, dim, batch);
     insertMs += performance.now() - t;
+    if ((start / batchSize) % 5 === 4) progress(`inserted ${start + batch.length} rows`);
   }
   const queries = Array.from({ length: queryCount }, (_, q) => {
     const topic = q % queryTopics;
@@ -101,8 +103,10 @@ try {
     exact.push((await index.search({ query: query.text, vector: query.vector, k: 10, mode: 'vector', exact: true })).map((hit) => hit.id));
     exactTimes.push(performance.now() - t);
   }
+  progress(`exact search done (${queries.length} queries); building the ANN index`);
   const t0 = performance.now();
   await index.optimize();
+  progress('ANN index built; measuring vector, hybrid and text search');
   const indexBuildMs = performance.now() - t0;
   const [stats] = await index.stats();
   const vectorTimes = [];

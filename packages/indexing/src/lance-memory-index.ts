@@ -1,3 +1,4 @@
+import './lance-cpu-threads.js';
 import * as lancedb from '@lancedb/lancedb';
 import { Field, FixedSizeList, Float32, Float64, Int32, Schema, Utf8 } from 'apache-arrow';
 import { CancelledError, InvalidRequestError, indexableNodeKinds, type MemoryNode, type MemoryTierName, type TextEmbedder } from '@tabagent/values';
