@@ -73,7 +73,7 @@ beforeAll(() => {
   modelsDir = path.join(root, 'data', 'models');
   mkdirSync(modelsDir, { recursive: true });
   writeTinyLlamaGguf(path.join(modelsDir, 'tiny.gguf'));
-  manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 1024, sequences: 2, chatWrapper: 'general', defaultKeepAlive: -1 });
+  manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 2048, sequences: 2, chatWrapper: 'general', defaultKeepAlive: -1 });
   registry = createModelRegistry({ dataDir: path.join(root, 'data'), inspectors: [ggufModelInspector] });
   const access = createGgufModelAccess({ manager, registry });
   const availableMemory = async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 });
@@ -107,7 +107,7 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     expect([5, 6]).toContain(response.usage.completion_tokens);
     expect(response.usage.total_tokens).toBe(response.usage.prompt_tokens + response.usage.completion_tokens);
     const loaded = await callOnce('models.loaded', {});
-    expect(loaded).toMatchObject({ total: 1, default_model: null, models: [{ model: 'tiny', format: 'gguf', task: 'text-generation', gpu_layers: 0, device: 'cpu', threads: 1, context_size: 1024 }] });
+    expect(loaded).toMatchObject({ total: 1, default_model: null, models: [{ model: 'tiny', format: 'gguf', task: 'text-generation', gpu_layers: 0, device: 'cpu', threads: 1, context_size: 2048 }] });
   });
 
   it('streams chat chunks: role first, content deltas, finish_reason and usage last, request_id on each', async () => {
@@ -164,8 +164,8 @@ describe('generation and model handlers over a real tiny GGUF', () => {
   it('halts every generation, and a client disconnect (signal) cancels a non-streaming one', async () => {
     const first = contextFor();
     const second = contextFor();
-    const a = callOnce('chat.completions', { messages: user('A'), max_tokens: 3000 }, first);
-    const b = callOnce('chat.completions', { messages: user('B'), max_tokens: 3000 }, second);
+    const a = callOnce('chat.completions', { messages: user('A'), max_tokens: 3000, seed: 3 }, first);
+    const b = callOnce('chat.completions', { messages: user('B'), max_tokens: 3000, seed: 3 }, second);
     for (let waited = 0; ((await callOnce('generation.halt_status', {})) as { active_requests: number }).active_requests < 2 && waited < 5000; waited += 20) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -176,7 +176,7 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     expect((await callOnce('generation.halt_status', {})) as { last_halt_time: string | null }).toMatchObject({ last_halt_time: expect.any(String) });
 
     const disconnect = new AbortController();
-    const pending = callOnce('chat.completions', { messages: user('C'), max_tokens: 3000 }, contextFor(disconnect.signal));
+    const pending = callOnce('chat.completions', { messages: user('C'), max_tokens: 3000, seed: 3 }, contextFor(disconnect.signal));
     setTimeout(() => disconnect.abort(), 100);
     expect(ChatCompletionResponse.parse(await pending).choices[0]?.finish_reason).toBe('cancelled');
   });
