@@ -38,6 +38,9 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** llama-server's `ignore_eos`, which the openai client passes through: a generation ends by max_tokens only. */
+const ignoreEos = { ignore_eos: true };
+
 describe('tabagent serve (in-process)', () => {
   it('binds loopback and answers health', async () => {
     expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -55,17 +58,17 @@ describe('tabagent serve (in-process)', () => {
   });
 
   it('chats with the only text model, loading it on demand, with real usage', async () => {
-    const completion = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7 });
+    const completion = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7, ...ignoreEos });
     expect(completion.object).toBe('chat.completion');
     expect(completion.choices[0]?.finish_reason).toBe('length');
     expect(completion.usage?.completion_tokens).toBeGreaterThanOrEqual(5);
     expect(completion.usage?.total_tokens).toBe((completion.usage?.prompt_tokens ?? 0) + (completion.usage?.completion_tokens ?? 0));
-    const again = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7 });
+    const again = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7, ...ignoreEos });
     expect(again.choices[0]?.message.content).toBe(completion.choices[0]?.message.content);
   });
 
   it('streams chat chunks ending with finish_reason and usage', async () => {
-    const stream = await client.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, stream: true, model: 'tiny-llama' });
+    const stream = await client.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, stream: true, model: 'tiny-llama', ...ignoreEos });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant');
@@ -75,7 +78,7 @@ describe('tabagent serve (in-process)', () => {
   });
 
   it('completes a raw prompt', async () => {
-    const completion = await client.completions.create({ model: 'tiny-llama', prompt: 'Once upon', max_tokens: 3 });
+    const completion = await client.completions.create({ model: 'tiny-llama', prompt: 'Once upon', max_tokens: 3, ...ignoreEos });
     expect(completion.object).toBe('text_completion');
     expect(completion.choices[0]?.finish_reason).toBe('length');
   });

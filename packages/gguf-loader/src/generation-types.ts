@@ -15,6 +15,8 @@ export interface SamplingSettings {
   maxTokens?: number;
   /** Generation stops before any of these strings; they are not part of the text. */
   stop?: readonly string[];
+  /** Never sample an end-of-generation token (llama-server's `ignore_eos`). */
+  ignoreEos?: boolean;
 }
 
 /** One chat message (OpenAI roles). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatModelFunctions, ChatWrapper, GbnfJsonSchema, Llama, LlamaContextSequence, LlamaGrammar, LLamaContextualRepeatPenalty } from 'node-llama-cpp';
+import type { ChatModelFunctions, ChatWrapper, LlamaChatResponse, GbnfJsonSchema, Llama, LlamaContextSequence, LlamaGrammar, LLamaContextualRepeatPenalty, TokenBias } from 'node-llama-cpp';
 import { LlamaChat, LlamaCompletion, TokenMeter } from 'node-llama-cpp';
 import { InvalidRequestError, safeParseJson } from '@tabagent/values';
 import { toChatHistory } from './chat-history.js';
@@ -20,6 +20,8 @@ export interface GenerationTarget {
   llama: Llama;
   sequence: LlamaContextSequence;
   chatWrapper: 'auto' | ChatWrapper;
+  /** The bias that forbids end-of-generation tokens (`ignoreEos`), built once per model. */
+  endOfGenerationBias: () => TokenBias;
 }
 
 type StopReason = 'eogToken' | 'stopGenerationTrigger' | 'functionCalls' | 'maxTokens' | 'abort' | 'customStopTrigger';
@@ -58,8 +60,9 @@ async function grammarOf(llama: Llama, format: GenerationResponseFormat | undefi
 }
 
 /** Sampling options in node-llama-cpp's names (shared by chat and completion). */
-function samplingOf(request: GenerationRequestBase) {
+function samplingOf(target: GenerationTarget, request: GenerationRequestBase) {
   return {
+    tokenBias: request.ignoreEos === true ? target.endOfGenerationBias() : undefined,
     temperature: request.temperature,
     topP: request.topP,
     topK: request.topK,
@@ -93,6 +96,20 @@ class GenerationClock {
   }
 }
 
+/**
+ * Runs node-llama-cpp's generation. Its stopOnAbortSignal only covers an abort once the response
+ * has started; an abort during prompt evaluation rejects with the signal's AbortError, which is a
+ * stop all the same: it becomes an empty response with the tokens evaluated so far.
+ */
+async function generateOrCancel<Response>(signal: AbortSignal | undefined, generate: () => Promise<Response>): Promise<Response | null> {
+  try {
+    return await generate();
+  } catch (error) {
+    if (signal?.aborted === true) return null;
+    throw error;
+  }
+}
+
 function toolCallId(): string {
   return `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 }
@@ -105,6 +122,12 @@ function forcedToolCallSchema(tools: readonly GenerationTool[]): GbnfJsonSchema 
     required: ['name', 'arguments'],
   }));
   return (variants.length === 1 ? variants[0] : { oneOf: variants }) as GbnfJsonSchema;
+}
+
+/** The result of a generation stopped before its response started. */
+function cancelledGeneration(modelId: string, usage: { usedInputTokens: number; usedOutputTokens: number }, clock: GenerationClock, promptLength: () => number): GenerationResult {
+  const promptTokens = usage.usedInputTokens > 0 ? usage.usedInputTokens : promptLength();
+  return { modelId, text: '', finishReason: 'cancelled', toolCalls: [], promptTokens, completionTokens: usage.usedOutputTokens, ...clock.finish(usage.usedOutputTokens) };
 }
 
 /** Runs one chat generation on an acquired sequence (its history is cleared first). */
@@ -137,13 +160,18 @@ export async function runChatGeneration(target: GenerationTarget, request: ChatG
       // A forced tool call is returned as tool_calls, not as content.
       if (!forced) push(text);
     };
-    const common = { ...samplingOf(request), onTextChunk };
+    const common = { ...samplingOf(target, request), onTextChunk };
     const functions: ChatModelFunctions | undefined =
       tools.length > 0 && !forced ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }])) : undefined;
-    const response = functions
-      ? await chat.generateResponse(history, { ...common, functions, documentFunctionParams: true })
-      : await chat.generateResponse(history, { ...common, grammar });
+    const response = await generateOrCancel<LlamaChatResponse<ChatModelFunctions | undefined>>(request.signal, () =>
+      functions ? chat.generateResponse(history, { ...common, functions, documentFunctionParams: true }) : chat.generateResponse(history, { ...common, grammar }),
+    );
     const usage = TokenMeter.diff(target.sequence.tokenMeter, meterBefore);
+    if (response === null) {
+      // Stopped before the prompt was evaluated: report the prompt's length all the same.
+      const promptTokens = () => chat.chatWrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true }).contextText.tokenize(target.sequence.model.tokenizer).length;
+      return cancelledGeneration(target.modelId, usage, clock, promptTokens);
+    }
     let finishReason = finishReasonOf(response.metadata.stopReason);
     let text = response.response;
     const toolCalls: GeneratedToolCall[] = [];
@@ -182,16 +210,19 @@ export async function runCompletionGeneration(target: GenerationTarget, request:
   const clock = new GenerationClock(requestStart);
   const completion = new LlamaCompletion({ contextSequence: target.sequence, autoDisposeSequence: false });
   try {
-    const response = await completion.generateCompletionWithMeta(request.prompt, {
-      ...samplingOf(request),
-      grammar,
-      onTextChunk: (text: string) => {
-        if (text.length === 0) return;
-        clock.mark();
-        push(text);
-      },
-    });
+    const response = await generateOrCancel(request.signal, () =>
+      completion.generateCompletionWithMeta(request.prompt, {
+        ...samplingOf(target, request),
+        grammar,
+        onTextChunk: (text: string) => {
+          if (text.length === 0) return;
+          clock.mark();
+          push(text);
+        },
+      }),
+    );
     const usage = TokenMeter.diff(target.sequence.tokenMeter, meterBefore);
+    if (response === null) return cancelledGeneration(target.modelId, usage, clock, () => target.sequence.model.tokenize(request.prompt).length);
     return {
       modelId: target.modelId,
       text: response.response,

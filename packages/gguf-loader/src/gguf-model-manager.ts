@@ -1,6 +1,7 @@
-import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, TokenBias } from 'node-llama-cpp';
 import { GeneralChatWrapper, getLlama, GgufInsights, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
+import { createEndOfGenerationBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from './generation-run.js';
 import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
 import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationResult } from './generation-types.js';
@@ -125,6 +126,8 @@ interface ModelEntry {
   context: LlamaContext | null;
   pool: SequencePool<LlamaContextSequence> | null;
   embedder: Promise<GgufTextEmbedder> | null;
+  /** Built on the first `ignoreEos` request (a scan of the vocabulary). */
+  endOfGenerationBias: TokenBias | null;
   loadedAt: Date;
   lastUsedAt: Date;
   keepAliveMs: number;
@@ -304,6 +307,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
       context,
       pool,
       embedder: null,
+      endOfGenerationBias: null,
       loadedAt: now,
       lastUsedAt: now,
       keepAliveMs,
@@ -414,7 +418,12 @@ export class NodeLlamaModelManager implements GgufModelManager {
         }
         try {
           const llama = entry.model.llama;
-          return await run({ modelId: id, llama, sequence, chatWrapper: this.chatWrapper }, combined, push, requestStart);
+          const endOfGenerationBias = (): TokenBias => (entry.endOfGenerationBias ??= createEndOfGenerationBias(entry.model, entry.info.vocabularySize));
+          return await run({ modelId: id, llama, sequence, chatWrapper: this.chatWrapper, endOfGenerationBias }, combined, push, requestStart);
+        } catch (error) {
+          // Aborted before the generation began (clearing the sequence, building a grammar).
+          if (combined.aborted) return cancelledResult(id, requestStart);
+          throw error;
         } finally {
           entry.pool!.release(sequence);
         }

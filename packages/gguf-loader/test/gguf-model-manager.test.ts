@@ -153,9 +153,30 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
     expect(none.promptTokens).toBe(plain.promptTokens);
   });
 
+  it('ignore_eos runs past the token where the same seed stops', async () => {
+    // Find a seed whose completion samples end-of-sequence early (the random vocabulary makes that
+    // about 1 in 340 per token), then run that seed again with ignoreEos.
+    const request = { prompt: 'the', maxTokens: 48, temperature: 1 };
+    let stopped: { seed: number; result: GenerationResult } | undefined;
+    for (let seed = 1; seed <= 300 && stopped === undefined; seed += 1) {
+      const result = await manager.complete('tiny', { ...request, seed }).result;
+      if (result.finishReason === 'stop') stopped = { seed, result };
+    }
+    expect(stopped).toBeDefined();
+    const { seed, result } = stopped as { seed: number; result: GenerationResult };
+    expect(result.completionTokens).toBeLessThan(48);
+    const ignored = await manager.complete('tiny', { ...request, seed, ignoreEos: true }).result;
+    expect(ignored.finishReason).toBe('length');
+    // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.
+    expect([48, 49]).toContain(ignored.completionTokens);
+    const chat = await manager.chat('tiny', ask('Go on', { maxTokens: 40, ignoreEos: true })).result;
+    expect(chat.finishReason).toBe('length');
+  });
+
   it('aborts mid-stream with the partial text and cancelled', async () => {
     const controller = new AbortController();
-    const run = manager.chat('tiny', ask('Long answer', { maxTokens: 400, signal: controller.signal }));
+    // ignoreEos and no token limit: only the abort can end it.
+    const run = manager.chat('tiny', ask('Long answer', { maxTokens: undefined, ignoreEos: true, signal: controller.signal }));
     const deltas: string[] = [];
     for await (const delta of run) {
       deltas.push(delta);
@@ -164,7 +185,18 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
     const result = await run.result;
     expect(result.finishReason).toBe('cancelled');
     expect(result.text.startsWith(deltas.slice(0, 3).join(''))).toBe(true);
-    expect(result.completionTokens).toBeLessThan(400);
+    expect(result.completionTokens).toBeGreaterThanOrEqual(3);
+  });
+
+  it('an abort before the first token (during prompt evaluation) is a cancelled result, not an error', async () => {
+    for (let turns = 0; turns < 8; turns += 1) {
+      const controller = new AbortController();
+      const run = manager.chat('tiny', ask('Abort early', { maxTokens: undefined, ignoreEos: true, signal: controller.signal }));
+      for (let turn = 0; turn < turns; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+      controller.abort();
+      const result = await run.result;
+      expect(result.finishReason).toBe('cancelled');
+    }
   });
 
   it('runs concurrent streams (more than the sequences, so some queue) with the same output as alone', async () => {

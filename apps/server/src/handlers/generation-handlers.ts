@@ -37,7 +37,7 @@ type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
 type Usage = RouteResponse<'chat.completions'>['usage'];
 type ChatRequest = RouteRequest<'chat.completions'>;
 type CompletionRequest = RouteRequest<'completions'>;
-type SamplingRequest = Pick<ChatRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop'>;
+type SamplingRequest = Pick<ChatRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop' | 'ignore_eos'>;
 
 function usageOf(result: GenerationResult): Usage {
   return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
@@ -58,6 +58,7 @@ function samplingOf(request: SamplingRequest, defaults: GenerationParams, maxTok
     seed: seed === null ? undefined : seed,
     maxTokens: maxTokens ?? request.max_tokens ?? defaults.max_tokens,
     stop,
+    ignoreEos: request.ignore_eos,
   };
 }
 

@@ -20,6 +20,10 @@ export const SamplingOptions = z.object({
   seed: z.number().int().optional().describe('Same seed, same prompt and settings: same output.'),
   max_tokens: z.number().int().min(1).max(1_000_000).optional(),
   stop: StopSequences.optional(),
+  ignore_eos: z
+    .boolean()
+    .optional()
+    .describe('Never sample an end-of-generation token (llama-server\'s `ignore_eos`): the generation runs until max_tokens, a stop sequence, the context, or a stop request. For benchmarks and tests.'),
   keep_alive: z
     .union([z.number(), z.string()])
     .optional()
