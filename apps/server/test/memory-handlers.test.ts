@@ -95,6 +95,40 @@ describe('memory handlers', () => {
     await expect(call('conversations.get', { conversation_id: 'c2' })).rejects.toMatchObject({ code: 'not_found' });
   });
 
+  it('keeps messages in the order they were saved: 200 in one call, 200 in 200 concurrent calls, and after a sync round trip', async () => {
+    await call('conversations.create', { id: 'order', title: 'Order' });
+    const batch = Array.from({ length: 200 }, (_, i) => ({ role: i % 2 === 0 ? ('user' as const) : ('assistant' as const), content: `batch ${i}` }));
+    await call('conversations.add_messages', { conversation_id: 'order', messages: batch });
+    await Promise.all(Array.from({ length: 200 }, (_, i) => call('conversations.add_messages', { conversation_id: 'order', messages: [{ role: 'user', content: `concurrent ${i}` }] })));
+    const expected = [...batch.map((message) => message.content), ...Array.from({ length: 200 }, (_, i) => `concurrent ${i}`)];
+    const got = await call('conversations.get', { conversation_id: 'order' });
+    expect(got.messages.map((message) => message.content)).toEqual(expected);
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: RouteResponse<'sessions.history'> = await call('sessions.history', { session_id: 'order', limit: 64, ...(cursor === null ? {} : { cursor }) });
+      paged.push(...page.messages.map((message) => message.content));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(paged).toEqual(expected);
+
+    // Pull everything, push it into a fresh store: the same order there.
+    const pulled = await call('sync.pull', {});
+    const otherDir = join(dir, `sync-target-${caseNumber}`);
+    const otherStorage = createStorage({ path: join(otherDir, 'tabagent.db') });
+    const otherIndex = createMemoryIndex({ dir: join(otherDir, 'index'), storage: otherStorage, embedder: () => Promise.resolve(embedder) });
+    const otherWeaver = createWeaver({ storage: otherStorage, index: otherIndex, embedders: () => Promise.resolve(embedder) });
+    const other = createAppStateProvider({ ...createNotBuiltHandlers((id) => ({ capability: id, detail: 'x' })), ...createMemoryHandlers({ storage: otherStorage, index: otherIndex, weaver: otherWeaver }) });
+    const callOther = async <K extends RouteId>(id: K, raw: unknown) => (await other.handle(id, parseRouteRequest(id, raw), context)) as RouteResponse<K>;
+    await callOther('sync.push', {
+      conversations: pulled.conversations.map((conversation) => ({ id: conversation.id, title: conversation.title, created_at: conversation.created_at, updated_at: conversation.updated_at })),
+      messages: pulled.messages.map((message) => ({ id: message.id, chat_id: message.chat_id, role: message.role, content: message.content, created_at: message.created_at, updated_at: message.updated_at })),
+    });
+    expect((await callOther('conversations.get', { conversation_id: 'order' })).messages.map((message) => message.content)).toEqual(expected);
+    await otherIndex.close();
+    otherStorage.close();
+  });
+
   it('answers bad input with clear errors', async () => {
     await expect(call('conversations.add_messages', { conversation_id: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ code: 'not_found', message: 'Conversation nope not found' });
     await expect(call('conversations.delete', { conversation_id: 'nope' })).rejects.toMatchObject({ code: 'not_found' });

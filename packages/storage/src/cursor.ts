@@ -1,20 +1,22 @@
-import { InvalidRequestError } from '@tabagent/values';
+import { InvalidRequestError, safeParseJson } from '@tabagent/values';
 
-/** Encodes a keyset position (sort value, id) as an opaque cursor. */
-export function encodeCursor(sortValue: number, id: string): string {
-  return Buffer.from(JSON.stringify([sortValue, id]), 'utf8').toString('base64url');
+/** A keyset position: the sort value of the last row returned and its insertion sequence. */
+export interface CursorPosition {
+  sortValue: number;
+  seq: number;
+}
+
+/** Encodes a keyset position (sort value, insertion sequence) as an opaque cursor. */
+export function encodeCursor(sortValue: number, seq: number): string {
+  return Buffer.from(JSON.stringify([sortValue, seq]), 'utf8').toString('base64url');
 }
 
 /** Decodes a cursor made by `encodeCursor`; anything else is an InvalidRequestError. */
-export function decodeCursor(cursor: string): { sortValue: number; id: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch (error) {
-    throw new InvalidRequestError('Invalid cursor', { cause: error });
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'number' || typeof parsed[1] !== 'string') {
+export function decodeCursor(cursor: string): CursorPosition {
+  const parsed = safeParseJson(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const value = parsed.success ? parsed.value : undefined;
+  if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'number' || !Number.isSafeInteger(value[1])) {
     throw new InvalidRequestError('Invalid cursor');
   }
-  return { sortValue: parsed[0], id: parsed[1] };
+  return { sortValue: value[0], seq: value[1] as number };
 }

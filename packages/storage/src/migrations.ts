@@ -85,6 +85,23 @@ export const migrations: readonly Migration[] = [
         SELECT rowid, id, chat_id, kind, coalesce(title, '') || ' ' || coalesce(json_extract(props, '$.topic'), ''), text FROM nodes;
     `,
   },
+  {
+    version: 3,
+    name: 'node-insertion-sequence',
+    // Rows written in the same millisecond used to tie on created_at and fall back to their random
+    // ids, which scrambled a batch of saved messages. `seq` is the insertion order, assigned by
+    // storage and never changed by an update; existing rows keep the order they were inserted in
+    // (rowid). Ordered lists sort by (time, seq) and their cursors carry seq.
+    up: `
+      ALTER TABLE nodes ADD COLUMN seq INTEGER;
+      UPDATE nodes SET seq = rowid;
+      CREATE UNIQUE INDEX nodes_by_seq ON nodes(seq);
+      DROP INDEX nodes_by_chat;
+      CREATE INDEX nodes_by_chat ON nodes(chat_id, created_at, seq);
+      DROP INDEX nodes_by_kind;
+      CREATE INDEX nodes_by_kind ON nodes(kind, updated_at, seq);
+    `,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -106,6 +106,45 @@ describe('createStorage', () => {
     expect(() => storage.listByChat('c', { cursor: 'garbage' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
   });
 
+  it('keeps insertion order for messages written in the same millisecond, in one transaction or many', () => {
+    storage.createNode({ kind: 'chat', id: 'c', props: {} });
+    // Random ids (the default) used to decide the order of same-millisecond rows.
+    const batch = storage.transaction(() => Array.from({ length: 200 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `batch ${i}`, props: { role: 'user' } }).id));
+    const single = Array.from({ length: 200 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `single ${i}`, props: { role: 'user' } }).id);
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = storage.listByChat('c', { limit: 37, ...(cursor === undefined ? {} : { cursor }) });
+      listed.push(...page.items.map((item) => item.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    expect(listed).toEqual([...batch, ...single]);
+  });
+
+  it('stamps a new message no earlier than the newest of its chat when the clock steps back', () => {
+    storage.createNode({ kind: 'chat', id: 'c', props: {} });
+    storage.createNode({ kind: 'message', id: 'first', chat_id: 'c', text: 'a', props: { role: 'user' } });
+    clock -= 60_000;
+    const second = storage.createNode({ kind: 'message', id: 'second', chat_id: 'c', text: 'b', props: { role: 'assistant' } });
+    expect(second.created_at).toBe(clock + 60_000);
+    // A time the caller gives is kept as it is: it is the user's data.
+    storage.createNode({ kind: 'message', id: 'imported', chat_id: 'c', text: 'c', props: { role: 'user' }, created_at: 1 });
+    expect(storage.listByChat('c').items.map((node) => node.id)).toEqual(['imported', 'first', 'second']);
+  });
+
+  it('lists nodes updated since a time in conversation order, so a sync round trip keeps the order', () => {
+    storage.createNode({ kind: 'chat', id: 'c', props: {} });
+    const ids = Array.from({ length: 50 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `m ${i}`, props: { role: i % 2 === 0 ? 'user' : 'assistant' } }).id);
+    // An edit later than the rest must not move the message.
+    tick();
+    storage.updateNode(ids[3] as string, { text: 'edited' });
+    const pulled = storage.listUpdatedSince(['chat', 'message'], 0);
+    const other = createStorage({ path: join(dir, 'other.db'), now: () => clock });
+    other.mergeNodes(pulled.map((node) => ({ ...node, props: node.props as never })));
+    expect(other.listByChat('c').items.map((node) => node.id)).toEqual(ids);
+    other.close();
+  });
+
   it('lists chats newest first per user with cursors', () => {
     for (let i = 0; i < 5; i += 1) {
       tick();
@@ -172,7 +211,9 @@ describe('createStorage', () => {
     expect(result).toEqual({ synced: 2, skipped: 1 });
     expect(storage.getNode('c')?.title).toBe('server');
     expect(storage.getNode('m')?.text).toBe('new');
-    expect(storage.listUpdatedSince(['chat'], 1400).map((node) => node.id)).toEqual(['c2', 'c']);
+    // Conversation order (created_at, then insertion): c was created before c2.
+    expect(storage.listUpdatedSince(['chat'], 1400).map((node) => node.id)).toEqual(['c', 'c2']);
+    expect(storage.listUpdatedSince(['chat'], 1600).map((node) => node.id)).toEqual(['c']);
     expect(storage.mergeNodes([{ kind: 'message', id: 'm', chat_id: 'c', props: { role: 'user' }, updated_at: 4000, deleted: true }])).toEqual({ synced: 1, skipped: 0 });
     expect(storage.getNode('m')).toBeUndefined();
   });
@@ -234,22 +275,42 @@ describe('migrations', () => {
   it('migrates an empty database to the latest version', () => {
     const db = new Database(':memory:');
     expect(currentSchemaVersion(db)).toBe(0);
-    expect(migrate(db)).toEqual([1, 2]);
+    expect(migrate(db)).toEqual([1, 2, 3]);
     expect(currentSchemaVersion(db)).toBe(latestSchemaVersion);
     expect(migrate(db)).toEqual([]);
     db.close();
   });
 
+  /** A database file at an older schema version, written with that version's own SQL. */
+  function databaseAt(version: number, path: string, rows: (db: Database.Database) => void): void {
+    const db = new Database(path);
+    expect(migrate(db, version)).toEqual(Array.from({ length: version }, (_, index) => index + 1));
+    rows(db);
+    db.close();
+  }
+
   it('upgrades a version-1 database with data, indexing existing rows for search', () => {
     const path = join(dir, 'old.db');
-    const old = createStorage({ path, now: () => clock, schemaVersion: 1 });
-    expect(old.schemaVersion).toBe(1);
-    old.createNode({ kind: 'chat', id: 'c', title: 'Old chat', props: { topic: 'gardening' } });
-    old.close();
+    databaseAt(1, path, (db) => {
+      db.prepare("INSERT INTO nodes (id, kind, title, props, created_at, updated_at) VALUES ('c', 'chat', 'Old chat', '{\"topic\":\"gardening\"}', 1, 1)").run();
+    });
     const upgraded = createStorage({ path, now: () => clock });
-    expect(upgraded.schemaVersion).toBe(2);
+    expect(upgraded.schemaVersion).toBe(latestSchemaVersion);
     expect(upgraded.getNode('c')?.title).toBe('Old chat');
     expect(upgraded.searchChats('gardening').map((hit) => hit.chat.id)).toEqual(['c']);
+    upgraded.close();
+  });
+
+  it('upgrades a version-2 database keeping the insertion order of messages written in the same millisecond', () => {
+    const path = join(dir, 'v2.db');
+    databaseAt(2, path, (db) => {
+      db.prepare("INSERT INTO nodes (id, kind, props, created_at, updated_at) VALUES ('c', 'chat', '{}', 5, 5)").run();
+      const insert = db.prepare("INSERT INTO nodes (id, kind, chat_id, text, props, created_at, updated_at) VALUES (?, 'message', 'c', ?, '{\"role\":\"user\"}', 5, 5)");
+      for (const id of ['z', 'a', 'm']) insert.run(id, `text ${id}`);
+    });
+    const upgraded = createStorage({ path, now: () => 5 });
+    upgraded.createNode({ kind: 'message', id: 'b', chat_id: 'c', text: 'after', props: { role: 'assistant' } });
+    expect(upgraded.listByChat('c').items.map((node) => node.id)).toEqual(['z', 'a', 'm', 'b']);
     upgraded.close();
   });
 

@@ -51,6 +51,8 @@ interface NodeRow {
   tier: string;
   created_at: number;
   updated_at: number;
+  /** Insertion order (schema 3): assigned once, kept by updates. */
+  seq: number;
 }
 
 interface EdgeRow {
@@ -138,7 +140,7 @@ export class SqliteStorage implements Storage {
     // one fsync of the WAL per commit, which batched writes (add_messages, sync.push) amortise.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
-    migrate(this.db, options.schemaVersion, this.now);
+    migrate(this.db, undefined, this.now);
     this.schemaVersion = currentSchemaVersion(this.db);
   }
 
@@ -175,7 +177,7 @@ export class SqliteStorage implements Storage {
       const chat = this.getRow(chatId);
       if (chat === undefined || chat.kind !== 'chat') throw new NotFoundError(`Chat ${chatId} not found`);
     }
-    const createdAt = input.created_at ?? existing?.created_at ?? now;
+    const createdAt = input.created_at ?? existing?.created_at ?? this.nextCreatedAt(chatId, now);
     const updatedAt = input.updated_at ?? now;
     const row: NodeRow = {
       id,
@@ -189,10 +191,11 @@ export class SqliteStorage implements Storage {
       tier: memoryTierFor(updatedAt, now, this.tierPolicy),
       created_at: createdAt,
       updated_at: updatedAt,
+      seq: existing?.seq ?? this.nextSeq(),
     };
     if (existing === undefined) {
       this.db
-        .prepare('INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at)')
+        .prepare('INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at, seq) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at, @seq)')
         .run(row);
     } else {
       this.db
@@ -202,6 +205,21 @@ export class SqliteStorage implements Storage {
     if (chatId !== null) this.touchChat(chatId, updatedAt);
     if (existing === undefined || existing.text !== row.text || existing.title !== row.title) this.enqueueIndex(input.kind, id);
     return rowToNode(row) as MemoryNodeOf<K>;
+  }
+
+  /** The next insertion sequence; callers hold the write transaction. */
+  private nextSeq(): number {
+    return ((this.db.prepare('SELECT max(seq) FROM nodes').pluck().get() as number | null) ?? 0) + 1;
+  }
+
+  /**
+   * The time stamp of a new node that names none: now, but never before the newest node of its
+   * chat, so a chat read in time order is in insertion order even when the clock steps back.
+   */
+  private nextCreatedAt(chatId: string | null, now: number): number {
+    if (chatId === null) return now;
+    const newest = this.db.prepare('SELECT max(created_at) FROM nodes WHERE chat_id = ?').pluck().get(chatId) as number | null;
+    return newest === null ? now : Math.max(now, newest);
   }
 
   private touchChat(chatId: string, at: number): void {
@@ -267,13 +285,13 @@ export class SqliteStorage implements Storage {
     const rows = this.db
       .prepare(
         `SELECT * FROM nodes WHERE chat_id = ? AND kind IN (SELECT value FROM json_each(?))
-         AND (? IS NULL OR created_at > ? OR (created_at = ? AND id > ?))
-         ORDER BY created_at, id LIMIT ?`,
+         AND (? IS NULL OR created_at > ? OR (created_at = ? AND seq > ?))
+         ORDER BY created_at, seq LIMIT ?`,
       )
-      .all(chatId, JSON.stringify(kinds), after?.sortValue ?? null, after?.sortValue ?? null, after?.sortValue ?? null, after?.id ?? null, limit + 1) as NodeRow[];
-    const items = rows.slice(0, limit).map(rowToNode);
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at, last.id) : null };
+      .all(chatId, JSON.stringify(kinds), after?.sortValue ?? null, after?.sortValue ?? null, after?.sortValue ?? null, after?.seq ?? null, limit + 1) as NodeRow[];
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map(rowToNode), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
   }
 
   listChats(options: { userId?: string; limit?: number; cursor?: string } = {}): Page<MemoryNodeOf<'chat'>> {
@@ -282,13 +300,13 @@ export class SqliteStorage implements Storage {
     const rows = this.db
       .prepare(
         `SELECT * FROM nodes WHERE kind = 'chat' AND (? IS NULL OR json_extract(props, '$.user_id') = ?)
-         AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND id < ?))
-         ORDER BY updated_at DESC, id DESC LIMIT ?`,
+         AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND seq < ?))
+         ORDER BY updated_at DESC, seq DESC LIMIT ?`,
       )
-      .all(options.userId ?? null, options.userId ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.id ?? null, limit + 1) as NodeRow[];
-    const items = rows.slice(0, limit).map((row) => rowToNode(row) as MemoryNodeOf<'chat'>);
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.id) : null };
+      .all(options.userId ?? null, options.userId ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.seq ?? null, limit + 1) as NodeRow[];
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map((row) => rowToNode(row) as MemoryNodeOf<'chat'>), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.seq) : null };
   }
 
   listUpdatedSince(kinds: readonly NodeKind[], since: number, options: { userId?: string } = {}): MemoryNode[] {
@@ -297,7 +315,7 @@ export class SqliteStorage implements Storage {
         `SELECT n.* FROM nodes n LEFT JOIN nodes c ON c.id = n.chat_id
          WHERE n.kind IN (SELECT value FROM json_each(?)) AND n.updated_at > ?
          AND (? IS NULL OR json_extract(coalesce(c.props, n.props), '$.user_id') = ?)
-         ORDER BY n.updated_at, n.id`,
+         ORDER BY n.created_at, n.seq`,
       )
       .all(JSON.stringify(kinds), since, options.userId ?? null, options.userId ?? null) as NodeRow[];
     return rows.map(rowToNode);
@@ -361,7 +379,7 @@ export class SqliteStorage implements Storage {
       .prepare(
         `SELECT * FROM edges WHERE ((? AND from_id = ?) OR (? AND to_id = ?))
          AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
-         ORDER BY created_at, id LIMIT ?`,
+         ORDER BY created_at, rowid LIMIT ?`,
       )
       .all(direction !== 'in' ? 1 : 0, nodeId, direction !== 'out' ? 1 : 0, nodeId, types, types, options.limit ?? 1000) as EdgeRow[];
     return rows.map(rowToEdge);
@@ -388,7 +406,7 @@ export class SqliteStorage implements Storage {
          )
          SELECT n.*, sum(h.score) AS score FROM hits h JOIN nodes n ON n.id = h.chat
          WHERE (? IS NULL OR json_extract(n.props, '$.user_id') = ?)
-         GROUP BY n.id ORDER BY score DESC, n.updated_at DESC LIMIT ?`,
+         GROUP BY n.id ORDER BY score DESC, n.updated_at DESC, n.seq DESC LIMIT ?`,
       )
       .all(expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20) as (NodeRow & { score: number })[];
     return rows.map((row) => ({ chat: rowToNode(row) as MemoryNodeOf<'chat'>, score: row.score }));

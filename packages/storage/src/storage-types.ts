@@ -118,8 +118,6 @@ export interface StorageOptions {
   tierPolicy?: TierPolicy;
   /** How long a writer waits for another connection's lock, ms (default 5000). */
   busyTimeoutMs?: number;
-  /** Apply migrations only up to this version (tests of upgrades); default latest. */
-  schemaVersion?: number;
 }
 
 /**
@@ -139,11 +137,14 @@ export interface Storage {
   updateNode(id: string, patch: NodePatch): MemoryNode;
   /** Deletes a node, its edges and (for a chat) everything in it; queues index deletion. Returns deleted node ids. */
   deleteNode(id: string): string[];
-  /** Nodes of a chat, oldest first. */
+  /** Nodes of a chat, oldest first: by created_at, then insertion order (two nodes written in the same millisecond keep the order they were written in). */
   listByChat(chatId: string, options?: { kinds?: readonly NodeKind[]; limit?: number; cursor?: string }): Page<MemoryNode>;
   /** Chats, most recently updated first. */
   listChats(options?: { userId?: string; limit?: number; cursor?: string }): Page<MemoryNodeOf<'chat'>>;
-  /** Nodes of some kinds updated after `since` (ms), oldest update first. */
+  /**
+   * Nodes of some kinds updated after `since` (ms), in conversation order (created_at, then
+   * insertion order), so that pushing them elsewhere in this order reproduces the same order.
+   */
   listUpdatedSince(kinds: readonly NodeKind[], since: number, options?: { userId?: string }): MemoryNode[];
   /** Every node of the given kinds, in id order, in pages (rebuild). */
   iterateNodes(kinds: readonly NodeKind[], batchSize?: number): Iterable<MemoryNode>;
@@ -152,6 +153,7 @@ export interface Storage {
 
   createEdge(input: NewEdge): MemoryEdge;
   deleteEdge(id: string): boolean;
+  /** Edges of a node, oldest first (creation time, then the order they were written in). */
   edgesOf(nodeId: string, options?: NeighbourOptions): MemoryEdge[];
   neighbours(nodeId: string, options?: NeighbourOptions): Neighbour[];
 
