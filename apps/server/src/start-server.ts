@@ -6,7 +6,6 @@ import { createGgufModelManager, ggufModelInspector } from '@tabagent/gguf-loade
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
 import { createOnnxModelPool } from '@tabagent/onnx-loader';
-import { embeddingModelSettingKey, entityModelSettingKey, rerankModelSettingKey } from '@tabagent/storage';
 import { openMemoryStore } from '@tabagent/weaver';
 import type { Readable, Writable } from 'node:stream';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
@@ -136,7 +135,7 @@ async function composeServer(
     onnx,
     gguf: access,
     // The store is opened below; until then only the flag can name the model.
-    preferredEmbeddingModel: async () => memoryStore?.storage.getSetting(embeddingModelSettingKey) ?? config.embeddingModel,
+    preferredEmbeddingModel: async () => memoryStore?.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
   });
   let memoryStore: Awaited<ReturnType<typeof openMemoryStore>> | undefined;
   const memory = await openMemoryStore({
@@ -144,12 +143,12 @@ async function composeServer(
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
     embedders: (modelId) => embeddingModels.resolveEmbedder(modelId),
     rerank: async (query, documents) => {
-      const reranker = await embeddingModels.resolveReranker(memory.storage.getSetting(rerankModelSettingKey) ?? undefined);
+      const reranker = await embeddingModels.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker) return (await embeddingModels.resolveEmbedder()).embed([query, ...documents]).then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
       return (await reranker.score(query, documents)).scores;
     },
     extractEntities: async (text) => {
-      const extractor = await embeddingModels.resolveEntityExtractor(memory.storage.getSetting(entityModelSettingKey));
+      const extractor = await embeddingModels.resolveEntityExtractor(memory.storage.getMemorySettings().entity_model);
       return extractor ? extractor.extractEntities(text) : [];
     },
     summarize: async (texts) => {

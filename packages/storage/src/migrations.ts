@@ -102,6 +102,26 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX nodes_by_kind ON nodes(kind, updated_at, seq);
     `,
   },
+  {
+    version: 4,
+    name: 'memory-settings-document',
+    // The three memory model settings were written in two formats (the embedding model as raw
+    // text, the entity and rerank models as JSON text), and readers of the raw format saw quotes.
+    // They become one JSON document with one typed accessor (`getMemorySettings`).
+    up: `
+      INSERT INTO settings (key, value, updated_at)
+        SELECT 'memory.settings',
+               json_object(
+                 'embedding_model', (SELECT value FROM settings WHERE key = 'memory.embedding_model'),
+                 'entity_model', (SELECT CASE WHEN json_valid(value) AND json_type(value) = 'text' THEN json_extract(value, '$') END FROM settings WHERE key = 'memory.entity_model'),
+                 'rerank_model', (SELECT CASE WHEN json_valid(value) AND json_type(value) = 'text' THEN json_extract(value, '$') END FROM settings WHERE key = 'memory.rerank_model')
+               ),
+               max(updated_at)
+        FROM settings WHERE key IN ('memory.embedding_model', 'memory.entity_model', 'memory.rerank_model')
+        HAVING count(*) > 0;
+      DELETE FROM settings WHERE key IN ('memory.embedding_model', 'memory.entity_model', 'memory.rerank_model');
+    `,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -263,6 +263,22 @@ describe('createStorage', () => {
     expect(storage.getSetting('k')).toBe('v2');
   });
 
+  it('owns the memory settings: typed, null by default, partial updates, null clears, bad values refused', () => {
+    expect(storage.getMemorySettings()).toEqual({ embedding_model: null, entity_model: null, rerank_model: null });
+    expect(storage.updateMemorySettings({ entity_model: 'ner', rerank_model: 'rr' })).toEqual({ embedding_model: null, entity_model: 'ner', rerank_model: 'rr' });
+    expect(storage.updateMemorySettings({ embedding_model: 'emb' })).toEqual({ embedding_model: 'emb', entity_model: 'ner', rerank_model: 'rr' });
+    expect(storage.updateMemorySettings({ entity_model: null })).toEqual({ embedding_model: 'emb', entity_model: null, rerank_model: 'rr' });
+    expect(() => storage.updateMemorySettings({ rerank_model: '' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    storage.close();
+    storage = createStorage({ path: join(dir, 'tabagent.db'), now: () => clock });
+    expect(storage.getMemorySettings()).toEqual({ embedding_model: 'emb', entity_model: null, rerank_model: 'rr' });
+    // A damaged value loses only itself.
+    storage.setSetting('memory.settings', JSON.stringify({ embedding_model: 'emb', entity_model: 42, rerank_model: 'rr' }));
+    expect(storage.getMemorySettings()).toEqual({ embedding_model: 'emb', entity_model: null, rerank_model: 'rr' });
+    storage.setSetting('memory.settings', '{not json');
+    expect(storage.getMemorySettings()).toEqual({ embedding_model: null, entity_model: null, rerank_model: null });
+  });
+
   it('survives reopening the file', () => {
     storage.createNode({ kind: 'chat', id: 'c', title: 'kept', props: {} });
     storage.close();
@@ -275,7 +291,7 @@ describe('migrations', () => {
   it('migrates an empty database to the latest version', () => {
     const db = new Database(':memory:');
     expect(currentSchemaVersion(db)).toBe(0);
-    expect(migrate(db)).toEqual([1, 2, 3]);
+    expect(migrate(db)).toEqual([1, 2, 3, 4]);
     expect(currentSchemaVersion(db)).toBe(latestSchemaVersion);
     expect(migrate(db)).toEqual([]);
     db.close();
@@ -312,6 +328,27 @@ describe('migrations', () => {
     upgraded.createNode({ kind: 'message', id: 'b', chat_id: 'c', text: 'after', props: { role: 'assistant' } });
     expect(upgraded.listByChat('c').items.map((node) => node.id)).toEqual(['z', 'a', 'm', 'b']);
     upgraded.close();
+  });
+
+  it('upgrades the memory settings of a version-3 database from their two old formats', () => {
+    const path = join(dir, 'v3.db');
+    databaseAt(3, path, (db) => {
+      const insert = db.prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 7)');
+      // The weaver wrote the embedding model raw; the settings route wrote the others as JSON text.
+      insert.run('memory.embedding_model', 'tiny-embedder');
+      insert.run('memory.entity_model', '"ner-model"');
+      insert.run('memory.rerank_model', 'null');
+      insert.run('unrelated', 'kept');
+    });
+    const upgraded = createStorage({ path, now: () => clock });
+    expect(upgraded.getMemorySettings()).toEqual({ embedding_model: 'tiny-embedder', entity_model: 'ner-model', rerank_model: null });
+    expect([upgraded.getSetting('memory.embedding_model'), upgraded.getSetting('memory.entity_model'), upgraded.getSetting('unrelated')]).toEqual([undefined, undefined, 'kept']);
+    upgraded.close();
+    const fresh = join(dir, 'v3-empty.db');
+    databaseAt(3, fresh, () => undefined);
+    const empty = createStorage({ path: fresh, now: () => clock });
+    expect([empty.getSetting('memory.settings'), empty.getMemorySettings()]).toEqual([undefined, { embedding_model: null, entity_model: null, rerank_model: null }]);
+    empty.close();
   });
 
   it('refuses a database newer than the code', () => {

@@ -6,6 +6,7 @@ import {
   ConflictError,
   InvalidRequestError,
   MemoryNode,
+  MemorySettings,
   NotFoundError,
   defaultTierPolicy,
   indexableNodeKinds,
@@ -21,6 +22,7 @@ import {
 } from '@tabagent/values';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { currentSchemaVersion, migrate } from './migrations.js';
+import { memorySettingsKey } from './setting-keys.js';
 import type {
   ChatSearchHit,
   MergeResult,
@@ -517,6 +519,31 @@ export class SqliteStorage implements Storage {
     this.db
       .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
       .run(key, value, this.now());
+  }
+
+  getMemorySettings(): MemorySettings {
+    const raw = this.getSetting(memorySettingsKey);
+    const parsed = raw === undefined ? undefined : safeParseJson(raw);
+    const stored = parsed?.success === true && typeof parsed.value === 'object' && parsed.value !== null ? (parsed.value as Record<string, unknown>) : {};
+    // Field by field, so one unreadable value (a hand-edited file) does not lose the others.
+    const field = (name: 'embedding_model' | 'entity_model' | 'rerank_model'): string | null => {
+      const result = MemorySettings.shape[name].safeParse(stored[name] ?? null);
+      return result.success ? result.data : null;
+    };
+    return { embedding_model: field('embedding_model'), entity_model: field('entity_model'), rerank_model: field('rerank_model') };
+  }
+
+  updateMemorySettings(patch: Partial<MemorySettings>): MemorySettings {
+    const checked = MemorySettings.partial().safeParse(patch);
+    if (!checked.success) throw new InvalidRequestError(`Invalid memory settings: ${checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    return this.transaction(() => {
+      const next: MemorySettings = { ...this.getMemorySettings() };
+      for (const [name, value] of Object.entries(checked.data) as [keyof MemorySettings, string | null | undefined][]) {
+        if (value !== undefined) next[name] = value;
+      }
+      this.setSetting(memorySettingsKey, JSON.stringify(next));
+      return next;
+    });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { EdgeType, MemoryEdge, MemoryNode, MemoryNodeOf, MemoryTierName, NodeKind, NodeProps, TierPolicy } from '@tabagent/values';
+import type { EdgeType, MemoryEdge, MemoryNode, MemoryNodeOf, MemorySettings, MemoryTierName, NodeKind, NodeProps, TierPolicy } from '@tabagent/values';
 import type { z } from 'zod';
 import type { nodePropsSchemas } from '@tabagent/values';
 
@@ -179,6 +179,13 @@ export interface Storage {
 
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): void;
+  /**
+   * The memory pipeline's model settings: the one owner of their stored format. A field that was
+   * never set, or was set to null, is null (the pipeline then uses its default model).
+   */
+  getMemorySettings(): MemorySettings;
+  /** Changes the fields present in `patch` (null clears one), validated by `MemorySettings`; returns all of them. */
+  updateMemorySettings(patch: Partial<MemorySettings>): MemorySettings;
 
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;

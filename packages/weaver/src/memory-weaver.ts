@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
-import { embeddingModelSettingKey, type OutboxItem, type OutboxPayload, type Storage } from '@tabagent/storage';
+import type { OutboxItem, OutboxPayload, Storage } from '@tabagent/storage';
 import { indexableNodeKinds, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
 import { TypedEventEmitter } from './typed-event-emitter.js';
 import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
@@ -233,18 +233,19 @@ export class MemoryWeaver implements Weaver {
   }
 
   async embeddingModelId(): Promise<string> {
-    return this.storage.getSetting(embeddingModelSettingKey) ?? (await this.options.embedders()).modelId;
+    return this.storage.getMemorySettings().embedding_model ?? (await this.options.embedders()).modelId;
   }
 
   async embedder(): Promise<TextEmbedder> {
-    return this.options.embedders(this.storage.getSetting(embeddingModelSettingKey));
+    return this.options.embedders(this.storage.getMemorySettings().embedding_model ?? undefined);
   }
 
-  async setEmbeddingModel(modelId: string): Promise<void> {
-    const embedder = await this.options.embedders(modelId);
-    const current = await this.embeddingModelId();
+  async setEmbeddingModel(modelId: string | null): Promise<void> {
+    // null goes back to the resolver's default; either way the model must be available now.
+    const embedder = await this.options.embedders(modelId ?? undefined);
+    const current = await this.embeddingModelId().catch(() => null);
     this.storage.transaction(() => {
-      this.storage.setSetting(embeddingModelSettingKey, embedder.modelId);
+      this.storage.updateMemorySettings({ embedding_model: modelId === null ? null : embedder.modelId });
       if (current !== embedder.modelId) this.storage.enqueue({ kind: 'reembed-all', model: embedder.modelId });
     });
     this.notify();

@@ -95,6 +95,9 @@ export interface Weaver {
   embedder(): Promise<TextEmbedder>;
   /** Runs the tier pass and outbox pruning now (also done every `maintenanceIntervalMs`). */
   maintain(): { retiered: number; pruned: number };
-  /** Changes the embedding model and re-embeds everything in the background. */
-  setEmbeddingModel(modelId: string): Promise<void>;
+  /**
+   * Changes the embedding model (null: back to the resolver's default) and, when the model in use
+   * changes, re-embeds everything in the background.
+   */
+  setEmbeddingModel(modelId: string | null): Promise<void>;
 }

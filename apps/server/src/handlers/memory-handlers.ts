@@ -1,12 +1,11 @@
 import type { MemoryIndex, MemorySearchFilters, MemorySearchHit } from '@tabagent/indexing';
-import { entityModelSettingKey, rerankModelSettingKey, type Storage, type SyncNode } from '@tabagent/storage';
+import type { Storage, SyncNode } from '@tabagent/storage';
 import {
   InvalidRequestError,
   ModelNotFoundError,
   NotFoundError,
   PayloadTooLargeError,
   TabAgentError,
-  safeParseJson,
   type MemoryNode,
   type MemoryNodeOf,
   type RouteRequest,
@@ -95,13 +94,6 @@ function toStoredMessage(node: MemoryNode): StoredMessageJson {
   };
 }
 
-function readSetting(storage: Storage, key: string): string | null {
-  const raw = storage.getSetting(key);
-  if (raw === undefined) return null;
-  const parsed = safeParseJson(raw);
-  return parsed.success && typeof parsed.value === 'string' ? parsed.value : null;
-}
-
 class MemoryRoutes {
   readonly messageChars: number;
   readonly documentChars: number;
@@ -155,6 +147,11 @@ class MemoryRoutes {
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);
     return messages;
+  }
+
+  /** The settings as stored, with the embedding model in use in place of an unset one. */
+  async settings(): Promise<RouteResponse<'memory.settings.get'>> {
+    return { ...this.storage.getMemorySettings(), embedding_model: await this.deps.weaver.embeddingModelId().catch(() => null) };
   }
 
   conversation(chat: MemoryNodeOf<'chat'>): ConversationJson {
@@ -284,27 +281,19 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
       return { status: 'queued', document_id: node.id, kind: request.kind };
     },
     'memory.status': async () => weaver.status(),
-    'memory.settings.get': async () => ({
-      embedding_model: await weaver.embeddingModelId().catch(() => null),
-      entity_model: readSetting(storage, entityModelSettingKey),
-      rerank_model: readSetting(storage, rerankModelSettingKey),
-    }),
+    'memory.settings.get': async () => routes.settings(),
     'memory.settings.set': async (request) => {
-      if (request.embedding_model !== undefined && request.embedding_model !== null) {
+      if (request.embedding_model !== undefined) {
         try {
           await weaver.setEmbeddingModel(request.embedding_model);
         } catch (error) {
           if (TabAgentError.isInstance(error)) throw error;
-          throw new ModelNotFoundError(`Embedding model ${request.embedding_model} is not available`, { cause: error });
+          throw new ModelNotFoundError(`Embedding model ${request.embedding_model ?? '(default)'} is not available`, { cause: error });
         }
       }
-      if (request.entity_model !== undefined) storage.setSetting(entityModelSettingKey, JSON.stringify(request.entity_model));
-      if (request.rerank_model !== undefined) storage.setSetting(rerankModelSettingKey, JSON.stringify(request.rerank_model));
-      return {
-        embedding_model: await weaver.embeddingModelId().catch(() => null),
-        entity_model: readSetting(storage, entityModelSettingKey),
-        rerank_model: readSetting(storage, rerankModelSettingKey),
-      };
+      const { embedding_model: _embedding, ...others } = request;
+      storage.updateMemorySettings(others);
+      return routes.settings();
     },
     'rag.query': async (request) => {
       const started = performance.now();

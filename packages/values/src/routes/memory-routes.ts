@@ -163,8 +163,14 @@ export const MemoryStatusResponse = z
   .meta({ id: 'MemoryStatusResponse' });
 
 export const MemorySettings = z
-  .object({ embedding_model: ModelId.nullable(), entity_model: ModelId.nullable(), rerank_model: ModelId.nullable() })
+  .object({
+    embedding_model: ModelId.nullable().describe('Embedding model of the memory store; null: the --embedding-model flag, else the first registered embedding model.'),
+    entity_model: ModelId.nullable().describe('Token-classification model for entities; null: the first registered one.'),
+    rerank_model: ModelId.nullable().describe('Cross-encoder for rag.query rerank; null: the first registered one, else cosine similarity.'),
+  })
   .meta({ id: 'MemorySettings' });
+/** The memory pipeline's model settings. */
+export type MemorySettings = z.infer<typeof MemorySettings>;
 
 export const sessionHistoryRoute = defineRoute({
   id: 'sessions.history',
