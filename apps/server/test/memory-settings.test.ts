@@ -41,7 +41,7 @@ async function indexed(): Promise<void> {
 function entities(): string[] {
   const storage = createStorage({ path: path.join(root, 'tabagent.db') });
   try {
-    return [...storage.iterateNodes(['entity'])].map((node) => `${node.title ?? ''}:${String(node.props['entity_type'])}`).sort();
+    return [...storage.iterateNodes(['entity'])].map((node) => `${node.title ?? ''}:${node.kind === 'entity' ? node.props.entity_type : node.kind}`).sort();
   } finally {
     storage.close();
   }
