@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Worker } from 'playwright-core';
+import { findChromium, installHint } from './chromium/find-chromium.mjs';
 import { installNativeHost } from '../../src/native-host-installer.js';
 
-const chromiumPath = '/usr/bin/chromium';
 const extensionDir = fileURLToPath(new URL('./extension', import.meta.url));
 const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const serverVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
@@ -14,7 +14,7 @@ const serverVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../../pack
 /** Chromium's extension id: the first 128 bits of SHA-256 of the public key, as letters a-p. */
 function extensionIdFromKey(base64Key: string): string {
   const digest = createHash('sha256').update(Buffer.from(base64Key, 'base64')).digest('hex').slice(0, 32);
-  return [...digest].map((hex) => String.fromCharCode(97 + Number.parseInt(hex, 16))).join('');
+  return Array.from(digest, (hex) => String.fromCharCode(97 + Number.parseInt(hex, 16))).join('');
 }
 
 interface NativeTestResult {
@@ -28,13 +28,15 @@ interface NativeTestResult {
 }
 
 describe('a real Chromium talks to the native host', () => {
-  let scratch: string;
+  let scratch: string | undefined;
   let context: BrowserContext | undefined;
   const manifest = JSON.parse(readFileSync(path.join(extensionDir, 'manifest.json'), 'utf8')) as { key: string };
   const extensionId = extensionIdFromKey(manifest.key);
 
   beforeAll(async () => {
-    if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get update && apt-get install -y chromium`);
+    // The test command's ensure-browser step installs Debian's chromium when it can.
+    const chromiumPath = findChromium();
+    if (chromiumPath === null) throw new Error(`No Chromium or Chrome found: ${installHint}`);
     if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: build the server first (npx nx build server)`);
     scratch = mkdtempSync(path.join(os.tmpdir(), 'tabagent-browser-'));
     const userDataDir = path.join(scratch, 'profile');
@@ -56,15 +58,22 @@ describe('a real Chromium talks to the native host', () => {
       // Playwright disables extensions by default; the test extension must load.
       ignoreDefaultArgs: ['--disable-extensions'],
       args: [
-        '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-        `--load-extension=${extensionDir}`, `--disable-extensions-except=${extensionDir}`,
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        `--load-extension=${extensionDir}`,
+        `--disable-extensions-except=${extensionDir}`,
       ],
     });
   }, 60_000);
 
   afterAll(async () => {
+    // beforeAll may have failed before either existed.
     await context?.close();
-    rmSync(scratch, { recursive: true, force: true });
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   });
 
   async function serviceWorker(): Promise<Worker> {
@@ -73,13 +82,13 @@ describe('a real Chromium talks to the native host', () => {
     return (context as BrowserContext).waitForEvent('serviceworker', { timeout: 20_000 });
   }
 
-  it('connects with connectNative and gets the extension\'s replies', async () => {
+  it("connects with connectNative and gets the extension's replies", async () => {
     const worker = await serviceWorker();
     expect(worker.url()).toBe(`chrome-extension://${extensionId}/background.js`);
-    const result = await worker.evaluate(async () => {
+    const result = (await worker.evaluate(async () => {
       const run = (globalThis as unknown as { runNativeMessagingTest: (timeoutMs: number) => Promise<unknown> }).runNativeMessagingTest;
       return run(30_000);
-    }) as NativeTestResult;
+    })) as NativeTestResult;
     expect(result.timedOut).toBeUndefined();
     expect(result.disconnected).toBeUndefined();
     expect(result.handshake).toEqual({ messageId: 'msg_1_handshake', status: 'success', message: 'TabAgent host ready', version: serverVersion });
