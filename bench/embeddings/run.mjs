@@ -182,9 +182,13 @@ async function startOurServer() {
   const dataDir = mkdtempSync(join(tmpdir(), 'tabagent-bench-embeddings-'));
   cpSync(modelFolder, join(dataDir, 'models', modelName), { recursive: true });
   const port = await freePort();
-  const child = spawn(process.execPath, [cli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--threads', String(threads), '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [cli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--threads', String(threads), '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
   const stop = () => {
@@ -210,7 +214,11 @@ async function startOurServer() {
 
 function httpEmbedder(url, model) {
   return async (input) => {
-    const response = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, input }) });
+    const response = await fetch(`${url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, input }),
+    });
     const body = await response.json();
     if (response.status !== 200) throw new Error(`POST /v1/embeddings answered ${response.status}: ${body.detail ?? body.title ?? JSON.stringify(body)}`);
     if (body.data.length !== input.length) throw new Error('wrong number of embeddings');
@@ -268,7 +276,9 @@ async function main() {
   }
   if (times === null) {
     const embedder = await createOnnxTextEmbedder(modelFolder, { threads, modelId: modelName });
-    times = await measureInterleaved(sentences, direct, (input) => createEmbeddings(embedder, { input, encoding_format: 'float' }).then((r) => JSON.stringify(r)));
+    times = await measureInterleaved(sentences, direct, (input) =>
+      createEmbeddings(embedder, { input, encoding_format: 'float' }).then((r) => JSON.stringify(r)),
+    );
     await embedder.dispose();
   }
   await direct.release();
@@ -279,7 +289,10 @@ async function main() {
     ['server, one request of 32 inputs at a time', rate(times.batched), times.direct / times.batched],
     ['server, 32 concurrent single-input requests', rate(times.concurrent), times.direct / times.concurrent],
   ];
-  const out = [`model: ${modelName} (6 layers, hidden 384, 12 heads, intermediate 1536, vocab 30522, random weights); tokenization included in all three; timed interleaved in blocks of 128 sentences`, `server rows: ${label}`];
+  const out = [
+    `model: ${modelName} (6 layers, hidden 384, 12 heads, intermediate 1536, vocab 30522, random weights); tokenization included in all three; timed interleaved in blocks of 128 sentences`,
+    `server rows: ${label}`,
+  ];
   if (note) out.push(note);
   for (const [name, perSecond, ratio] of rows) out.push(`${name.padEnd(48)} ${perSecond.toFixed(1).padStart(8)} sentences/s   ${ratio.toFixed(3)} of direct`);
   const batchedOk = rows[1][2] >= 0.9;

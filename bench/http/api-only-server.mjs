@@ -7,9 +7,12 @@ import { healthResponse, portFromArgs } from './health-body.mjs';
 const port = portFromArgs();
 
 const handlers = Object.fromEntries(
-  routeIds.map((id) => [id, async () => {
-    throw new NotImplementedError(`${id} is not built in the benchmark server`, { details: { capability: id } });
-  }]),
+  routeIds.map((id) => [
+    id,
+    async () => {
+      throw new NotImplementedError(`${id} is not built in the benchmark server`, { details: { capability: id } });
+    },
+  ]),
 );
 handlers.health = async () => healthResponse();
 handlers['chat.completions'] = async (request) => {

@@ -27,7 +27,14 @@ if (!(duration > 0) || !(connections > 0) || !(warmup >= 0)) throw new Error('--
 const chatBody = JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
 const scenarios = [
   { name: 'GET /v1/health', path: '/v1/health', method: 'GET', expect: 200 },
-  { name: 'POST /v1/chat/completions (404)', path: '/v1/chat/completions', method: 'POST', body: chatBody, headers: { 'content-type': 'application/json' }, expect: 404 },
+  {
+    name: 'POST /v1/chat/completions (404)',
+    path: '/v1/chat/completions',
+    method: 'POST',
+    body: chatBody,
+    headers: { 'content-type': 'application/json' },
+    expect: 404,
+  },
 ];
 
 function freePort() {
@@ -61,7 +68,11 @@ async function startTarget(label, command) {
   const dataDir = mkdtempSync(join(tmpdir(), 'tabagent-bench-'));
   const expanded = command.replaceAll('{port}', String(port)).replaceAll('{dataDir}', dataDir);
   const [executable, ...args] = splitCommand(expanded);
-  const child = spawn(executable === 'node' ? process.execPath : executable, args, { cwd: repositoryRoot, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(executable === 'node' ? process.execPath : executable, args, {
+    cwd: repositoryRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   let stderr = '';
   child.stderr.on('data', (chunk) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -124,7 +135,8 @@ async function measure(port, scenario, seconds, pid) {
   const cpuAfter = cpuMicros(pid);
   const expectedStatusCount = scenario.expect === 200 ? result['2xx'] : result['4xx'];
   return {
-    cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? undefined : (cpuAfter - cpuBefore) / result.requests.total,
+    cpuPerRequest:
+      cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? undefined : (cpuAfter - cpuBefore) / result.requests.total,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -158,14 +170,34 @@ for (const scenario of scenarios) {
   }
 }
 
-const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'ratio ours/bare', 'server CPU us/req', 'CPU ratio bare/ours', 'errors', 'unexpected status'];
+const header = [
+  'scenario',
+  'target',
+  'req/s',
+  'p50 ms',
+  'p99 ms',
+  'ratio ours/bare',
+  'server CPU us/req',
+  'CPU ratio bare/ours',
+  'errors',
+  'unexpected status',
+];
 const lines = rows.map((row) => [
-  row.scenario, row.target, row.requestsPerSecond.toFixed(0), String(row.p50), String(row.p99), row.ratio.toFixed(3),
-  row.cpuPerRequest === undefined ? 'n/a' : row.cpuPerRequest.toFixed(0), row.cpuRatio === undefined ? 'n/a' : row.cpuRatio.toFixed(3),
-  String(row.errors), String(row.unexpected),
+  row.scenario,
+  row.target,
+  row.requestsPerSecond.toFixed(0),
+  String(row.p50),
+  String(row.p99),
+  row.ratio.toFixed(3),
+  row.cpuPerRequest === undefined ? 'n/a' : row.cpuPerRequest.toFixed(0),
+  row.cpuRatio === undefined ? 'n/a' : row.cpuRatio.toFixed(3),
+  String(row.errors),
+  String(row.unexpected),
 ]);
 const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column].length)));
 const format = (cells) => `| ${cells.map((cell, column) => cell.padEnd(widths[column])).join(' | ')} |`;
 process.stdout.write(`autocannon: ${connections} connections, ${warmup} s warm-up, ${duration} s measured, Node ${process.version}\n`);
-process.stdout.write('ratio ours/bare compares requests/s (the floor: health >= 0.18); on a busy or small machine the client can cap the bare server, so the CPU ratio (server CPU time per request) is the steadier figure.\n');
+process.stdout.write(
+  'ratio ours/bare compares requests/s (the floor: health >= 0.18); on a busy or small machine the client can cap the bare server, so the CPU ratio (server CPU time per request) is the steadier figure.\n',
+);
 process.stdout.write(`${format(header)}\n|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|\n${lines.map(format).join('\n')}\n`);

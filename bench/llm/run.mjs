@@ -171,9 +171,30 @@ async function startServer() {
   mkdirSync(join(dataDir, 'models'), { recursive: true });
   symlinkSync(modelPath, join(dataDir, 'models', `llm-bench-${size}.gguf`));
   const port = await freePort();
-  const child = spawn(process.execPath, [cli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--threads', String(threads), '--keep-alive', '-1', '--log-level', 'warn', '--gpu', 'off'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      '--threads',
+      String(threads),
+      '--keep-alive',
+      '-1',
+      '--log-level',
+      'warn',
+      '--gpu',
+      'off',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const baseUrl = `http://127.0.0.1:${port}`;
   for (let attempt = 0; attempt < 200; attempt++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -197,10 +218,18 @@ async function startServer() {
 async function prepareServer(baseUrl) {
   const modelId = `llm-bench-${size}`;
   if (serverUrlOption) {
-    const registered = await fetch(`${baseUrl}/v1/models/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: modelPath, id: modelId }) });
+    const registered = await fetch(`${baseUrl}/v1/models/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: modelPath, id: modelId }),
+    });
     if (!registered.ok && registered.status !== 409) throw new Error(`register: ${registered.status} ${await registered.text()}`);
   }
-  const load = await fetch(`${baseUrl}/v1/models/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: modelId, context_size: contextSize, threads, keep_alive: -1 }) });
+  const load = await fetch(`${baseUrl}/v1/models/load`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: modelId, context_size: contextSize, threads, keep_alive: -1 }),
+  });
   if (!load.ok) throw new Error(`POST /v1/models/load: ${load.status} ${await load.text()}`);
   return modelId;
 }
@@ -221,7 +250,9 @@ async function measureConcurrent(baseUrl, modelId) {
 const format = (row) =>
   `${row.label.padEnd(44)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tok/s   TTFT p50 ${row.ttftP50.toFixed(1).padStart(7)} ms   p95 ${row.ttftP95.toFixed(1).padStart(7)} ms${row.short ? `   (${row.short} runs ended early)` : ''}`;
 
-console.log(`LLM bench: ${size} synthetic llama (F16), ${tokens} tokens, ${runs} runs (+1 warm-up), ${threads} threads, context ${contextSize}, ${sequences} sequences`);
+console.log(
+  `LLM bench: ${size} synthetic llama (F16), ${tokens} tokens, ${runs} runs (+1 warm-up), ${threads} threads, context ${contextSize}, ${sequences} sequences`,
+);
 // Direct and server runs alternate, so a busy machine slows both alike.
 const direct = await openDirect();
 let server = null;

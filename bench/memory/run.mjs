@@ -56,7 +56,11 @@ function words(n, topic) {
 
 const queryTopics = Math.min(queryCount, Math.floor(rows / duplicates));
 const bases = Array.from({ length: queryTopics }, () => unitVector(undefined, 1));
-const topicWords = Array.from({ length: queryTopics }, (_, i) => [`topic${i}x`, vocabulary[(i * 7) % vocabulary.length], vocabulary[(i * 13) % vocabulary.length]]);
+const topicWords = Array.from({ length: queryTopics }, (_, i) => [
+  `topic${i}x`,
+  vocabulary[(i * 7) % vocabulary.length],
+  vocabulary[(i * 13) % vocabulary.length],
+]);
 const dir = mkdtempSync(join(tmpdir(), 'tabagent-bench-memory-'));
 const storage = createStorage({ path: join(dir, 'tabagent.db') });
 const model = { modelId: 'bench/random-384', dimensions: dim, maxTokens: 512, embed: () => Promise.reject(new Error('bench passes vectors')) };
@@ -67,8 +71,17 @@ function chunkAt(i) {
   // Near-duplicates: the topic vector plus noise of about 0.5 of its norm (cosine ~0.9 to the base).
   const vector = topic === undefined ? unitVector(undefined, 1) : unitVector(bases[topic], 0.5 / Math.sqrt(dim));
   return {
-    id: `n${i}#0`, node_id: `n${i}`, chunk_index: 0, text: words(40, topic === undefined ? undefined : topicWords[topic]),
-    kind: i % 10 === 0 ? 'webpage' : 'message', chat_id: `chat${i % 500}`, tier: 'active', url: null, title: null, created_at: 1_700_000_000_000 + i, vector,
+    id: `n${i}#0`,
+    node_id: `n${i}`,
+    chunk_index: 0,
+    text: words(40, topic === undefined ? undefined : topicWords[topic]),
+    kind: i % 10 === 0 ? 'webpage' : 'message',
+    chat_id: `chat${i % 500}`,
+    tier: 'active',
+    url: null,
+    title: null,
+    created_at: 1_700_000_000_000 + i,
+    vector,
   };
 }
 
@@ -76,7 +89,11 @@ const progress = (message) => process.stderr.write(`[${new Date().toISOString().
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const summary = (times) => {
   const sorted = [...times].sort((a, b) => a - b);
-  return { p50_ms: +percentile(sorted, 50).toFixed(2), p95_ms: +percentile(sorted, 95).toFixed(2), mean_ms: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2) };
+  return {
+    p50_ms: +percentile(sorted, 50).toFixed(2),
+    p95_ms: +percentile(sorted, 95).toFixed(2),
+    mean_ms: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2),
+  };
 };
 
 try {

@@ -80,9 +80,15 @@ async function measurePair(first, second, frame, checkFirst, checkSecond) {
   }
   const rounds = 10;
   const roundMs = durationMs / rounds;
-  const stats = [{ latencies: [], elapsed: 0 }, { latencies: [], elapsed: 0 }];
+  const stats = [
+    { latencies: [], elapsed: 0 },
+    { latencies: [], elapsed: 0 },
+  ];
   for (let round = 0; round < rounds; round += 1) {
-    for (const [slot, host, check] of [[0, first, checkFirst], [1, second, checkSecond]]) {
+    for (const [slot, host, check] of [
+      [0, first, checkFirst],
+      [1, second, checkSecond],
+    ]) {
       const started = performance.now();
       while (performance.now() - started < roundMs) {
         const sent = performance.now();
@@ -112,22 +118,44 @@ const padding = 'p'.repeat(payloadBytes);
 
 const results = {};
 const bare = startHost(process.execPath, [path.join(here, 'bare-echo-host.mjs')]);
-const server = startHost(process.execPath, [serverCli, 'serve', '--mode', 'native', '--data-dir', dataDir, '--log-level', 'warn', 'chrome-extension://nhgeobigjnkldfcdbiinjheboppfafhi/']);
+const server = startHost(process.execPath, [
+  serverCli,
+  'serve',
+  '--mode',
+  'native',
+  '--data-dir',
+  dataDir,
+  '--log-level',
+  'warn',
+  'chrome-extension://nhgeobigjnkldfcdbiinjheboppfafhi/',
+]);
 try {
   const pingFrame = encodeFrame({ action: 'ping', messageId: 'bench' });
-  [results.bare_ping, results.server_ping] = await measurePair(bare, server, pingFrame, (reply) => {
-    if (reply.action !== 'ping') throw new Error('bare echo host answered wrongly');
-  }, (reply) => {
-    if (reply.status !== 'success' || reply.messageId !== 'bench') throw new Error(`server ping failed: ${JSON.stringify(reply)}`);
-  });
+  [results.bare_ping, results.server_ping] = await measurePair(
+    bare,
+    server,
+    pingFrame,
+    (reply) => {
+      if (reply.action !== 'ping') throw new Error('bare echo host answered wrongly');
+    },
+    (reply) => {
+      if (reply.status !== 'success' || reply.messageId !== 'bench') throw new Error(`server ping failed: ${JSON.stringify(reply)}`);
+    },
+  );
   const bigFrame = encodeFrame({ action: 'get_logs', lines: logLineCount, messageId: 'bench-100k', padding });
   let replyBytes = 0;
-  [results.bare_100kb, results.server_100kb] = await measurePair(bare, server, bigFrame, (reply) => {
-    if (reply.padding.length !== payloadBytes) throw new Error('bare echo host answered wrongly');
-  }, (reply) => {
-    if (reply.status !== 'success' || typeof reply.lines !== 'string') throw new Error(`server get_logs failed: ${JSON.stringify(reply).slice(0, 300)}`);
-    replyBytes = Buffer.byteLength(JSON.stringify(reply));
-  });
+  [results.bare_100kb, results.server_100kb] = await measurePair(
+    bare,
+    server,
+    bigFrame,
+    (reply) => {
+      if (reply.padding.length !== payloadBytes) throw new Error('bare echo host answered wrongly');
+    },
+    (reply) => {
+      if (reply.status !== 'success' || typeof reply.lines !== 'string') throw new Error(`server get_logs failed: ${JSON.stringify(reply).slice(0, 300)}`);
+      replyBytes = Buffer.byteLength(JSON.stringify(reply));
+    },
+  );
   results.server_100kb.reply_bytes = replyBytes;
   results.request_bytes_100kb = bigFrame.length - 4;
 } finally {
@@ -149,7 +177,8 @@ const summary = {
 };
 if (asJson) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 else {
-  const row = (name, result) => `${name.padEnd(22)} ${String(result.round_trips_per_second).padStart(8)} rt/s   p50 ${result.p50_ms.toFixed(3)} ms   p99 ${result.p99_ms.toFixed(3)} ms`;
+  const row = (name, result) =>
+    `${name.padEnd(22)} ${String(result.round_trips_per_second).padStart(8)} rt/s   p50 ${result.p50_ms.toFixed(3)} ms   p99 ${result.p99_ms.toFixed(3)} ms`;
   process.stdout.write(
     [
       `native messaging round trips (${durationMs} ms per case, ${process.version}, ${os.cpus().length} CPUs)`,

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import type { Writable } from 'node:stream';
+import { claimStdoutForFrames } from '@tabagent/native-messaging';
 import { TabAgentError } from '@tabagent/values';
 import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
 import { parseServeArguments } from './server-config.js';
@@ -25,14 +27,13 @@ Logs go to stderr and <data-dir>/logs/tabagent.log, never to stdout.
  * In native mode stdout carries frames only: the host gets its own stream over stdout, and any
  * other write to `process.stdout` or `console.log` (a library's banner or warning) goes to stderr.
  */
-async function guardStdout(): Promise<import('node:stream').Writable> {
-  const { claimStdoutForFrames } = await import('@tabagent/native-messaging');
+function guardStdout(): Writable {
   return claimStdoutForFrames();
 }
 
 async function serve(argv: string[]): Promise<void> {
   const config = parseServeArguments(argv);
-  const nativeOutput = config.mode === 'http' ? undefined : await guardStdout();
+  const nativeOutput = config.mode === 'http' ? undefined : guardStdout();
   const server = await startServer(config, nativeOutput ? { nativeOutput } : {});
   let stopping = false;
   const stop = (signal: string): void => {
@@ -44,12 +45,12 @@ async function serve(argv: string[]): Promise<void> {
       // Frames still queued in the pipe would be lost by process.exit: let the stream finish first.
       .then(() => (nativeOutput ? new Promise<void>((resolve) => nativeOutput.end(() => resolve())) : undefined))
       .then(
-      () => process.exit(0),
-      (error: unknown) => {
-        server.logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (error: unknown) => {
+          server.logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -42,7 +42,10 @@ export function createEmbeddingModelResolver(deps: EmbeddingModelResolverDeps): 
 
   const resolveEmbedder = async (modelId?: string): Promise<TextEmbedder> => {
     const id = modelId ?? (await defaultEmbeddingModelId());
-    if (!id) throw new ModelNotFoundError('No embedding model is registered: put an ONNX embedding model folder or an embedding GGUF in the models folder, or register one.');
+    if (!id)
+      throw new ModelNotFoundError(
+        'No embedding model is registered: put an ONNX embedding model folder or an embedding GGUF in the models folder, or register one.',
+      );
     const model = await deps.registry.get(id);
     if (model.format === 'gguf') return deps.gguf.embedder(model.id);
     if (model.task !== 'embedding') throw new InvalidRequestError(`Model ${model.id} is a ${model.task} model, not an embedding model`);

@@ -17,5 +17,8 @@ export function createServerLogger(options: ServerLoggerOptions): Logger {
   const streams: { stream: NodeJS.WritableStream | ReturnType<typeof pino.destination> }[] = [];
   if (options.stderr !== false) streams.push({ stream: pino.destination({ fd: 2, sync: false }) });
   if (options.logFile) streams.push({ stream: pino.destination({ dest: options.logFile, mkdir: true, sync: false }) });
-  return pino({ level: options.level, base: { pid: process.pid } }, pino.multistream(streams.map((entry) => ({ ...entry, level: options.level as pino.Level }))));
+  return pino(
+    { level: options.level, base: { pid: process.pid } },
+    pino.multistream(streams.map((entry) => ({ ...entry, level: options.level as pino.Level }))),
+  );
 }

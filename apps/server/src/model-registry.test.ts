@@ -45,7 +45,14 @@ describe('model registry', () => {
     expect(tiny).toMatchObject({
       format: 'gguf',
       task: 'text-generation',
-      details: { architecture: 'llama', parameters: first.parameters, context_length: 2048, quantization: 'F16', embedding_length: 64, has_chat_template: true },
+      details: {
+        architecture: 'llama',
+        parameters: first.parameters,
+        context_length: 2048,
+        quantization: 'F16',
+        embedding_length: 64,
+        has_chat_template: true,
+      },
     });
     expect((await registry.get('tiny-2')).details.quantization).toBe('F32');
   });

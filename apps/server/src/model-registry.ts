@@ -195,11 +195,13 @@ export class JsonModelRegistry implements ModelRegistry {
 
   private async readRegistry(): Promise<RegistryFile> {
     if (this.cachedRegistry) return structuredClone(this.cachedRegistry);
-    const raw = (await readJson(this.registryFile)) as Partial<RegistryFile> | undefined;
+    const raw = (await readJson(this.registryFile)) as { [K in keyof RegistryFile]?: unknown } | undefined;
+    // A hand-edited file may hold anything: keep the entries that have a path.
+    const entries: unknown[] = Array.isArray(raw?.registered) ? raw.registered : [];
     this.cachedRegistry = {
-      registered: Array.isArray(raw?.registered) ? raw.registered.filter((entry) => typeof entry?.path === 'string') : [],
+      registered: entries.filter((entry): entry is RegisteredEntry => typeof (entry as { path?: unknown } | null)?.path === 'string'),
       default_model: typeof raw?.default_model === 'string' ? raw.default_model : null,
-      settings: typeof raw?.settings === 'object' && raw.settings !== null ? raw.settings : {},
+      settings: typeof raw?.settings === 'object' && raw.settings !== null ? (raw.settings as Record<string, ModelSettings>) : {},
     };
     return structuredClone(this.cachedRegistry);
   }
@@ -284,7 +286,15 @@ export class JsonModelRegistry implements ModelRegistry {
       const inspector = this.detect(entry.path, entryStat);
       if (!inspector) continue;
       seenPaths.add(entry.path);
-      candidates.push({ path: entry.path, stat: entryStat, inspector, source: 'registered', explicitId: entry.id, task: entry.task, created: entry.registered_at });
+      candidates.push({
+        path: entry.path,
+        stat: entryStat,
+        inspector,
+        source: 'registered',
+        explicitId: entry.id,
+        task: entry.task,
+        created: entry.registered_at,
+      });
     }
     const usedIds = new Set(candidates.flatMap((candidate) => (candidate.explicitId ? [candidate.explicitId] : [])));
     const entries: Scanned[] = [];
@@ -351,7 +361,7 @@ export class JsonModelRegistry implements ModelRegistry {
       const clash = entries.find((entry) => (entry.ok ? entry.model.id : entry.id) === options.id && (entry.ok ? entry.model.path : entry.path) !== resolved);
       if (clash) throw new ConflictError(`Model id "${options.id}" is already used by another model`, { details: { model: options.id } });
     }
-    if (!existing || existing.ok === false || existing.model.source === 'registered' || options.id !== undefined || options.task !== undefined) {
+    if (!existing || !existing.ok || existing.model.source === 'registered' || options.id !== undefined || options.task !== undefined) {
       await this.mutate((registry) => {
         registry.registered = registry.registered.filter((entry) => entry.path !== resolved);
         registry.registered.push({ path: resolved, id: options.id, task: options.task, registered_at: Math.floor(Date.now() / 1000) });
@@ -378,7 +388,7 @@ export class JsonModelRegistry implements ModelRegistry {
     await this.mutate((registry) => {
       registry.registered = registry.registered.filter((entry) => path.resolve(entry.path) !== path.resolve(model.path));
       if (registry.default_model === id) registry.default_model = null;
-      delete registry.settings[id];
+      registry.settings = Object.fromEntries(Object.entries(registry.settings).filter(([key]) => key !== id));
     });
     return inside ? 'deleted' : 'unregistered';
   }
@@ -437,7 +447,10 @@ export class JsonModelRegistry implements ModelRegistry {
   private async readGenerationParams(): Promise<GenerationParams> {
     const stored = await readJson(this.settingsFile);
     const generation = typeof stored === 'object' && stored !== null ? (stored as { generation?: unknown }).generation : undefined;
-    const merged = GenerationParamsSchema.safeParse({ ...defaultGenerationParams, ...(typeof generation === 'object' && generation !== null ? generation : {}) });
+    const merged = GenerationParamsSchema.safeParse({
+      ...defaultGenerationParams,
+      ...(typeof generation === 'object' && generation !== null ? generation : {}),
+    });
     return merged.success ? merged.data : { ...defaultGenerationParams };
   }
 }

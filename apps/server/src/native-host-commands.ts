@@ -2,8 +2,17 @@ import { fileURLToPath } from 'node:url';
 import { InvalidRequestError } from '@tabagent/values';
 import { defaultDataDir } from './data-dir.js';
 import {
-  doctorNativeHost, installNativeHost, nativeHostBrowsers, uninstallNativeHost, type NativeHostBrowser, type NativeHostLocationOptions,
+  doctorNativeHost,
+  installNativeHost,
+  nativeHostBrowsers,
+  uninstallNativeHost,
+  type NativeHostBrowser,
+  type NativeHostLocationOptions,
 } from './native-host-installer.js';
+
+function isNativeHostBrowser(name: string): name is NativeHostBrowser {
+  return (nativeHostBrowsers as readonly string[]).includes(name);
+}
 
 interface ParsedInstallArguments {
   extensionIds: string[];
@@ -14,7 +23,13 @@ interface ParsedInstallArguments {
 }
 
 function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedInstallArguments {
-  const parsed: ParsedInstallArguments = { extensionIds: [], browsers: 'all', dataDir: env['TABAGENT_DATA_DIR'] || defaultDataDir(), extraManifestDirs: [], serveArgs: [] };
+  const parsed: ParsedInstallArguments = {
+    extensionIds: [],
+    browsers: 'all',
+    dataDir: env['TABAGENT_DATA_DIR'] || defaultDataDir(),
+    extraManifestDirs: [],
+    serveArgs: [],
+  };
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index] as string;
     const value = argv[index + 1];
@@ -25,12 +40,17 @@ function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
     };
     switch (flag) {
       case '--extension-id':
-        parsed.extensionIds.push(...need().split(',').map((id) => id.trim()).filter(Boolean));
+        parsed.extensionIds.push(
+          ...need()
+            .split(',')
+            .map((id) => id.trim())
+            .filter(Boolean),
+        );
         break;
       case '--browser': {
         const browser = need();
         if (browser === 'all') parsed.browsers = 'all';
-        else if ((nativeHostBrowsers as readonly string[]).includes(browser)) parsed.browsers = [...(parsed.browsers === 'all' ? [] : parsed.browsers), browser as NativeHostBrowser];
+        else if (isNativeHostBrowser(browser)) parsed.browsers = [...(parsed.browsers === 'all' ? [] : parsed.browsers), browser];
         else throw new InvalidRequestError(`--browser must be one of ${nativeHostBrowsers.join(', ')} or all, got "${browser}"`);
         break;
       }
@@ -82,7 +102,9 @@ export async function runDoctor(argv: readonly string[], write: (text: string) =
     const state = !entry.found ? 'not installed' : entry.valid ? 'ok' : 'broken';
     write(`${entry.browser.padEnd(9)} ${state.padEnd(13)} ${entry.manifestPath}\n`);
     if (entry.found) {
-      write(`          launcher ${entry.launcherPath ?? '(none)'}${entry.launcherExists ? '' : ' (missing)'}${entry.launcherExists && !entry.launcherExecutable ? ' (not executable)' : ''}\n`);
+      write(
+        `          launcher ${entry.launcherPath ?? '(none)'}${entry.launcherExists ? '' : ' (missing)'}${entry.launcherExists && !entry.launcherExecutable ? ' (not executable)' : ''}\n`,
+      );
       const allowed = [...entry.allowedOrigins, ...entry.allowedExtensions];
       if (allowed.length > 0) write(`          allowed  ${allowed.join(', ')}\n`);
     }

@@ -2,7 +2,12 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  doctorNativeHost, installNativeHost, renderLauncherScript, toChromiumOrigin, uninstallNativeHost, type CommandRunner,
+  doctorNativeHost,
+  installNativeHost,
+  renderLauncherScript,
+  toChromiumOrigin,
+  uninstallNativeHost,
+  type CommandRunner,
 } from './native-host-installer.js';
 
 const extensionId = 'fkkeoobeahalebjpbockfedlncckobjb';
@@ -24,7 +29,13 @@ describe('native host installer', () => {
   });
 
   it('writes a launcher and the manifests into every Linux browser folder', async () => {
-    const result = await installNativeHost({ extensionIds: [extensionId], nodePath: '/usr/bin/node', scriptPath: '/opt/tabagent/dist/cli.js', homeDir, platform: 'linux' });
+    const result = await installNativeHost({
+      extensionIds: [extensionId],
+      nodePath: '/usr/bin/node',
+      scriptPath: '/opt/tabagent/dist/cli.js',
+      homeDir,
+      platform: 'linux',
+    });
     const launcherPath = path.join(homeDir, '.local', 'share', 'tabagent', 'tabagent-native-host');
     expect(result.launcherPath).toBe(launcherPath);
     expect(await readFile(launcherPath, 'utf8')).toBe(`#!/bin/sh\nexec '/usr/bin/node' '/opt/tabagent/dist/cli.js' serve --mode native "$@"\n`);
@@ -37,10 +48,18 @@ describe('native host installer', () => {
       { browser: 'firefox', path: path.join(homeDir, '.mozilla/native-messaging-hosts/com.tabagent.host.json') },
     ]);
     expect(await readJson(result.manifests[0]?.path as string)).toEqual({
-      name: 'com.tabagent.host', description: 'TabAgent local AI server (native messaging host)', path: launcherPath, type: 'stdio', allowed_origins: [origin],
+      name: 'com.tabagent.host',
+      description: 'TabAgent local AI server (native messaging host)',
+      path: launcherPath,
+      type: 'stdio',
+      allowed_origins: [origin],
     });
     expect(await readJson(result.manifests[4]?.path as string)).toEqual({
-      name: 'com.tabagent.host', description: 'TabAgent local AI server (native messaging host)', path: launcherPath, type: 'stdio', allowed_extensions: ['tabagent@tabagent.com'],
+      name: 'com.tabagent.host',
+      description: 'TabAgent local AI server (native messaging host)',
+      path: launcherPath,
+      type: 'stdio',
+      allowed_extensions: ['tabagent@tabagent.com'],
     });
     expect(result.registry).toEqual([]);
   });
@@ -48,8 +67,14 @@ describe('native host installer', () => {
   it('writes the macOS folders, only for the browsers asked, plus extra folders', async () => {
     const extra = path.join(homeDir, 'profile', 'NativeMessagingHosts');
     const result = await installNativeHost({
-      extensionIds: [origin, 'abcdefghijklmnopabcdefghijklmnop'], browsers: ['chrome', 'edge', 'firefox'], nodePath: '/opt/homebrew/bin/node',
-      scriptPath: "/Applications/Tab Agent's/cli.js", homeDir, platform: 'darwin', extraManifestDirs: [extra], extraServeArgs: ['--data-dir', '/Users/u/TabAgent data'],
+      extensionIds: [origin, 'abcdefghijklmnopabcdefghijklmnop'],
+      browsers: ['chrome', 'edge', 'firefox'],
+      nodePath: '/opt/homebrew/bin/node',
+      scriptPath: "/Applications/Tab Agent's/cli.js",
+      homeDir,
+      platform: 'darwin',
+      extraManifestDirs: [extra],
+      extraServeArgs: ['--data-dir', '/Users/u/TabAgent data'],
     });
     const support = path.join(homeDir, 'Library', 'Application Support');
     expect(result.launcherPath).toBe(path.join(support, 'TabAgent', 'tabagent-native-host'));
@@ -62,26 +87,59 @@ describe('native host installer', () => {
     expect(await readFile(result.launcherPath, 'utf8')).toBe(
       `#!/bin/sh\nexec '/opt/homebrew/bin/node' '/Applications/Tab Agent'\\''s/cli.js' serve --mode native '--data-dir' '/Users/u/TabAgent data' "$@"\n`,
     );
-    expect(await readJson(path.join(extra, 'com.tabagent.host.json'))).toMatchObject({ allowed_origins: [origin, 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/'] });
+    expect(await readJson(path.join(extra, 'com.tabagent.host.json'))).toMatchObject({
+      allowed_origins: [origin, 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/'],
+    });
     await expect(stat(path.join(support, 'Chromium'))).rejects.toThrow('ENOENT');
   });
 
   it('reports what is installed, then removes it all', async () => {
-    await installNativeHost({ extensionIds: [extensionId], browsers: ['chrome', 'firefox'], nodePath: '/usr/bin/node', scriptPath: '/opt/cli.js', homeDir, platform: 'linux' });
+    await installNativeHost({
+      extensionIds: [extensionId],
+      browsers: ['chrome', 'firefox'],
+      nodePath: '/usr/bin/node',
+      scriptPath: '/opt/cli.js',
+      homeDir,
+      platform: 'linux',
+    });
     const report = await doctorNativeHost({ homeDir, platform: 'linux', browsers: ['chrome', 'chromium', 'firefox'] });
     const launcherPath = path.join(homeDir, '.local/share/tabagent/tabagent-native-host');
     expect(report).toEqual([
       {
-        browser: 'chrome', manifestPath: path.join(homeDir, '.config/google-chrome/NativeMessagingHosts/com.tabagent.host.json'), found: true, valid: true,
-        launcherPath, launcherExists: true, launcherExecutable: true, allowedOrigins: [origin], allowedExtensions: [], problems: [],
+        browser: 'chrome',
+        manifestPath: path.join(homeDir, '.config/google-chrome/NativeMessagingHosts/com.tabagent.host.json'),
+        found: true,
+        valid: true,
+        launcherPath,
+        launcherExists: true,
+        launcherExecutable: true,
+        allowedOrigins: [origin],
+        allowedExtensions: [],
+        problems: [],
       },
       {
-        browser: 'chromium', manifestPath: path.join(homeDir, '.config/chromium/NativeMessagingHosts/com.tabagent.host.json'), found: false, valid: false,
-        launcherPath: null, launcherExists: false, launcherExecutable: false, allowedOrigins: [], allowedExtensions: [], problems: ['manifest not found'],
+        browser: 'chromium',
+        manifestPath: path.join(homeDir, '.config/chromium/NativeMessagingHosts/com.tabagent.host.json'),
+        found: false,
+        valid: false,
+        launcherPath: null,
+        launcherExists: false,
+        launcherExecutable: false,
+        allowedOrigins: [],
+        allowedExtensions: [],
+        problems: ['manifest not found'],
       },
       {
-        browser: 'firefox', manifestPath: path.join(homeDir, '.mozilla/native-messaging-hosts/com.tabagent.host.json'), found: true, valid: true,
-        launcherPath, launcherExists: true, launcherExecutable: true, allowedOrigins: [], allowedExtensions: ['tabagent@tabagent.com'], problems: [],
+        browser: 'firefox',
+        manifestPath: path.join(homeDir, '.mozilla/native-messaging-hosts/com.tabagent.host.json'),
+        found: true,
+        valid: true,
+        launcherPath,
+        launcherExists: true,
+        launcherExecutable: true,
+        allowedOrigins: [],
+        allowedExtensions: ['tabagent@tabagent.com'],
+        problems: [],
       },
     ]);
     const removed = await uninstallNativeHost({ homeDir, platform: 'linux' });
@@ -98,7 +156,14 @@ describe('native host installer', () => {
   });
 
   it('flags a manifest whose launcher is missing or not executable', async () => {
-    await installNativeHost({ extensionIds: [extensionId], browsers: ['chrome'], nodePath: '/usr/bin/node', scriptPath: '/opt/cli.js', homeDir, platform: 'linux' });
+    await installNativeHost({
+      extensionIds: [extensionId],
+      browsers: ['chrome'],
+      nodePath: '/usr/bin/node',
+      scriptPath: '/opt/cli.js',
+      homeDir,
+      platform: 'linux',
+    });
     const launcherPath = path.join(homeDir, '.local/share/tabagent/tabagent-native-host');
     await writeFile(launcherPath, '#!/bin/sh\n', { mode: 0o644 });
     const { chmod } = await import('node:fs/promises');
@@ -117,29 +182,45 @@ describe('native host installer', () => {
       commands.push([command, args]);
       const [verb, key] = args as [string, string];
       if (verb === 'add') registry.set(key, args[6] as string);
-      if (verb === 'delete') return registry.delete(key) ? { code: 0, stdout: '', stderr: '' } : { code: 1, stdout: '', stderr: 'ERROR: The system was unable to find the specified registry key or value.' };
+      if (verb === 'delete')
+        return registry.delete(key)
+          ? { code: 0, stdout: '', stderr: '' }
+          : { code: 1, stdout: '', stderr: 'ERROR: The system was unable to find the specified registry key or value.' };
       if (verb === 'query') {
         const value = registry.get(key);
-        return value === undefined ? { code: 1, stdout: '', stderr: 'not found' } : { code: 0, stdout: `\r\n${key}\r\n    (Default)    REG_SZ    ${value}\r\n\r\n`, stderr: '' };
+        return value === undefined
+          ? { code: 1, stdout: '', stderr: 'not found' }
+          : { code: 0, stdout: `\r\n${key}\r\n    (Default)    REG_SZ    ${value}\r\n\r\n`, stderr: '' };
       }
       return { code: 0, stdout: '', stderr: '' };
     };
     const localAppDataDir = path.join(homeDir, 'AppData', 'Local');
     const result = await installNativeHost({
-      extensionIds: [extensionId], nodePath: 'C:\\Program Files\\nodejs\\node.exe', scriptPath: 'C:\\tabagent\\dist\\cli.js', homeDir, platform: 'win32', localAppDataDir, runCommand,
+      extensionIds: [extensionId],
+      nodePath: 'C:\\Program Files\\nodejs\\node.exe',
+      scriptPath: 'C:\\tabagent\\dist\\cli.js',
+      homeDir,
+      platform: 'win32',
+      localAppDataDir,
+      runCommand,
     });
     const dir = path.join(localAppDataDir, 'TabAgent');
     const chromiumManifest = path.join(dir, 'com.tabagent.host.json');
     const firefoxManifest = path.join(dir, 'com.tabagent.host.firefox.json');
     expect(result.launcherPath).toBe(path.join(dir, 'tabagent-native-host.bat'));
-    expect(await readFile(result.launcherPath, 'utf8')).toBe('@echo off\r\n"C:\\Program Files\\nodejs\\node.exe" "C:\\tabagent\\dist\\cli.js" serve --mode native %*\r\n');
+    expect(await readFile(result.launcherPath, 'utf8')).toBe(
+      '@echo off\r\n"C:\\Program Files\\nodejs\\node.exe" "C:\\tabagent\\dist\\cli.js" serve --mode native %*\r\n',
+    );
     expect(await readJson(chromiumManifest)).toMatchObject({ path: result.launcherPath, allowed_origins: [origin] });
     expect(await readJson(firefoxManifest)).toMatchObject({ path: result.launcherPath, allowed_extensions: ['tabagent@tabagent.com'] });
     expect(commands).toEqual([
       ['reg', ['add', 'HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
       ['reg', ['add', 'HKCU\\Software\\Chromium\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
       ['reg', ['add', 'HKCU\\Software\\Microsoft\\Edge\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
-      ['reg', ['add', 'HKCU\\Software\\BraveSoftware\\Brave-Browser\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
+      [
+        'reg',
+        ['add', 'HKCU\\Software\\BraveSoftware\\Brave-Browser\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f'],
+      ],
       ['reg', ['add', 'HKCU\\Software\\Mozilla\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', firefoxManifest, '/f']],
     ]);
     const report = await doctorNativeHost({ homeDir, platform: 'win32', localAppDataDir, runCommand, browsers: ['edge', 'firefox'] });
@@ -157,14 +238,30 @@ describe('native host installer', () => {
 
   it('fails clearly when reg fails, on bad ids and on relative paths', async () => {
     const failing: CommandRunner = async () => ({ code: 1, stdout: '', stderr: 'ERROR: Access is denied.' });
-    await expect(installNativeHost({ extensionIds: [extensionId], browsers: ['chrome'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'win32', localAppDataDir: homeDir, runCommand: failing }))
-      .rejects.toThrow('reg add HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\com.tabagent.host failed: ERROR: Access is denied.');
-    await expect(installNativeHost({ extensionIds: ['not-an-id'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' }))
-      .rejects.toThrow('Not a Chromium extension id: "not-an-id" (expected 32 letters a-p, as shown on chrome://extensions)');
-    await expect(installNativeHost({ extensionIds: [], browsers: ['chrome'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' }))
-      .rejects.toThrow('At least one --extension-id is required for Chromium browsers');
-    await expect(installNativeHost({ extensionIds: [extensionId], nodePath: 'node', scriptPath: '/s', homeDir, platform: 'linux' })).rejects.toThrow('nodePath and scriptPath must be absolute paths');
-    expect(await installNativeHost({ extensionIds: [], browsers: ['firefox'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' })).toMatchObject({ manifests: [{ browser: 'firefox' }] });
+    await expect(
+      installNativeHost({
+        extensionIds: [extensionId],
+        browsers: ['chrome'],
+        nodePath: '/n',
+        scriptPath: '/s',
+        homeDir,
+        platform: 'win32',
+        localAppDataDir: homeDir,
+        runCommand: failing,
+      }),
+    ).rejects.toThrow('reg add HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\com.tabagent.host failed: ERROR: Access is denied.');
+    await expect(installNativeHost({ extensionIds: ['not-an-id'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' })).rejects.toThrow(
+      'Not a Chromium extension id: "not-an-id" (expected 32 letters a-p, as shown on chrome://extensions)',
+    );
+    await expect(installNativeHost({ extensionIds: [], browsers: ['chrome'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' })).rejects.toThrow(
+      'At least one --extension-id is required for Chromium browsers',
+    );
+    await expect(installNativeHost({ extensionIds: [extensionId], nodePath: 'node', scriptPath: '/s', homeDir, platform: 'linux' })).rejects.toThrow(
+      'nodePath and scriptPath must be absolute paths',
+    );
+    expect(await installNativeHost({ extensionIds: [], browsers: ['firefox'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' })).toMatchObject({
+      manifests: [{ browser: 'firefox' }],
+    });
   });
 
   it('normalises ids and renders launchers', () => {

@@ -172,7 +172,7 @@ const defaultRunCommand: CommandRunner = (command, args) =>
   new Promise((resolve) => {
     execFile(command, [...args], { windowsHide: true }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      resolve({ code, stdout, stderr });
     });
   });
 
@@ -190,11 +190,16 @@ function resolveLocations(options: NativeHostLocationOptions): ResolvedLocations
   const homeDir = options.homeDir ?? os.homedir();
   const browsers = options.browsers === undefined || options.browsers === 'all' ? nativeHostBrowsers : options.browsers;
   for (const browser of browsers) {
-    if (!(nativeHostBrowsers as readonly string[]).includes(browser)) throw new InvalidRequestError(`Unknown browser "${browser}" (one of ${nativeHostBrowsers.join(', ')}, all)`);
+    if (!(nativeHostBrowsers as readonly string[]).includes(browser))
+      throw new InvalidRequestError(`Unknown browser "${browser}" (one of ${nativeHostBrowsers.join(', ')}, all)`);
   }
   const localAppData = options.localAppDataDir ?? process.env['LOCALAPPDATA'] ?? path.join(homeDir, 'AppData', 'Local');
   const windowsDir = path.join(localAppData, 'TabAgent');
-  const launcherDir = options.launcherDir ?? (platform === 'win32' ? windowsDir : defaultDataDir(platform, options.homeDir === undefined ? process.env : { ...process.env, XDG_DATA_HOME: undefined }, homeDir));
+  const launcherDir =
+    options.launcherDir ??
+    (platform === 'win32'
+      ? windowsDir
+      : defaultDataDir(platform, options.homeDir === undefined ? process.env : { ...process.env, XDG_DATA_HOME: undefined }, homeDir));
   const launcherPath = path.join(launcherDir, platform === 'win32' ? 'tabagent-native-host.bat' : 'tabagent-native-host');
   return { platform, browsers, launcherPath, windowsDir, extraDirs: options.extraManifestDirs ?? [], runCommand: options.runCommand ?? defaultRunCommand };
 }
@@ -212,17 +217,24 @@ function batchQuote(value: string): string {
 /** The launcher script Chrome starts: the right Node, the server CLI, native mode, the browser's arguments. */
 export function renderLauncherScript(platform: NodeJS.Platform, nodePath: string, scriptPath: string, extraServeArgs: readonly string[] = []): string {
   if (platform === 'win32') {
-    const extra = extraServeArgs.map(batchQuote).map((arg) => ` ${arg}`).join('');
+    const extra = extraServeArgs
+      .map(batchQuote)
+      .map((arg) => ` ${arg}`)
+      .join('');
     return `@echo off\r\n${batchQuote(nodePath)} ${batchQuote(scriptPath)} serve --mode native${extra} %*\r\n`;
   }
-  const extra = extraServeArgs.map(shellQuote).map((arg) => ` ${arg}`).join('');
+  const extra = extraServeArgs
+    .map(shellQuote)
+    .map((arg) => ` ${arg}`)
+    .join('');
   return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(scriptPath)} serve --mode native${extra} "$@"\n`;
 }
 
 function manifestTargets(locations: ResolvedLocations, homeDir: string): NativeHostManifestLocation[] {
   if (locations.platform === 'win32') {
     const targets: NativeHostManifestLocation[] = [];
-    if (locations.browsers.some((browser) => browser !== 'firefox')) targets.push({ browser: 'chrome', path: path.join(locations.windowsDir, chromiumManifestFile) });
+    if (locations.browsers.some((browser) => browser !== 'firefox'))
+      targets.push({ browser: 'chrome', path: path.join(locations.windowsDir, chromiumManifestFile) });
     if (locations.browsers.includes('firefox')) targets.push({ browser: 'firefox', path: path.join(locations.windowsDir, windowsFirefoxManifestFile) });
     return [...targets, ...locations.extraDirs.map((dir) => ({ browser: 'extra' as const, path: path.join(dir, chromiumManifestFile) }))];
   }
@@ -247,18 +259,32 @@ export async function installNativeHost(options: NativeHostInstallOptions): Prom
   const homeDir = options.homeDir ?? os.homedir();
   const nodePath = options.nodePath ?? process.execPath;
   const platformPath = locations.platform === 'win32' ? path.win32 : path.posix;
-  if (!platformPath.isAbsolute(nodePath) || !platformPath.isAbsolute(options.scriptPath)) throw new InvalidRequestError('nodePath and scriptPath must be absolute paths');
+  if (!platformPath.isAbsolute(nodePath) || !platformPath.isAbsolute(options.scriptPath))
+    throw new InvalidRequestError('nodePath and scriptPath must be absolute paths');
   const allowedOrigins = [...new Set(options.extensionIds.map(toChromiumOrigin))];
   const chromiumWanted = locations.browsers.some((browser) => browser !== 'firefox') || locations.extraDirs.length > 0;
-  if (chromiumWanted && allowedOrigins.length === 0) throw new InvalidRequestError('At least one --extension-id is required for Chromium browsers (see chrome://extensions)');
+  if (chromiumWanted && allowedOrigins.length === 0)
+    throw new InvalidRequestError('At least one --extension-id is required for Chromium browsers (see chrome://extensions)');
   const allowedExtensions = [...(options.firefoxExtensionIds ?? defaultFirefoxExtensionIds)];
 
   await mkdir(path.dirname(locations.launcherPath), { recursive: true });
   await writeFile(locations.launcherPath, renderLauncherScript(locations.platform, nodePath, options.scriptPath, options.extraServeArgs));
   if (locations.platform !== 'win32') await chmod(locations.launcherPath, 0o755);
 
-  const chromiumManifest: ChromiumManifest = { name: nativeHostName, description: manifestDescription, path: locations.launcherPath, type: 'stdio', allowed_origins: allowedOrigins };
-  const firefoxManifest: FirefoxManifest = { name: nativeHostName, description: manifestDescription, path: locations.launcherPath, type: 'stdio', allowed_extensions: allowedExtensions };
+  const chromiumManifest: ChromiumManifest = {
+    name: nativeHostName,
+    description: manifestDescription,
+    path: locations.launcherPath,
+    type: 'stdio',
+    allowed_origins: allowedOrigins,
+  };
+  const firefoxManifest: FirefoxManifest = {
+    name: nativeHostName,
+    description: manifestDescription,
+    path: locations.launcherPath,
+    type: 'stdio',
+    allowed_extensions: allowedExtensions,
+  };
   const manifests = manifestTargets(locations, homeDir);
   for (const target of manifests) {
     await mkdir(path.dirname(target.path), { recursive: true });
@@ -336,9 +362,23 @@ function parseRegQueryDefault(stdout: string): string | null {
   return match ? (match[1] as string) : null;
 }
 
-async function inspectManifest(browser: NativeHostBrowser | 'extra', manifestPath: string, platform: NodeJS.Platform, registryKey?: string): Promise<NativeHostDoctorEntry> {
+async function inspectManifest(
+  browser: NativeHostBrowser | 'extra',
+  manifestPath: string,
+  platform: NodeJS.Platform,
+  registryKey?: string,
+): Promise<NativeHostDoctorEntry> {
   const entry: NativeHostDoctorEntry = {
-    browser, manifestPath, found: false, valid: false, launcherPath: null, launcherExists: false, launcherExecutable: false, allowedOrigins: [], allowedExtensions: [], problems: [],
+    browser,
+    manifestPath,
+    found: false,
+    valid: false,
+    launcherPath: null,
+    launcherExists: false,
+    launcherExecutable: false,
+    allowedOrigins: [],
+    allowedExtensions: [],
+    problems: [],
   };
   if (registryKey !== undefined) entry.registryKey = registryKey;
   let text: string;
@@ -390,8 +430,17 @@ export async function doctorNativeHost(options: NativeHostLocationOptions = {}):
       const manifestPath = result.code === 0 ? parseRegQueryDefault(result.stdout) : null;
       if (manifestPath === null) {
         entries.push({
-          browser, manifestPath: windowsManifestFor(browser, locations.windowsDir), registryKey: keys[browser], found: false, valid: false,
-          launcherPath: null, launcherExists: false, launcherExecutable: false, allowedOrigins: [], allowedExtensions: [], problems: ['registry key not found'],
+          browser,
+          manifestPath: windowsManifestFor(browser, locations.windowsDir),
+          registryKey: keys[browser],
+          found: false,
+          valid: false,
+          launcherPath: null,
+          launcherExists: false,
+          launcherExecutable: false,
+          allowedOrigins: [],
+          allowedExtensions: [],
+          problems: ['registry key not found'],
         });
       } else {
         entries.push(await inspectManifest(browser, manifestPath, locations.platform, keys[browser]));

@@ -9,7 +9,9 @@ import type { ModelInspector, RegisteredModel } from './model-registry.js';
 export const onnxModelInspector: ModelInspector = {
   format: 'onnx',
   detect: (folder, stat) =>
-    stat.isDirectory() && existsSync(path.join(folder, 'tokenizer.json')) && (existsSync(path.join(folder, 'model.onnx')) || existsSync(path.join(folder, 'onnx'))),
+    stat.isDirectory() &&
+    existsSync(path.join(folder, 'tokenizer.json')) &&
+    (existsSync(path.join(folder, 'model.onnx')) || existsSync(path.join(folder, 'onnx'))),
   inspect: async (folder, options) => {
     const inspection = await inspectOnnxModelFolder(folder);
     return { task: options?.task ?? inspection.task, details: inspection.details, sizeBytes: inspection.sizeBytes };

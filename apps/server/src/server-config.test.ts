@@ -24,7 +24,8 @@ describe('parseServeArguments', () => {
 
   it('collects repeated origins from flags', () => {
     expect(parseServeArguments(['--allowed-origin', 'chrome-extension://a', '--allowed-origin', 'moz-extension://b'], {}).allowedOrigins).toEqual([
-      'chrome-extension://a', 'moz-extension://b',
+      'chrome-extension://a',
+      'moz-extension://b',
     ]);
   });
 
@@ -45,7 +46,7 @@ describe('parseServeArguments', () => {
 });
 
 describe('defaultDataDir', () => {
-  it('follows each platform\'s convention', () => {
+  it("follows each platform's convention", () => {
     expect(defaultDataDir('linux', { XDG_DATA_HOME: '/x' }, '/home/u')).toBe('/x/tabagent');
     expect(defaultDataDir('linux', {}, '/home/u')).toBe('/home/u/.local/share/tabagent');
     expect(defaultDataDir('darwin', {}, '/Users/u')).toBe('/Users/u/Library/Application Support/TabAgent');

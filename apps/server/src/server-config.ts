@@ -34,26 +34,44 @@ interface OptionSpec {
   repeatable?: boolean;
 }
 
-const parseInteger = (name: string, min: number, max: number) => (value: string): number => {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new InvalidRequestError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
-  return parsed;
-};
-const oneOf = <T extends string>(name: string, values: readonly T[]) => (value: string): T => {
-  if (!(values as readonly string[]).includes(value)) throw new InvalidRequestError(`${name} must be one of ${values.join(', ')}, got "${value}"`);
-  return value as T;
-};
+const parseInteger =
+  (name: string, min: number, max: number) =>
+  (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < min || parsed > max)
+      throw new InvalidRequestError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    return parsed;
+  };
+const oneOf =
+  <T extends string>(name: string, values: readonly T[]) =>
+  (value: string): T => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidRequestError(`${name} must be one of ${values.join(', ')}, got "${value}"`);
+    return value as T;
+  };
 
 const optionSpecs: Record<string, OptionSpec> = {
   '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all'] as const) },
   '--host': { key: 'host', env: 'TABAGENT_HOST', parse: (value) => value },
   '--port': { key: 'port', env: 'TABAGENT_PORT', parse: parseInteger('--port', 0, 65535) },
   '--data-dir': { key: 'dataDir', env: 'TABAGENT_DATA_DIR', parse: (value) => value },
-  '--allowed-origin': { key: 'allowedOrigins', env: 'TABAGENT_ALLOWED_ORIGINS', parse: (value) => value.split(',').map((origin) => origin.trim()).filter(Boolean), repeatable: true },
+  '--allowed-origin': {
+    key: 'allowedOrigins',
+    env: 'TABAGENT_ALLOWED_ORIGINS',
+    parse: (value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    repeatable: true,
+  },
   '--api-key': { key: 'apiKey', env: 'TABAGENT_API_KEY', parse: (value) => value },
   '--embedding-model': { key: 'embeddingModel', env: 'TABAGENT_EMBEDDING_MODEL', parse: (value) => value },
   '--keep-alive': { key: 'keepAliveSeconds', env: 'TABAGENT_KEEP_ALIVE', parse: parseInteger('--keep-alive', -1, 31_536_000) },
-  '--log-level': { key: 'logLevel', env: 'TABAGENT_LOG_LEVEL', parse: oneOf('--log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const) },
+  '--log-level': {
+    key: 'logLevel',
+    env: 'TABAGENT_LOG_LEVEL',
+    parse: oneOf('--log-level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  },
   '--threads': { key: 'threads', env: 'TABAGENT_THREADS', parse: parseInteger('--threads', 1, 1024) },
   '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
 };
@@ -100,7 +118,9 @@ export function parseServeArguments(argv: readonly string[], env: NodeJS.Process
       continue;
     }
     if (argument.startsWith('--parent-window=')) continue;
-    const [flag, inlineValue] = argument.includes('=') ? [argument.slice(0, argument.indexOf('=')), argument.slice(argument.indexOf('=') + 1)] : [argument, undefined];
+    const [flag, inlineValue] = argument.includes('=')
+      ? [argument.slice(0, argument.indexOf('=')), argument.slice(argument.indexOf('=') + 1)]
+      : [argument, undefined];
     const spec = optionSpecs[flag];
     if (!spec) {
       // Firefox passes the manifest path and the extension id as arguments.

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApiApp, createApiHttpServer } from '@tabagent/api';
@@ -144,7 +144,10 @@ async function composeServer(
     embedders: (modelId) => embeddingModels.resolveEmbedder(modelId),
     rerank: async (query, documents) => {
       const reranker = await embeddingModels.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
-      if (!reranker) return (await embeddingModels.resolveEmbedder()).embed([query, ...documents]).then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
+      if (!reranker)
+        return (await embeddingModels.resolveEmbedder())
+          .embed([query, ...documents])
+          .then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
       return (await reranker.score(query, documents)).scores;
     },
     extractEntities: async (text) => {

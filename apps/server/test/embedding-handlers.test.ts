@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cosineSimilarity, createOnnxCrossEncoder, createOnnxTextEmbedder, decodeFloat32Base64, type OnnxCrossEncoder, type OnnxTextEmbedder } from '@tabagent/onnx-loader';
+import {
+  cosineSimilarity,
+  createOnnxCrossEncoder,
+  createOnnxTextEmbedder,
+  decodeFloat32Base64,
+  type OnnxCrossEncoder,
+  type OnnxTextEmbedder,
+} from '@tabagent/onnx-loader';
 import { writeTinyCrossEncoderModel, writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import { createApiApp } from '@tabagent/api';
 import OpenAI from 'openai';
@@ -34,7 +41,9 @@ function providerWith(deps: Partial<EmbeddingHandlerDeps> = {}): AppStateProvide
       throw new ModelNotFoundError(`No embedding model ${modelId}`);
     },
     resolveReranker: async (modelId) => (modelId === undefined || modelId === 'tiny-reranker' ? crossEncoder : null),
-    listEmbeddingModels: async () => [{ id: 'tiny-embedder', format: 'onnx', dimensions: 32, max_tokens: 128, pooling: 'mean', loaded: true, is_default: true }],
+    listEmbeddingModels: async () => [
+      { id: 'tiny-embedder', format: 'onnx', dimensions: 32, max_tokens: 128, pooling: 'mean', loaded: true, is_default: true },
+    ],
     ...deps,
   });
   return createAppStateProvider({ ...createNotBuiltHandlers(() => ({ capability: 'other', detail: 'not in this test' })), ...handlers });
@@ -109,7 +118,13 @@ describe('embedding handlers', () => {
 
   it('hands semantic_search without documents to the store when one is wired', async () => {
     const withStore = providerWith({
-      searchStore: async (request) => ({ query: request.query, model: 'tiny-embedder', metric: request.metric, results: [{ index: null, id: 'm1', document: 'stored', score: 0.5 }], total_documents: 1 }),
+      searchStore: async (request) => ({
+        query: request.query,
+        model: 'tiny-embedder',
+        metric: request.metric,
+        results: [{ index: null, id: 'm1', document: 'stored', score: 0.5 }],
+        total_documents: 1,
+      }),
     });
     const response = await call('semantic_search', { query: 'cat', k: 3 }, withStore);
     expect(response.results).toEqual([{ index: null, id: 'm1', document: 'stored', score: 0.5 }]);

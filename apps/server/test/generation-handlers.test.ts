@@ -48,7 +48,11 @@ async function callOnce<K extends RouteId>(id: K, raw: RouteRequestInput<K>, con
   return result;
 }
 
-async function callStream<K extends 'chat.completions' | 'completions'>(id: K, raw: RouteRequestInput<K>, context?: CallContext): Promise<AsyncIterable<RouteChunk<K>>> {
+async function callStream<K extends 'chat.completions' | 'completions'>(
+  id: K,
+  raw: RouteRequestInput<K>,
+  context?: CallContext,
+): Promise<AsyncIterable<RouteChunk<K>>> {
   const result = await call(id, raw, context);
   if (!isChunkStream(result)) throw new Error(`${id} did not stream`);
   return result as AsyncIterable<RouteChunk<K>>;
@@ -102,7 +106,9 @@ afterAll(async () => {
 describe('generation and model handlers over a real tiny GGUF', () => {
   it('lists the model in the models folder, not loaded', async () => {
     const list = ModelListResponse.parse(await callOnce('models.list', {}));
-    expect(list.data.map((model) => [model.id, model.format, model.task, model.loaded, model.is_default])).toEqual([['tiny', 'gguf', 'text-generation', false, false]]);
+    expect(list.data.map((model) => [model.id, model.format, model.task, model.loaded, model.is_default])).toEqual([
+      ['tiny', 'gguf', 'text-generation', false, false],
+    ]);
     expect(list.data[0]?.details).toMatchObject({ architecture: 'llama', context_length: 2048, quantization: 'F16' });
     expect(await callOnce('models.get', { model: 'tiny' })).toMatchObject({ id: 'tiny', loaded: false });
     expect((await caught(call('models.get', { model: 'nope' }))).code).toBe('model_not_found');
@@ -110,14 +116,20 @@ describe('generation and model handlers over a real tiny GGUF', () => {
 
   it('answers a chat naming no model with the only model, loading it on demand', async () => {
     const context = contextFor();
-    const response = ChatCompletionResponse.parse(await callOnce('chat.completions', { messages: user('Hello'), max_tokens: 5, seed: 1, ...ignoreEos }, context));
+    const response = ChatCompletionResponse.parse(
+      await callOnce('chat.completions', { messages: user('Hello'), max_tokens: 5, seed: 1, ...ignoreEos }, context),
+    );
     expect(response).toMatchObject({ id: `chatcmpl-${context.requestId}`, object: 'chat.completion', model: 'tiny', request_id: context.requestId });
     expect(response.choices[0]).toMatchObject({ index: 0, finish_reason: 'length', logprobs: null, message: { role: 'assistant' } });
     // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.
     expect([5, 6]).toContain(response.usage.completion_tokens);
     expect(response.usage.total_tokens).toBe(response.usage.prompt_tokens + response.usage.completion_tokens);
     const loaded = await callOnce('models.loaded', {});
-    expect(loaded).toMatchObject({ total: 1, default_model: null, models: [{ model: 'tiny', format: 'gguf', task: 'text-generation', gpu_layers: 0, device: 'cpu', threads: 1, context_size: 2048 }] });
+    expect(loaded).toMatchObject({
+      total: 1,
+      default_model: null,
+      models: [{ model: 'tiny', format: 'gguf', task: 'text-generation', gpu_layers: 0, device: 'cpu', threads: 1, context_size: 2048 }],
+    });
   });
 
   it('streams chat chunks: role first, content deltas, finish_reason and usage last, request_id on each', async () => {
@@ -195,12 +207,21 @@ describe('generation and model handlers over a real tiny GGUF', () => {
   it('returns JSON that matches a response_format schema, and tool_calls for a forced tool', async () => {
     const schema = { type: 'object', properties: { answer: { enum: ['yes', 'no'] } }, required: ['answer'] };
     const json = ChatCompletionResponse.parse(
-      await callOnce('chat.completions', { messages: user('JSON'), max_tokens: 100, seed: 4, response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } } }),
+      await callOnce('chat.completions', {
+        messages: user('JSON'),
+        max_tokens: 100,
+        seed: 4,
+        response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } },
+      }),
     );
     expect(['yes', 'no']).toContain((JSON.parse(json.choices[0]?.message.content ?? '') as { answer: string }).answer);
 
-    const tools = [{ type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { q: { enum: ['a', 'b'] } }, required: ['q'] } } }];
-    const called = ChatCompletionResponse.parse(await callOnce('chat.completions', { messages: user('Use the tool'), max_tokens: 100, tools, tool_choice: 'required' }));
+    const tools = [
+      { type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { q: { enum: ['a', 'b'] } }, required: ['q'] } } },
+    ];
+    const called = ChatCompletionResponse.parse(
+      await callOnce('chat.completions', { messages: user('Use the tool'), max_tokens: 100, tools, tool_choice: 'required' }),
+    );
     expect(called.choices[0]?.finish_reason).toBe('tool_calls');
     expect(called.choices[0]?.message.content).toBeNull();
     expect(called.choices[0]?.message.tool_calls?.[0]).toMatchObject({ type: 'function', function: { name: 'lookup' } });
@@ -209,7 +230,11 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     // The tool result goes back as a tool message; the model answers after it.
     const followUp = ChatCompletionResponse.parse(
       await callOnce('chat.completions', {
-        messages: [...user('Use the tool'), { role: 'assistant', content: null, tool_calls: called.choices[0]?.message.tool_calls }, { role: 'tool', tool_call_id: called.choices[0]?.message.tool_calls?.[0]?.id, content: '{"ok":true}' }],
+        messages: [
+          ...user('Use the tool'),
+          { role: 'assistant', content: null, tool_calls: called.choices[0]?.message.tool_calls },
+          { role: 'tool', tool_call_id: called.choices[0]?.message.tool_calls?.[0]?.id, content: '{"ok":true}' },
+        ],
         max_tokens: 4,
         tools,
       }),
@@ -252,14 +277,24 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     expect((await caught(call('chat.completions', { messages: user('x'), max_tokens: 1 }))).code).toBe('model_not_found');
     expect(await callOnce('models.select', { model: 'second' })).toEqual({ status: 'selected', default_model: 'second' });
     expect(ChatCompletionResponse.parse(await callOnce('chat.completions', { messages: user('x'), max_tokens: 1 })).model).toBe('second');
-    expect((await callOnce('models.list', {})) as { data: { id: string; is_default: boolean }[] }).toMatchObject({ data: expect.arrayContaining([expect.objectContaining({ id: 'second', is_default: true, loaded: true })]) });
+    expect((await callOnce('models.list', {})) as { data: { id: string; is_default: boolean }[] }).toMatchObject({
+      data: expect.arrayContaining([expect.objectContaining({ id: 'second', is_default: true, loaded: true })]),
+    });
     // The remembered context size is used when it loads on demand.
     expect(manager.get('second')?.contextSize).toBe(256);
   });
 
-  it('estimates memory and compatibility with node-llama-cpp\'s estimate', async () => {
+  it("estimates memory and compatibility with node-llama-cpp's estimate", async () => {
     const estimate = await callOnce('resources.estimate', { model: 'tiny', context_size: 512 });
-    expect(estimate).toMatchObject({ model: 'tiny', fits_in_ram: true, fits_in_vram: true, can_load: true, reason: null, available_ram_mb: 4096, estimated_vram_mb: 0 });
+    expect(estimate).toMatchObject({
+      model: 'tiny',
+      fits_in_ram: true,
+      fits_in_vram: true,
+      can_load: true,
+      reason: null,
+      available_ram_mb: 4096,
+      estimated_vram_mb: 0,
+    });
     expect((estimate as { estimated_ram_mb: number }).estimated_ram_mb).toBeGreaterThan(0);
     expect(await callOnce('resources.compatibility', { model: 'tiny' })).toMatchObject({ model: 'tiny', compatible: true, recommended_device: 'cpu' });
   });
@@ -271,7 +306,10 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     expect(error.message).toMatch(/feed_forward_length/);
     expect((await caught(call('models.load', { model: 'broken' }))).code).toBe('invalid_model');
     // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.
-    expect([1, 2]).toContain(ChatCompletionResponse.parse(await callOnce('chat.completions', { model: 'tiny', messages: user('alive'), max_tokens: 1, ...ignoreEos })).usage.completion_tokens);
+    expect([1, 2]).toContain(
+      ChatCompletionResponse.parse(await callOnce('chat.completions', { model: 'tiny', messages: user('alive'), max_tokens: 1, ...ignoreEos })).usage
+        .completion_tokens,
+    );
     expect(await callOnce('models.delete', { model: 'broken' })).toEqual({ status: 'deleted', model: 'broken' });
     expect(existsSync(path.join(modelsDir, 'broken.gguf'))).toBe(false);
   });

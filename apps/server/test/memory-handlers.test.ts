@@ -5,7 +5,16 @@ import { createOnnxCrossEncoder, createOnnxTextEmbedder, type OnnxTextEmbedder }
 import { writeTinyCrossEncoderModel, writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import { createMemoryIndex, type MemoryIndex } from '@tabagent/indexing';
 import { createStorage, type Storage } from '@tabagent/storage';
-import { createAppStateProvider, parseRouteRequest, routeIds, type AppStateProvider, type CallContext, type RouteId, type RouteResponse } from '@tabagent/values';
+import {
+  createAppStateProvider,
+  isChunkStream,
+  parseRouteRequest,
+  routeIds,
+  type AppStateProvider,
+  type CallContext,
+  type RouteId,
+  type RouteResponse,
+} from '@tabagent/values';
 import { createWeaver, type Weaver } from '@tabagent/weaver';
 import { createMemoryHandlers, createMemoryRetrieval, type MemoryRetrieval } from '../src/handlers/memory-handlers.js';
 import { createNotBuiltHandlers } from '../src/handlers/not-built-handlers.js';
@@ -35,7 +44,8 @@ beforeEach(() => {
   caseNumber += 1;
   const dataDir = join(dir, `data-${caseNumber}`);
   storage = createStorage({ path: join(dataDir, 'tabagent.db') });
-  const resolver = (modelId?: string) => (modelId === undefined || modelId === 'tiny-embedder' ? Promise.resolve(embedder) : Promise.reject(new Error(`no model ${modelId}`)));
+  const resolver = (modelId?: string) =>
+    modelId === undefined || modelId === 'tiny-embedder' ? Promise.resolve(embedder) : Promise.reject(new Error(`no model ${modelId}`));
   index = createMemoryIndex({ dir: join(dataDir, 'index'), storage, embedder: () => weaver.embedder() });
   weaver = createWeaver({ storage, index, embedders: resolver, pollIntervalMs: 20 });
   const notBuilt = createNotBuiltHandlers((id) => ({ capability: id, detail: 'not in this test' }));
@@ -63,11 +73,17 @@ describe('memory handlers', () => {
 
   it('saves messages to a session and pages its history', async () => {
     for (let i = 0; i < 5; i += 1) {
-      const saved = await call('sessions.save_message', { session_id: 's1', message: { id: `m${i}`, role: i % 2 === 0 ? 'user' : 'assistant', content: `hello ${i}`, created_at: `2026-01-01T00:00:0${i}Z` } });
+      const saved = await call('sessions.save_message', {
+        session_id: 's1',
+        message: { id: `m${i}`, role: i % 2 === 0 ? 'user' : 'assistant', content: `hello ${i}`, created_at: `2026-01-01T00:00:0${i}Z` },
+      });
       expect(saved).toEqual({ status: 'saved', session_id: 's1', message_id: `m${i}` });
     }
     const first = await call('sessions.history', { session_id: 's1', limit: '2' });
-    expect(first.messages.map((message) => [message.id, message.role, message.content])).toEqual([['m0', 'user', 'hello 0'], ['m1', 'assistant', 'hello 1']]);
+    expect(first.messages.map((message) => [message.id, message.role, message.content])).toEqual([
+      ['m0', 'user', 'hello 0'],
+      ['m1', 'assistant', 'hello 1'],
+    ]);
     expect(first.messages[0]?.created_at).toBe('2026-01-01T00:00:00.000Z');
     const rest = await call('sessions.history', { session_id: 's1', limit: 10, cursor: first.next_cursor });
     expect(rest.messages.map((message) => message.id)).toEqual(['m2', 'm3', 'm4']);
@@ -79,9 +95,22 @@ describe('memory handlers', () => {
 
   it('creates, lists, gets, adds to, searches and deletes conversations', async () => {
     const created = await call('conversations.create', { conversation_id: 'c1', title: 'Cooking pasta', topic: 'italian food' });
-    expect(created.conversation).toMatchObject({ id: 'c1', title: 'Cooking pasta', topic: 'italian food', user_id: 'default', message_count: 0, tier: 'active' });
+    expect(created.conversation).toMatchObject({
+      id: 'c1',
+      title: 'Cooking pasta',
+      topic: 'italian food',
+      user_id: 'default',
+      message_count: 0,
+      tier: 'active',
+    });
     await call('conversations.create', { id: 'c2', title: 'Travel', user_id: 'u2' });
-    const added = await call('conversations.add_messages', { conversation_id: 'c2', messages: [{ role: 'user', content: 'Flights to Rome' }, { role: 'assistant', content: 'Try the morning train' }] });
+    const added = await call('conversations.add_messages', {
+      conversation_id: 'c2',
+      messages: [
+        { role: 'user', content: 'Flights to Rome' },
+        { role: 'assistant', content: 'Try the morning train' },
+      ],
+    });
     expect(added.count).toBe(2);
     const listed = await call('conversations.list', { limit: 1 });
     expect(listed.conversations.map((c) => [c.id, c.message_count])).toEqual([['c2', 2]]);
@@ -99,14 +128,22 @@ describe('memory handlers', () => {
     await call('conversations.create', { id: 'order', title: 'Order' });
     const batch = Array.from({ length: 200 }, (_, i) => ({ role: i % 2 === 0 ? ('user' as const) : ('assistant' as const), content: `batch ${i}` }));
     await call('conversations.add_messages', { conversation_id: 'order', messages: batch });
-    await Promise.all(Array.from({ length: 200 }, (_, i) => call('conversations.add_messages', { conversation_id: 'order', messages: [{ role: 'user', content: `concurrent ${i}` }] })));
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        call('conversations.add_messages', { conversation_id: 'order', messages: [{ role: 'user', content: `concurrent ${i}` }] }),
+      ),
+    );
     const expected = [...batch.map((message) => message.content), ...Array.from({ length: 200 }, (_, i) => `concurrent ${i}`)];
     const got = await call('conversations.get', { conversation_id: 'order' });
     expect(got.messages.map((message) => message.content)).toEqual(expected);
     const paged: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: RouteResponse<'sessions.history'> = await call('sessions.history', { session_id: 'order', limit: 64, ...(cursor === null ? {} : { cursor }) });
+      const page: RouteResponse<'sessions.history'> = await call('sessions.history', {
+        session_id: 'order',
+        limit: 64,
+        ...(cursor === null ? {} : { cursor }),
+      });
       paged.push(...page.messages.map((message) => message.content));
       cursor = page.next_cursor;
     } while (cursor !== null);
@@ -118,11 +155,26 @@ describe('memory handlers', () => {
     const otherStorage = createStorage({ path: join(otherDir, 'tabagent.db') });
     const otherIndex = createMemoryIndex({ dir: join(otherDir, 'index'), storage: otherStorage, embedder: () => Promise.resolve(embedder) });
     const otherWeaver = createWeaver({ storage: otherStorage, index: otherIndex, embedders: () => Promise.resolve(embedder) });
-    const other = createAppStateProvider({ ...createNotBuiltHandlers((id) => ({ capability: id, detail: 'x' })), ...createMemoryHandlers({ storage: otherStorage, index: otherIndex, weaver: otherWeaver }) });
+    const other = createAppStateProvider({
+      ...createNotBuiltHandlers((id) => ({ capability: id, detail: 'x' })),
+      ...createMemoryHandlers({ storage: otherStorage, index: otherIndex, weaver: otherWeaver }),
+    });
     const callOther = async <K extends RouteId>(id: K, raw: unknown) => (await other.handle(id, parseRouteRequest(id, raw), context)) as RouteResponse<K>;
     await callOther('sync.push', {
-      conversations: pulled.conversations.map((conversation) => ({ id: conversation.id, title: conversation.title, created_at: conversation.created_at, updated_at: conversation.updated_at })),
-      messages: pulled.messages.map((message) => ({ id: message.id, chat_id: message.chat_id, role: message.role, content: message.content, created_at: message.created_at, updated_at: message.updated_at })),
+      conversations: pulled.conversations.map((conversation) => ({
+        id: conversation.id,
+        title: conversation.title,
+        created_at: conversation.created_at,
+        updated_at: conversation.updated_at,
+      })),
+      messages: pulled.messages.map((message) => ({
+        id: message.id,
+        chat_id: message.chat_id,
+        role: message.role,
+        content: message.content,
+        created_at: message.created_at,
+        updated_at: message.updated_at,
+      })),
     });
     expect((await callOther('conversations.get', { conversation_id: 'order' })).messages.map((message) => message.content)).toEqual(expected);
     await otherIndex.close();
@@ -130,14 +182,21 @@ describe('memory handlers', () => {
   });
 
   it('answers bad input with clear errors', async () => {
-    await expect(call('conversations.add_messages', { conversation_id: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ code: 'not_found', message: 'Conversation nope not found' });
+    await expect(call('conversations.add_messages', { conversation_id: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      code: 'not_found',
+      message: 'Conversation nope not found',
+    });
     await expect(call('conversations.delete', { conversation_id: 'nope' })).rejects.toMatchObject({ code: 'not_found' });
-    await expect(call('sessions.save_message', { session_id: 's', message: { role: 'user', content: 'x'.repeat(201) } })).rejects.toMatchObject({ code: 'payload_too_large' });
+    await expect(call('sessions.save_message', { session_id: 's', message: { role: 'user', content: 'x'.repeat(201) } })).rejects.toMatchObject({
+      code: 'payload_too_large',
+    });
     await expect(call('documents.ingest', { url: 'https://x/', text: 'y'.repeat(501) })).rejects.toMatchObject({ code: 'payload_too_large' });
     await expect(call('documents.ingest', { text: 'no url' })).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(call('rag.query', { query: 'x', filters: { since: 'last tuesday' } })).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(call('rag.query', { query: 'x', filters: { kinds: ['robot'] } })).rejects.toMatchObject({ code: 'invalid_request' });
-    await expect(call('conversations.create', { id: 'dup', title: 't' }).then(() => call('conversations.create', { id: 'dup', title: 't' }))).rejects.toMatchObject({ code: 'conflict' });
+    await expect(
+      call('conversations.create', { id: 'dup', title: 't' }).then(() => call('conversations.create', { id: 'dup', title: 't' })),
+    ).rejects.toMatchObject({ code: 'conflict' });
     await expect(call('sync.pull', { since: 'not a time' })).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(call('conversations.list', { cursor: 'bogus' })).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(call('memory.settings.set', { embedding_model: 'missing-model' })).rejects.toMatchObject({ code: 'model_not_found' });
@@ -151,7 +210,9 @@ describe('memory handlers', () => {
     expect(pushed).toMatchObject({ status: 'success', conversations: { synced: 1, skipped: 0 }, messages: { synced: 1, skipped: 0 }, total_synced: 2 });
     const stale = await call('sync.push', { conversations: [{ id: 'c1', title: 'Stale', updated_at: '2025-01-01T00:00:00Z' }] });
     expect(stale.conversations).toEqual({ synced: 0, skipped: 1 });
-    await expect(call('sync.push', { messages: [{ id: 'm9', chat_id: 'ghost', role: 'user', content: 'x', updated_at: '1' }] })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(call('sync.push', { messages: [{ id: 'm9', chat_id: 'ghost', role: 'user', content: 'x', updated_at: '1' }] })).rejects.toMatchObject({
+      code: 'not_found',
+    });
     const pulled = await call('sync.pull', { since: '2025-12-31T00:00:00Z' });
     expect(pulled.conversations.map((c) => [c.id, c.title])).toEqual([['c1', 'From extension']]);
     expect(pulled.messages.map((m) => [m.id, m.content, m.updated_at])).toEqual([['m1', 'synced', '2026-01-01T00:00:01.000Z']]);
@@ -160,7 +221,11 @@ describe('memory handlers', () => {
 
   it('ingests a page, indexes it in the background and answers rag.query, semantic search and memory context', async () => {
     weaver.start();
-    const queued = await call('documents.ingest', { url: 'https://garden.test/tomatoes', title: 'Tomato guide', text: 'Water tomatoes every morning. Tomatoes love sun.' });
+    const queued = await call('documents.ingest', {
+      url: 'https://garden.test/tomatoes',
+      title: 'Tomato guide',
+      text: 'Water tomatoes every morning. Tomatoes love sun.',
+    });
     expect(queued).toMatchObject({ status: 'queued', kind: 'webpage' });
     await call('sessions.save_message', { session_id: 's1', message: { role: 'user', content: 'What should I cook tonight?' } });
     await new Promise<void>((resolve, reject) => {
@@ -173,37 +238,71 @@ describe('memory handlers', () => {
       check();
     });
     const rag = await call('rag.query', { query: 'tomatoes sun', top_k: 2 });
-    expect(rag.results[0]).toMatchObject({ source: { kind: 'webpage', id: queued.document_id, title: 'Tomato guide', url: 'https://garden.test/tomatoes', chat_id: null } });
+    expect(rag.results[0]).toMatchObject({
+      source: { kind: 'webpage', id: queued.document_id, title: 'Tomato guide', url: 'https://garden.test/tomatoes', chat_id: null },
+    });
     expect(rag.query_time_ms).toBeGreaterThanOrEqual(0);
     const onlyChat = await call('rag.query', { query: 'cook tonight', filters: { chat_id: 's1' } });
     expect(onlyChat.results.map((r) => r.source.kind)).toEqual(['message']);
     const semantic = await retrieval.searchStoreForSemanticSearch(parseRouteRequest('semantic_search', { query: 'What should I cook tonight?', k: 1 }));
-    expect(semantic).toMatchObject({ model: 'tiny-embedder', metric: 'cosine', total_documents: 2, results: [{ index: null, document: 'What should I cook tonight?' }] });
+    expect(semantic).toMatchObject({
+      model: 'tiny-embedder',
+      metric: 'cosine',
+      total_documents: 2,
+      results: [{ index: null, document: 'What should I cook tonight?' }],
+    });
     expect(semantic.results[0]?.score).toBeCloseTo(1, 4);
     const memory = await retrieval.retrieveMemoryContext('tomatoes', { k: 1 });
-    expect(memory.sources).toEqual([{ id: queued.document_id, kind: 'webpage', title: 'Tomato guide', url: 'https://garden.test/tomatoes', score: expect.any(Number) }]);
+    expect(memory.sources).toEqual([
+      { id: queued.document_id, kind: 'webpage', title: 'Tomato guide', url: 'https://garden.test/tomatoes', score: expect.any(Number) },
+    ]);
     expect(memory.context).toContain('[1] (webpage · Tomato guide · https://garden.test/tomatoes) Tomato guide');
     expect(await retrieval.retrieveMemoryContext('tomatoes', false)).toEqual({ context: '', sources: [] });
     const status = await call('memory.status', {});
-    expect(status).toMatchObject({ queue_depth: 0, failed: 0, embedding_model: 'tiny-embedder', models: [{ model: 'tiny-embedder', indexed_chunks: 2 }], counts: { chat: 1, message: 1, webpage: 1 } });
+    expect(status).toMatchObject({
+      queue_depth: 0,
+      failed: 0,
+      embedding_model: 'tiny-embedder',
+      models: [{ model: 'tiny-embedder', indexed_chunks: 2 }],
+      counts: { chat: 1, message: 1, webpage: 1 },
+    });
   });
 
   it('reads and writes memory settings', async () => {
     expect(await call('memory.settings.get', {})).toEqual({ embedding_model: 'tiny-embedder', entity_model: null, rerank_model: null });
-    expect(await call('memory.settings.set', { rerank_model: 'tiny-reranker' })).toEqual({ embedding_model: 'tiny-embedder', entity_model: null, rerank_model: 'tiny-reranker' });
+    expect(await call('memory.settings.set', { rerank_model: 'tiny-reranker' })).toEqual({
+      embedding_model: 'tiny-embedder',
+      entity_model: null,
+      rerank_model: 'tiny-reranker',
+    });
     expect(await call('memory.settings.get', {})).toMatchObject({ rerank_model: 'tiny-reranker' });
   });
 
   it('reranks rag.query results with the ONNX cross-encoder', async () => {
     await writeTinyCrossEncoderModel(join(dir, 'reranker'));
     const crossEncoder = await createOnnxCrossEncoder(join(dir, 'reranker'), { modelId: 'tiny-reranker', threads: 1 });
-    const reranked = createMemoryIndex({ dir: index.dir, storage, embedder: () => weaver.embedder(), rerank: async (query, documents) => (await crossEncoder.score(query, documents)).scores });
-    const rerankProvider = createAppStateProvider({ ...createNotBuiltHandlers((id) => ({ capability: id, detail: 'x' })), ...createMemoryHandlers({ storage, index: reranked, weaver }) });
+    const reranked = createMemoryIndex({
+      dir: index.dir,
+      storage,
+      embedder: () => weaver.embedder(),
+      rerank: async (query, documents) => (await crossEncoder.score(query, documents)).scores,
+    });
+    const rerankProvider = createAppStateProvider({
+      ...createNotBuiltHandlers((id) => ({ capability: id, detail: 'x' })),
+      ...createMemoryHandlers({ storage, index: reranked, weaver }),
+    });
     await expect(call('rag.query', { query: 'x', rerank: true })).rejects.toMatchObject({ code: 'invalid_request' });
-    for (const text of ['the cat sat on the mat', 'dogs run in the park', 'a cat and a dog', 'fish swim']) await call('documents.ingest', { kind: 'document', text });
+    for (const text of ['the cat sat on the mat', 'dogs run in the park', 'a cat and a dog', 'fish swim'])
+      await call('documents.ingest', { kind: 'document', text });
     await weaver.drain();
-    const response = (await rerankProvider.handle('rag.query', parseRouteRequest('rag.query', { query: 'cat', k: 3, rerank: true }), context)) as RouteResponse<'rag.query'>;
-    const expected = (await crossEncoder.score('cat', response.results.map((result) => result.content))).scores;
+    const response = await rerankProvider.handle('rag.query', parseRouteRequest('rag.query', { query: 'cat', k: 3, rerank: true }), context);
+    if (isChunkStream(response)) throw new Error('rag.query streamed');
+    const expected = (
+      await crossEncoder.score(
+        'cat',
+        response.results.map((result) => result.content),
+      )
+    ).scores;
     expect(response.results.map((result) => result.score)).toEqual(expected);
     expect([...expected].sort((a, b) => b - a)).toEqual(expected);
     expect(response.count).toBe(3);

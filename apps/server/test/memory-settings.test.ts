@@ -17,7 +17,10 @@ let base: string;
 const crossEncoders: Record<string, OnnxCrossEncoder> = {};
 
 async function call(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${base}${url}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  const response = await fetch(`${base}${url}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -67,7 +70,10 @@ beforeAll(async () => {
   await writeTinyEmbedderModel(path.join(models, 'emb-b'), { seed: 5 });
   await writeTinyTokenClassifierModel(path.join(models, 'ner-a'), { tokenLabels: { alice: 'B-PER' } });
   await writeTinyTokenClassifierModel(path.join(models, 'ner-b'), { tokenLabels: { paris: 'B-LOC' } });
-  for (const [name, seed] of [['rr-a', 1], ['rr-b', 2]] as const) {
+  for (const [name, seed] of [
+    ['rr-a', 1],
+    ['rr-b', 2],
+  ] as const) {
     await writeTinyCrossEncoderModel(path.join(models, name), { seed });
     crossEncoders[name] = await createOnnxCrossEncoder(path.join(models, name), { modelId: name, threads: 1 });
   }
@@ -114,7 +120,11 @@ describe('memory settings: set, get, use, for each setting and for null', () => 
     const status = (await call('GET', '/v1/memory/status')).body as { embedding_model: string; models: { model: string; indexed_chunks: number }[] };
     expect(status.embedding_model).toBe('emb-b');
     expect(status.models.find((table) => table.model === 'emb-b')?.indexed_chunks).toBe(2);
-    expect((await call('POST', '/v1/memory/settings', { embedding_model: null })).body).toEqual({ embedding_model: 'emb-a', entity_model: null, rerank_model: null });
+    expect((await call('POST', '/v1/memory/settings', { embedding_model: null })).body).toEqual({
+      embedding_model: 'emb-a',
+      entity_model: null,
+      rerank_model: null,
+    });
     const missing = await call('POST', '/v1/memory/settings', { embedding_model: 'no-such-model' });
     expect([missing.status, missing.body['code']]).toEqual([404, 'model_not_found']);
     expect((await call('GET', '/v1/memory/settings')).body).toEqual({ embedding_model: 'emb-a', entity_model: null, rerank_model: null });

@@ -101,7 +101,7 @@ describe('tabagent serve --mode native (child process)', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('answers the extension\'s handshake, ping and get_version', async () => {
+  it("answers the extension's handshake, ping and get_version", async () => {
     server.send({ action: 'handshake', source: 'extension', messageId: 'msg_1_1' });
     expect(await server.replyTo('msg_1_1')).toEqual({ messageId: 'msg_1_1', status: 'success', message: 'TabAgent host ready', version: serverVersion });
     server.send({ action: 'ping', messageId: 'msg_2_1' });
@@ -128,7 +128,11 @@ describe('tabagent serve --mode native (child process)', () => {
     const reply = await server.replyTo('h1');
     expect(reply).toMatchObject({ request_id: 'h1', ok: true, data: { status: 'ok', service: 'tabagent-server', version: serverVersion } });
     server.send({ route: 'no.such.route', request_id: 'h2', payload: null });
-    expect(await server.replyTo('h2')).toMatchObject({ request_id: 'h2', ok: false, error: { code: 'not_found', status: 404, detail: 'Unknown route id: no.such.route' } });
+    expect(await server.replyTo('h2')).toMatchObject({
+      request_id: 'h2',
+      ok: false,
+      error: { code: 'not_found', status: 404, detail: 'Unknown route id: no.such.route' },
+    });
   });
 
   it('answers bad JSON and bad UTF-8 with errors and keeps the session', async () => {
@@ -228,7 +232,9 @@ describe('native mode process lifecycle', () => {
     await server.replyTo('hs');
     server.sendBytes(rawFrame(Buffer.alloc(16), 0xffff_fff0));
     const failure = await server.reply((reply) => reply.request_id === null && (reply.error as Reply | undefined)?.code === 'payload_too_large');
-    expect(failure.message).toBe(`A message declares ${0xffff_fff0} bytes, more than the ${64 * 1024 * 1024}-byte limit; the stream can no longer be read, so the host exits (the browser reconnects).`);
+    expect(failure.message).toBe(
+      `A message declares 4294967280 bytes, more than the ${64 * 1024 * 1024}-byte limit; the stream can no longer be read, so the host exits (the browser reconnects).`,
+    );
     const exit = await server.exited;
     expect(exit.signal).toBeNull();
     expect(server.stderr).toContain('native messaging stream is no longer trustworthy');

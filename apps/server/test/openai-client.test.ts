@@ -64,7 +64,13 @@ describe('the openai client against our server', () => {
   });
 
   it('chat.completions.create without stream', async () => {
-    const completion = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 6, seed: 3, ...ignoreEos });
+    const completion = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 6,
+      seed: 3,
+      ...ignoreEos,
+    });
     expect(completion.object).toBe('chat.completion');
     expect(completion.model).toBe('tiny');
     expect(completion.choices[0]?.finish_reason).toBe('length');
@@ -96,7 +102,10 @@ describe('the openai client against our server', () => {
       messages: [{ role: 'user', content: 'Give JSON' }],
       max_tokens: 100,
       seed: 1,
-      response_format: { type: 'json_schema', json_schema: { name: 'flag', schema: { type: 'object', properties: { flag: { type: 'boolean' } }, required: ['flag'] } } },
+      response_format: {
+        type: 'json_schema',
+        json_schema: { name: 'flag', schema: { type: 'object', properties: { flag: { type: 'boolean' } }, required: ['flag'] } },
+      },
     });
     expect(typeof (JSON.parse(completion.choices[0]?.message.content ?? '') as { flag: unknown }).flag).toBe('boolean');
   });
@@ -124,14 +133,24 @@ describe('the openai client against our server', () => {
 
   it('a stop request by request id ends a stream with cancelled', async () => {
     // Only the stop can end it: no end-of-generation token, and a budget far beyond the context.
-    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Long' }], max_tokens: 1_000_000, stream: true, ...ignoreEos });
+    const stream = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Long' }],
+      max_tokens: 1_000_000,
+      stream: true,
+      ...ignoreEos,
+    });
     let finish: string | null = null;
     let count = 0;
     for await (const chunk of stream) {
       count++;
       if (count === 3) {
         const requestId = (chunk as unknown as { request_id: string }).request_id;
-        const stopped = await fetch(`${client.baseURL}/generation/stop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ request_id: requestId }) });
+        const stopped = await fetch(`${client.baseURL}/generation/stop`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ request_id: requestId }),
+        });
         expect(await stopped.json()).toMatchObject({ status: 'stopped', request_id: requestId });
       }
       finish = chunk.choices[0]?.finish_reason ?? finish;

@@ -58,17 +58,35 @@ describe('tabagent serve (in-process)', () => {
   });
 
   it('chats with the only text model, loading it on demand, with real usage', async () => {
-    const completion = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7, ...ignoreEos });
+    const completion = await client.chat.completions.create({
+      model: 'tiny-llama',
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 5,
+      seed: 7,
+      ...ignoreEos,
+    });
     expect(completion.object).toBe('chat.completion');
     expect(completion.choices[0]?.finish_reason).toBe('length');
     expect(completion.usage?.completion_tokens).toBeGreaterThanOrEqual(5);
     expect(completion.usage?.total_tokens).toBe((completion.usage?.prompt_tokens ?? 0) + (completion.usage?.completion_tokens ?? 0));
-    const again = await client.chat.completions.create({ model: 'tiny-llama', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5, seed: 7, ...ignoreEos });
+    const again = await client.chat.completions.create({
+      model: 'tiny-llama',
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 5,
+      seed: 7,
+      ...ignoreEos,
+    });
     expect(again.choices[0]?.message.content).toBe(completion.choices[0]?.message.content);
   });
 
   it('streams chat chunks ending with finish_reason and usage', async () => {
-    const stream = await client.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, stream: true, model: 'tiny-llama', ...ignoreEos });
+    const stream = await client.chat.completions.create({
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 4,
+      stream: true,
+      model: 'tiny-llama',
+      ...ignoreEos,
+    });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant');
@@ -102,10 +120,15 @@ describe('tabagent serve (in-process)', () => {
     let hits: { source: { id: string } }[] = [];
     for (let attempt = 0; attempt < 100 && hits.length < 2; attempt += 1) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      hits = ((await post('/v1/rag/query', { query: 'lighthouse door', k: 5 })).body['results'] as typeof hits) ?? [];
+      hits = (await post('/v1/rag/query', { query: 'lighthouse door', k: 5 })).body['results'] as typeof hits;
     }
     expect(hits.map((hit) => hit.source.id)).toEqual([saved.body['message_id'], page.body['document_id']]);
-    const chat = await post('/v1/chat/completions', { model: 'tiny-llama', messages: [{ role: 'user', content: 'what colour is the lighthouse door?' }], max_tokens: 2, memory: { k: 1 } });
+    const chat = await post('/v1/chat/completions', {
+      model: 'tiny-llama',
+      messages: [{ role: 'user', content: 'what colour is the lighthouse door?' }],
+      max_tokens: 2,
+      memory: { k: 1 },
+    });
     expect(chat.status).toBe(200);
     expect((chat.body['memory_sources'] as { id: string }[]).map((source) => source.id)).toEqual([saved.body['message_id']]);
   });

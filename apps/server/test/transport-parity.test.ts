@@ -3,9 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { createApiApp } from '@tabagent/api';
 import { createContinuationReassembler, createFrameDecoder, createNativeMessagingHost, encodeFrame } from '@tabagent/native-messaging';
-import {
-  ModelNotFoundError, createAppStateProvider, routeIds, routeList, type AppStateProvider, type HandlerMap, type RouteId,
-} from '@tabagent/values';
+import { ModelNotFoundError, createAppStateProvider, routeIds, routeList, type AppStateProvider, type HandlerMap, type RouteId } from '@tabagent/values';
 
 // Parity is structural: both transports validate with the same catalogue and call the same
 // provider. This test proves it for every route: the same request gives the same data (or the same
@@ -13,26 +11,62 @@ import {
 
 /** A valid request for every route (path parameters included). */
 const sampleRequests: Record<RouteId, Record<string, unknown>> = {
-  health: {}, 'routes.list': {}, 'system.logs': { lines: 5 }, 'system.info': {}, 'hardware.info': {},
-  'hardware.feasibility': { model_size_mb: 1200 }, 'hardware.recommendations': {}, 'resources.get': {},
-  'resources.estimate': { model: 'tiny' }, 'resources.compatibility': { model: 'tiny' }, 'stats.get': {},
+  health: {},
+  'routes.list': {},
+  'system.logs': { lines: 5 },
+  'system.info': {},
+  'hardware.info': {},
+  'hardware.feasibility': { model_size_mb: 1200 },
+  'hardware.recommendations': {},
+  'resources.get': {},
+  'resources.estimate': { model: 'tiny' },
+  'resources.compatibility': { model: 'tiny' },
+  'stats.get': {},
   'chat.completions': { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 },
-  completions: { model: 'tiny', prompt: 'Once', max_tokens: 3 }, 'generation.stop': { request_id: 'r-1' },
-  'generation.halt_status': {}, 'generation.halt': {}, 'params.get': {}, 'params.set': { temperature: 0.5 },
-  'models.list': {}, 'models.loaded': {}, 'models.get': { model: 'tiny' }, 'models.load': { model: 'tiny', context_size: 512 },
-  'models.unload': { model: 'tiny' }, 'models.select': { model: 'tiny' }, 'models.pull': { model: 'owner/name' },
-  'models.register': { path: '/models/x.gguf' }, 'models.delete': { model: 'tiny' }, 'hf.token.set': { token: 'hf_abcdefgh' },
-  'hf.token.status': {}, 'hf.token.clear': {}, embeddings: { input: ['a', 'b'] }, rerank: { query: 'q', documents: ['a', 'b'] },
-  similarity: { text1: 'a', text2: 'b' }, semantic_search: { query: 'q', documents: ['a'] },
-  'embeddings.evaluate': { queries: ['q'], documents: ['d'] }, cluster: { texts: ['a', 'b', 'c'] }, recommend: { query: 'q', candidates: ['a'] },
-  'embedding_models.list': {}, 'rag.query': { query: 'q' }, 'sessions.history': { session_id: 's1', limit: 10 },
+  completions: { model: 'tiny', prompt: 'Once', max_tokens: 3 },
+  'generation.stop': { request_id: 'r-1' },
+  'generation.halt_status': {},
+  'generation.halt': {},
+  'params.get': {},
+  'params.set': { temperature: 0.5 },
+  'models.list': {},
+  'models.loaded': {},
+  'models.get': { model: 'tiny' },
+  'models.load': { model: 'tiny', context_size: 512 },
+  'models.unload': { model: 'tiny' },
+  'models.select': { model: 'tiny' },
+  'models.pull': { model: 'owner/name' },
+  'models.register': { path: '/models/x.gguf' },
+  'models.delete': { model: 'tiny' },
+  'hf.token.set': { token: 'hf_abcdefgh' },
+  'hf.token.status': {},
+  'hf.token.clear': {},
+  embeddings: { input: ['a', 'b'] },
+  rerank: { query: 'q', documents: ['a', 'b'] },
+  similarity: { text1: 'a', text2: 'b' },
+  semantic_search: { query: 'q', documents: ['a'] },
+  'embeddings.evaluate': { queries: ['q'], documents: ['d'] },
+  cluster: { texts: ['a', 'b', 'c'] },
+  recommend: { query: 'q', candidates: ['a'] },
+  'embedding_models.list': {},
+  'rag.query': { query: 'q' },
+  'sessions.history': { session_id: 's1', limit: 10 },
   'sessions.save_message': { session_id: 's1', message: { role: 'user', content: 'hello' } },
-  'conversations.create': { title: 'T' }, 'conversations.list': { limit: 5 }, 'conversations.search': { query: 'q' },
-  'conversations.get': { conversation_id: 'c1' }, 'conversations.delete': { conversation_id: 'c1' },
+  'conversations.create': { title: 'T' },
+  'conversations.list': { limit: 5 },
+  'conversations.search': { query: 'q' },
+  'conversations.get': { conversation_id: 'c1' },
+  'conversations.delete': { conversation_id: 'c1' },
   'conversations.add_messages': { conversation_id: 'c1', messages: [{ role: 'user', content: 'x' }] },
-  'sync.push': { conversations: [] }, 'sync.pull': { since: '2026-01-01T00:00:00Z' }, 'documents.ingest': { text: 'page', url: 'https://e.org' },
-  'memory.status': {}, 'memory.settings.get': {}, 'memory.settings.set': { embedding_model: 'e' },
-  'webrtc.offer': { sdp: 'v=0' }, 'webrtc.answer': { session_id: 'w1', sdp: 'v=0' }, 'webrtc.ice': { session_id: 'w1', candidate: 'c' },
+  'sync.push': { conversations: [] },
+  'sync.pull': { since: '2026-01-01T00:00:00Z' },
+  'documents.ingest': { text: 'page', url: 'https://e.org' },
+  'memory.status': {},
+  'memory.settings.get': {},
+  'memory.settings.set': { embedding_model: 'e' },
+  'webrtc.offer': { sdp: 'v=0' },
+  'webrtc.answer': { session_id: 'w1', sdp: 'v=0' },
+  'webrtc.ice': { session_id: 'w1', candidate: 'c' },
   'webrtc.session': { session_id: 'w1' },
 };
 
@@ -109,12 +143,9 @@ async function overNativeMessaging(id: RouteId, payload: Record<string, unknown>
 async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<Outcome> {
   const route = routeList.find((entry) => entry.id === id);
   if (!route) throw new Error(id);
-  const rest = { ...payload };
-  const path = route.path.replace(/\{(\w+)\}/g, (_match, name: string) => {
-    const value = String(rest[name]);
-    delete rest[name];
-    return encodeURIComponent(value);
-  });
+  const pathNames = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
+  const rest = Object.fromEntries(Object.entries(payload).filter(([name]) => !pathNames.includes(name)));
+  const path = route.path.replace(/\{(\w+)\}/g, (_match, name: string) => encodeURIComponent(String(payload[name])));
   const inQuery = route.method === 'GET';
   const query = inQuery ? `?${new URLSearchParams(Object.entries(rest).map(([key, value]): [string, string] => [key, String(value)])).toString()}` : '';
   const response = await fetch(`${base}${path}${query}`, {
@@ -123,7 +154,10 @@ async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<
   });
   const text = await response.text();
   if (response.headers.get('content-type')?.startsWith('text/event-stream')) {
-    const events = text.split('\n\n').filter((event) => event.startsWith('data: ')).map((event) => event.slice(6));
+    const events = text
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: '))
+      .map((event) => event.slice(6));
     expect(events.at(-1)).toBe('[DONE]');
     return { ok: true, chunks: events.slice(0, -1).map((event) => JSON.parse(event) as unknown) };
   }
@@ -152,9 +186,12 @@ describe('HTTP and native messaging answer the same', () => {
     expect(http.chunks).toEqual([0, 1, 2].map((n) => ({ route: id, n })));
   });
 
-  it.each(routeIds.filter((id) => routeList.find((route) => route.id === id)?.method !== 'GET'))('%s rejects the same bad input with the same problem', async (id) => {
-    const bad = { ...sampleRequests[id], temperature: 'hot', messages: 'none', query: 42, model_size_mb: -1, limit: 0 };
-    const [http, native] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad)]);
-    expect(native).toEqual(http);
-  });
+  it.each(routeIds.filter((id) => routeList.find((route) => route.id === id)?.method !== 'GET'))(
+    '%s rejects the same bad input with the same problem',
+    async (id) => {
+      const bad = { ...sampleRequests[id], temperature: 'hot', messages: 'none', query: 42, model_size_mb: -1, limit: 0 };
+      const [http, native] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad)]);
+      expect(native).toEqual(http);
+    },
+  );
 });

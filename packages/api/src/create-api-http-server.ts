@@ -20,7 +20,10 @@ function expressMessageClasses(app: Express): Pick<ServerOptions, 'IncomingMessa
   const baseRequest: unknown = IncomingMessage;
   const baseResponse: unknown = ServerResponse;
   if (!isLegacyConstructor(baseRequest) || !isLegacyConstructor(baseResponse)) return undefined;
-  if (!Object.prototype.isPrototypeOf.call(IncomingMessage.prototype, app.request) || !Object.prototype.isPrototypeOf.call(ServerResponse.prototype, app.response)) {
+  if (
+    !Object.prototype.isPrototypeOf.call(IncomingMessage.prototype, app.request) ||
+    !Object.prototype.isPrototypeOf.call(ServerResponse.prototype, app.response)
+  ) {
     return undefined;
   }
   const constructRequest: LegacyConstructor = baseRequest;

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { rawRequest } from './test-support/raw-request.js';
 import { startTestServer, type TestServer } from './test-support/test-provider.js';
 
-const chatBody = (model: string, extra: Record<string, unknown> = {}): string => JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+const chatBody = (model: string, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 
 async function problemOf(response: Response): Promise<Record<string, unknown>> {
   expect(response.headers.get('content-type')).toBe('application/problem+json');
@@ -25,7 +26,13 @@ describe('createApiRouter over HTTP', () => {
     expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
     expect(response.headers.get('etag')).toBeNull();
     expect(response.headers.get('x-powered-by')).toBeNull();
-    expect(await response.json()).toEqual({ status: 'ok', service: 'tabagent-server', version: '9.9.9', uptime_seconds: 1, timestamp: '2026-01-01T00:00:00.000Z' });
+    expect(await response.json()).toEqual({
+      status: 'ok',
+      service: 'tabagent-server',
+      version: '9.9.9',
+      uptime_seconds: 1,
+      timestamp: '2026-01-01T00:00:00.000Z',
+    });
   });
 
   it('gives each request its own id and passes it to the handler context', async () => {
@@ -50,7 +57,11 @@ describe('createApiRouter over HTTP', () => {
       expect(((await response.json()) as { service: string }).service).toBe('tabagent-server');
     }
     for (const path of ['/v1/chat', '/api/v1/chat/completions', '/api/v1/chat']) {
-      const response = await fetch(`${server.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('test-model') });
+      const response = await fetch(`${server.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chatBody('test-model'),
+      });
       expect(response.status).toBe(200);
       expect(((await response.json()) as { object: string }).object).toBe('chat.completion');
     }
@@ -101,7 +112,11 @@ describe('createApiRouter over HTTP', () => {
   });
 
   it('answers malformed JSON with 400', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": ' });
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model": ',
+    });
     expect(response.status).toBe(400);
     const problem = await problemOf(response);
     expect(problem.code).toBe('invalid_request');
@@ -123,13 +138,21 @@ describe('createApiRouter over HTTP', () => {
 
   it('accepts application/*+json and charset parameters', async () => {
     for (const type of ['application/json; charset=utf-8', 'application/vnd.api+json']) {
-      const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': type }, body: chatBody('test-model') });
+      const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body: chatBody('test-model'),
+      });
       expect(response.status).toBe(200);
     }
   });
 
   it('answers a non-JSON content type with 415', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: chatBody('test-model') });
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: chatBody('test-model'),
+    });
     expect(response.status).toBe(415);
     expect((await problemOf(response)).code).toBe('unsupported_media_type');
   });
@@ -174,14 +197,22 @@ describe('createApiRouter over HTTP', () => {
   });
 
   it('maps a TabAgentError to its status (ModelNotFoundError -> 404)', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('no-such-model') });
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: chatBody('no-such-model'),
+    });
     expect(response.status).toBe(404);
     const problem = await problemOf(response);
     expect(problem).toMatchObject({ code: 'model_not_found', title: 'Model not found', detail: 'Model no-such-model is not registered' });
   });
 
   it('answers routes without a backend with 501 naming the capability', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'x' }) });
+    const response = await fetch(`${server.baseUrl}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: 'x' }),
+    });
     expect(response.status).toBe(501);
     expect((await problemOf(response)).capability).toBe('embeddings');
   });
@@ -192,7 +223,11 @@ describe('createApiRouter over HTTP', () => {
       logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (entry) => logged.push(entry) },
     });
     try {
-      const response = await fetch(`${logging.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('boom') });
+      const response = await fetch(`${logging.baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chatBody('boom'),
+      });
       expect(response.status).toBe(500);
       const text = await response.text();
       expect(response.headers.get('content-type')).toBe('application/problem+json');
@@ -201,7 +236,7 @@ describe('createApiRouter over HTTP', () => {
       expect(text).not.toMatch(/at .*\.(js|ts)/);
       expect(JSON.parse(text)).toMatchObject({ status: 500, code: 'internal_error', detail: 'An unexpected error occurred; see the server log.' });
       expect(logged).toHaveLength(1);
-      expect(((logged[0] as { err: Error }).err).message).toBe('secret internal detail at /home/user/.tabagent');
+      expect((logged[0] as { err: Error }).err.message).toBe('secret internal detail at /home/user/.tabagent');
     } finally {
       await logging.close();
     }
@@ -219,7 +254,7 @@ describe('createApiRouter over HTTP', () => {
       }).catch((error: unknown) => error);
       while (local.probe.contexts.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
       controller.abort();
-      expect((await pending as { name: string }).name).toBe('AbortError');
+      expect(((await pending) as { name: string }).name).toBe('AbortError');
       await expect(local.probe.aborted).resolves.toBe('chat.completions');
       expect(local.probe.contexts[0]?.signal.aborted).toBe(true);
     } finally {
@@ -241,7 +276,7 @@ describe('createApiRouter over HTTP', () => {
       controller.abort();
       await expect(local.probe.aborted).resolves.toBe('chat.completions');
       expect(local.probe.contexts[0]?.signal.aborted).toBe(true);
-      expect((await pending as { name: string }).name).toBe('AbortError');
+      expect(((await pending) as { name: string }).name).toBe('AbortError');
     } finally {
       await local.close();
     }

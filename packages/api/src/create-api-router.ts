@@ -3,8 +3,16 @@ import { parse as parseQueryString } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import {
-  InvalidRequestError, NotFoundError, isChunkStream, parseRouteRequest, routeList,
-  type AnyRouteDefinition, type AppStateProvider, type CallerIdentity, type RouteId, type RouteMethod,
+  InvalidRequestError,
+  NotFoundError,
+  isChunkStream,
+  parseRouteRequest,
+  routeList,
+  type AnyRouteDefinition,
+  type AppStateProvider,
+  type CallerIdentity,
+  type RouteId,
+  type RouteMethod,
 } from '@tabagent/values';
 import { defaultBodyLimitBytes, silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
 import { createHttpCallContext } from './http-call-context.js';
@@ -25,7 +33,8 @@ export const swaggerUiPath = '/swagger-ui';
 const jsonContentType = 'application/json; charset=utf-8';
 
 function pathOf(request: IncomingMessage): string {
-  const url = (request as Request).originalUrl ?? request.url ?? '/';
+  // Express sets originalUrl; a bare node:http request (mounted elsewhere) has only url.
+  const url = (request as Partial<Request>).originalUrl ?? request.url ?? '/';
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
 }
@@ -57,7 +66,8 @@ function isGone(response: ServerResponse): boolean {
 }
 
 function sendJson(response: ServerResponse, value: unknown): void {
-  const body = JSON.stringify(value) ?? 'null';
+  // JSON.stringify(undefined) is undefined, not text (its lib type says string).
+  const body = JSON.stringify(value ?? null);
   response.writeHead(200, { 'Content-Type': jsonContentType, 'Content-Length': Buffer.byteLength(body) });
   response.end(body);
 }
@@ -102,7 +112,8 @@ class ApiRouterBuilder {
     for (const entry of buildRouteTable(this.routes)) {
       const route = router.route(entry.expressPath);
       for (const [method, id] of entry.methods) {
-        const handler = (request: Request, response: Response): Promise<void> => this.serve(id, request, response).catch((error: unknown) => this.fail(request, response, error));
+        const handler = (request: Request, response: Response): Promise<void> =>
+          this.serve(id, request, response).catch((error: unknown) => this.fail(request, response, error));
         if (method === 'GET') route.get(handler);
         else if (method === 'POST') route.post(handler);
         else if (method === 'PUT') route.put(handler);
@@ -119,7 +130,9 @@ class ApiRouterBuilder {
     if (this.options.swaggerUi ?? true) {
       router.use(swaggerUiPath, (request: Request, response: Response, next: NextFunction) => this.swaggerUi()(request, response, next));
     }
-    router.use((request: Request, response: Response) => this.fail(request, response, new NotFoundError(`No route for ${request.method} ${pathOf(request)}; see ${openApiDocumentPath}`)));
+    router.use((request: Request, response: Response) =>
+      this.fail(request, response, new NotFoundError(`No route for ${request.method} ${pathOf(request)}; see ${openApiDocumentPath}`)),
+    );
     // Errors raised by Express itself or by Swagger UI's middleware.
     router.use((error: unknown, request: Request, response: Response, _next: NextFunction) => this.fail(request, response, error));
     return router;
@@ -178,5 +191,5 @@ class ApiRouterBuilder {
  * routers before this one.
  */
 export function createApiRouter(provider: AppStateProvider, options: ApiRouterOptions): Router {
-  return new ApiRouterBuilder(provider, options, routeList as readonly AnyRouteDefinition[]).build();
+  return new ApiRouterBuilder(provider, options, routeList).build();
 }

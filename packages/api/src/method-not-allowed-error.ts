@@ -16,6 +16,6 @@ export class MethodNotAllowedError extends InvalidRequestError {
 
   /** True for a MethodNotAllowedError (by name, so a second copy of this package also matches). */
   static isMethodNotAllowed(value: unknown): value is MethodNotAllowedError {
-    return TabAgentError.isInstance(value) && value.name === 'MethodNotAllowedError' && Array.isArray((value as MethodNotAllowedError).allow);
+    return TabAgentError.isInstance(value) && value.name === 'MethodNotAllowedError' && Array.isArray((value as { allow?: unknown }).allow);
   }
 }

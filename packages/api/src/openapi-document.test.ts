@@ -15,7 +15,12 @@ interface Operation {
 
 describe('OpenAPI document and Swagger UI', () => {
   let server: TestServer;
-  let document: { openapi: string; info: { version: string }; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+  let document: {
+    openapi: string;
+    info: { version: string };
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, unknown> };
+  };
   beforeAll(async () => {
     server = await startTestServer({ version: '1.2.3' });
     const response = await fetch(`${server.baseUrl}/api-doc/openapi.json`);
@@ -82,7 +87,7 @@ describe('OpenAPI document and Swagger UI', () => {
   });
 
   it('documents the bearer scheme on every route but health when an API key is configured', () => {
-    const secured = buildOpenApiDocument(routeList as readonly AnyRouteDefinition[], { version: '1', apiKeyRequired: true }) as unknown as {
+    const secured = buildOpenApiDocument(routeList, { version: '1', apiKeyRequired: true }) as unknown as {
       paths: Record<string, Record<string, { security?: unknown }>>;
       components: { securitySchemes: Record<string, unknown> };
     };
@@ -101,6 +106,8 @@ describe('OpenAPI document and Swagger UI', () => {
       request: z.object({ when: z.custom<Date>((value) => value instanceof Date) }),
       response: z.object({}),
     });
-    expect(() => buildOpenApiDocument([...(routeList as readonly AnyRouteDefinition[]).slice(0, 2), broken], { version: '1', apiKeyRequired: false })).toThrow(/^Cannot describe route broken.route in OpenAPI/);
+    expect(() => buildOpenApiDocument([...(routeList as readonly AnyRouteDefinition[]).slice(0, 2), broken], { version: '1', apiKeyRequired: false })).toThrow(
+      /^Cannot describe route broken.route in OpenAPI/,
+    );
   });
 });

@@ -106,7 +106,9 @@ export function buildOpenApiDocument(routes: readonly AnyRouteDefinition[], opti
       try {
         generate([route], options);
       } catch (routeCause) {
-        throw new Error(`Cannot describe route ${route.id} in OpenAPI: ${routeCause instanceof Error ? routeCause.message : String(routeCause)}`, { cause: routeCause });
+        throw new Error(`Cannot describe route ${route.id} in OpenAPI: ${routeCause instanceof Error ? routeCause.message : String(routeCause)}`, {
+          cause: routeCause,
+        });
       }
     }
     throw cause;
@@ -122,7 +124,8 @@ function generate(routes: readonly AnyRouteDefinition[], options: OpenApiDocumen
     info: {
       title: 'TabAgent Server',
       version: options.version,
-      description: 'Local AI server for the TabAgent browser extension. Errors are RFC 7807 problem documents; streams are Server-Sent Events ending with `data: [DONE]`.',
+      description:
+        'Local AI server for the TabAgent browser extension. Errors are RFC 7807 problem documents; streams are Server-Sent Events ending with `data: [DONE]`.',
     },
     servers: [{ url: '/' }],
   });

@@ -28,7 +28,9 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number): Prom
   const contentType = request.headers['content-type'];
   if (contentType === undefined || !isJsonContentType(contentType)) {
     return Promise.reject(
-      new UnsupportedMediaTypeError(`Request bodies must be JSON (Content-Type: application/json), got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)}`),
+      new UnsupportedMediaTypeError(
+        `Request bodies must be JSON (Content-Type: application/json), got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)}`,
+      ),
     );
   }
   if (declaredLength !== undefined && declaredLength > limitBytes) return Promise.reject(tooLarge(limitBytes));

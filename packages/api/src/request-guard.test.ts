@@ -73,7 +73,10 @@ describe('Host and Origin checks', () => {
   });
 
   it('refuses a CORS preflight from a disallowed origin', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
     expect(response.status).toBe(403);
     expect(response.headers.get('access-control-allow-origin')).toBeNull();
   });
@@ -112,7 +115,10 @@ describe('API key', () => {
   });
 
   it('lets a CORS preflight through without the key (browsers never send it there)', async () => {
-    const response = await fetch(`${server.baseUrl}/v1/models/x`, { method: 'OPTIONS', headers: { origin: extensionOrigin, 'access-control-request-method': 'GET' } });
+    const response = await fetch(`${server.baseUrl}/v1/models/x`, {
+      method: 'OPTIONS',
+      headers: { origin: extensionOrigin, 'access-control-request-method': 'GET' },
+    });
     expect(response.status).toBe(204);
   });
 });

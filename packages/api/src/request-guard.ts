@@ -77,7 +77,8 @@ export class RequestGuard {
     if (request.method === 'OPTIONS') {
       const headers: Record<string, string> = { ...preflightHeaders, 'Content-Length': '0' };
       // Chrome's Private Network Access preflight asks before a page-less extension context talks to localhost.
-      if (origin !== undefined && request.headers['access-control-request-private-network'] === 'true') headers['Access-Control-Allow-Private-Network'] = 'true';
+      if (origin !== undefined && request.headers['access-control-request-private-network'] === 'true')
+        headers['Access-Control-Allow-Private-Network'] = 'true';
       response.writeHead(204, headers);
       response.end();
       return 'handled';

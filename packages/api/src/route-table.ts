@@ -38,7 +38,9 @@ export function buildRouteTable(routes: readonly AnyRouteDefinition[]): MountedP
   for (const route of routes) {
     for (const path of [route.path, ...(route.aliases ?? [])]) current.push([path, route.method, route.id as RouteId]);
   }
-  const legacy = current.filter(([path]) => path.startsWith('/v1/')).map(([path, method, id]): [string, RouteMethod, RouteId] => [`${legacyPathPrefix}${path}`, method, id]);
+  const legacy = current
+    .filter(([path]) => path.startsWith('/v1/'))
+    .map(([path, method, id]): [string, RouteMethod, RouteId] => [`${legacyPathPrefix}${path}`, method, id]);
   for (const [path, method, id] of [...current, ...legacy]) add(path, method, id);
 
   const table = [...grouped].map(([path, methods]): MountedPath => ({ path, expressPath: toExpressPath(path), methods }));

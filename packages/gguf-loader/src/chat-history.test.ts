@@ -21,7 +21,12 @@ describe('toChatHistory', () => {
   });
 
   it('continues a trailing assistant message (prefill)', () => {
-    expect(toChatHistory([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Sure, ' }])).toEqual([
+    expect(
+      toChatHistory([
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Sure, ' },
+      ]),
+    ).toEqual([
       { type: 'user', text: 'Hi' },
       { type: 'model', response: ['Sure, '] },
     ]);

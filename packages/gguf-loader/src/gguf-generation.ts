@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatModelFunctions, ChatWrapper, LlamaChatResponse, GbnfJsonSchema, Llama, LlamaContextSequence, LlamaGrammar, LLamaContextualRepeatPenalty, TokenBias } from 'node-llama-cpp';
+import type {
+  ChatModelFunctions,
+  ChatWrapper,
+  LlamaChatResponse,
+  GbnfJsonSchema,
+  Llama,
+  LlamaContextSequence,
+  LlamaGrammar,
+  LLamaContextualRepeatPenalty,
+  TokenBias,
+} from 'node-llama-cpp';
 import { LlamaChat, LlamaCompletion, TokenMeter } from 'node-llama-cpp';
 import { InvalidRequestError, safeParseJson } from '@tabagent/values';
 import { toChatHistory } from './chat-history.js';
@@ -44,7 +54,11 @@ function repeatPenaltyOf(request: GenerationRequestBase): LLamaContextualRepeatP
   const frequencyPenalty = request.frequencyPenalty ?? 0;
   const presencePenalty = request.presencePenalty ?? 0;
   if (penalty === 1 && frequencyPenalty === 0 && presencePenalty === 0) return false;
-  return { penalty, frequencyPenalty: frequencyPenalty === 0 ? undefined : frequencyPenalty, presencePenalty: presencePenalty === 0 ? undefined : presencePenalty };
+  return {
+    penalty,
+    frequencyPenalty: frequencyPenalty === 0 ? undefined : frequencyPenalty,
+    presencePenalty: presencePenalty === 0 ? undefined : presencePenalty,
+  };
 }
 
 async function grammarOf(llama: Llama, format: GenerationResponseFormat | undefined): Promise<LlamaGrammar | undefined> {
@@ -125,13 +139,31 @@ function forcedToolCallSchema(tools: readonly GenerationTool[]): GbnfJsonSchema 
 }
 
 /** The result of a generation stopped before its response started. */
-function cancelledGeneration(modelId: string, usage: { usedInputTokens: number; usedOutputTokens: number }, clock: GenerationClock, promptLength: () => number): GenerationResult {
+function cancelledGeneration(
+  modelId: string,
+  usage: { usedInputTokens: number; usedOutputTokens: number },
+  clock: GenerationClock,
+  promptLength: () => number,
+): GenerationResult {
   const promptTokens = usage.usedInputTokens > 0 ? usage.usedInputTokens : promptLength();
-  return { modelId, text: '', finishReason: 'cancelled', toolCalls: [], promptTokens, completionTokens: usage.usedOutputTokens, ...clock.finish(usage.usedOutputTokens) };
+  return {
+    modelId,
+    text: '',
+    finishReason: 'cancelled',
+    toolCalls: [],
+    promptTokens,
+    completionTokens: usage.usedOutputTokens,
+    ...clock.finish(usage.usedOutputTokens),
+  };
 }
 
 /** Runs one chat generation on an acquired sequence (its history is cleared first). */
-export async function runChatGeneration(target: GenerationTarget, request: ChatGenerationRequest, push: (delta: string) => void, requestStart: number): Promise<GenerationResult> {
+export async function runChatGeneration(
+  target: GenerationTarget,
+  request: ChatGenerationRequest,
+  push: (delta: string) => void,
+  requestStart: number,
+): Promise<GenerationResult> {
   const history = toChatHistory(request.messages);
   const tools = request.toolChoice === 'none' ? [] : (request.tools ?? []);
   const toolChoice = request.toolChoice ?? 'auto';
@@ -162,14 +194,21 @@ export async function runChatGeneration(target: GenerationTarget, request: ChatG
     };
     const common = { ...samplingOf(target, request), onTextChunk };
     const functions: ChatModelFunctions | undefined =
-      tools.length > 0 && !forced ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }])) : undefined;
-    const response = await generateOrCancel<LlamaChatResponse<ChatModelFunctions | undefined>>(request.signal, () =>
-      functions ? chat.generateResponse(history, { ...common, functions, documentFunctionParams: true }) : chat.generateResponse(history, { ...common, grammar }),
+      tools.length > 0 && !forced
+        ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }]))
+        : undefined;
+    const response = await generateOrCancel<LlamaChatResponse<ChatModelFunctions> | LlamaChatResponse>(request.signal, () =>
+      functions
+        ? chat.generateResponse(history, { ...common, functions, documentFunctionParams: true })
+        : chat.generateResponse(history, { ...common, grammar }),
     );
     const usage = TokenMeter.diff(target.sequence.tokenMeter, meterBefore);
     if (response === null) {
       // Stopped before the prompt was evaluated: report the prompt's length all the same.
-      const promptTokens = () => chat.chatWrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true }).contextText.tokenize(target.sequence.model.tokenizer).length;
+      const promptTokens = () =>
+        chat.chatWrapper
+          .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
+          .contextText.tokenize(target.sequence.model.tokenizer).length;
       return cancelledGeneration(target.modelId, usage, clock, promptTokens);
     }
     let finishReason = finishReasonOf(response.metadata.stopReason);
@@ -185,7 +224,7 @@ export async function runChatGeneration(target: GenerationTarget, request: ChatG
       }
     }
     for (const call of response.functionCalls ?? []) {
-      toolCalls.push({ id: toolCallId(), name: call.functionName, arguments: JSON.stringify(call.params ?? {}) });
+      toolCalls.push({ id: toolCallId(), name: call.functionName, arguments: JSON.stringify((call.params as unknown) ?? {}) });
     }
     if (toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
     return {
@@ -203,7 +242,12 @@ export async function runChatGeneration(target: GenerationTarget, request: ChatG
 }
 
 /** Runs one raw prompt completion on an acquired sequence (its history is cleared first). */
-export async function runCompletionGeneration(target: GenerationTarget, request: CompletionGenerationRequest, push: (delta: string) => void, requestStart: number): Promise<GenerationResult> {
+export async function runCompletionGeneration(
+  target: GenerationTarget,
+  request: CompletionGenerationRequest,
+  push: (delta: string) => void,
+  requestStart: number,
+): Promise<GenerationResult> {
   const grammar = await grammarOf(target.llama, request.responseFormat);
   await target.sequence.clearHistory();
   const meterBefore = target.sequence.tokenMeter.getState();

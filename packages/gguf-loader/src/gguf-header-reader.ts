@@ -65,7 +65,8 @@ class HeaderCursor {
   private take(bytes: number): number {
     const start = this.position;
     if (start + bytes > this.buffer.length) {
-      if (this.buffer.length >= this.fileSize) throw new InvalidModelError(`GGUF header is truncated: needs ${start + bytes} bytes but the file has ${this.fileSize}`);
+      if (this.buffer.length >= this.fileSize)
+        throw new InvalidModelError(`GGUF header is truncated: needs ${start + bytes} bytes but the file has ${this.fileSize}`);
       throw new NeedMoreBytes();
     }
     this.position += bytes;
@@ -143,7 +144,9 @@ function readValue(cursor: HeaderCursor, type: number, key: string): GgufValue {
       if (minimum === undefined) throw new InvalidModelError(`GGUF metadata "${key}" is an array of unknown type ${elementType}`);
       // Checked before allocating anything: a corrupt count must not make us allocate gigabytes.
       if (count * minimum > cursor.remainingInFile) {
-        throw new InvalidModelError(`GGUF metadata "${key}" claims ${count} array elements, more than the ${cursor.remainingInFile} bytes left in the file can hold`);
+        throw new InvalidModelError(
+          `GGUF metadata "${key}" claims ${count} array elements, more than the ${cursor.remainingInFile} bytes left in the file can hold`,
+        );
       }
       const values: GgufValue[] = new Array<GgufValue>(count);
       for (let index = 0; index < count; index++) values[index] = readValue(cursor, elementType, key);

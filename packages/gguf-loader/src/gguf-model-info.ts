@@ -59,13 +59,20 @@ export function validateGgufHeader(header: GgufHeader): void {
   for (const suffix of numeric) requireKey(header, `${architecture}.${suffix}`, isPositiveNumber, 'a positive number');
 
   const tokenizerModel = requireKey(header, 'tokenizer.ggml.model', (value) => typeof value === 'string', 'a string') as string;
-  const tokens = requireKey(header, 'tokenizer.ggml.tokens', (value) => Array.isArray(value) && value.length > 0 && value.every((entry) => typeof entry === 'string'), 'a non-empty array of strings') as string[];
+  const tokens = requireKey(
+    header,
+    'tokenizer.ggml.tokens',
+    (value) => Array.isArray(value) && value.length > 0 && value.every((entry) => typeof entry === 'string'),
+    'a non-empty array of strings',
+  ) as string[];
   const seen = new Map<string, number>();
   for (let index = 0; index < tokens.length; index++) {
     const token = tokens[index] as string;
     const previous = seen.get(token);
     if (previous !== undefined) {
-      throw new InvalidModelError(`GGUF vocabulary has a duplicate token ${JSON.stringify(token)} (ids ${previous} and ${index})`, { details: { token, ids: [previous, index] } });
+      throw new InvalidModelError(`GGUF vocabulary has a duplicate token ${JSON.stringify(token)} (ids ${previous} and ${index})`, {
+        details: { token, ids: [previous, index] },
+      });
     }
     seen.set(token, index);
   }
@@ -75,7 +82,9 @@ export function validateGgufHeader(header: GgufHeader): void {
   for (const key of ['tokenizer.ggml.token_type', 'tokenizer.ggml.scores']) {
     const value = header.metadata.get(key);
     if (value !== undefined && (!Array.isArray(value) || value.length !== tokens.length)) {
-      throw new InvalidModelError(`GGUF key "${key}" has ${Array.isArray(value) ? value.length : 'no'} entries but the vocabulary has ${tokens.length}`, { details: { key } });
+      throw new InvalidModelError(`GGUF key "${key}" has ${Array.isArray(value) ? value.length : 'no'} entries but the vocabulary has ${tokens.length}`, {
+        details: { key },
+      });
     }
   }
 
@@ -84,17 +93,24 @@ export function validateGgufHeader(header: GgufHeader): void {
   for (const tensor of header.tensors) {
     if (names.has(tensor.name)) throw new InvalidModelError(`GGUF tensor "${tensor.name}" appears twice`);
     names.add(tensor.name);
-    if (tensor.byteSize === null) throw new InvalidModelError(`GGUF tensor "${tensor.name}" has unsupported type ${tensor.type}`, { details: { tensor: tensor.name, type: tensor.type } });
+    if (tensor.byteSize === null)
+      throw new InvalidModelError(`GGUF tensor "${tensor.name}" has unsupported type ${tensor.type}`, { details: { tensor: tensor.name, type: tensor.type } });
     const info = ggmlTypes.get(tensor.type);
     if (info !== undefined && info.blockSize > 1 && (tensor.dims[0] ?? 0) % info.blockSize !== 0) {
-      throw new InvalidModelError(`GGUF tensor "${tensor.name}" has a first dimension ${tensor.dims[0]} that is not a multiple of the ${info.name} block size ${info.blockSize}`);
+      throw new InvalidModelError(
+        `GGUF tensor "${tensor.name}" has a first dimension ${tensor.dims[0]} that is not a multiple of the ${info.name} block size ${info.blockSize}`,
+      );
     }
-    if (tensor.offset % header.alignment !== 0) throw new InvalidModelError(`GGUF tensor "${tensor.name}" data offset ${tensor.offset} is not aligned to ${header.alignment}`);
+    if (tensor.offset % header.alignment !== 0)
+      throw new InvalidModelError(`GGUF tensor "${tensor.name}" data offset ${tensor.offset} is not aligned to ${header.alignment}`);
     const end = header.dataOffset + tensor.offset + tensor.byteSize;
     if (end > header.fileSize) {
-      throw new InvalidModelError(`GGUF tensor "${tensor.name}" ends at byte ${end}, beyond the end of the file (${header.fileSize} bytes): the file is truncated or corrupt`, {
-        details: { tensor: tensor.name, end, fileSize: header.fileSize },
-      });
+      throw new InvalidModelError(
+        `GGUF tensor "${tensor.name}" ends at byte ${end}, beyond the end of the file (${header.fileSize} bytes): the file is truncated or corrupt`,
+        {
+          details: { tensor: tensor.name, end, fileSize: header.fileSize },
+        },
+      );
     }
   }
 }

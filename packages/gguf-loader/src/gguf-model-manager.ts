@@ -199,6 +199,9 @@ export class NodeLlamaModelManager implements GgufModelManager {
     if (option === 'max') return total;
     if (typeof option === 'number') return Math.min(option, total);
     try {
+      // The V1 estimates (deprecated) are arithmetic on the GGUF metadata; V2 simulates a load inside
+      // llama.cpp, which a file not yet trusted must not reach (a malformed one can abort the process).
+      // eslint-disable-next-line @typescript-eslint/no-deprecated
       return await insights.configurationResolver.resolveModelGpuLayers('auto', { getVramState: () => llama.getVramState() });
     } catch {
       return 0;
@@ -210,7 +213,11 @@ export class NodeLlamaModelManager implements GgufModelManager {
     return this.estimateFor(path, info, options);
   }
 
-  private async estimateFor(path: string, info: GgufModelInfo, options: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number; batchSize?: number }): Promise<GgufMemoryEstimate> {
+  private async estimateFor(
+    path: string,
+    info: GgufModelInfo,
+    options: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number; batchSize?: number },
+  ): Promise<GgufMemoryEstimate> {
     const llama = await this.getLlama();
     let insights: GgufInsights;
     try {
@@ -221,8 +228,16 @@ export class NodeLlamaModelManager implements GgufModelManager {
     const gpuLayers = await this.resolveGpuLayers(llama, insights, options.gpuLayers);
     const contextSize = this.contextSizeFor(info, options.contextSize);
     const sequences = info.embeddingOnly ? 1 : (options.sequences ?? this.options.sequences ?? 4);
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- arithmetic only, see resolveGpuLayers
     const model = insights.estimateModelResourceRequirements({ gpuLayers });
-    const context = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: gpuLayers, sequences, batchSize: options.batchSize ?? this.options.batchSize, isEmbeddingContext: info.embeddingOnly });
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- arithmetic only, see resolveGpuLayers
+    const context = insights.estimateContextResourceRequirements({
+      contextSize,
+      modelGpuLayers: gpuLayers,
+      sequences,
+      batchSize: options.batchSize ?? this.options.batchSize,
+      isEmbeddingContext: info.embeddingOnly,
+    });
     const ramBytes = model.cpuRam + context.cpuRam;
     const vramBytes = model.gpuVram + context.gpuVram;
     const available = this.options.availableMemory ? await this.options.availableMemory() : null;
@@ -230,8 +245,9 @@ export class NodeLlamaModelManager implements GgufModelManager {
     const fitsInVram = available === null || vramBytes <= available.vramBytes;
     const canLoad = fitsInRam && fitsInVram;
     let reason: string | null = null;
-    if (!fitsInRam && available) reason = `needs ${(ramBytes / megabyte).toFixed(1)} MB of RAM but ${(available.ramBytes / megabyte).toFixed(1)} MB are available`;
-    else if (!fitsInVram && available) reason = `needs ${(vramBytes / megabyte).toFixed(1)} MB of VRAM for ${gpuLayers} GPU layers but ${(available.vramBytes / megabyte).toFixed(1)} MB are free`;
+    if (!fitsInRam) reason = `needs ${(ramBytes / megabyte).toFixed(1)} MB of RAM but ${(available.ramBytes / megabyte).toFixed(1)} MB are available`;
+    else if (!fitsInVram)
+      reason = `needs ${(vramBytes / megabyte).toFixed(1)} MB of VRAM for ${gpuLayers} GPU layers but ${(available.vramBytes / megabyte).toFixed(1)} MB are free`;
     return { path, gpuLayers, totalLayers: insights.totalLayers, contextSize, ramBytes, vramBytes, available, fitsInRam, fitsInVram, canLoad, reason };
   }
 
@@ -267,7 +283,12 @@ export class NodeLlamaModelManager implements GgufModelManager {
     const llama = await this.getLlama();
     const threads = options.threads ?? this.options.defaultThreads ?? 1;
     const sequences = info.embeddingOnly ? 1 : (options.sequences ?? this.options.sequences ?? 4);
-    const estimate = await this.estimateFor(path, info, { contextSize: options.contextSize, gpuLayers: options.gpuLayers, sequences, batchSize: options.batchSize });
+    const estimate = await this.estimateFor(path, info, {
+      contextSize: options.contextSize,
+      gpuLayers: options.gpuLayers,
+      sequences,
+      batchSize: options.batchSize,
+    });
     if (!options.skipMemoryCheck && !estimate.canLoad && estimate.available) {
       throw new OutOfMemoryError(`Model ${id} does not fit: it ${estimate.reason ?? 'needs more memory than is available'}`, {
         details: {
@@ -290,7 +311,12 @@ export class NodeLlamaModelManager implements GgufModelManager {
     let pool: SequencePool<LlamaContextSequence> | null = null;
     if (!info.embeddingOnly) {
       try {
-        const created = await model.createContext({ contextSize: estimate.contextSize, sequences, threads, batchSize: options.batchSize ?? this.options.batchSize });
+        const created = await model.createContext({
+          contextSize: estimate.contextSize,
+          sequences,
+          threads,
+          batchSize: options.batchSize ?? this.options.batchSize,
+        });
         context = created;
         pool = new SequencePool(sequences, () => created.getSequence());
       } catch (error) {
@@ -327,7 +353,10 @@ export class NodeLlamaModelManager implements GgufModelManager {
       throw new CancelledError('The model manager was shut down during the load');
     }
     this.entries.set(id, entry);
-    this.logger.info({ model: id, gpuLayers: model.gpuLayers, contextSize: entry.contextSize, threads, loadTimeMs: Math.round(entry.loadTimeMs) }, 'Model loaded');
+    this.logger.info(
+      { model: id, gpuLayers: model.gpuLayers, contextSize: entry.contextSize, threads, loadTimeMs: Math.round(entry.loadTimeMs) },
+      'Model loaded',
+    );
     this.scheduleExpiry(entry);
     return entry;
   }
@@ -360,11 +389,14 @@ export class NodeLlamaModelManager implements GgufModelManager {
     entry.expiresAt = null;
     if (entry.active.size > 0 || entry.keepAliveMs === Infinity) return;
     entry.expiresAt = new Date(Date.now() + entry.keepAliveMs);
-    const timer = setTimeout(() => {
-      if (this.entries.get(entry.id) !== entry || entry.active.size > 0) return;
-      this.logger.info({ model: entry.id }, 'Keep-alive expired; unloading');
-      this.unload(entry.id).catch((error: unknown) => this.logger.error({ err: error, model: entry.id }, 'Unload after keep-alive failed'));
-    }, Math.min(entry.keepAliveMs, 2_147_483_647));
+    const timer = setTimeout(
+      () => {
+        if (this.entries.get(entry.id) !== entry || entry.active.size > 0) return;
+        this.logger.info({ model: entry.id }, 'Keep-alive expired; unloading');
+        this.unload(entry.id).catch((error: unknown) => this.logger.error({ err: error, model: entry.id }, 'Unload after keep-alive failed'));
+      },
+      Math.min(entry.keepAliveMs, 2_147_483_647),
+    );
     timer.unref();
     entry.timer = timer;
   }
@@ -401,17 +433,23 @@ export class NodeLlamaModelManager implements GgufModelManager {
     return entry;
   }
 
-  private startGeneration(id: string, keepAlive: KeepAlive | undefined, signal: AbortSignal | undefined, run: (target: GenerationTarget, signal: AbortSignal, push: (delta: string) => void, requestStart: number) => Promise<GenerationResult>): GenerationRun<GenerationResult> {
+  private startGeneration(
+    id: string,
+    keepAlive: KeepAlive | undefined,
+    signal: AbortSignal | undefined,
+    run: (target: GenerationTarget, signal: AbortSignal, push: (delta: string) => void, requestStart: number) => Promise<GenerationResult>,
+  ): GenerationRun<GenerationResult> {
     const requestStart = performance.now();
     return new GenerationRunController<GenerationResult>(async (push) => {
       const entry = this.entryFor(id);
-      if (!entry.pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
+      const pool = entry.pool;
+      if (!pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
       const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);
       const combined = signal ? AbortSignal.any([signal, entry.unloading.signal]) : entry.unloading.signal;
       const work = (async (): Promise<GenerationResult> => {
         let sequence: LlamaContextSequence;
         try {
-          sequence = await entry.pool!.acquire(combined);
+          sequence = await pool.acquire(combined);
         } catch (error) {
           if (combined.aborted) return cancelledResult(id, requestStart);
           throw error;
@@ -425,7 +463,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
           if (combined.aborted) return cancelledResult(id, requestStart);
           throw error;
         } finally {
-          entry.pool!.release(sequence);
+          pool.release(sequence);
         }
       })();
       entry.active.add(work);
@@ -450,11 +488,15 @@ export class NodeLlamaModelManager implements GgufModelManager {
   }
 
   chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult> {
-    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) => runChatGeneration(target, { ...request, signal }, push, start));
+    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) =>
+      runChatGeneration(target, { ...request, signal }, push, start),
+    );
   }
 
   complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult> {
-    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) => runCompletionGeneration(target, { ...request, signal }, push, start));
+    return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) =>
+      runCompletionGeneration(target, { ...request, signal }, push, start),
+    );
   }
 
   embedder(id: string): Promise<GgufTextEmbedder> {
@@ -486,7 +528,17 @@ export class NodeLlamaModelManager implements GgufModelManager {
 }
 
 function cancelledResult(modelId: string, requestStart: number): GenerationResult {
-  return { modelId, text: '', finishReason: 'cancelled', toolCalls: [], promptTokens: 0, completionTokens: 0, timeToFirstTokenMs: null, tokensPerSecond: null, totalTimeMs: performance.now() - requestStart };
+  return {
+    modelId,
+    text: '',
+    finishReason: 'cancelled',
+    toolCalls: [],
+    promptTokens: 0,
+    completionTokens: 0,
+    timeToFirstTokenMs: null,
+    tokensPerSecond: null,
+    totalTimeMs: performance.now() - requestStart,
+  };
 }
 
 /** Creates the GGUF model manager (one llama.cpp backend shared by every loaded model). */

@@ -27,6 +27,7 @@ export function parseKeepAlive(value: KeepAlive): number {
     total += Number(match[1]) * (unitMs[match[2] as string] as number);
     matched += match[0].length;
   }
-  if (text.length === 0 || matched !== text.length) throw new InvalidRequestError(`keep_alive ${JSON.stringify(value)} is not a duration (use seconds or "30s", "5m", "1h")`);
+  if (text.length === 0 || matched !== text.length)
+    throw new InvalidRequestError(`keep_alive ${JSON.stringify(value)} is not a duration (use seconds or "30s", "5m", "1h")`);
   return total;
 }

@@ -57,7 +57,17 @@ afterAll(async () => {
 describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
   it('loads a model and reports where its layers went', async () => {
     const loaded = manager.get('tiny');
-    expect(loaded).toMatchObject({ id: 'tiny', path: modelPath, contextSize: 1024, sequences: 2, gpuLayers: 0, totalLayers: 3, device: 'cpu', threads: 1, expiresAt: null });
+    expect(loaded).toMatchObject({
+      id: 'tiny',
+      path: modelPath,
+      contextSize: 1024,
+      sequences: 2,
+      gpuLayers: 0,
+      totalLayers: 3,
+      device: 'cpu',
+      threads: 1,
+      expiresAt: null,
+    });
     expect(loaded?.memoryBytes).toBeGreaterThan(0);
     const again = await manager.load('tiny', modelPath);
     expect(again.alreadyLoaded).toBe(true);
@@ -127,7 +137,11 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
 
   it('returns a forced tool call as tool_calls', async () => {
     const tools = [
-      { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { enum: ['Paris', 'Rome'] } }, required: ['city'] } },
+      {
+        name: 'get_weather',
+        description: 'Weather of a city',
+        parameters: { type: 'object', properties: { city: { enum: ['Paris', 'Rome'] } }, required: ['city'] },
+      },
       { name: 'get_time', parameters: { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] } }, required: ['zone'] } },
     ];
     const named = await manager.chat('tiny', ask('Weather?', { maxTokens: 200, tools, toolChoice: { name: 'get_weather' } })).result;
@@ -236,7 +250,12 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
   });
 
   it('refuses a load that does not fit with out_of_memory and the figures', async () => {
-    const small = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 512, availableMemory: async () => ({ ramBytes: 1024 * 1024, vramBytes: 0 }) });
+    const small = createGgufModelManager({
+      gpu: false,
+      defaultThreads: 1,
+      defaultContextSize: 512,
+      availableMemory: async () => ({ ramBytes: 1024 * 1024, vramBytes: 0 }),
+    });
     try {
       const error = await caught(small.load('tiny', modelPath));
       expect(error.code).toBe('out_of_memory');

@@ -7,22 +7,30 @@ const intel = { index: 1, vendor: 'Intel Corporation', name: 'UHD Graphics 630',
 describe('deriveAdvice', () => {
   it('is CPU only without GPUs', () => {
     expect(deriveAdvice({ platform: 'linux', arch: 'x64', physicalCores: 2, gpus: [] })).toEqual({
-      recommended_threads: 2, execution_providers: ['cpu'], llama_gpu_backends: [],
+      recommended_threads: 2,
+      execution_providers: ['cpu'],
+      llama_gpu_backends: [],
     });
   });
   it('prefers CUDA with an NVIDIA GPU on Linux', () => {
     expect(deriveAdvice({ platform: 'linux', arch: 'x64', physicalCores: 16, gpus: [nvidia] })).toEqual({
-      recommended_threads: 16, execution_providers: ['cuda', 'cpu'], llama_gpu_backends: ['cuda', 'vulkan'],
+      recommended_threads: 16,
+      execution_providers: ['cuda', 'cpu'],
+      llama_gpu_backends: ['cuda', 'vulkan'],
     });
   });
   it('uses DirectML on Windows and Vulkan for non-NVIDIA GPUs', () => {
     expect(deriveAdvice({ platform: 'win32', arch: 'x64', physicalCores: 4, gpus: [intel] })).toEqual({
-      recommended_threads: 4, execution_providers: ['dml', 'cpu'], llama_gpu_backends: ['vulkan'],
+      recommended_threads: 4,
+      execution_providers: ['dml', 'cpu'],
+      llama_gpu_backends: ['vulkan'],
     });
   });
   it('uses CoreML and Metal on Apple silicon', () => {
     expect(deriveAdvice({ platform: 'darwin', arch: 'arm64', physicalCores: 8, gpus: [] })).toEqual({
-      recommended_threads: 8, execution_providers: ['coreml', 'cpu'], llama_gpu_backends: ['metal'],
+      recommended_threads: 8,
+      execution_providers: ['coreml', 'cpu'],
+      llama_gpu_backends: ['metal'],
     });
   });
   it('never recommends fewer than one thread', () => {
@@ -33,8 +41,14 @@ describe('deriveAdvice', () => {
 describe('assessFeasibility', () => {
   it('fits a small model in RAM without a GPU', () => {
     expect(assessFeasibility(1000, 8000, 0)).toEqual({
-      can_load: true, model_size_mb: 1000, available_ram_mb: 8000, available_vram_mb: 0, fits_in_ram: true, fits_in_vram: false,
-      suggested_gpu_layers_fraction: 0, recommendation: 'Fits in RAM: run on the CPU.',
+      can_load: true,
+      model_size_mb: 1000,
+      available_ram_mb: 8000,
+      available_vram_mb: 0,
+      fits_in_ram: true,
+      fits_in_vram: false,
+      suggested_gpu_layers_fraction: 0,
+      recommendation: 'Fits in RAM: run on the CPU.',
     });
   });
   it('splits between VRAM and RAM', () => {

@@ -67,7 +67,8 @@ export function assessFeasibility(modelSizeMb: number, availableRamMb: number, a
   if (fitsInVram) recommendation = 'Fits entirely in VRAM: offload all layers to the GPU.';
   else if (canLoad && fraction > 0) recommendation = `Split: offload about ${Math.round(fraction * 100)}% of layers to the GPU, the rest in RAM.`;
   else if (fitsInRam) recommendation = 'Fits in RAM: run on the CPU.';
-  else recommendation = `Does not fit: needs about ${Math.round(neededMb)} MB, ${Math.round(availableRamMb)} MB RAM and ${Math.round(availableVramMb)} MB VRAM are free. Choose a smaller or more quantised model.`;
+  else
+    recommendation = `Does not fit: needs about ${Math.round(neededMb)} MB, ${Math.round(availableRamMb)} MB RAM and ${Math.round(availableVramMb)} MB VRAM are free. Choose a smaller or more quantised model.`;
   return {
     can_load: canLoad,
     model_size_mb: modelSizeMb,

@@ -51,7 +51,13 @@ class SystemHardwareProbe implements HardwareProbe {
       const [osData, cpu, flags] = await Promise.all([si.osInfo(), si.cpu(), si.cpuFlags().catch(() => '')]);
       const logicalCores = cpu.cores || os.cpus().length || 1;
       return {
-        os: { platform: osData.platform || process.platform, distro: osData.distro, release: osData.release, arch: osData.arch || process.arch, hostname: osData.hostname },
+        os: {
+          platform: osData.platform || process.platform,
+          distro: osData.distro,
+          release: osData.release,
+          arch: osData.arch || process.arch,
+          hostname: osData.hostname,
+        },
         cpu: {
           manufacturer: cpu.manufacturer,
           brand: cpu.brand,

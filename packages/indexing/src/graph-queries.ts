@@ -28,7 +28,10 @@ export function expandGraph(storage: Storage, startIds: readonly string[], optio
   for (let hop = 1; hop <= depth && frontier.length > 0; hop += 1) {
     const next: string[] = [];
     for (const id of frontier) {
-      for (const neighbour of storage.neighbours(id, { ...(options.types === undefined ? {} : { types: options.types }), direction: options.direction ?? 'both' })) {
+      for (const neighbour of storage.neighbours(id, {
+        ...(options.types === undefined ? {} : { types: options.types }),
+        direction: options.direction ?? 'both',
+      })) {
         if (seen.has(neighbour.node.id)) continue;
         seen.add(neighbour.node.id);
         hits.push({ node: neighbour.node, depth: hop, via: neighbour.edge });

@@ -30,7 +30,20 @@ function axis(i: number, noise = 0): Float32Array {
   return unit(v);
 }
 function chunk(nodeId: string, text: string, vector: Float32Array, extra: Partial<IndexChunk> = {}): IndexChunk {
-  return { id: `${nodeId}#0`, node_id: nodeId, chunk_index: 0, text, kind: 'message', chat_id: 'c1', tier: 'active', url: null, title: null, created_at: 1000, vector, ...extra };
+  return {
+    id: `${nodeId}#0`,
+    node_id: nodeId,
+    chunk_index: 0,
+    text,
+    kind: 'message',
+    chat_id: 'c1',
+    tier: 'active',
+    url: null,
+    title: null,
+    created_at: 1000,
+    vector,
+    ...extra,
+  };
 }
 
 let dir: string;
@@ -67,7 +80,13 @@ describe('chunkText', () => {
 
 describe('reciprocalRankFusion', () => {
   it('sums 1/(k+rank) over lists', () => {
-    const fused = reciprocalRankFusion([['a', 'b', 'c'], ['c', 'a']], 60);
+    const fused = reciprocalRankFusion(
+      [
+        ['a', 'b', 'c'],
+        ['c', 'a'],
+      ],
+      60,
+    );
     expect(fused.map((item) => item.id)).toEqual(['a', 'c', 'b']);
     expect(fused[0]?.score).toBeCloseTo(1 / 61 + 1 / 62, 12);
     expect(fused[1]?.score).toBeCloseTo(1 / 63 + 1 / 61, 12);
@@ -77,7 +96,16 @@ describe('reciprocalRankFusion', () => {
 
 describe('filtersToWhere', () => {
   it('quotes values and combines clauses', () => {
-    expect(filtersToWhere({ chat_id: "o'neil", kinds: ['message', 'webpage'], tiers: ['active'], url: 'https://x/?a=1', since: '1970-01-01T00:00:01Z', until: '5000' })).toBe(
+    expect(
+      filtersToWhere({
+        chat_id: "o'neil",
+        kinds: ['message', 'webpage'],
+        tiers: ['active'],
+        url: 'https://x/?a=1',
+        since: '1970-01-01T00:00:01Z',
+        until: '5000',
+      }),
+    ).toBe(
       "chat_id = 'o''neil' AND kind IN ('message', 'webpage') AND tier IN ('active') AND url = 'https://x/?a=1' AND created_at >= 1000 AND created_at <= 5000",
     );
     expect(filtersToWhere({})).toBeUndefined();
@@ -114,7 +142,10 @@ describe('LanceMemoryIndex', () => {
     const hits = await index.search({ query: 'q', vector: axis(0), k: 3, mode: 'vector' });
     expect(hits.map((hit) => hit.node_id)).toEqual(['n0', 'n3', 'n1']);
     expect(hits[0]?.score).toBeCloseTo(1, 5);
-    expect(hits[1]?.score).toBeCloseTo(Array.from(axis(0, 0.2)).reduce((sum, value, i) => sum + value * (axis(0)[i] ?? 0), 0), 5);
+    expect(hits[1]?.score).toBeCloseTo(
+      Array.from(axis(0, 0.2)).reduce((sum, value, i) => sum + value * (axis(0)[i] ?? 0), 0),
+      5,
+    );
   });
 
   it('text search finds words through the FTS index', async () => {
@@ -145,7 +176,8 @@ describe('LanceMemoryIndex', () => {
 
   it('applies filters, including quoted values', async () => {
     await seed();
-    const search = (filters: object) => index.search({ query: 'apples', vector: axis(0), k: 10, mode: 'vector', filters }).then((hits) => hits.map((hit) => hit.node_id).sort());
+    const search = (filters: object) =>
+      index.search({ query: 'apples', vector: axis(0), k: 10, mode: 'vector', filters }).then((hits) => hits.map((hit) => hit.node_id).sort());
     expect(await search({ chat_id: 'c2' })).toEqual(['n1']);
     expect(await search({ kinds: ['webpage'] })).toEqual(['n2']);
     expect(await search({ tiers: ['archive'] })).toEqual(['n3']);
@@ -158,9 +190,17 @@ describe('LanceMemoryIndex', () => {
   it('reranks through the injected reranker and refuses rerank without one', async () => {
     await seed();
     await expect(index.search({ query: 'apples', vector: axis(0), rerank: true })).rejects.toMatchObject({ code: 'invalid_request' });
-    const reranked = createMemoryIndex({ dir: join(dir, 'index'), storage, embedder: () => Promise.resolve(vectorsOnly), rerank: (_query, docs) => Promise.resolve(docs.map((doc) => (doc.includes('cherries') ? 10 : doc.length / 100))) });
+    const reranked = createMemoryIndex({
+      dir: join(dir, 'index'),
+      storage,
+      embedder: () => Promise.resolve(vectorsOnly),
+      rerank: (_query, docs) => Promise.resolve(docs.map((doc) => (doc.includes('cherries') ? 10 : doc.length / 100))),
+    });
     const hits = await reranked.search({ query: 'apples', vector: axis(0), k: 2, rerank: true });
-    expect(hits.map((hit) => [hit.node_id, hit.score])).toEqual([['n3', 10], ['n0', 'apples grow on trees in the orchard'.length / 100]]);
+    expect(hits.map((hit) => [hit.node_id, hit.score])).toEqual([
+      ['n3', 10],
+      ['n0', 'apples grow on trees in the orchard'.length / 100],
+    ]);
     await reranked.close();
   });
 
@@ -171,8 +211,12 @@ describe('LanceMemoryIndex', () => {
     await index.deleteNodes(['n1', 'n2']);
     expect((await index.search({ query: 'q', vector: axis(1), k: 10, mode: 'vector' })).map((hit) => hit.node_id).sort()).toEqual(['n0', 'n3']);
     await index.setTier(['n0'], 'recent');
-    expect((await index.search({ query: 'q', vector: axis(0), k: 10, mode: 'vector', filters: { tiers: ['recent'] } })).map((hit) => hit.node_id)).toEqual(['n0']);
-    expect(await index.stats()).toEqual([{ table: tableNameForModel(vectorsOnly.modelId, dims), model: vectorsOnly.modelId, dimensions: dims, rows: 2, annIndexed: false }]);
+    expect((await index.search({ query: 'q', vector: axis(0), k: 10, mode: 'vector', filters: { tiers: ['recent'] } })).map((hit) => hit.node_id)).toEqual([
+      'n0',
+    ]);
+    expect(await index.stats()).toEqual([
+      { table: tableNameForModel(vectorsOnly.modelId, dims), model: vectorsOnly.modelId, dimensions: dims, rows: 2, annIndexed: false },
+    ]);
   });
 
   it('builds the ANN index once the table reaches the threshold and still finds exact matches', async () => {
@@ -209,8 +253,18 @@ describe('expandGraph', () => {
     storage.createEdge({ type: 'CONTAINS', from_id: 'c', to_id: 'm' });
     storage.createEdge({ type: 'MENTIONS', from_id: 'm', to_id: 'e' });
     storage.createEdge({ type: 'MENTIONS', from_id: 'p', to_id: 'e' });
-    expect(expandGraph(storage, ['m'], { depth: 1 }).map((hit) => [hit.node.id, hit.depth]).sort()).toEqual([['c', 1], ['e', 1]]);
-    expect(expandGraph(storage, ['m'], { depth: 2, types: ['MENTIONS'] }).map((hit) => [hit.node.id, hit.depth])).toEqual([['e', 1], ['p', 2]]);
+    expect(
+      expandGraph(storage, ['m'], { depth: 1 })
+        .map((hit) => [hit.node.id, hit.depth])
+        .sort(),
+    ).toEqual([
+      ['c', 1],
+      ['e', 1],
+    ]);
+    expect(expandGraph(storage, ['m'], { depth: 2, types: ['MENTIONS'] }).map((hit) => [hit.node.id, hit.depth])).toEqual([
+      ['e', 1],
+      ['p', 2],
+    ]);
     expect(expandGraph(storage, ['m'], { depth: 2, types: ['MENTIONS'], direction: 'out' }).map((hit) => hit.node.id)).toEqual(['e']);
   });
 });

@@ -6,7 +6,15 @@ import { reciprocalRankFusion } from './reciprocal-rank-fusion.js';
 import { filtersToWhere } from './search-filters.js';
 import { tableNameForModel } from './table-name.js';
 import { chunkText } from './text-chunker.js';
-import type { IndexChunk, IndexChunkColumns, IndexTableStats, MemoryIndex, MemoryIndexOptions, MemorySearchHit, MemorySearchRequest } from './memory-index-types.js';
+import type {
+  IndexChunk,
+  IndexChunkColumns,
+  IndexTableStats,
+  MemoryIndex,
+  MemoryIndexOptions,
+  MemorySearchHit,
+  MemorySearchRequest,
+} from './memory-index-types.js';
 
 const hitColumns = ['id', 'node_id', 'chunk_index', 'text', 'kind', 'chat_id', 'tier', 'url', 'title', 'created_at'];
 
@@ -243,15 +251,29 @@ export class LanceMemoryIndex implements MemoryIndex {
       if (mode === 'text') return [];
       const vector = request.vector ?? (await embedder.embed([request.query])).vectors[0];
       if (vector === undefined) throw new Error('The embedder returned no vector for the query');
-      let query = table.vectorSearch(Array.from(vector)).distanceType('cosine').select([...hitColumns, '_distance']).limit(candidates);
+      let query = table
+        .vectorSearch(Array.from(vector))
+        .distanceType('cosine')
+        .select([...hitColumns, '_distance'])
+        .limit(candidates);
       // Probe widely and refine with full vectors so the indexed search keeps recall@10 >= 0.95.
-      query = request.exact === true ? query.bypassVectorIndex() : query.nprobes(20).ef(Math.max(100, candidates * 5)).refineFactor(5);
+      query =
+        request.exact === true
+          ? query.bypassVectorIndex()
+          : query
+              .nprobes(20)
+              .ef(Math.max(100, candidates * 5))
+              .refineFactor(5);
       if (where !== undefined) query = query.where(where);
       return (await query.toArray()) as ChunkRow[];
     };
     const textLeg = async (): Promise<ChunkRow[]> => {
       if (mode === 'vector' || request.query.trim() === '' || !(await this.hasFtsIndex(table))) return [];
-      let query = table.query().fullTextSearch(request.query, { columns: ['text'] }).select([...hitColumns, '_score']).limit(candidates);
+      let query = table
+        .query()
+        .fullTextSearch(request.query, { columns: ['text'] })
+        .select([...hitColumns, '_score'])
+        .limit(candidates);
       if (where !== undefined) query = query.where(where);
       return (await query.toArray()) as ChunkRow[];
     };
@@ -268,7 +290,10 @@ export class LanceMemoryIndex implements MemoryIndex {
       });
     }
     if (request.rerank === true && this.options.rerank !== undefined && hits.length > 0) {
-      const scores = await this.options.rerank(request.query, hits.map((hit) => hit.text));
+      const scores = await this.options.rerank(
+        request.query,
+        hits.map((hit) => hit.text),
+      );
       hits = hits.map((hit, index) => ({ ...hit, score: scores[index] ?? Number.NEGATIVE_INFINITY })).sort((a, b) => b.score - a.score);
     }
     return hits.slice(0, k);
@@ -289,7 +314,12 @@ export class LanceMemoryIndex implements MemoryIndex {
         if (!hasAnn && rows >= this.annThreshold) {
           const parameters = annIndexParameters(rows);
           await table.createIndex('vector', {
-            config: lancedb.Index.hnswSq({ distanceType: 'cosine', numPartitions: parameters.numPartitions, m: parameters.m, efConstruction: parameters.efConstruction }),
+            config: lancedb.Index.hnswSq({
+              distanceType: 'cosine',
+              numPartitions: parameters.numPartitions,
+              m: parameters.m,
+              efConstruction: parameters.efConstruction,
+            }),
           });
         }
       }

@@ -12,7 +12,10 @@ function quote(value: string): string {
 
 function toMillis(value: string, field: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new InvalidRequestError(`filters.${field} is not an RFC 3339 time or Unix milliseconds: ${value}`, { issues: [{ path: `filters.${field}`, message: 'invalid time' }] });
+  if (!Number.isFinite(ms))
+    throw new InvalidRequestError(`filters.${field} is not an RFC 3339 time or Unix milliseconds: ${value}`, {
+      issues: [{ path: `filters.${field}`, message: 'invalid time' }],
+    });
   return ms;
 }
 

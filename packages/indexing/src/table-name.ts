@@ -13,6 +13,10 @@ function fnv1a(text: string): string {
  * whatever characters the model id holds (slashes, dots, colons, spaces).
  */
 export function tableNameForModel(modelId: string, dimensions: number): string {
-  const slug = modelId.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 48);
+  const slug = modelId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, 48);
   return `chunks_${slug}_${fnv1a(modelId)}_d${dimensions}`;
 }

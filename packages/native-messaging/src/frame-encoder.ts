@@ -14,5 +14,6 @@ export function encodeFrameText(json: string): Buffer {
 
 /** Serialises a message as JSON and frames it (see `encodeFrameText`). */
 export function encodeFrame(message: unknown): Buffer {
-  return encodeFrameText(JSON.stringify(message) ?? 'null');
+  // JSON.stringify(undefined) is undefined, not text (its lib type says string).
+  return encodeFrameText(JSON.stringify(message ?? null));
 }

@@ -1,7 +1,7 @@
 import { parseNativeHostArguments } from './host-arguments.js';
 
 describe('parseNativeHostArguments', () => {
-  it('takes the caller origin from Chrome\'s first argument', () => {
+  it("takes the caller origin from Chrome's first argument", () => {
     expect(parseNativeHostArguments(['chrome-extension://fkkeoobeahalebjpbockfedlncckobjb/'])).toEqual({
       callerOrigin: 'chrome-extension://fkkeoobeahalebjpbockfedlncckobjb/',
       extensionId: 'fkkeoobeahalebjpbockfedlncckobjb',
@@ -10,7 +10,7 @@ describe('parseNativeHostArguments', () => {
     });
   });
 
-  it('accepts Windows\' --parent-window and keeps unrelated arguments', () => {
+  it("accepts Windows' --parent-window and keeps unrelated arguments", () => {
     expect(parseNativeHostArguments(['--data-dir', '/tmp/x', 'chrome-extension://abc/', '--parent-window=1234'])).toEqual({
       callerOrigin: 'chrome-extension://abc/',
       extensionId: 'abc',
@@ -20,7 +20,7 @@ describe('parseNativeHostArguments', () => {
     });
   });
 
-  it('reads Firefox\'s manifest path and add-on id', () => {
+  it("reads Firefox's manifest path and add-on id", () => {
     expect(parseNativeHostArguments(['/home/u/.mozilla/native-messaging-hosts/com.tabagent.host.json', 'tabagent@tabagent.com'])).toEqual({
       callerOrigin: 'moz-extension://tabagent@tabagent.com',
       extensionId: 'tabagent@tabagent.com',

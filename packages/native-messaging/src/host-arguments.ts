@@ -34,7 +34,7 @@ export function parseNativeHostArguments(argv: readonly string[]): NativeHostArg
     const argument = argv[index] as string;
     const chrome = chromeOriginPattern.exec(argument);
     if (chrome && parsed.callerOrigin === undefined) {
-      parsed.extensionId = chrome[1] as string;
+      parsed.extensionId = chrome[1];
       parsed.callerOrigin = `chrome-extension://${parsed.extensionId}/`;
       parsed.browser = 'chromium';
       continue;

@@ -40,7 +40,8 @@ const settingNames: ReadonlyArray<readonly [string, keyof MappedInferenceSetting
  */
 export function mapInferenceSettings(settings: unknown): MappedInferenceSettings {
   if (settings === undefined || settings === null) return {};
-  if (typeof settings !== 'object' || Array.isArray(settings)) throw new InvalidRequestError('settings must be an object', { issues: [{ path: 'settings', message: 'Expected an object' }] });
+  if (typeof settings !== 'object' || Array.isArray(settings))
+    throw new InvalidRequestError('settings must be an object', { issues: [{ path: 'settings', message: 'Expected an object' }] });
   const source = settings as Record<string, unknown>;
   const mapped: MappedInferenceSettings = {};
   for (const [from, to] of settingNames) {

@@ -206,11 +206,18 @@ const generateAction: LegacyActionSpec = {
   routes: ['chat.completions', 'stats.get'],
   async run({ fields, routes }) {
     const { system_prompt: systemPrompt, ...sampling } = mapInferenceSettings(fields.settings);
-    const messages = fields.messages;
-    if (!Array.isArray(messages)) throw new InvalidRequestError('messages is required (an array of {role, content})', { issues: [{ path: 'messages', message: 'Expected an array' }] });
-    const withSystem = typeof systemPrompt === 'string' && systemPrompt.length > 0 ? [{ role: 'system', content: systemPrompt }, ...messages] : messages;
+    const messages: unknown = fields.messages;
+    if (!Array.isArray(messages))
+      throw new InvalidRequestError('messages is required (an array of {role, content})', { issues: [{ path: 'messages', message: 'Expected an array' }] });
+    const given: unknown[] = messages;
+    const withSystem = typeof systemPrompt === 'string' && systemPrompt.length > 0 ? [{ role: 'system', content: systemPrompt }, ...given] : given;
     const started = performance.now();
-    const completion = await routes.call('chat.completions', { ...sampling, model: firstDefined(fields, 'model', 'model_id'), messages: withSystem, stream: false });
+    const completion = await routes.call('chat.completions', {
+      ...sampling,
+      model: firstDefined(fields, 'model', 'model_id'),
+      messages: withSystem,
+      stream: false,
+    });
     const elapsedMs = performance.now() - started;
     let stats = measuredStats(completion.usage, elapsedMs);
     try {
@@ -290,7 +297,11 @@ export const legacyActionTable: Readonly<Record<string, LegacyActionSpec>> = Obj
   stop_generation: stopGenerationAction,
   update_settings: settingsAction('settings'),
   execute_command: executeCommandAction,
-  generate_embeddings: routeAction('embeddings', (fields) => ({ model: fields.model, input: firstDefined(fields, 'input', 'texts'), dimensions: fields.dimensions })),
+  generate_embeddings: routeAction('embeddings', (fields) => ({
+    model: fields.model,
+    input: firstDefined(fields, 'input', 'texts'),
+    dimensions: fields.dimensions,
+  })),
   rerank_documents: routeAction('rerank'),
   semantic_search: routeAction('semantic_search'),
   compute_similarity: routeAction('similarity'),
@@ -302,7 +313,10 @@ export const legacyActionTable: Readonly<Record<string, LegacyActionSpec>> = Obj
   select_active_model: routeAction('models.select', (fields) => ({ model: firstDefined(fields, 'model_id', 'model') })),
   get_registered_models: routeAction('models.list', () => ({})),
   query_resources: routeAction('resources.get', () => ({})),
-  estimate_model_size: routeAction('resources.estimate', (fields) => ({ model: firstDefined(fields, 'model', 'model_id', 'model_path'), context_size: fields.context_size })),
+  estimate_model_size: routeAction('resources.estimate', (fields) => ({
+    model: firstDefined(fields, 'model', 'model_id', 'model_path'),
+    context_size: fields.context_size,
+  })),
   get_hardware_info: routeAction('hardware.info', () => ({})),
   check_model_feasibility: routeAction('hardware.feasibility', (fields) => ({ model_size_mb: firstDefined(fields, 'model_size_mb', 'modelSizeMb') })),
   get_recommended_models: routeAction('hardware.recommendations', () => ({})),

@@ -24,7 +24,12 @@ describe('legacy envelope {action, messageId, ...}', () => {
 
   it('answers handshake at once without touching the provider', async () => {
     const calls: string[] = [];
-    const provider = { handle: async (id: string) => { calls.push(id); throw new Error('must not be called'); } };
+    const provider = {
+      handle: async (id: string) => {
+        calls.push(id);
+        throw new Error('must not be called');
+      },
+    };
     const lone = startHostHarness(provider as never);
     lone.send({ action: 'handshake', source: 'extension', messageId: 'msg_1_1700000000000' });
     expect(await lone.next()).toEqual({ messageId: 'msg_1_1700000000000', status: 'success', message: 'TabAgent host ready', version: '1.2.3' });
@@ -43,7 +48,14 @@ describe('legacy envelope {action, messageId, ...}', () => {
   });
 
   it('maps get_system_info to display strings at top level and under data', async () => {
-    const display = { os: 'Debian GNU/Linux 12 (x64)', cpu: 'EPYC 7B13 (2 cores, 4 threads)', ram: '24 GB', gpu: 'None', vram: 'N/A', available_backends: ['cpu', 'vulkan'] };
+    const display = {
+      os: 'Debian GNU/Linux 12 (x64)',
+      cpu: 'EPYC 7B13 (2 cores, 4 threads)',
+      ram: '24 GB',
+      gpu: 'None',
+      vram: 'N/A',
+      available_backends: ['cpu', 'vulkan'],
+    };
     expect(await call({ action: 'get_system_info', messageId: 'm1' })).toEqual({ messageId: 'm1', status: 'success', ...display, data: display });
   });
 
@@ -64,12 +76,28 @@ describe('legacy envelope {action, messageId, ...}', () => {
   it('loads a registered model by id, accepting model_path and modelPath', async () => {
     const reply = await call({ action: 'load_model', model_path: 'tiny-llama', messageId: 'm3' });
     const loaded = {
-      model: 'tiny-llama', format: 'gguf', task: 'text-generation', loaded_at: '2026-01-01T00:00:00.000Z', last_used_at: '2026-01-01T00:00:00.000Z',
-      expires_at: null, context_size: 512, gpu_layers: 0, total_layers: 2, device: 'cpu', threads: 1, memory_mb: 12,
+      model: 'tiny-llama',
+      format: 'gguf',
+      task: 'text-generation',
+      loaded_at: '2026-01-01T00:00:00.000Z',
+      last_used_at: '2026-01-01T00:00:00.000Z',
+      expires_at: null,
+      context_size: 512,
+      gpu_layers: 0,
+      total_layers: 2,
+      device: 'cpu',
+      threads: 1,
+      memory_mb: 12,
     };
     expect(reply).toEqual({
-      messageId: 'm3', status: 'success', ...loaded, route_status: 'loaded', load_time_ms: 3,
-      message: 'Model tiny-llama loaded', isReady: true, modelPath: 'tiny-llama',
+      messageId: 'm3',
+      status: 'success',
+      ...loaded,
+      route_status: 'loaded',
+      load_time_ms: 3,
+      message: 'Model tiny-llama loaded',
+      isReady: true,
+      modelPath: 'tiny-llama',
     });
     const again = await call({ action: 'load_model', modelPath: 'tiny-llama', messageId: 'm4' });
     expect(again).toMatchObject({ status: 'success', route_status: 'already_loaded', modelPath: 'tiny-llama' });
@@ -84,10 +112,24 @@ describe('legacy envelope {action, messageId, ...}', () => {
 
   it('reports a missing model and a missing model_path as errors carrying messageId', async () => {
     expect(await call({ action: 'load_model', model_path: 'nope', messageId: 'm6' })).toEqual({
-      messageId: 'm6', status: 'error', message: 'Model nope is not registered', code: 'model_not_found',
-      error: { type: 'https://tabagent.dev/errors/model-not-found', title: 'Model not found', status: 404, detail: 'Model nope is not registered', code: 'model_not_found' },
+      messageId: 'm6',
+      status: 'error',
+      message: 'Model nope is not registered',
+      code: 'model_not_found',
+      error: {
+        type: 'https://tabagent.dev/errors/model-not-found',
+        title: 'Model not found',
+        status: 404,
+        detail: 'Model nope is not registered',
+        code: 'model_not_found',
+      },
     });
-    expect(await call({ action: 'load_model', messageId: 'm7' })).toMatchObject({ messageId: 'm7', status: 'error', code: 'invalid_request', message: 'model_path is required (a non-empty string)' });
+    expect(await call({ action: 'load_model', messageId: 'm7' })).toMatchObject({
+      messageId: 'm7',
+      status: 'error',
+      code: 'invalid_request',
+      message: 'model_path is required (a non-empty string)',
+    });
   });
 
   it('reports model state from models.loaded and stats.get', async () => {
@@ -95,36 +137,87 @@ describe('legacy envelope {action, messageId, ...}', () => {
     await call({ action: 'load_model', model_path: 'tiny-llama', messageId: 's1' });
     await call({ action: 'generate', messages: [{ role: 'user', content: 'hi' }], messageId: 's2' });
     expect(await call({ action: 'get_model_state', messageId: 's3' })).toEqual({
-      messageId: 's3', status: 'success', isReady: true, backend: 'native_llama', modelPath: 'tiny-llama',
-      time_to_first_token: 12, tokens_per_second: 50, input_tokens: 7, output_tokens: 3, total_time: 60,
+      messageId: 's3',
+      status: 'success',
+      isReady: true,
+      backend: 'native_llama',
+      modelPath: 'tiny-llama',
+      time_to_first_token: 12,
+      tokens_per_second: 50,
+      input_tokens: 7,
+      output_tokens: 3,
+      total_time: 60,
     });
   });
 
   it('unloads every loaded text model when no model is named, or the named one', async () => {
     await call({ action: 'load_model', model_path: 'tiny-llama', messageId: 'u1' });
     await call({ action: 'load_model', model_path: 'tiny-embedder', messageId: 'u2' });
-    expect(await call({ action: 'unload_model', messageId: 'u3' })).toEqual({ messageId: 'u3', status: 'success', message: 'Unloaded tiny-llama', unloaded: ['tiny-llama'] });
+    expect(await call({ action: 'unload_model', messageId: 'u3' })).toEqual({
+      messageId: 'u3',
+      status: 'success',
+      message: 'Unloaded tiny-llama',
+      unloaded: ['tiny-llama'],
+    });
     expect([...state.loaded.keys()]).toEqual(['tiny-embedder']);
-    expect(await call({ action: 'unload_model', model_id: 'tiny-embedder', messageId: 'u4' })).toEqual({ messageId: 'u4', status: 'success', message: 'Unloaded tiny-embedder', unloaded: ['tiny-embedder'] });
-    expect(await call({ action: 'unload_model', messageId: 'u5' })).toEqual({ messageId: 'u5', status: 'success', message: 'No model was loaded', unloaded: [] });
+    expect(await call({ action: 'unload_model', model_id: 'tiny-embedder', messageId: 'u4' })).toEqual({
+      messageId: 'u4',
+      status: 'success',
+      message: 'Unloaded tiny-embedder',
+      unloaded: ['tiny-embedder'],
+    });
+    expect(await call({ action: 'unload_model', messageId: 'u5' })).toEqual({
+      messageId: 'u5',
+      status: 'success',
+      message: 'No model was loaded',
+      unloaded: [],
+    });
   });
 
   it('generates with HF settings mapped onto chat.completions and returns text and stats', async () => {
     const reply = await call({
-      action: 'generate', stream: false, messageId: 'g1',
+      action: 'generate',
+      stream: false,
+      messageId: 'g1',
       messages: [{ role: 'user', content: 'hello there' }],
-      settings: { temperature: 0.2, max_new_tokens: 64, top_k: 5, top_p: 0.8, repetition_penalty: 1.3, do_sample: true, num_beams: 1, system_prompt: 'Be brief.' },
+      settings: {
+        temperature: 0.2,
+        max_new_tokens: 64,
+        top_k: 5,
+        top_p: 0.8,
+        repetition_penalty: 1.3,
+        do_sample: true,
+        num_beams: 1,
+        system_prompt: 'Be brief.',
+      },
     });
     expect(reply).toEqual({
-      messageId: 'g1', status: 'success', text: 'echo: hello there',
+      messageId: 'g1',
+      status: 'success',
+      text: 'echo: hello there',
       stats: { time_to_first_token: 12, tokens_per_second: 50, input_tokens: 7, output_tokens: 3, total_time: 60 },
-      finish_reason: 'stop', model: 'tiny-llama', request_id: 'g1', usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+      finish_reason: 'stop',
+      model: 'tiny-llama',
+      request_id: 'g1',
+      usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
     });
     expect(state.lastChatRequest).toEqual({
-      temperature: 0.2, max_tokens: 64, top_k: 5, top_p: 0.8, repeat_penalty: 1.3, stream: false,
-      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }],
+      temperature: 0.2,
+      max_tokens: 64,
+      top_k: 5,
+      top_p: 0.8,
+      repeat_penalty: 1.3,
+      stream: false,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'hello there' },
+      ],
     });
-    expect(state.contexts[0]).toMatchObject({ requestId: 'g1', transport: 'native-messaging', caller: { origin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/' } });
+    expect(state.contexts[0]).toMatchObject({
+      requestId: 'g1',
+      transport: 'native-messaging',
+      caller: { origin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/' },
+    });
   });
 
   it('rejects generate settings the route schema refuses, naming the field', async () => {
@@ -134,38 +227,85 @@ describe('legacy envelope {action, messageId, ...}', () => {
   });
 
   it('maps update_settings onto params.set with the same names', async () => {
-    const reply = await call({ action: 'update_settings', settings: { temperature: 0.1, max_new_tokens: 99, repetition_penalty: 1.05, system_prompt: 'S' }, messageId: 'p1' });
-    const params = { temperature: 0.1, top_p: 0.9, top_k: 40, min_p: 0.05, repeat_penalty: 1.05, frequency_penalty: 0, presence_penalty: 0, max_tokens: 99, seed: null, stop: [], system_prompt: 'S' };
+    const reply = await call({
+      action: 'update_settings',
+      settings: { temperature: 0.1, max_new_tokens: 99, repetition_penalty: 1.05, system_prompt: 'S' },
+      messageId: 'p1',
+    });
+    const params = {
+      temperature: 0.1,
+      top_p: 0.9,
+      top_k: 40,
+      min_p: 0.05,
+      repeat_penalty: 1.05,
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      max_tokens: 99,
+      seed: null,
+      stop: [],
+      system_prompt: 'S',
+    };
     expect(reply).toEqual({ messageId: 'p1', status: 'success', ...params });
   });
 
   it('maps stop_generation to generation.halt, or generation.stop with a request id', async () => {
     expect(await call({ action: 'stop_generation', messageId: 'h1' })).toEqual({
-      messageId: 'h1', status: 'success', route_status: 'halted', was_generating: false, stopped: 0, stopped_request_ids: [],
+      messageId: 'h1',
+      status: 'success',
+      route_status: 'halted',
+      was_generating: false,
+      stopped: 0,
+      stopped_request_ids: [],
     });
     expect(await call({ action: 'stop_generation', request_id: 'none', messageId: 'h2' })).toEqual({
-      messageId: 'h2', status: 'success', route_status: 'not_found', request_id: 'none', stopped: 0,
+      messageId: 'h2',
+      status: 'success',
+      route_status: 'not_found',
+      request_id: 'none',
+      stopped: 0,
     });
   });
 
   it('maps pull_model and delete_model by model_id; a 501 backend is an error reply with its message', async () => {
     expect(await call({ action: 'pull_model', model_id: 'owner/repo', messageId: 'd1' })).toEqual({
-      messageId: 'd1', status: 'error', code: 'not_implemented', message: 'models.pull is not available: no backend in this test',
-      error: { type: 'https://tabagent.dev/errors/not-implemented', title: 'Not implemented', status: 501, detail: 'models.pull is not available: no backend in this test', code: 'not_implemented', capability: 'test', route: 'models.pull' },
+      messageId: 'd1',
+      status: 'error',
+      code: 'not_implemented',
+      message: 'models.pull is not available: no backend in this test',
+      error: {
+        type: 'https://tabagent.dev/errors/not-implemented',
+        title: 'Not implemented',
+        status: 501,
+        detail: 'models.pull is not available: no backend in this test',
+        code: 'not_implemented',
+        capability: 'test',
+        route: 'models.pull',
+      },
     });
     expect(await call({ action: 'delete_model', model_id: 'tiny-llama', messageId: 'd2' })).toEqual({
-      messageId: 'd2', status: 'success', route_status: 'unregistered', model: 'tiny-llama',
+      messageId: 'd2',
+      status: 'success',
+      route_status: 'unregistered',
+      model: 'tiny-llama',
     });
   });
 
   it('refuses execute_command: the host never runs shell commands', async () => {
     expect(await call({ action: 'execute_command', command: 'rm -rf /', messageId: 'x1' })).toMatchObject({
-      messageId: 'x1', status: 'error', code: 'invalid_request', message: 'execute_command is refused: the TabAgent host never runs shell commands',
+      messageId: 'x1',
+      status: 'error',
+      code: 'invalid_request',
+      message: 'execute_command is refused: the TabAgent host never runs shell commands',
     });
   });
 
   it('answers unknown and malformed actions with an error that still carries messageId', async () => {
-    expect(await call({ action: 'check_lmstudio', messageId: 'x2' })).toMatchObject({ messageId: 'x2', status: 'error', code: 'not_found', message: 'Unknown action: check_lmstudio' });
+    expect(await call({ action: 'check_lmstudio', messageId: 'x2' })).toMatchObject({
+      messageId: 'x2',
+      status: 'error',
+      code: 'not_found',
+      message: 'Unknown action: check_lmstudio',
+    });
     expect(await call({ action: 'toString', messageId: 'x3' })).toMatchObject({ messageId: 'x3', status: 'error', message: 'Unknown action: toString' });
     expect(await call({ action: 42, messageId: 'x4' })).toMatchObject({ messageId: 'x4', status: 'error', message: 'action must be a string' });
   });
@@ -175,10 +315,18 @@ describe('legacy envelope {action, messageId, ...}', () => {
     expect(await call({ action: 'set_params', params: { temperature: 0.3 }, messageId: 'r2' })).toMatchObject({ status: 'success', temperature: 0.3 });
     expect(await call({ action: 'get_registered_models', messageId: 'r3' })).toEqual({ messageId: 'r3', status: 'success', object: 'list', data: [] });
     expect(await call({ action: 'list_loaded_models', messageId: 'r4' })).toEqual({
-      messageId: 'r4', status: 'success', models: [], total: 0, default_model: null,
+      messageId: 'r4',
+      status: 'success',
+      models: [],
+      total: 0,
+      default_model: null,
     });
     expect(await call({ action: 'get_hf_token_status', messageId: 'r5' })).toEqual({
-      messageId: 'r5', status: 'success', has_token: false, hasToken: false, message: 'No token stored',
+      messageId: 'r5',
+      status: 'success',
+      has_token: false,
+      hasToken: false,
+      message: 'No token stored',
     });
     expect(await call({ action: 'get_hardware_info', messageId: 'r6' })).toMatchObject({ status: 'success', advice: { llama_gpu_backends: ['vulkan'] } });
     for (const [action, route, fields] of [
@@ -197,15 +345,24 @@ describe('legacy envelope {action, messageId, ...}', () => {
       ['clear_hf_token', 'hf.token.clear', {}],
     ] as const) {
       const reply = await call({ action, ...fields, messageId: action });
-      expect(reply).toMatchObject({ messageId: action, status: 'error', code: 'not_implemented', message: `${route} is not available: no backend in this test` });
+      expect(reply).toMatchObject({
+        messageId: action,
+        status: 'error',
+        code: 'not_implemented',
+        message: `${route} is not available: no backend in this test`,
+      });
     }
   });
 
   it('validates declared-only action fields through the route schema', async () => {
-    expect(await call({ action: 'compute_similarity', text1: 'a', messageId: 'v1' })).toMatchObject({ status: 'error', code: 'invalid_request', message: 'Invalid request for similarity: text2: Invalid input: expected string, received undefined' });
+    expect(await call({ action: 'compute_similarity', text1: 'a', messageId: 'v1' })).toMatchObject({
+      status: 'error',
+      code: 'invalid_request',
+      message: 'Invalid request for similarity: text2: Invalid input: expected string, received undefined',
+    });
   });
 
-  it('works with the server\'s all-501 handler map: handshake succeeds, routed actions say what is missing', async () => {
+  it("works with the server's all-501 handler map: handshake succeeds, routed actions say what is missing", async () => {
     const bare = startHostHarness(createAppStateProvider(createNotImplementedHandlers()));
     bare.send({ action: 'handshake', source: 'extension', messageId: 'a' });
     bare.send({ action: 'get_system_info', messageId: 'b' });

@@ -9,8 +9,17 @@ describe('native messaging host session', () => {
     const harness = startHostHarness(createTestProvider().provider);
     harness.sendBytes(rawFrame(Buffer.from([0x7b, 0xc3, 0x28, 0x7d])));
     expect(await harness.next()).toEqual({
-      request_id: null, ok: false, status: 'error', message: 'Malformed frame: the message is not valid UTF-8',
-      error: { type: 'https://tabagent.dev/errors/invalid-request', title: 'Invalid request', status: 400, code: 'invalid_request', detail: 'Malformed frame: the message is not valid UTF-8' },
+      request_id: null,
+      ok: false,
+      status: 'error',
+      message: 'Malformed frame: the message is not valid UTF-8',
+      error: {
+        type: 'https://tabagent.dev/errors/invalid-request',
+        title: 'Invalid request',
+        status: 400,
+        code: 'invalid_request',
+        detail: 'Malformed frame: the message is not valid UTF-8',
+      },
     });
     harness.sendBytes(rawFrame(Buffer.from('{"action": "ping",', 'utf8')));
     const badJson = await harness.next();
@@ -46,7 +55,9 @@ describe('native messaging host session', () => {
     const failure = await harness.next();
     expect(first).toMatchObject({ messageId: 'first', status: 'success' });
     expect(failure).toMatchObject({
-      request_id: null, ok: false, status: 'error',
+      request_id: null,
+      ok: false,
+      status: 'error',
       message: 'A message declares 2048 bytes, more than the 1024-byte limit; the stream can no longer be read, so the host exits (the browser reconnects).',
       error: { code: 'payload_too_large', status: 413, declared_bytes: 2048, max_bytes: 1024 },
     });
@@ -66,9 +77,9 @@ describe('native messaging host session', () => {
     while (!state.generations.has('gen')) await new Promise((resolve) => setTimeout(resolve, 5));
     harness.send({ action: 'stop_generation', messageId: 'stop' });
     const replies = [await harness.next(), await harness.next()];
-    const byId = Object.fromEntries(replies.map((reply) => [reply.messageId, reply]));
-    expect(byId.stop).toMatchObject({ status: 'success', stopped: 1, stopped_request_ids: ['gen'] });
-    expect(byId.gen).toMatchObject({ status: 'error', code: 'cancelled', message: 'Generation stopped' });
+    const byId = new Map(replies.map((reply) => [reply['messageId'], reply] as const));
+    expect(byId.get('stop')).toMatchObject({ status: 'success', stopped: 1, stopped_request_ids: ['gen'] });
+    expect(byId.get('gen')).toMatchObject({ status: 'error', code: 'cancelled', message: 'Generation stopped' });
     harness.host.close();
     await harness.host.done;
   });
@@ -126,7 +137,12 @@ describe('native messaging host session', () => {
       },
     });
     const errors: string[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (_object: object | string, message?: string) => errors.push(message ?? '') };
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: (_object: object | string, message?: string) => errors.push(message ?? ''),
+    };
     const host = createNativeMessagingHost({ input, output, provider: createTestProvider().provider, logger, version: '1.2.3' });
     input.write(encodeFrame({ action: 'ping', messageId: 'p' }));
     expect(await host.done).toBe('output-error');

@@ -2,8 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import {
-  InvalidRequestError, NotFoundError, PayloadTooLargeError, isChunkStream, isRouteId, parseRouteRequest, toProblemDetails,
-  toTabAgentError, type AppStateProvider, type CallContext, type CallerIdentity,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  isChunkStream,
+  isRouteId,
+  parseRouteRequest,
+  toProblemDetails,
+  toTabAgentError,
+  type AppStateProvider,
+  type CallContext,
+  type CallerIdentity,
 } from '@tabagent/values';
 import { createFrameDecoder, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
 import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
@@ -72,7 +81,8 @@ class NativeMessagingHostSession implements NativeMessagingHost {
   private finishing = false;
   private readonly onData = (chunk: Buffer | string): void => this.receive(chunk);
   private readonly onEnd = (): void => {
-    if (this.decoder.bufferedBytes > 0) this.logger.warn({ bytes: this.decoder.bufferedBytes }, 'native messaging input ended inside a frame; the partial frame is dropped');
+    if (this.decoder.bufferedBytes > 0)
+      this.logger.warn({ bytes: this.decoder.bufferedBytes }, 'native messaging input ended inside a frame; the partial frame is dropped');
     this.finish('input-ended');
   };
   private readonly onError = (error: Error): void => {

@@ -1,6 +1,4 @@
-import {
-  InternalError, isChunkStream, parseRouteRequest, type AppStateProvider, type CallContext, type RouteId, type RouteResponse,
-} from '@tabagent/values';
+import { InternalError, isChunkStream, parseRouteRequest, type AppStateProvider, type CallContext, type RouteId, type RouteResponse } from '@tabagent/values';
 
 /** Calls catalogue routes for one native-messaging request, validating like every transport. */
 export interface RouteCaller {
@@ -15,7 +13,7 @@ export function createRouteCaller(provider: AppStateProvider, context: CallConte
       const request = parseRouteRequest(id, raw);
       const result = await provider.handle(id, request, context);
       if (isChunkStream(result)) throw new InternalError(`Route ${id} streamed where one response was expected`);
-      return result as RouteResponse<K>;
+      return result;
     },
   };
 }

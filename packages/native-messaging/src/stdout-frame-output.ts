@@ -31,7 +31,7 @@ export function claimStdoutForFrames(options: ClaimStdoutOptions = {}): Writable
     },
   });
   stdout.on('error', (error: Error) => frames.destroy(error));
-  stdout.write = stderr.write.bind(stderr) as typeof stdout.write;
+  stdout.write = stderr.write.bind(stderr);
   if (options.redirectConsole !== false) {
     // Reassigning console is the point: libraries that log with console.log must not reach stdout.
     const toStderr = (...values: unknown[]): void => {

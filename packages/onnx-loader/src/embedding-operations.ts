@@ -16,10 +16,16 @@ function byScoreThenIndex(a: { score: number; index: number }, b: { score: numbe
 }
 
 /** OpenAI-shaped embeddings with real token usage, optional `dimensions` and base64 encoding. */
-export async function createEmbeddings(embedder: TextEmbedder, request: Pick<RouteRequest<'embeddings'>, 'input' | 'encoding_format' | 'dimensions'>, options: Signal = {}): Promise<RouteResponse<'embeddings'>> {
+export async function createEmbeddings(
+  embedder: TextEmbedder,
+  request: Pick<RouteRequest<'embeddings'>, 'input' | 'encoding_format' | 'dimensions'>,
+  options: Signal = {},
+): Promise<RouteResponse<'embeddings'>> {
   const inputs = typeof request.input === 'string' ? [request.input] : request.input;
   if (request.dimensions !== undefined && request.dimensions > embedder.dimensions) {
-    throw new InvalidRequestError(`dimensions ${request.dimensions} is larger than the model's ${embedder.dimensions}`, { issues: [{ path: 'dimensions', message: `at most ${embedder.dimensions}` }] });
+    throw new InvalidRequestError(`dimensions ${request.dimensions} is larger than the model's ${embedder.dimensions}`, {
+      issues: [{ path: 'dimensions', message: `at most ${embedder.dimensions}` }],
+    });
   }
   const { vectors, tokenCounts } = await embedder.embed(inputs, options);
   const tokens = tokenCounts.reduce((a, b) => a + b, 0);
@@ -44,7 +50,11 @@ export type RerankModel = { kind: 'cross-encoder'; model: RerankScorer } | { kin
  * Reranks documents: with a cross-encoder, `relevance_score` is `sigmoid(logit)`; with an
  * embedding model it is the cosine similarity and `method` says `cosine-similarity`.
  */
-export async function rerankDocuments(reranker: RerankModel, request: Pick<RouteRequest<'rerank'>, 'query' | 'documents' | 'top_n' | 'return_documents'>, options: Signal = {}): Promise<RouteResponse<'rerank'>> {
+export async function rerankDocuments(
+  reranker: RerankModel,
+  request: Pick<RouteRequest<'rerank'>, 'query' | 'documents' | 'top_n' | 'return_documents'>,
+  options: Signal = {},
+): Promise<RouteResponse<'rerank'>> {
   const texts = request.documents.map((d) => (typeof d === 'string' ? d : d.text));
   let scores: number[];
   let totalTokens: number;
@@ -58,19 +68,34 @@ export async function rerankDocuments(reranker: RerankModel, request: Pick<Route
     scores = documents.map((d) => cosineSimilarity(query as Float32Array, d));
     totalTokens = tokenCounts.reduce((a, b) => a + b, 0);
   }
-  const ranked = scores.map((score, index) => ({ score, index })).sort(byScoreThenIndex).slice(0, request.top_n ?? texts.length);
+  const ranked = scores
+    .map((score, index) => ({ score, index }))
+    .sort(byScoreThenIndex)
+    .slice(0, request.top_n ?? texts.length);
   return {
     model: reranker.model.modelId,
     method: reranker.kind === 'cross-encoder' ? 'cross-encoder' : 'cosine-similarity',
-    results: ranked.map(({ score, index }) => ({ index, relevance_score: score, ...(request.return_documents ? { document: { text: texts[index] as string } } : {}) })),
+    results: ranked.map(({ score, index }) => ({
+      index,
+      relevance_score: score,
+      ...(request.return_documents ? { document: { text: texts[index] as string } } : {}),
+    })),
     usage: { total_tokens: totalTokens },
   };
 }
 
 /** Similarity of two texts by metric (euclidean as `1 / (1 + distance)`, so higher is closer). */
-export async function computeSimilarity(embedder: TextEmbedder, request: Pick<RouteRequest<'similarity'>, 'text1' | 'text2' | 'metric'>, options: Signal = {}): Promise<RouteResponse<'similarity'>> {
+export async function computeSimilarity(
+  embedder: TextEmbedder,
+  request: Pick<RouteRequest<'similarity'>, 'text1' | 'text2' | 'metric'>,
+  options: Signal = {},
+): Promise<RouteResponse<'similarity'>> {
   const { vectors } = await embedder.embed([request.text1, request.text2], options);
-  return { similarity: similarityScore(vectors[0] as Float32Array, vectors[1] as Float32Array, request.metric), metric: request.metric, model: embedder.modelId };
+  return {
+    similarity: similarityScore(vectors[0] as Float32Array, vectors[1] as Float32Array, request.metric),
+    metric: request.metric,
+    model: embedder.modelId,
+  };
 }
 
 /** Semantic search over the documents sent in the request. */
@@ -99,12 +124,22 @@ export async function searchDocuments(
  * Retrieval quality on query/document pairs: each query's relevant document is ranked among all
  * documents by cosine similarity (rank = 1 + documents scoring strictly higher).
  */
-export async function evaluateEmbeddings(embedder: TextEmbedder, request: Pick<RouteRequest<'embeddings.evaluate'>, 'queries' | 'documents' | 'relevant' | 'k'>, options: Signal = {}): Promise<RouteResponse<'embeddings.evaluate'>> {
+export async function evaluateEmbeddings(
+  embedder: TextEmbedder,
+  request: Pick<RouteRequest<'embeddings.evaluate'>, 'queries' | 'documents' | 'relevant' | 'k'>,
+  options: Signal = {},
+): Promise<RouteResponse<'embeddings.evaluate'>> {
   const { queries, documents, k } = request;
   const relevant = request.relevant ?? queries.map((_, i) => i);
-  if (relevant.length !== queries.length) throw new InvalidRequestError(`relevant has ${relevant.length} entries for ${queries.length} queries`, { issues: [{ path: 'relevant', message: 'one entry per query' }] });
+  if (relevant.length !== queries.length)
+    throw new InvalidRequestError(`relevant has ${relevant.length} entries for ${queries.length} queries`, {
+      issues: [{ path: 'relevant', message: 'one entry per query' }],
+    });
   relevant.forEach((r, i) => {
-    if (r >= documents.length) throw new InvalidRequestError(`query ${i}'s relevant document ${r} is outside the ${documents.length} documents`, { issues: [{ path: `relevant.${i}`, message: 'out of range' }] });
+    if (r >= documents.length)
+      throw new InvalidRequestError(`query ${i}'s relevant document ${r} is outside the ${documents.length} documents`, {
+        issues: [{ path: `relevant.${i}`, message: 'out of range' }],
+      });
   });
   const { vectors } = await embedder.embed([...queries, ...documents], options);
   const queryVectors = vectors.slice(0, queries.length);
@@ -139,13 +174,26 @@ export async function evaluateEmbeddings(embedder: TextEmbedder, request: Pick<R
 }
 
 /** k-means (k-means++ initialisation, seeded) over the texts' embeddings, with the silhouette score. */
-export async function clusterTexts(embedder: TextEmbedder, request: Pick<RouteRequest<'cluster'>, 'texts' | 'n_clusters' | 'seed' | 'max_iterations'>, options: Signal = {}): Promise<RouteResponse<'cluster'>> {
+export async function clusterTexts(
+  embedder: TextEmbedder,
+  request: Pick<RouteRequest<'cluster'>, 'texts' | 'n_clusters' | 'seed' | 'max_iterations'>,
+  options: Signal = {},
+): Promise<RouteResponse<'cluster'>> {
   if (request.n_clusters > request.texts.length) {
-    throw new InvalidRequestError(`n_clusters ${request.n_clusters} is more than the ${request.texts.length} texts`, { issues: [{ path: 'n_clusters', message: `at most ${request.texts.length}` }] });
+    throw new InvalidRequestError(`n_clusters ${request.n_clusters} is more than the ${request.texts.length} texts`, {
+      issues: [{ path: 'n_clusters', message: `at most ${request.texts.length}` }],
+    });
   }
   const { vectors } = await embedder.embed(request.texts, options);
   const result = clusterVectors(vectors, request.n_clusters, { seed: request.seed, maxIterations: request.max_iterations });
-  return { model: embedder.modelId, algorithm: 'kmeans', n_clusters: request.n_clusters, labels: result.labels, silhouette_score: result.silhouetteScore, iterations: result.iterations };
+  return {
+    model: embedder.modelId,
+    algorithm: 'kmeans',
+    n_clusters: request.n_clusters,
+    labels: result.labels,
+    silhouette_score: result.silhouetteScore,
+    iterations: result.iterations,
+  };
 }
 
 /**
@@ -153,7 +201,11 @@ export async function clusterTexts(embedder: TextEmbedder, request: Pick<RouteRe
  * each next candidate by `(1 - λ)·sim(query, c) - λ·max sim(c, picked)`; `score` stays the
  * similarity to the query.
  */
-export async function recommendCandidates(embedder: TextEmbedder, request: Pick<RouteRequest<'recommend'>, 'query' | 'candidates' | 'top_n' | 'diversity'>, options: Signal = {}): Promise<RouteResponse<'recommend'>> {
+export async function recommendCandidates(
+  embedder: TextEmbedder,
+  request: Pick<RouteRequest<'recommend'>, 'query' | 'candidates' | 'top_n' | 'diversity'>,
+  options: Signal = {},
+): Promise<RouteResponse<'recommend'>> {
   const { vectors } = await embedder.embed([request.query, ...request.candidates], options);
   const [query, ...candidates] = vectors;
   const relevance = candidates.map((c) => cosineSimilarity(query as Float32Array, c));
@@ -165,7 +217,10 @@ export async function recommendCandidates(embedder: TextEmbedder, request: Pick<
     let best = -1;
     let bestScore = -Infinity;
     for (const i of remaining) {
-      const redundancy = picked.length === 0 || lambda === 0 ? 0 : Math.max(...picked.map((p) => cosineSimilarity(candidates[i] as Float32Array, candidates[p] as Float32Array)));
+      const redundancy =
+        picked.length === 0 || lambda === 0
+          ? 0
+          : Math.max(...picked.map((p) => cosineSimilarity(candidates[i] as Float32Array, candidates[p] as Float32Array)));
       const score = (1 - lambda) * (relevance[i] as number) - lambda * redundancy;
       if (score > bestScore) {
         best = i;

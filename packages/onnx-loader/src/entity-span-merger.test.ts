@@ -8,7 +8,14 @@ describe('mergeEntitySpans', () => {
   const text = 'Ann Lee met Bo in Rome';
 
   it('merges B- and I- tags of one type and starts a new entity at each B-', () => {
-    const entities = mergeEntitySpans(text, [token(0, 3, 'B-PER', 0.8), token(4, 7, 'I-PER', 0.6), token(8, 11, 'O'), token(12, 14, 'B-PER'), token(15, 17, 'O'), token(18, 22, 'B-LOC', 0.7)]);
+    const entities = mergeEntitySpans(text, [
+      token(0, 3, 'B-PER', 0.8),
+      token(4, 7, 'I-PER', 0.6),
+      token(8, 11, 'O'),
+      token(12, 14, 'B-PER'),
+      token(15, 17, 'O'),
+      token(18, 22, 'B-LOC', 0.7),
+    ]);
     expect(entities).toEqual([
       { text: 'Ann Lee', label: 'PER', start: 0, end: 7, score: 0.7 },
       { text: 'Bo', label: 'PER', start: 12, end: 14, score: 0.9 },

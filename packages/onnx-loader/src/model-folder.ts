@@ -96,13 +96,16 @@ export async function readModelFolder(folder: string, options: { modelFile?: str
   const modelFile = await findModelFile(folder, options.modelFile);
   if (modelFile === null) {
     throw new InvalidModelError(
-      options.modelFile === undefined ? `No ONNX model file in ${folder} (looked for model.onnx and onnx/model*.onnx)` : `Model file ${options.modelFile} not found in ${folder}`,
+      options.modelFile === undefined
+        ? `No ONNX model file in ${folder} (looked for model.onnx and onnx/model*.onnx)`
+        : `Model file ${options.modelFile} not found in ${folder}`,
     );
   }
   const config = (await readJsonFile(join(folder, 'config.json'), 'config.json', false)) ?? {};
   const tokenizerJson = await readJsonFile(join(folder, 'tokenizer.json'), 'tokenizer.json', true);
   const tokenizerConfig = (await readJsonFile(join(folder, 'tokenizer_config.json'), 'tokenizer_config.json', false)) ?? {};
-  const pooling = poolingFromSentenceTransformers(await readJsonFile(join(folder, '1_Pooling', 'config.json'), '1_Pooling/config.json', false)) ?? poolingFromConfig(config);
+  const pooling =
+    poolingFromSentenceTransformers(await readJsonFile(join(folder, '1_Pooling', 'config.json'), '1_Pooling/config.json', false)) ?? poolingFromConfig(config);
   return { folder, modelPath: join(folder, modelFile), modelFile, config, tokenizerJson: tokenizerJson as object, tokenizerConfig, pooling };
 }
 
@@ -151,7 +154,9 @@ export function taskFromConfig(config: Record<string, unknown>): OnnxModelTask {
   if (architectures.some((a) => a.endsWith('ForSequenceClassification'))) {
     const labelCount = labelsFromConfig(config)?.length ?? (typeof config['num_labels'] === 'number' ? config['num_labels'] : 1);
     if (labelCount !== 1) {
-      throw new InvalidModelError(`A sequence classifier with ${labelCount} labels is not a cross-encoder; only one-logit rerank models are supported (or set "task" in config.json)`);
+      throw new InvalidModelError(
+        `A sequence classifier with ${labelCount} labels is not a cross-encoder; only one-logit rerank models are supported (or set "task" in config.json)`,
+      );
     }
     return 'rerank';
   }

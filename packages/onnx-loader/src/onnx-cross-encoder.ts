@@ -47,7 +47,11 @@ class OnnxCrossEncoderImpl implements OnnxCrossEncoder {
     this.maxTokens = encoder.tokenizer.maxLength;
     this.executionProvider = encoder.executionProvider;
     this.modelFile = encoder.contents.modelFile;
-    this.batcher = new MicroBatcher((batch) => this.runBatch(batch), (t) => t.ids.length, options);
+    this.batcher = new MicroBatcher(
+      (batch) => this.runBatch(batch),
+      (t) => t.ids.length,
+      options,
+    );
   }
 
   async score(query: string, documents: readonly string[], options: { signal?: AbortSignal } = {}): Promise<CrossEncoderScores> {

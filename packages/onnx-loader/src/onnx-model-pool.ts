@@ -6,9 +6,7 @@ import { createOnnxTokenClassifier, type OnnxTokenClassifier } from './onnx-toke
 
 /** A model held by the pool, by task. */
 export type LoadedOnnxModel = { id: string; folder: string; loadedAt: Date } & (
-  | { task: 'embedding'; model: OnnxTextEmbedder }
-  | { task: 'rerank'; model: OnnxCrossEncoder }
-  | { task: 'token-classification'; model: OnnxTokenClassifier }
+  { task: 'embedding'; model: OnnxTextEmbedder } | { task: 'rerank'; model: OnnxCrossEncoder } | { task: 'token-classification'; model: OnnxTokenClassifier }
 );
 
 /** Options every model in the pool is loaded with (providers and threads from the hardware package). */

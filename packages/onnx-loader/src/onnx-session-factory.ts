@@ -45,7 +45,9 @@ export async function createOnnxSession(modelPath: string, options: OnnxSessionO
       }
     }
   }
-  throw new InvalidModelError(`ONNX Runtime could not load ${modelPath}: ${(lastError as Error | undefined)?.message ?? 'unknown error'}`, { cause: lastError });
+  throw new InvalidModelError(`ONNX Runtime could not load ${modelPath}: ${(lastError as Error | undefined)?.message ?? 'unknown error'}`, {
+    cause: lastError,
+  });
 }
 
 /** Rank-n shape of a graph input or output from the session's metadata, or null when unknown. */

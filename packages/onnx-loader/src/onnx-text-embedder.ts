@@ -59,7 +59,11 @@ class OnnxTextEmbedderImpl implements OnnxTextEmbedder {
     this.maxTokens = encoder.tokenizer.maxLength;
     this.executionProvider = encoder.executionProvider;
     this.modelFile = encoder.contents.modelFile;
-    this.batcher = new MicroBatcher((batch) => this.runBatch(batch), (tokens) => tokens.ids.length, options);
+    this.batcher = new MicroBatcher(
+      (batch) => this.runBatch(batch),
+      (tokens) => tokens.ids.length,
+      options,
+    );
   }
 
   async embed(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<TextEmbeddingResult> {
@@ -114,7 +118,9 @@ export async function createOnnxTextEmbedder(folder: string, options: OnnxTextEm
       ? pooledOutputName
       : (hiddenOutputNames.find((name) => outputs.includes(name)) ?? outputs.find((name) => valueShape(encoder.session, name, 'output')?.length === 3));
     if (outputName === undefined) {
-      throw new InvalidModelError(`The graph has no embedding output: expected sentence_embedding [batch, dim] or last_hidden_state [batch, tokens, dim]; it has ${outputs.join(', ')}`);
+      throw new InvalidModelError(
+        `The graph has no embedding output: expected sentence_embedding [batch, dim] or last_hidden_state [batch, tokens, dim]; it has ${outputs.join(', ')}`,
+      );
     }
     const probe = (await encoder.probe([outputName]))[outputName];
     const dims = probe?.dims ?? [];

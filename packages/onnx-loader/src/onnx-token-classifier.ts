@@ -44,7 +44,11 @@ class OnnxTokenClassifierImpl implements OnnxTokenClassifier {
     this.maxTokens = encoder.tokenizer.maxLength;
     this.executionProvider = encoder.executionProvider;
     this.modelFile = encoder.contents.modelFile;
-    this.batcher = new MicroBatcher((batch) => this.runBatch(batch), (t) => t.ids.length, options);
+    this.batcher = new MicroBatcher(
+      (batch) => this.runBatch(batch),
+      (t) => t.ids.length,
+      options,
+    );
   }
 
   async extractEntities(text: string, options: { signal?: AbortSignal } = {}): Promise<ExtractedEntity[]> {
@@ -62,7 +66,13 @@ class OnnxTokenClassifierImpl implements OnnxTokenClassifier {
       const probabilities = softmax(row);
       let best = 0;
       for (let l = 1; l < probabilities.length; l++) if ((probabilities[l] as number) > (probabilities[best] as number)) best = l;
-      predictions.push({ start: offset[0], end: offset[1], label: this.labels[best] as string, score: probabilities[best] as number, continuesWord: token.startsWith('##') });
+      predictions.push({
+        start: offset[0],
+        end: offset[1],
+        label: this.labels[best] as string,
+        score: probabilities[best] as number,
+        continuesWord: token.startsWith('##'),
+      });
     });
     return mergeEntitySpans(text, predictions, this.labels[0] ?? 'O');
   }
@@ -96,7 +106,7 @@ function softmax(logits: Float32Array): Float64Array {
   let sum = 0;
   logits.forEach((v, i) => {
     out[i] = Math.exp(v - max);
-    sum += out[i] as number;
+    sum += out[i];
   });
   for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) / sum;
   return out;
@@ -110,14 +120,17 @@ export async function createOnnxTokenClassifier(folder: string, options: OnnxTok
   const encoder = await OnnxEncoder.load(folder, options, 'token-classification');
   try {
     const labels = labelsFromConfig(encoder.contents.config);
-    if (labels === null || labels.length === 0) throw new InvalidModelError('config.json of a token-classification model must give id2label (the entity labels)');
+    if (labels === null || labels.length === 0)
+      throw new InvalidModelError('config.json of a token-classification model must give id2label (the entity labels)');
     const outputName = encoder.outputNames.includes('logits') ? 'logits' : encoder.outputNames[0];
     if (outputName === undefined) throw new InvalidModelError('The graph has no outputs');
     const probe = (await encoder.probe([outputName]))[outputName];
     const dims = probe?.dims ?? [];
     floatData(probe, outputName);
     if (dims.length !== 3 || dims[2] !== labels.length) {
-      throw new InvalidModelError(`Graph output ${outputName} has shape [${dims.join(', ')}]; expected [batch, tokens, ${labels.length}] for the ${labels.length} labels in config.json`);
+      throw new InvalidModelError(
+        `Graph output ${outputName} has shape [${dims.join(', ')}]; expected [batch, tokens, ${labels.length}] for the ${labels.length} labels in config.json`,
+      );
     }
     return new OnnxTokenClassifierImpl(options.modelId ?? basename(folder), encoder, labels, outputName, options);
   } catch (error) {

@@ -1,5 +1,18 @@
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as UntypedTokenizer } from '@huggingface/tokenizers';
 import { InvalidModelError } from '@tabagent/values';
+
+/** The part of `@huggingface/tokenizers`' Tokenizer this file uses (its own declarations, 0.2.0). */
+interface LibraryTokenizer {
+  tokenize(text: string, options?: { text_pair?: string | null; add_special_tokens?: boolean }): string[];
+  token_to_id(token: string): number | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  get_added_tokens_decoder(): Map<number, { content: string; special: boolean }>;
+  post_processor: ((a: string[], b: string[] | null, addSpecialTokens: boolean) => { tokens: string[]; token_type_ids?: number[] }) | null;
+}
+
+// @huggingface/tokenizers 0.2.0's types re-export `./core/Tokenizer` without a file extension,
+// which NodeNext resolution cannot follow, so the class arrives typed `any`; this restores types.
+const Tokenizer = UntypedTokenizer as unknown as new (tokenizerJson: object, tokenizerConfig: object) => LibraryTokenizer;
 
 /** One tokenized input, already truncated, with special tokens. */
 export interface TokenizedText {
@@ -22,7 +35,7 @@ export class TextTokenizer {
   /** Highest token id + 1. */
   readonly vocabularySize: number;
   readonly padId: number;
-  private readonly tokenizer: Tokenizer;
+  private readonly tokenizer: LibraryTokenizer;
   private readonly singleSpecialCount: number;
   private readonly pairSpecialCount: number;
   private readonly unkId: number;
@@ -49,7 +62,11 @@ export class TextTokenizer {
     }
     this.singleSpecialCount = singleSpecials.length;
     this.pairSpecialCount = pairSpecials.length;
-    this.specialTokens = new Set([...singleSpecials, ...pairSpecials, ...[...this.tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.content)]);
+    this.specialTokens = new Set([
+      ...singleSpecials,
+      ...pairSpecials,
+      ...[...this.tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.content),
+    ]);
     const padToken = typeof tokenizerConfig['pad_token'] === 'string' ? tokenizerConfig['pad_token'] : '[PAD]';
     this.padId = this.tokenizer.token_to_id(padToken) ?? 0;
     const unkToken = typeof tokenizerConfig['unk_token'] === 'string' ? tokenizerConfig['unk_token'] : '[UNK]';
@@ -120,7 +137,10 @@ export class TextTokenizer {
     const originalIndex: number[] = [];
     let position = 0;
     for (const char of text) {
-      const folded = char.normalize('NFD').replace(/\p{Mn}/gu, '').toLowerCase();
+      const folded = char
+        .normalize('NFD')
+        .replace(/\p{Mn}/gu, '')
+        .toLowerCase();
       for (const unit of folded) {
         normalized.push(unit);
         originalIndex.push(position);

@@ -1,6 +1,12 @@
 import { join } from 'node:path';
 import { createOnnxCrossEncoder, createOnnxTextEmbedder, createOnnxTokenClassifier, inspectOnnxModelFolder } from '../src/index.js';
-import { brokenModelDefects, writeBrokenModelFolder, writeTinyCrossEncoderModel, writeTinyEmbedderModel, type BrokenModelDefect } from '../src/test-support/index.js';
+import {
+  brokenModelDefects,
+  writeBrokenModelFolder,
+  writeTinyCrossEncoderModel,
+  writeTinyEmbedderModel,
+  type BrokenModelDefect,
+} from '../src/test-support/index.js';
 import { createTemporaryFolder } from './temporary-folder.js';
 
 let folder: { path: string; remove(): Promise<void> };
@@ -18,7 +24,8 @@ const expectedMessages: Record<BrokenModelDefect, RegExp> = {
   'tokenizer-larger-than-embeddings': /^The tokenizer does not match the model: running token id 176 \(the tokenizer's largest\) failed: .*out of data bounds/,
   'tokenizer-missing-special-tokens': /^tokenizer\.json adds the special token \[CLS\] but its vocabulary has no such token$/,
   'embedder-wrong-inputs': /^The graph does not take input_ids \(its inputs: pixel_values\); it is not a text encoder$/,
-  'embedder-wrong-outputs': /^The graph has no embedding output: expected sentence_embedding \[batch, dim\] or last_hidden_state \[batch, tokens, dim\]; it has scores$/,
+  'embedder-wrong-outputs':
+    /^The graph has no embedding output: expected sentence_embedding \[batch, dim\] or last_hidden_state \[batch, tokens, dim\]; it has scores$/,
   'cross-encoder-several-logits': /^A rerank model needs one logit per pair \(\[batch, 1\]\); graph output logits has shape \[1, 4, 3\]$/,
   'token-classifier-label-count-mismatch': /^Graph output logits has shape \[1, 4, 5\]; expected \[batch, tokens, 3\] for the 3 labels in config\.json$/,
   'token-classifier-without-labels': /^config\.json of a token-classification model must give id2label/,
@@ -44,14 +51,23 @@ describe('bad model folders', () => {
   });
 
   it('refuses a folder that does not exist', async () => {
-    await expect(createOnnxTextEmbedder(join(folder.path, 'nowhere'))).rejects.toMatchObject({ code: 'invalid_model', message: expect.stringMatching(/^Model folder does not exist: /) });
+    await expect(createOnnxTextEmbedder(join(folder.path, 'nowhere'))).rejects.toMatchObject({
+      code: 'invalid_model',
+      message: expect.stringMatching(/^Model folder does not exist: /),
+    });
   });
 
   it('refuses to load an embedding model as a cross-encoder, and the reverse', async () => {
     const embedder = await writeTinyEmbedderModel(join(folder.path, 'an-embedder'));
     const crossEncoder = await writeTinyCrossEncoderModel(join(folder.path, 'a-cross-encoder'));
-    await expect(createOnnxCrossEncoder(embedder.folder, { threads: 1 })).rejects.toMatchObject({ code: 'invalid_model', message: `${embedder.folder} is a model for embedding, not for rerank` });
-    await expect(createOnnxTextEmbedder(crossEncoder.folder, { threads: 1 })).rejects.toMatchObject({ code: 'invalid_model', message: `${crossEncoder.folder} is a model for rerank, not for embedding` });
+    await expect(createOnnxCrossEncoder(embedder.folder, { threads: 1 })).rejects.toMatchObject({
+      code: 'invalid_model',
+      message: `${embedder.folder} is a model for embedding, not for rerank`,
+    });
+    await expect(createOnnxTextEmbedder(crossEncoder.folder, { threads: 1 })).rejects.toMatchObject({
+      code: 'invalid_model',
+      message: `${crossEncoder.folder} is a model for rerank, not for embedding`,
+    });
   });
 
   it('refuses a sequence classifier with several labels as a rerank model', async () => {
@@ -65,6 +81,9 @@ describe('bad model folders', () => {
   it('refuses an unsupported explicit task in config.json when inspecting', async () => {
     const path = join(folder.path, 'odd-task');
     await writeTinyEmbedderModel(path, { config: { task: 'image-segmentation' } });
-    await expect(inspectOnnxModelFolder(path)).rejects.toMatchObject({ code: 'invalid_model', message: 'config.json names an unsupported task: image-segmentation' });
+    await expect(inspectOnnxModelFolder(path)).rejects.toMatchObject({
+      code: 'invalid_model',
+      message: 'config.json names an unsupported task: image-segmentation',
+    });
   });
 });

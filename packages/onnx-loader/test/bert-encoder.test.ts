@@ -7,7 +7,14 @@ describe('writeBertEncoderModel (small shape)', () => {
   it('loads, embeds, and gives a padded sequence the same vector under real attention', async () => {
     const folder = await createTemporaryFolder('bert');
     try {
-      const fixture = await writeBertEncoderModel(join(folder.path, 'bert'), { layers: 2, hiddenSize: 32, heads: 4, intermediateSize: 64, vocabularySize: 600, maxLength: 64 });
+      const fixture = await writeBertEncoderModel(join(folder.path, 'bert'), {
+        layers: 2,
+        hiddenSize: 32,
+        heads: 4,
+        intermediateSize: 64,
+        vocabularySize: 600,
+        maxLength: 64,
+      });
       const embedder = await createOnnxTextEmbedder(fixture.folder, { threads: 1 });
       expect([embedder.dimensions, embedder.maxTokens, embedder.pooling]).toEqual([32, 64, 'mean']);
       const short = fixture.words.slice(0, 3).join(' ');

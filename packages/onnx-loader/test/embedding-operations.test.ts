@@ -68,7 +68,10 @@ describe('createEmbeddings', () => {
   });
 
   it('refuses more dimensions than the model has', async () => {
-    await expect(createEmbeddings(embedder, { input: 'x', encoding_format: 'float', dimensions: 33 })).rejects.toMatchObject({ code: 'invalid_request', message: "dimensions 33 is larger than the model's 32" });
+    await expect(createEmbeddings(embedder, { input: 'x', encoding_format: 'float', dimensions: 33 })).rejects.toMatchObject({
+      code: 'invalid_request',
+      message: "dimensions 33 is larger than the model's 32",
+    });
   });
 });
 
@@ -78,7 +81,11 @@ describe('computeSimilarity', () => {
     const request = { text1: 'red car', text2: 'blue car' };
     expect((await computeSimilarity(embedder, { ...request, metric: 'cosine' })).similarity).toBeCloseTo(cosineSimilarity(a, b), 10);
     expect((await computeSimilarity(embedder, { ...request, metric: 'dot_product' })).similarity).toBeCloseTo(dotProduct(a, b), 10);
-    expect(await computeSimilarity(embedder, { ...request, metric: 'euclidean' })).toEqual({ similarity: 1 / (1 + euclideanDistance(a, b)), metric: 'euclidean', model: 'tiny-embedder' });
+    expect(await computeSimilarity(embedder, { ...request, metric: 'euclidean' })).toEqual({
+      similarity: 1 / (1 + euclideanDistance(a, b)),
+      metric: 'euclidean',
+      model: 'tiny-embedder',
+    });
     expect((await computeSimilarity(embedder, { text1: 'cat', text2: 'cat', metric: 'cosine' })).similarity).toBeCloseTo(1, 6);
   });
 });
@@ -152,13 +159,16 @@ describe('recommendCandidates', () => {
 
   it('orders by similarity without diversity', async () => {
     const [query, ...vectors] = await vectorsOf(['cat', ...candidates]);
-    const expected = vectors.map((v, index) => ({ index, score: cosineSimilarity(query as Float32Array, v) })).sort((a, b) => b.score - a.score).slice(0, 3);
+    const expected = vectors
+      .map((v, index) => ({ index, score: cosineSimilarity(query as Float32Array, v) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 3);
     const response = await recommendCandidates(embedder, { query: 'cat', candidates, top_n: 3, diversity: 0 });
     expect(response.recommendations).toEqual(expected.map((e) => ({ index: e.index, text: candidates[e.index], score: e.score })));
   });
 
   it('with diversity, picks by maximal marginal relevance', async () => {
-    const [query, ...vectors] = (await vectorsOf(['cat', ...candidates])) as Float32Array[];
+    const [query, ...vectors] = await vectorsOf(['cat', ...candidates]);
     const lambda = 0.7;
     const picked: number[] = [];
     while (picked.length < 3) {

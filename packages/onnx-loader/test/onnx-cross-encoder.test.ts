@@ -67,7 +67,10 @@ describe('rerankDocuments', () => {
   });
 
   it('leaves documents out when return_documents is false and accepts {text} documents', async () => {
-    const response = await rerankDocuments({ kind: 'cross-encoder', model: crossEncoder }, { query: 'cat', documents: [{ text: 'fish' }, 'dog'], return_documents: false });
+    const response = await rerankDocuments(
+      { kind: 'cross-encoder', model: crossEncoder },
+      { query: 'cat', documents: [{ text: 'fish' }, 'dog'], return_documents: false },
+    );
     expect(response.results).toHaveLength(2);
     for (const result of response.results) expect(result).not.toHaveProperty('document');
   });
@@ -77,7 +80,9 @@ describe('rerankDocuments', () => {
     const embedder = await createOnnxTextEmbedder(embedderFixture.folder, { threads: 1 });
     const response = await rerankDocuments({ kind: 'embedding', model: embedder }, { query: 'red cat', documents, return_documents: false });
     const { vectors } = await embedder.embed(['red cat', ...documents]);
-    const expected = documents.map((_, index) => ({ index, score: cosineSimilarity(vectors[0] as Float32Array, vectors[index + 1] as Float32Array) })).sort((a, b) => b.score - a.score);
+    const expected = documents
+      .map((_, index) => ({ index, score: cosineSimilarity(vectors[0] as Float32Array, vectors[index + 1] as Float32Array) }))
+      .sort((a, b) => b.score - a.score);
     expect(response.method).toBe('cosine-similarity');
     expect(response.results).toEqual(expected.map((e) => ({ index: e.index, relevance_score: e.score })));
     await embedder.dispose();

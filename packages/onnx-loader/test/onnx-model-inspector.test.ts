@@ -22,8 +22,16 @@ describe('inspectOnnxModelFolder', () => {
       modelFile: 'model.onnx',
       pooling: 'cls',
     });
-    expect(await inspectOnnxModelFolder(reranker.folder)).toMatchObject({ task: 'rerank', details: { architecture: 'BertForSequenceClassification' }, pooling: null });
-    expect(await inspectOnnxModelFolder(ner.folder)).toMatchObject({ task: 'token-classification', details: { quantization: 'int8' }, modelFile: 'onnx/model_quantized.onnx' });
+    expect(await inspectOnnxModelFolder(reranker.folder)).toMatchObject({
+      task: 'rerank',
+      details: { architecture: 'BertForSequenceClassification' },
+      pooling: null,
+    });
+    expect(await inspectOnnxModelFolder(ner.folder)).toMatchObject({
+      task: 'token-classification',
+      details: { quantization: 'int8' },
+      modelFile: 'onnx/model_quantized.onnx',
+    });
   });
 
   it('takes an explicit task field over the architecture', async () => {

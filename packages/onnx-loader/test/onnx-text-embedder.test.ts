@@ -33,7 +33,10 @@ describe('createOnnxTextEmbedder', () => {
     expect(tokenCounts).toEqual([12]);
     expect(embedder.usesGraphPooling).toBe(false);
     expect(embedder.pooling).toBe('mean');
-    expectVectorClose(vectors[0] as Float32Array, handMeanPooled(ids('[CLS]', 'hello', ',', 'world', '!', 'the', 'cat', '##s', 'search', '##ing', '.', '[SEP]')));
+    expectVectorClose(
+      vectors[0] as Float32Array,
+      handMeanPooled(ids('[CLS]', 'hello', ',', 'world', '!', 'the', 'cat', '##s', 'search', '##ing', '.', '[SEP]')),
+    );
     await embedder.dispose();
   });
 
@@ -58,7 +61,10 @@ describe('createOnnxTextEmbedder', () => {
     const { vectors } = await embedder.embed(['hello world']);
     expect(embedder.usesGraphPooling).toBe(true);
     // The fixture's pooled output averages the raw (pre-tanh) embeddings.
-    expectVectorClose(vectors[0] as Float32Array, handMeanPooled(ids('[CLS]', 'hello', 'world', '[SEP]'), (x) => x));
+    expectVectorClose(
+      vectors[0] as Float32Array,
+      handMeanPooled(ids('[CLS]', 'hello', 'world', '[SEP]'), (x) => x),
+    );
     await embedder.dispose();
   });
 

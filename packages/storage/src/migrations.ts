@@ -134,21 +134,23 @@ export const latestSchemaVersion = migrations.length;
 export function migrate(db: Database.Database, target: number = latestSchemaVersion, now: () => number = Date.now): number[] {
   // IMMEDIATE takes the write lock before reading the version, so several processes opening a new
   // file at once apply each step exactly once (the others wait on busy_timeout, then see it done).
-  return db.transaction(() => {
-    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const current = currentSchemaVersion(db);
-    if (current > latestSchemaVersion) {
-      throw new Error(`Database schema version ${current} is newer than this build supports (${latestSchemaVersion})`);
-    }
-    const applied: number[] = [];
-    for (const step of migrations) {
-      if (step.version <= current || step.version > target) continue;
-      db.exec(step.up);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(step.version, step.name, now());
-      applied.push(step.version);
-    }
-    return applied;
-  }).immediate();
+  return db
+    .transaction(() => {
+      db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+      const current = currentSchemaVersion(db);
+      if (current > latestSchemaVersion) {
+        throw new Error(`Database schema version ${current} is newer than this build supports (${latestSchemaVersion})`);
+      }
+      const applied: number[] = [];
+      for (const step of migrations) {
+        if (step.version <= current || step.version > target) continue;
+        db.exec(step.up);
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(step.version, step.name, now());
+        applied.push(step.version);
+      }
+      return applied;
+    })
+    .immediate();
 }
 
 /** The highest applied migration version (0 for an empty database). */

@@ -41,7 +41,11 @@ describe('createStorage', () => {
     const chat = storage.createNode({ kind: 'chat', id: 'c1', title: 'Trip', props: { user_id: 'u1', topic: 'travel' } });
     const message = storage.createNode({ kind: 'message', id: 'm1', chat_id: 'c1', text: 'hello', props: { role: 'user' }, metadata: { a: 1 } });
     const summary = storage.createNode({ kind: 'summary', chat_id: 'c1', text: 'sum', props: { message_ids: ['m1'] } });
-    const attachment = storage.createNode({ kind: 'attachment', chat_id: 'c1', props: { message_id: 'm1', mime_type: 'image/png', filename: 'a.png', size_bytes: 3 } });
+    const attachment = storage.createNode({
+      kind: 'attachment',
+      chat_id: 'c1',
+      props: { message_id: 'm1', mime_type: 'image/png', filename: 'a.png', size_bytes: 3 },
+    });
     const entity = storage.createNode({ kind: 'entity', title: 'Paris', props: { entity_type: 'LOC', normalized: 'paris' } });
     const page = storage.createNode({ kind: 'webpage', url: 'https://x.test/', title: 'X', text: 'page', props: { captured_at: 5 } });
     const doc = storage.createNode({ kind: 'document', title: 'D', text: 'doc', props: {} });
@@ -53,12 +57,26 @@ describe('createStorage', () => {
     expect(chat).toMatchObject({ props: { user_id: 'u1', topic: 'travel', domain: null }, tier: 'active', created_at: clock });
     expect(message).toMatchObject({ props: { role: 'user', name: null }, metadata: { a: 1 } });
     expect(bookmark.props).toEqual({ description: null, tags: ['t'] });
-    expect(storage.countByKind()).toEqual({ chat: 1, message: 1, summary: 1, attachment: 1, entity: 1, webpage: 1, document: 1, document_chunk: 1, bookmark: 1 });
+    expect(storage.countByKind()).toEqual({
+      chat: 1,
+      message: 1,
+      summary: 1,
+      attachment: 1,
+      entity: 1,
+      webpage: 1,
+      document: 1,
+      document_chunk: 1,
+      bookmark: 1,
+    });
   });
 
   it('rejects a message for an unknown chat and invalid props', () => {
-    expect(() => storage.createNode({ kind: 'message', chat_id: 'nope', text: 'x', props: { role: 'user' } })).toThrow(expect.objectContaining({ code: 'not_found' }));
-    expect(() => storage.createNode({ kind: 'message', text: 'x', props: { role: 'robot' as 'user' } })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+    expect(() => storage.createNode({ kind: 'message', chat_id: 'nope', text: 'x', props: { role: 'user' } })).toThrow(
+      expect.objectContaining({ code: 'not_found' }),
+    );
+    expect(() => storage.createNode({ kind: 'message', text: 'x', props: { role: 'robot' as 'user' } })).toThrow(
+      expect.objectContaining({ code: 'invalid_request' }),
+    );
     storage.createNode({ kind: 'chat', id: 'c', props: {} });
     expect(() => storage.createNode({ kind: 'chat', id: 'c', props: {} })).toThrow(expect.objectContaining({ code: 'conflict' }));
   });
@@ -91,7 +109,8 @@ describe('createStorage', () => {
 
   it('paginates a chat oldest first with cursors', () => {
     storage.createNode({ kind: 'chat', id: 'c', props: {} });
-    for (let i = 0; i < 7; i += 1) storage.createNode({ kind: 'message', id: `m${i}`, chat_id: 'c', text: `t${i}`, props: { role: 'user' }, created_at: 1000 + Math.floor(i / 2) });
+    for (let i = 0; i < 7; i += 1)
+      storage.createNode({ kind: 'message', id: `m${i}`, chat_id: 'c', text: `t${i}`, props: { role: 'user' }, created_at: 1000 + Math.floor(i / 2) });
     const seen: string[] = [];
     let cursor: string | undefined;
     let pages = 0;
@@ -109,8 +128,13 @@ describe('createStorage', () => {
   it('keeps insertion order for messages written in the same millisecond, in one transaction or many', () => {
     storage.createNode({ kind: 'chat', id: 'c', props: {} });
     // Random ids (the default) used to decide the order of same-millisecond rows.
-    const batch = storage.transaction(() => Array.from({ length: 200 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `batch ${i}`, props: { role: 'user' } }).id));
-    const single = Array.from({ length: 200 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `single ${i}`, props: { role: 'user' } }).id);
+    const batch = storage.transaction(() =>
+      Array.from({ length: 200 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `batch ${i}`, props: { role: 'user' } }).id),
+    );
+    const single = Array.from(
+      { length: 200 },
+      (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `single ${i}`, props: { role: 'user' } }).id,
+    );
     const listed: string[] = [];
     let cursor: string | undefined;
     do {
@@ -134,7 +158,10 @@ describe('createStorage', () => {
 
   it('lists nodes updated since a time in conversation order, so a sync round trip keeps the order', () => {
     storage.createNode({ kind: 'chat', id: 'c', props: {} });
-    const ids = Array.from({ length: 50 }, (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `m ${i}`, props: { role: i % 2 === 0 ? 'user' : 'assistant' } }).id);
+    const ids = Array.from(
+      { length: 50 },
+      (_, i) => storage.createNode({ kind: 'message', chat_id: 'c', text: `m ${i}`, props: { role: i % 2 === 0 ? 'user' : 'assistant' } }).id,
+    );
     // An edit later than the rest must not move the message.
     tick();
     storage.updateNode(ids[3] as string, { text: 'edited' });
@@ -194,7 +221,12 @@ describe('createStorage', () => {
     storage.createNode({ kind: 'chat', id: 'c2', title: 'Travel', props: { user_id: 'u2' } });
     storage.createNode({ kind: 'message', chat_id: 'c2', text: 'The best pasta in Rome', props: { role: 'user' } });
     storage.createNode({ kind: 'chat', id: 'c3', title: 'Other', props: {} });
-    expect(storage.searchChats('pasta').map((hit) => hit.chat.id).sort()).toEqual(['c1', 'c2']);
+    expect(
+      storage
+        .searchChats('pasta')
+        .map((hit) => hit.chat.id)
+        .sort(),
+    ).toEqual(['c1', 'c2']);
     expect(storage.searchChats('rome').map((hit) => hit.chat.id)).toEqual(['c2']);
     expect(storage.searchChats('pasta', { userId: 'u2' }).map((hit) => hit.chat.id)).toEqual(['c2']);
     expect(storage.searchChats('"unbalanced OR NEAR(')).toEqual([]);
@@ -214,7 +246,10 @@ describe('createStorage', () => {
     // Conversation order (created_at, then insertion): c was created before c2.
     expect(storage.listUpdatedSince(['chat'], 1400).map((node) => node.id)).toEqual(['c', 'c2']);
     expect(storage.listUpdatedSince(['chat'], 1600).map((node) => node.id)).toEqual(['c']);
-    expect(storage.mergeNodes([{ kind: 'message', id: 'm', chat_id: 'c', props: { role: 'user' }, updated_at: 4000, deleted: true }])).toEqual({ synced: 1, skipped: 0 });
+    expect(storage.mergeNodes([{ kind: 'message', id: 'm', chat_id: 'c', props: { role: 'user' }, updated_at: 4000, deleted: true }])).toEqual({
+      synced: 1,
+      skipped: 0,
+    });
     expect(storage.getNode('m')).toBeUndefined();
   });
 
@@ -228,7 +263,12 @@ describe('createStorage', () => {
     tick(defaultTierPolicy.recentMs);
     expect(storage.updateTiers()).toBe(2);
     expect(storage.getNode('c')?.tier).toBe('archive');
-    expect(storage.listOutbox().filter((item) => item.payload.kind === 'update-tier').map((item) => item.payload)).toEqual([
+    expect(
+      storage
+        .listOutbox()
+        .filter((item) => item.payload.kind === 'update-tier')
+        .map((item) => item.payload),
+    ).toEqual([
       { kind: 'update-tier', tier: 'recent', node_ids: ['m'] },
       { kind: 'update-tier', tier: 'archive', node_ids: ['m'] },
     ]);
@@ -265,7 +305,11 @@ describe('createStorage', () => {
 
   it('owns the memory settings: typed, null by default, partial updates, null clears, bad values refused', () => {
     expect(storage.getMemorySettings()).toEqual({ embedding_model: null, entity_model: null, rerank_model: null });
-    expect(storage.updateMemorySettings({ entity_model: 'ner', rerank_model: 'rr' })).toEqual({ embedding_model: null, entity_model: 'ner', rerank_model: 'rr' });
+    expect(storage.updateMemorySettings({ entity_model: 'ner', rerank_model: 'rr' })).toEqual({
+      embedding_model: null,
+      entity_model: 'ner',
+      rerank_model: 'rr',
+    });
     expect(storage.updateMemorySettings({ embedding_model: 'emb' })).toEqual({ embedding_model: 'emb', entity_model: 'ner', rerank_model: 'rr' });
     expect(storage.updateMemorySettings({ entity_model: null })).toEqual({ embedding_model: 'emb', entity_model: null, rerank_model: 'rr' });
     expect(() => storage.updateMemorySettings({ rerank_model: '' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
@@ -308,7 +352,9 @@ describe('migrations', () => {
   it('upgrades a version-1 database with data, indexing existing rows for search', () => {
     const path = join(dir, 'old.db');
     databaseAt(1, path, (db) => {
-      db.prepare("INSERT INTO nodes (id, kind, title, props, created_at, updated_at) VALUES ('c', 'chat', 'Old chat', '{\"topic\":\"gardening\"}', 1, 1)").run();
+      db.prepare(
+        "INSERT INTO nodes (id, kind, title, props, created_at, updated_at) VALUES ('c', 'chat', 'Old chat', '{\"topic\":\"gardening\"}', 1, 1)",
+      ).run();
     });
     const upgraded = createStorage({ path, now: () => clock });
     expect(upgraded.schemaVersion).toBe(latestSchemaVersion);
@@ -321,7 +367,9 @@ describe('migrations', () => {
     const path = join(dir, 'v2.db');
     databaseAt(2, path, (db) => {
       db.prepare("INSERT INTO nodes (id, kind, props, created_at, updated_at) VALUES ('c', 'chat', '{}', 5, 5)").run();
-      const insert = db.prepare("INSERT INTO nodes (id, kind, chat_id, text, props, created_at, updated_at) VALUES (?, 'message', 'c', ?, '{\"role\":\"user\"}', 5, 5)");
+      const insert = db.prepare(
+        "INSERT INTO nodes (id, kind, chat_id, text, props, created_at, updated_at) VALUES (?, 'message', 'c', ?, '{\"role\":\"user\"}', 5, 5)",
+      );
       for (const id of ['z', 'a', 'm']) insert.run(id, `text ${id}`);
     });
     const upgraded = createStorage({ path, now: () => 5 });
@@ -342,12 +390,19 @@ describe('migrations', () => {
     });
     const upgraded = createStorage({ path, now: () => clock });
     expect(upgraded.getMemorySettings()).toEqual({ embedding_model: 'tiny-embedder', entity_model: 'ner-model', rerank_model: null });
-    expect([upgraded.getSetting('memory.embedding_model'), upgraded.getSetting('memory.entity_model'), upgraded.getSetting('unrelated')]).toEqual([undefined, undefined, 'kept']);
+    expect([upgraded.getSetting('memory.embedding_model'), upgraded.getSetting('memory.entity_model'), upgraded.getSetting('unrelated')]).toEqual([
+      undefined,
+      undefined,
+      'kept',
+    ]);
     upgraded.close();
     const fresh = join(dir, 'v3-empty.db');
     databaseAt(3, fresh, () => undefined);
     const empty = createStorage({ path: fresh, now: () => clock });
-    expect([empty.getSetting('memory.settings'), empty.getMemorySettings()]).toEqual([undefined, { embedding_model: null, entity_model: null, rerank_model: null }]);
+    expect([empty.getSetting('memory.settings'), empty.getMemorySettings()]).toEqual([
+      undefined,
+      { embedding_model: null, entity_model: null, rerank_model: null },
+    ]);
     empty.close();
   });
 

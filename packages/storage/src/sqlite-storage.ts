@@ -105,20 +105,39 @@ function rowToNode(row: NodeRow): MemoryNode {
 }
 
 function rowToEdge(row: EdgeRow): MemoryEdge {
-  return { id: row.id, type: row.type as EdgeType, from_id: row.from_id, to_id: row.to_id, weight: row.weight, metadata: parseJsonObject(row.metadata), created_at: row.created_at };
+  return {
+    id: row.id,
+    type: row.type as EdgeType,
+    from_id: row.from_id,
+    to_id: row.to_id,
+    weight: row.weight,
+    metadata: parseJsonObject(row.metadata),
+    created_at: row.created_at,
+  };
 }
 
 function rowToOutbox(row: OutboxRow): OutboxItem {
   const parsed = safeParseJson(row.payload);
   const payload = (parsed.success ? parsed.value : { kind: row.kind }) as OutboxPayload;
-  return { id: row.id, payload, status: row.status as OutboxStatus, attempts: row.attempts, next_attempt_at: row.next_attempt_at, last_error: row.last_error, created_at: row.created_at };
+  return {
+    id: row.id,
+    payload,
+    status: row.status as OutboxStatus,
+    attempts: row.attempts,
+    next_attempt_at: row.next_attempt_at,
+    last_error: row.last_error,
+    created_at: row.created_at,
+  };
 }
 
 /** Words of a free-text query as an FTS5 expression: each word quoted (no operator injection), OR-ed. */
 export function toFtsQuery(query: string): string | null {
   const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
   if (words.length === 0) return null;
-  return words.slice(0, 64).map((word) => `"${word.replaceAll('"', '""')}"`).join(' OR ');
+  return words
+    .slice(0, 64)
+    .map((word) => `"${word.replaceAll('"', '""')}"`)
+    .join(' OR ');
 }
 
 /** SQLite-backed `Storage` (better-sqlite3). */
@@ -173,7 +192,10 @@ export class SqliteStorage implements Storage {
     const existing = mode === 'upsert' ? this.getRow(id) : undefined;
     if (existing !== undefined && existing.kind !== input.kind) throw new ConflictError(`Node ${id} is a ${existing.kind}, not a ${input.kind}`);
     const propsResult = nodePropsSchemas[input.kind].safeParse(input.props);
-    if (!propsResult.success) throw new InvalidRequestError(`Invalid ${input.kind} fields: ${propsResult.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    if (!propsResult.success)
+      throw new InvalidRequestError(
+        `Invalid ${input.kind} fields: ${propsResult.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+      );
     const chatId = input.chat_id ?? null;
     if (chatId !== null) {
       const chat = this.getRow(chatId);
@@ -197,11 +219,15 @@ export class SqliteStorage implements Storage {
     };
     if (existing === undefined) {
       this.db
-        .prepare('INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at, seq) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at, @seq)')
+        .prepare(
+          'INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at, seq) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at, @seq)',
+        )
         .run(row);
     } else {
       this.db
-        .prepare('UPDATE nodes SET chat_id = @chat_id, title = @title, text = @text, url = @url, props = @props, metadata = @metadata, tier = @tier, created_at = @created_at, updated_at = @updated_at WHERE id = @id')
+        .prepare(
+          'UPDATE nodes SET chat_id = @chat_id, title = @title, text = @text, url = @url, props = @props, metadata = @metadata, tier = @tier, created_at = @created_at, updated_at = @updated_at WHERE id = @id',
+        )
         .run(row);
     }
     if (chatId !== null) this.touchChat(chatId, updatedAt);
@@ -290,7 +316,15 @@ export class SqliteStorage implements Storage {
          AND (? IS NULL OR created_at > ? OR (created_at = ? AND seq > ?))
          ORDER BY created_at, seq LIMIT ?`,
       )
-      .all(chatId, JSON.stringify(kinds), after?.sortValue ?? null, after?.sortValue ?? null, after?.sortValue ?? null, after?.seq ?? null, limit + 1) as NodeRow[];
+      .all(
+        chatId,
+        JSON.stringify(kinds),
+        after?.sortValue ?? null,
+        after?.sortValue ?? null,
+        after?.sortValue ?? null,
+        after?.seq ?? null,
+        limit + 1,
+      ) as NodeRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { items: page.map(rowToNode), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
@@ -305,10 +339,21 @@ export class SqliteStorage implements Storage {
          AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND seq < ?))
          ORDER BY updated_at DESC, seq DESC LIMIT ?`,
       )
-      .all(options.userId ?? null, options.userId ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.seq ?? null, limit + 1) as NodeRow[];
+      .all(
+        options.userId ?? null,
+        options.userId ?? null,
+        before?.sortValue ?? null,
+        before?.sortValue ?? null,
+        before?.sortValue ?? null,
+        before?.seq ?? null,
+        limit + 1,
+      ) as NodeRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page.map((row) => rowToNode(row) as MemoryNodeOf<'chat'>), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.seq) : null };
+    return {
+      items: page.map((row) => rowToNode(row) as MemoryNodeOf<'chat'>),
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.seq) : null,
+    };
   }
 
   listUpdatedSince(kinds: readonly NodeKind[], since: number, options: { userId?: string } = {}): MemoryNode[] {
@@ -342,7 +387,7 @@ export class SqliteStorage implements Storage {
   }
 
   countChatMessages(chatId: string): number {
-    return (this.db.prepare("SELECT count(*) FROM nodes WHERE chat_id = ? AND kind = 'message'").pluck().get(chatId) as number) ?? 0;
+    return this.db.prepare("SELECT count(*) FROM nodes WHERE chat_id = ? AND kind = 'message'").pluck().get(chatId) as number;
   }
 
   createEdge(input: NewEdge): MemoryEdge {
@@ -350,7 +395,8 @@ export class SqliteStorage implements Storage {
       for (const nodeId of [input.from_id, input.to_id]) {
         if (this.getRow(nodeId) === undefined) throw new NotFoundError(`Node ${nodeId} not found`);
       }
-      const existing = this.db.prepare('SELECT * FROM edges WHERE type = ? AND from_id = ? AND to_id = ?').get(input.type, input.from_id, input.to_id) as EdgeRow | undefined;
+      const existing = this.db.prepare('SELECT * FROM edges WHERE type = ? AND from_id = ? AND to_id = ?').get(input.type, input.from_id, input.to_id) as
+        EdgeRow | undefined;
       const row: EdgeRow = {
         id: existing?.id ?? `edge_${randomUUID()}`,
         type: input.type,
@@ -432,7 +478,7 @@ export class SqliteStorage implements Storage {
           continue;
         }
         const { deleted: _deleted, ...input } = node;
-        this.writeNode(input as NewNodeOf<NodeKind>, 'upsert');
+        this.writeNode(input, 'upsert');
         synced += 1;
       }
       return { synced, skipped };
@@ -469,9 +515,7 @@ export class SqliteStorage implements Storage {
   claimOutbox(limit: number): OutboxItem[] {
     return this.transaction(() => {
       const now = this.now();
-      const rows = this.db
-        .prepare("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?")
-        .all(now, limit) as OutboxRow[];
+      const rows = this.db.prepare("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?").all(now, limit) as OutboxRow[];
       const lease = this.db.prepare("UPDATE outbox SET status = 'in_progress', leased_at = ?, updated_at = ? WHERE id = ?");
       for (const row of rows) lease.run(now, now, row.id);
       return rows.map((row) => ({ ...rowToOutbox(row), status: 'in_progress' as const }));
@@ -498,7 +542,8 @@ export class SqliteStorage implements Storage {
   outboxStats(): OutboxStats {
     const rows = this.db.prepare('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
     const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;
-    const last = this.db.prepare('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as string | undefined;
+    const last = this.db.prepare('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as
+      string | undefined;
     return { pending: counts.pending ?? 0, in_progress: counts.in_progress ?? 0, done: counts.done ?? 0, dead: counts.dead ?? 0, last_error: last ?? null };
   }
 
@@ -517,7 +562,9 @@ export class SqliteStorage implements Storage {
 
   setSetting(key: string, value: string): void {
     this.db
-      .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .prepare(
+        'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      )
       .run(key, value, this.now());
   }
 
@@ -535,7 +582,8 @@ export class SqliteStorage implements Storage {
 
   updateMemorySettings(patch: Partial<MemorySettings>): MemorySettings {
     const checked = MemorySettings.partial().safeParse(patch);
-    if (!checked.success) throw new InvalidRequestError(`Invalid memory settings: ${checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    if (!checked.success)
+      throw new InvalidRequestError(`Invalid memory settings: ${checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
     return this.transaction(() => {
       const next: MemorySettings = { ...this.getMemorySettings() };
       for (const [name, value] of Object.entries(checked.data) as [keyof MemorySettings, string | null | undefined][]) {

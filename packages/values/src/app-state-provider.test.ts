@@ -19,7 +19,11 @@ describe('createAppStateProvider', () => {
   it('dispatches to the handler of the route', async () => {
     const provider = createAppStateProvider(handlersAnswering());
     await expect(provider.handle('health', {}, context)).resolves.toEqual({
-      status: 'ok', service: 'tabagent-server', version: '0.1.0', uptime_seconds: 1, timestamp: '2026-01-01T00:00:00.000Z',
+      status: 'ok',
+      service: 'tabagent-server',
+      version: '0.1.0',
+      uptime_seconds: 1,
+      timestamp: '2026-01-01T00:00:00.000Z',
     });
     await expect(provider.handle('models.list', {}, context)).rejects.toThrow('not built');
   });

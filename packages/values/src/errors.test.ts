@@ -1,5 +1,11 @@
 import {
-  CancelledError, InternalError, InvalidRequestError, ModelNotFoundError, NotImplementedError, OutOfMemoryError, TabAgentError,
+  CancelledError,
+  InternalError,
+  InvalidRequestError,
+  ModelNotFoundError,
+  NotImplementedError,
+  OutOfMemoryError,
+  TabAgentError,
   toTabAgentError,
 } from './errors.js';
 import { problemStatusForCode, toProblemDetails } from './problem-details.js';
@@ -32,15 +38,17 @@ describe('TabAgentError', () => {
 
 describe('toProblemDetails', () => {
   it('builds an RFC 7807 document with details', () => {
-    expect(toProblemDetails(new NotImplementedError('Chat needs the gguf-loader', { details: { capability: 'gguf-loader' } }), '/v1/chat/completions')).toEqual({
-      type: 'https://tabagent.dev/errors/not-implemented',
-      title: 'Not implemented',
-      status: 501,
-      detail: 'Chat needs the gguf-loader',
-      code: 'not_implemented',
-      instance: '/v1/chat/completions',
-      capability: 'gguf-loader',
-    });
+    expect(toProblemDetails(new NotImplementedError('Chat needs the gguf-loader', { details: { capability: 'gguf-loader' } }), '/v1/chat/completions')).toEqual(
+      {
+        type: 'https://tabagent.dev/errors/not-implemented',
+        title: 'Not implemented',
+        status: 501,
+        detail: 'Chat needs the gguf-loader',
+        code: 'not_implemented',
+        instance: '/v1/chat/completions',
+        capability: 'gguf-loader',
+      },
+    );
   });
 
   it('never leaks the message of an internal error', () => {

@@ -63,7 +63,17 @@ export class TabAgentError extends Error {
   }
 }
 
-function defineErrorClass<C extends ErrorCode>(code: C, name: string, retryable = false) {
+/** A TabAgentError subclass with a fixed code, as `defineErrorClass` makes them. */
+export interface TabAgentErrorClass {
+  new (message: string, options?: TabAgentErrorOptions): TabAgentError;
+  readonly prototype: TabAgentError;
+  /** True for any TabAgent error, even one thrown by another installed copy of this package. */
+  isInstance(value: unknown): value is TabAgentError;
+}
+
+// The declared return type keeps the subclasses nominal Error subclasses in the emitted .d.ts
+// (inferred, they were flattened to structural object types that no longer extend Error).
+function defineErrorClass(code: ErrorCode, name: string, retryable = false): TabAgentErrorClass {
   const ErrorClass = class extends TabAgentError {
     constructor(message: string, options: TabAgentErrorOptions = {}) {
       super(code, message, { retryable, ...options });

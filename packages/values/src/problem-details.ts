@@ -1,4 +1,4 @@
-import { TabAgentError, toTabAgentError, type ErrorCode } from './errors.js';
+import { type TabAgentError, toTabAgentError, type ErrorCode } from './errors.js';
 
 /**
  * RFC 7807 problem document, the error body of every transport (HTTP `application/problem+json`,

@@ -18,17 +18,57 @@ describe('route catalogue', () => {
 
   it('covers the groups the foundation issue lists', () => {
     const expected = [
-      'GET /v1/health', 'GET /v1/routes', 'GET /v1/system/info', 'GET /v1/hardware/info', 'POST /v1/hardware/feasibility',
-      'GET /v1/hardware/recommendations', 'GET /v1/resources', 'POST /v1/resources/estimate', 'POST /v1/resources/compatibility',
-      'GET /v1/stats', 'POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/generation/stop', 'GET /v1/halt', 'POST /v1/halt',
-      'GET /v1/params', 'POST /v1/params', 'GET /v1/models', 'GET /v1/models/{model}', 'POST /v1/models/load', 'POST /v1/models/unload',
-      'GET /v1/models/loaded', 'POST /v1/models/select', 'POST /v1/models/pull', 'DELETE /v1/models/{model}', 'POST /v1/hf/token',
-      'GET /v1/hf/token/status', 'DELETE /v1/hf/token', 'POST /v1/embeddings', 'POST /v1/rerank', 'POST /v1/similarity',
-      'POST /v1/semantic-search', 'POST /v1/evaluate-embeddings', 'POST /v1/cluster', 'POST /v1/recommend', 'GET /v1/embedding-models',
-      'POST /v1/rag/query', 'GET /v1/sessions/{session_id}/history', 'POST /v1/sessions/{session_id}/messages', 'POST /v1/conversations',
-      'GET /v1/conversations', 'GET /v1/conversations/{conversation_id}', 'POST /v1/conversations/{conversation_id}/messages',
-      'POST /v1/conversations/search', 'POST /v1/sync/push', 'POST /v1/sync/pull', 'POST /v1/documents', 'POST /v1/webrtc/offer',
-      'POST /v1/webrtc/answer', 'POST /v1/webrtc/ice', 'GET /v1/webrtc/session/{session_id}',
+      'GET /v1/health',
+      'GET /v1/routes',
+      'GET /v1/system/info',
+      'GET /v1/hardware/info',
+      'POST /v1/hardware/feasibility',
+      'GET /v1/hardware/recommendations',
+      'GET /v1/resources',
+      'POST /v1/resources/estimate',
+      'POST /v1/resources/compatibility',
+      'GET /v1/stats',
+      'POST /v1/chat/completions',
+      'POST /v1/completions',
+      'POST /v1/generation/stop',
+      'GET /v1/halt',
+      'POST /v1/halt',
+      'GET /v1/params',
+      'POST /v1/params',
+      'GET /v1/models',
+      'GET /v1/models/{model}',
+      'POST /v1/models/load',
+      'POST /v1/models/unload',
+      'GET /v1/models/loaded',
+      'POST /v1/models/select',
+      'POST /v1/models/pull',
+      'DELETE /v1/models/{model}',
+      'POST /v1/hf/token',
+      'GET /v1/hf/token/status',
+      'DELETE /v1/hf/token',
+      'POST /v1/embeddings',
+      'POST /v1/rerank',
+      'POST /v1/similarity',
+      'POST /v1/semantic-search',
+      'POST /v1/evaluate-embeddings',
+      'POST /v1/cluster',
+      'POST /v1/recommend',
+      'GET /v1/embedding-models',
+      'POST /v1/rag/query',
+      'GET /v1/sessions/{session_id}/history',
+      'POST /v1/sessions/{session_id}/messages',
+      'POST /v1/conversations',
+      'GET /v1/conversations',
+      'GET /v1/conversations/{conversation_id}',
+      'POST /v1/conversations/{conversation_id}/messages',
+      'POST /v1/conversations/search',
+      'POST /v1/sync/push',
+      'POST /v1/sync/pull',
+      'POST /v1/documents',
+      'POST /v1/webrtc/offer',
+      'POST /v1/webrtc/answer',
+      'POST /v1/webrtc/ice',
+      'GET /v1/webrtc/session/{session_id}',
     ];
     const present = new Set(routeList.map((route) => `${route.method} ${route.path}`));
     expect(expected.filter((key) => !present.has(key))).toEqual([]);
@@ -52,7 +92,7 @@ describe('parseRouteRequest', () => {
     });
   });
 
-  it('accepts the original servers\' field names for the same fields', () => {
+  it("accepts the original servers' field names for the same fields", () => {
     expect(parseRouteRequest('resources.estimate', { model_path: 'tiny' })).toEqual({ model: 'tiny' });
     expect(parseRouteRequest('rerank', { query: 'q', documents: ['a'], top_k: 1 })).toMatchObject({ top_n: 1 });
     expect(parseRouteRequest('cluster', { documents: ['a', 'b'] })).toMatchObject({ texts: ['a', 'b'], n_clusters: 2 });

@@ -41,12 +41,9 @@ export interface RouteDefinition<
 }
 
 /** Declares a route while keeping its literal id and schema types. */
-export function defineRoute<
-  const Id extends string,
-  Request extends z.ZodType,
-  Response extends z.ZodType,
-  Chunk extends z.ZodType | undefined = undefined,
->(definition: Omit<RouteDefinition<Id, Request, Response, Chunk>, 'chunk' | 'streaming'> & { chunk?: Chunk; streaming?: RouteStreaming }): RouteDefinition<Id, Request, Response, Chunk> {
+export function defineRoute<const Id extends string, Request extends z.ZodType, Response extends z.ZodType, Chunk extends z.ZodType | undefined = undefined>(
+  definition: Omit<RouteDefinition<Id, Request, Response, Chunk>, 'chunk' | 'streaming'> & { chunk?: Chunk; streaming?: RouteStreaming },
+): RouteDefinition<Id, Request, Response, Chunk> {
   return {
     ...definition,
     chunk: definition.chunk as Chunk,

@@ -37,11 +37,11 @@ export class MemoryWeaver implements Weaver {
     this.now = options.now ?? Date.now;
   }
 
-  on<K extends keyof WeaverEvents & string>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void {
+  on<K extends keyof WeaverEvents>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void {
     return this.events.on(event, listener);
   }
 
-  once<K extends keyof WeaverEvents & string>(event: K): Promise<WeaverEvents[K]> {
+  once<K extends keyof WeaverEvents>(event: K): Promise<WeaverEvents[K]> {
     return this.events.once(event);
   }
 
@@ -113,6 +113,8 @@ export class MemoryWeaver implements Weaver {
       } catch (error) {
         this.options.logger?.error({ err: error }, 'weaver loop failed');
       }
+      // stop() clears running while drain() is awaited.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       if (!this.running) break;
       if (processed > 0) continue;
       this.wake = new AbortController();
@@ -182,7 +184,12 @@ export class MemoryWeaver implements Weaver {
       if (text === '') continue;
       const id = entityIdFor(entity.label, text);
       if (this.storage.getNode(id) === undefined) {
-        this.storage.upsertNode({ kind: 'entity', id, title: text, props: { entity_type: entity.label.toUpperCase(), normalized: text.toLowerCase().replace(/\s+/g, ' ') } });
+        this.storage.upsertNode({
+          kind: 'entity',
+          id,
+          title: text,
+          props: { entity_type: entity.label.toUpperCase(), normalized: text.toLowerCase().replace(/\s+/g, ' ') },
+        });
       }
       this.storage.createEdge({ type: 'MENTIONS', from_id: node.id, to_id: id, weight: entity.score ?? null });
     }
@@ -227,7 +234,14 @@ export class MemoryWeaver implements Weaver {
     // null: no LLM is available now; the next message of the chat tries again.
     if (text === null) return;
     this.storage.transaction(() => {
-      this.storage.upsertNode({ kind: 'summary', id, chat_id: chatId, text, props: { message_ids: messages.map((item) => item.id) }, metadata: { message_count: messages.length } });
+      this.storage.upsertNode({
+        kind: 'summary',
+        id,
+        chat_id: chatId,
+        text,
+        props: { message_ids: messages.map((item) => item.id) },
+        metadata: { message_count: messages.length },
+      });
       this.storage.createEdge({ type: 'SUMMARIZES', from_id: id, to_id: chatId });
     });
   }

@@ -86,8 +86,8 @@ export interface Weaver {
   notifySaved(nodeId: string, chatId: string | null): void;
   /** Processes ready items until none is left (also when not started). */
   drain(): Promise<number>;
-  on<K extends keyof WeaverEvents & string>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void;
-  once<K extends keyof WeaverEvents & string>(event: K): Promise<WeaverEvents[K]>;
+  on<K extends keyof WeaverEvents>(event: K, listener: (payload: WeaverEvents[K]) => void): () => void;
+  once<K extends keyof WeaverEvents>(event: K): Promise<WeaverEvents[K]>;
   status(): Promise<WeaverStatus>;
   /** The configured embedding model id (setting, else the resolver's default). */
   embeddingModelId(): Promise<string>;

@@ -47,7 +47,10 @@ function runWorker(args: string[]): WorkerRun {
     kill: () => child.kill('SIGKILL'),
     waitForAcks: (n) =>
       new Promise<void>((resolve, reject) => {
-        if (acked.length >= n) return resolve();
+        if (acked.length >= n) {
+          resolve();
+          return;
+        }
         waiters.push({ n, resolve });
         void exit.then((code) => (acked.length >= n ? resolve() : reject(new Error(`worker exited ${String(code)}: ${stderr}`))));
       }),

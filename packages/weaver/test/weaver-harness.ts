@@ -26,7 +26,9 @@ export async function writeEmbedder(dir: string, modelId: string, seed = 1): Pro
   return createOnnxTextEmbedder(folder, { modelId, threads: 1 });
 }
 
-export async function createHarness(options: Partial<WeaverOptions> & { wrapResolver?: (resolver: TextEmbedderResolver) => TextEmbedderResolver } = {}): Promise<Harness> {
+export async function createHarness(
+  options: Partial<WeaverOptions> & { wrapResolver?: (resolver: TextEmbedderResolver) => TextEmbedderResolver } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'weaver-test-'));
   const embedders = new Map<string, OnnxTextEmbedder>();
   embedders.set('tiny-a', await writeEmbedder(dir, 'tiny-a', 1));

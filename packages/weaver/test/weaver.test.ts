@@ -33,9 +33,22 @@ describe('weaver', () => {
     expect(byWords.map((hit) => hit.node_id)).toEqual(['m1']);
     expect(events.slice(0, 2)).toEqual(['message-saved', 'message-saved']);
     expect(events.filter((name) => name === 'index-end')).toHaveLength(2);
-    expect(h.storage.neighbours('c1', { types: ['CONTAINS'], direction: 'out' }).map((n) => n.node.id).sort()).toEqual(['m1', 'm2']);
+    expect(
+      h.storage
+        .neighbours('c1', { types: ['CONTAINS'], direction: 'out' })
+        .map((n) => n.node.id)
+        .sort(),
+    ).toEqual(['m1', 'm2']);
     const status = await h.weaver.status();
-    expect(status).toEqual({ queue_depth: 0, in_progress: 0, failed: 0, last_error: null, embedding_model: 'tiny-a', models: [{ model: 'tiny-a', indexed_chunks: 2 }], counts: { chat: 1, message: 2 } });
+    expect(status).toEqual({
+      queue_depth: 0,
+      in_progress: 0,
+      failed: 0,
+      last_error: null,
+      embedding_model: 'tiny-a',
+      models: [{ model: 'tiny-a', indexed_chunks: 2 }],
+      counts: { chat: 1, message: 2 },
+    });
   });
 
   it('links de-duplicated entities, similar messages and writes a summary every N messages', async () => {
@@ -56,7 +69,12 @@ describe('weaver', () => {
     await h.weaver.drain();
     const alice = entityIdFor('misc', 'Alice');
     expect(h.storage.getNode(alice)).toMatchObject({ kind: 'entity', title: 'Alice', props: { entity_type: 'MISC', normalized: 'alice' } });
-    expect(h.storage.neighbours(alice, { types: ['MENTIONS'], direction: 'in' }).map((n) => n.node.id).sort()).toEqual(['m1', 'm2']);
+    expect(
+      h.storage
+        .neighbours(alice, { types: ['MENTIONS'], direction: 'in' })
+        .map((n) => n.node.id)
+        .sort(),
+    ).toEqual(['m1', 'm2']);
     expect(h.storage.countByKind().entity).toBe(2);
     expect(h.storage.neighbours('m2', { types: ['SIMILAR_TO'], direction: 'out' }).map((n) => n.node.id)).toEqual(['m1']);
     expect(summarized).toEqual([['Alice met Bob.', 'Alice met Bob.', 'bob likes tea']]);
@@ -88,7 +106,9 @@ describe('weaver', () => {
     h.weaver.start();
     saveMessage('m1', 'never indexed');
     await waitFor(() => h.storage.outboxStats().dead === 1);
-    expect(h.storage.listOutbox('dead')).toEqual([expect.objectContaining({ attempts: 3, last_error: 'no embedding model', payload: { kind: 'index-message', node_id: 'm1' } })]);
+    expect(h.storage.listOutbox('dead')).toEqual([
+      expect.objectContaining({ attempts: 3, last_error: 'no embedding model', payload: { kind: 'index-message', node_id: 'm1' } }),
+    ]);
     const status = await h.weaver.status();
     expect(status).toMatchObject({ failed: 1, last_error: 'no embedding model', queue_depth: 0 });
   });
@@ -122,7 +142,10 @@ describe('weaver', () => {
     expect(await h.weaver.embeddingModelId()).toBe('tiny-b');
     await h.weaver.drain();
     const stats = await h.index.stats();
-    expect(stats.map((table) => [table.model, table.rows]).sort()).toEqual([['tiny-a', 2], ['tiny-b', 2]]);
+    expect(stats.map((table) => [table.model, table.rows]).sort()).toEqual([
+      ['tiny-a', 2],
+      ['tiny-b', 2],
+    ]);
     const hits = await h.index.search({ query: 'second message', k: 1, mode: 'vector' });
     expect(hits[0]?.node_id).toBe('m2');
     await expect(h.weaver.setEmbeddingModel('missing')).rejects.toThrow('unknown model missing');
@@ -130,9 +153,22 @@ describe('weaver', () => {
 
   it('rebuild() from storage after deleting index/ gives identical search results', async () => {
     h = await createHarness();
-    const texts = ['Gardening in spring needs patience.', 'Tomatoes want sun and water.', 'The stock market fell today.', 'Bread rises with yeast and time.', 'Roses bloom in June.'];
+    const texts = [
+      'Gardening in spring needs patience.',
+      'Tomatoes want sun and water.',
+      'The stock market fell today.',
+      'Bread rises with yeast and time.',
+      'Roses bloom in June.',
+    ];
     texts.forEach((text, i) => saveMessage(`m${i}`, text, i % 2 === 0 ? 'c1' : 'c2'));
-    h.storage.createNode({ kind: 'webpage', id: 'p1', url: 'https://garden.test/', title: 'Garden guide', text: 'Water tomatoes in the morning. Prune roses in March.', props: { captured_at: 1 } });
+    h.storage.createNode({
+      kind: 'webpage',
+      id: 'p1',
+      url: 'https://garden.test/',
+      title: 'Garden guide',
+      text: 'Water tomatoes in the morning. Prune roses in March.',
+      props: { captured_at: 1 },
+    });
     await h.weaver.drain();
     const queries = [
       { query: 'tomatoes sun', mode: 'hybrid' as const, k: 4 },

@@ -7,7 +7,8 @@ const webrtc: MissingCapability = {
 };
 const modelDownload: MissingCapability = {
   capability: 'model-download',
-  detail: 'downloading from Hugging Face is not built yet; put a .gguf file or an ONNX model folder in the models folder, or POST /v1/models/register with its path.',
+  detail:
+    'downloading from Hugging Face is not built yet; put a .gguf file or an ONNX model folder in the models folder, or POST /v1/models/register with its path.',
 };
 const backendMissing = (capability: string): MissingCapability => ({
   capability,

@@ -28,7 +28,8 @@ export interface EmbeddingHandlerDeps {
 }
 
 /** Route ids this group serves. */
-export type EmbeddingRouteId = 'embeddings' | 'rerank' | 'similarity' | 'semantic_search' | 'embeddings.evaluate' | 'cluster' | 'recommend' | 'embedding_models.list';
+export type EmbeddingRouteId =
+  'embeddings' | 'rerank' | 'similarity' | 'semantic_search' | 'embeddings.evaluate' | 'cluster' | 'recommend' | 'embedding_models.list';
 
 /** Embeddings, rerank, similarity, search, evaluation, clustering and recommendations (onnx-loader's operations over any `TextEmbedder`). */
 export function createEmbeddingHandlers(deps: EmbeddingHandlerDeps): HandlerGroup<EmbeddingRouteId> {
@@ -36,7 +37,10 @@ export function createEmbeddingHandlers(deps: EmbeddingHandlerDeps): HandlerGrou
     embeddings: async (request, context) => createEmbeddings(await deps.resolveEmbedder(request.model), request, { signal: context.signal }),
     rerank: async (request, context) => {
       const crossEncoder = await deps.resolveReranker(request.model);
-      const model = crossEncoder === null ? ({ kind: 'embedding', model: await deps.resolveEmbedder(request.model) } as const) : ({ kind: 'cross-encoder', model: crossEncoder } as const);
+      const model =
+        crossEncoder === null
+          ? ({ kind: 'embedding', model: await deps.resolveEmbedder(request.model) } as const)
+          : ({ kind: 'cross-encoder', model: crossEncoder } as const);
       return rerankDocuments(model, request, { signal: context.signal });
     },
     similarity: async (request, context) => computeSimilarity(await deps.resolveEmbedder(request.model), request, { signal: context.signal }),
@@ -45,9 +49,12 @@ export function createEmbeddingHandlers(deps: EmbeddingHandlerDeps): HandlerGrou
         return searchDocuments(await deps.resolveEmbedder(request.model), { ...request, documents: request.documents }, { signal: context.signal });
       }
       if (deps.searchStore === undefined) {
-        throw new NotImplementedError('semantic_search without documents searches the memory store, which is not enabled in this server; send documents to search them.', {
-          details: { capability: 'memory', route: 'semantic_search' },
-        });
+        throw new NotImplementedError(
+          'semantic_search without documents searches the memory store, which is not enabled in this server; send documents to search them.',
+          {
+            details: { capability: 'memory', route: 'semantic_search' },
+          },
+        );
       }
       return deps.searchStore(request, context);
     },

@@ -31,13 +31,16 @@ export interface GenerationHandlerDeps {
   now?: () => number;
 }
 
-type GenerationRouteId = 'chat.completions' | 'completions' | 'generation.stop' | 'generation.halt' | 'generation.halt_status' | 'params.get' | 'params.set' | 'stats.get';
+type GenerationRouteId =
+  'chat.completions' | 'completions' | 'generation.stop' | 'generation.halt' | 'generation.halt_status' | 'params.get' | 'params.set' | 'stats.get';
 
 type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
 type Usage = RouteResponse<'chat.completions'>['usage'];
 type ChatRequest = RouteRequest<'chat.completions'>;
-type CompletionRequest = RouteRequest<'completions'>;
-type SamplingRequest = Pick<ChatRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop' | 'ignore_eos'>;
+type SamplingRequest = Pick<
+  ChatRequest,
+  'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop' | 'ignore_eos'
+>;
 
 function usageOf(result: GenerationResult): Usage {
   return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
@@ -73,7 +76,9 @@ function messagesOf(request: ChatRequest, defaults: GenerationParams): Generatio
     let content: string | null;
     if (Array.isArray(message.content)) {
       if (message.content.some((part) => part.type !== 'text')) {
-        throw new InvalidRequestError(`messages.${index}.content has an image part; GGUF text models take text only`, { issues: [{ path: `messages.${index}.content`, message: 'image parts are not supported' }] });
+        throw new InvalidRequestError(`messages.${index}.content has an image part; GGUF text models take text only`, {
+          issues: [{ path: `messages.${index}.content`, message: 'image parts are not supported' }],
+        });
       }
       content = message.content.map((part) => (part.type === 'text' ? part.text : '')).join('');
     } else {
@@ -184,7 +189,11 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       const created = now();
       if (!request.stream) {
         const result = await run.result;
-        const toolCalls = result.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+        const toolCalls = result.toolCalls.map((call) => ({
+          id: call.id,
+          type: 'function' as const,
+          function: { name: call.name, arguments: call.arguments },
+        }));
         return {
           id,
           object: 'chat.completion',
@@ -193,7 +202,11 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           choices: [
             {
               index: 0,
-              message: { role: 'assistant', content: toolCalls.length > 0 && result.text.length === 0 ? null : result.text, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+              message: {
+                role: 'assistant',
+                content: toolCalls.length > 0 && result.text.length === 0 ? null : result.text,
+                ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+              },
               finish_reason: result.finishReason,
               logprobs: null,
             },
@@ -202,7 +215,11 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           request_id: context.requestId,
         };
       }
-      const chunk = (delta: RouteChunk<'chat.completions'>['choices'][number]['delta'], finishReason: GenerationResult['finishReason'] | null, usage?: Usage): RouteChunk<'chat.completions'> => ({
+      const chunk = (
+        delta: RouteChunk<'chat.completions'>['choices'][number]['delta'],
+        finishReason: GenerationResult['finishReason'] | null,
+        usage?: Usage,
+      ): RouteChunk<'chat.completions'> => ({
         id,
         object: 'chat.completion.chunk',
         created,
@@ -219,7 +236,17 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           const result = await run.result;
           finished = true;
           if (result.toolCalls.length > 0) {
-            yield chunk({ tool_calls: result.toolCalls.map((call, index) => ({ index, id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } })) }, null);
+            yield chunk(
+              {
+                tool_calls: result.toolCalls.map((call, index) => ({
+                  index,
+                  id: call.id,
+                  type: 'function' as const,
+                  function: { name: call.name, arguments: call.arguments },
+                })),
+              },
+              null,
+            );
           }
           yield chunk({}, result.finishReason, usageOf(result));
         } finally {
@@ -238,7 +265,13 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       const prompt = typeof request.prompt === 'string' ? request.prompt : (request.prompt[0] as string);
       const model = await prepare(request.model, request.keep_alive);
       const run = launch(context, (signal) =>
-        manager.complete(model.id, { ...samplingOf(request, defaults, undefined), prompt, responseFormat: responseFormatOf(request.response_format), keepAlive: request.keep_alive, signal }),
+        manager.complete(model.id, {
+          ...samplingOf(request, defaults, undefined),
+          prompt,
+          responseFormat: responseFormatOf(request.response_format),
+          keepAlive: request.keep_alive,
+          signal,
+        }),
       );
       const id = `cmpl-${context.requestId}`;
       const created = now();
@@ -313,7 +346,13 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         const ttfts = recent.flatMap((stats) => (stats.time_to_first_token_ms === null ? [] : [stats.time_to_first_token_ms]));
         const speeds = recent.flatMap((stats) => (stats.tokens_per_second === null ? [] : [stats.tokens_per_second]));
         const mean = (values: number[]): number | null => (values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length);
-        return { model, generations: generationCount.get(model) ?? recent.length, mean_time_to_first_token_ms: mean(ttfts), mean_tokens_per_second: mean(speeds), recent: [...recent] };
+        return {
+          model,
+          generations: generationCount.get(model) ?? recent.length,
+          mean_time_to_first_token_ms: mean(ttfts),
+          mean_tokens_per_second: mean(speeds),
+          recent: [...recent],
+        };
       }),
     }),
   };

@@ -53,7 +53,9 @@ export function createGgufModelAccess(deps: GgufModelAccessDeps): GgufModelAcces
         if (cached && manager.get(requested)?.path === cached.path) return cached;
         const model = await registry.get(requested);
         if (model.format !== 'gguf' || model.task !== 'text-generation') {
-          throw new InvalidRequestError(`Model "${requested}" is a ${model.format} ${model.task} model; text generation needs a GGUF text-generation model`, { details: { model: requested } });
+          throw new InvalidRequestError(`Model "${requested}" is a ${model.format} ${model.task} model; text generation needs a GGUF text-generation model`, {
+            details: { model: requested },
+          });
         }
         resolvedLoaded.set(requested, model);
         return model;
@@ -79,7 +81,9 @@ export function createGgufModelAccess(deps: GgufModelAccessDeps): GgufModelAcces
       if (existing) return manager.load(model.id, model.path, { keepAlive: options.keepAlive });
       const remembered = loadOptionsOf(model);
       const merged: GgufLoadOptions = { ...remembered };
-      for (const [key, value] of Object.entries(options) as [keyof GgufLoadOptions, never][]) if (value !== undefined) merged[key] = value;
+      for (const [key, value] of Object.entries(options) as [keyof GgufLoadOptions, GgufLoadOptions[keyof GgufLoadOptions]][]) {
+        if (value !== undefined) Object.assign(merged, { [key]: value });
+      }
       return manager.load(model.id, model.path, merged);
     },
 

@@ -60,7 +60,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 function parseTime(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new InvalidRequestError(`${field} is not an RFC 3339 time or Unix milliseconds: ${value}`, { issues: [{ path: field, message: 'invalid time' }] });
+  if (!Number.isFinite(ms))
+    throw new InvalidRequestError(`${field} is not an RFC 3339 time or Unix milliseconds: ${value}`, { issues: [{ path: field, message: 'invalid time' }] });
   return ms;
 }
 
@@ -115,7 +116,9 @@ class MemoryRoutes {
 
   checkMessage(content: string, field: string): void {
     if (content.length > this.messageChars) {
-      throw new PayloadTooLargeError(`${field} has ${content.length} characters; the limit is ${this.messageChars}`, { details: { limit: this.messageChars, length: content.length } });
+      throw new PayloadTooLargeError(`${field} has ${content.length} characters; the limit is ${this.messageChars}`, {
+        details: { limit: this.messageChars, length: content.length },
+      });
     }
   }
 
@@ -130,7 +133,7 @@ class MemoryRoutes {
           text: message.content,
           props: { role: message.role, name: message.name ?? null },
           metadata: message.metadata ?? {},
-          ...(message.created_at === undefined ? {} : { created_at: parseTime(message.created_at, `messages.${i}.created_at`) as number }),
+          ...(message.created_at === undefined ? {} : { created_at: parseTime(message.created_at, `messages.${i}.created_at`) }),
         }),
       ),
     );
@@ -159,7 +162,13 @@ class MemoryRoutes {
   }
 
   async search(request: RouteRequest<'rag.query'>): Promise<MemorySearchHit[]> {
-    return this.deps.index.search({ query: request.query, k: request.k, mode: request.mode, rerank: request.rerank, ...(request.filters === undefined ? {} : { filters: request.filters }) });
+    return this.deps.index.search({
+      query: request.query,
+      k: request.k,
+      mode: request.mode,
+      rerank: request.rerank,
+      ...(request.filters === undefined ? {} : { filters: request.filters }),
+    });
   }
 }
 
@@ -170,16 +179,18 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
   return {
     'sessions.history': async (request) => {
       // Sessions are created by their first saved message: an unknown one simply has no history yet.
-      const page = storage.getNodeOf('chat', request.session_id) === undefined
-        ? { items: [], nextCursor: null }
-        : storage.listByChat(request.session_id, { limit: request.limit, ...(request.cursor === undefined ? {} : { cursor: request.cursor }) });
+      const page =
+        storage.getNodeOf('chat', request.session_id) === undefined
+          ? { items: [], nextCursor: null }
+          : storage.listByChat(request.session_id, { limit: request.limit, ...(request.cursor === undefined ? {} : { cursor: request.cursor }) });
       const messages = page.items.map(toStoredMessage);
       return { session_id: request.session_id, messages, count: messages.length, next_cursor: page.nextCursor };
     },
     'sessions.save_message': async (request) => {
       routes.checkMessage(request.message.content, 'message.content');
       const saved = storage.transaction(() => {
-        if (storage.getNode(request.session_id) === undefined) storage.createNode({ kind: 'chat', id: request.session_id, title: `Session ${request.session_id}`, props: {} });
+        if (storage.getNode(request.session_id) === undefined)
+          storage.createNode({ kind: 'chat', id: request.session_id, title: `Session ${request.session_id}`, props: {} });
         else routes.requireChat(request.session_id);
         return routes.saveMessages(request.session_id, [request.message]);
       });
@@ -196,7 +207,11 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
       return { conversation: toConversation(chat, 0) };
     },
     'conversations.list': async (request) => {
-      const page = storage.listChats({ limit: request.limit, ...(request.user_id === undefined ? {} : { userId: request.user_id }), ...(request.cursor === undefined ? {} : { cursor: request.cursor }) });
+      const page = storage.listChats({
+        limit: request.limit,
+        ...(request.user_id === undefined ? {} : { userId: request.user_id }),
+        ...(request.cursor === undefined ? {} : { cursor: request.cursor }),
+      });
       const conversations = page.items.map((chat) => routes.conversation(chat));
       return { conversations, count: conversations.length, next_cursor: page.nextCursor };
     },
@@ -229,7 +244,7 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
         title: conversation.title,
         props: { user_id: conversation.user_id ?? 'default', topic: conversation.topic ?? null, domain: conversation.domain ?? null },
         metadata: conversation.metadata ?? {},
-        ...(conversation.created_at === undefined ? {} : { created_at: parseTime(conversation.created_at, `conversations.${i}.created_at`) as number }),
+        ...(conversation.created_at === undefined ? {} : { created_at: parseTime(conversation.created_at, `conversations.${i}.created_at`) }),
         updated_at: parseTime(conversation.updated_at, `conversations.${i}.updated_at`) as number,
         ...(conversation.deleted === undefined ? {} : { deleted: conversation.deleted }),
       }));
@@ -242,20 +257,33 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
           text: message.content,
           props: { role: message.role, name: message.name ?? null },
           metadata: message.metadata ?? {},
-          ...(message.created_at === undefined ? {} : { created_at: parseTime(message.created_at, `messages.${i}.created_at`) as number }),
+          ...(message.created_at === undefined ? {} : { created_at: parseTime(message.created_at, `messages.${i}.created_at`) }),
           updated_at: parseTime(message.updated_at, `messages.${i}.updated_at`) as number,
           ...(message.deleted === undefined ? {} : { deleted: message.deleted }),
         };
       });
       const pushedChats = new Set(chats.map((chat) => chat.id));
       for (const message of messages) {
-        if (message.chat_id !== undefined && message.chat_id !== null && !pushedChats.has(message.chat_id) && storage.getNodeOf('chat', message.chat_id) === undefined) {
-          throw new NotFoundError(`Message ${message.id ?? ''} belongs to unknown conversation ${message.chat_id}; push the conversation too`, { details: { conversation_id: message.chat_id } });
+        if (
+          message.chat_id !== undefined &&
+          message.chat_id !== null &&
+          !pushedChats.has(message.chat_id) &&
+          storage.getNodeOf('chat', message.chat_id) === undefined
+        ) {
+          throw new NotFoundError(`Message ${message.id ?? ''} belongs to unknown conversation ${message.chat_id}; push the conversation too`, {
+            details: { conversation_id: message.chat_id },
+          });
         }
       }
       const result = storage.transaction(() => ({ conversations: storage.mergeNodes(chats), messages: storage.mergeNodes(messages) }));
       weaver.notify();
-      return { status: 'success', conversations: result.conversations, messages: result.messages, total_synced: result.conversations.synced + result.messages.synced, server_time: new Date().toISOString() };
+      return {
+        status: 'success',
+        conversations: result.conversations,
+        messages: result.messages,
+        total_synced: result.conversations.synced + result.messages.synced,
+        server_time: new Date().toISOString(),
+      };
     },
     'sync.pull': async (request) => {
       const since = parseTime(request.since, 'since') ?? -1;
@@ -263,14 +291,22 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
       const chats = storage.listUpdatedSince(['chat'], since, userOption) as MemoryNodeOf<'chat'>[];
       const messages = storage.listUpdatedSince(['message'], since, userOption).map(toStoredMessage);
       const conversations = chats.map((chat) => routes.conversation(chat));
-      return { status: 'success', conversations, messages, counts: { conversations: conversations.length, messages: messages.length }, server_time: new Date().toISOString() };
+      return {
+        status: 'success',
+        conversations,
+        messages,
+        counts: { conversations: conversations.length, messages: messages.length },
+        server_time: new Date().toISOString(),
+      };
     },
     'documents.ingest': async (request) => {
       if (request.text.length > routes.documentChars) {
         throw new PayloadTooLargeError(`text has ${request.text.length} characters; the limit is ${routes.documentChars}`);
       }
-      if (request.kind !== 'document' && (request.url === undefined || request.url === '')) throw new InvalidRequestError(`A ${request.kind} needs a url`, { issues: [{ path: 'url', message: 'required' }] });
-      if (request.kind !== 'bookmark' && request.text.trim() === '') throw new InvalidRequestError(`A ${request.kind} needs text`, { issues: [{ path: 'text', message: 'empty' }] });
+      if (request.kind !== 'document' && (request.url === undefined || request.url === ''))
+        throw new InvalidRequestError(`A ${request.kind} needs a url`, { issues: [{ path: 'url', message: 'required' }] });
+      if (request.kind !== 'bookmark' && request.text.trim() === '')
+        throw new InvalidRequestError(`A ${request.kind} needs text`, { issues: [{ path: 'text', message: 'empty' }] });
       const capturedAt = parseTime(request.captured_at, 'captured_at') ?? null;
       const common = { url: request.url ?? null, title: request.title ?? null, text: request.text, metadata: request.metadata ?? {} };
       const node =
@@ -324,11 +360,23 @@ export function createMemoryRetrieval(deps: Pick<MemoryHandlerDeps, 'index' | 'w
     async searchStoreForSemanticSearch(request) {
       const model = await deps.weaver.embeddingModelId();
       if (request.model !== undefined && request.model !== model) {
-        throw new InvalidRequestError(`The memory store is indexed with ${model}; omit model or pass ${model} (or send documents to search those)`, { issues: [{ path: 'model', message: 'differs from the store' }] });
+        throw new InvalidRequestError(`The memory store is indexed with ${model}; omit model or pass ${model} (or send documents to search those)`, {
+          issues: [{ path: 'model', message: 'differs from the store' }],
+        });
       }
-      const hits = await deps.index.search({ query: request.query, k: request.k, mode: 'vector', ...(request.filters === undefined ? {} : { filters: request.filters }) });
+      const hits = await deps.index.search({
+        query: request.query,
+        k: request.k,
+        mode: 'vector',
+        ...(request.filters === undefined ? {} : { filters: request.filters }),
+      });
       const scored = hits.map((hit) => ({ hit, score: request.metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * hit.score)) : hit.score }));
-      const kept = request.score_threshold === undefined ? scored : scored.filter(({ score }) => (request.metric === 'euclidean' ? score <= (request.score_threshold as number) : score >= (request.score_threshold as number)));
+      const kept =
+        request.score_threshold === undefined
+          ? scored
+          : scored.filter(({ score }) =>
+              request.metric === 'euclidean' ? score <= (request.score_threshold as number) : score >= (request.score_threshold as number),
+            );
       const tables = await deps.index.stats();
       return {
         query: request.query,
@@ -350,7 +398,8 @@ export function createMemoryRetrieval(deps: Pick<MemoryHandlerDeps, 'index' | 'w
       const sources: MemorySourceJson[] = [];
       const lines: string[] = [];
       for (const hit of hits) {
-        if (!sources.some((source) => source.id === hit.node_id)) sources.push({ id: hit.node_id, kind: hit.kind, title: hit.title, url: hit.url, score: hit.score });
+        if (!sources.some((source) => source.id === hit.node_id))
+          sources.push({ id: hit.node_id, kind: hit.kind, title: hit.title, url: hit.url, score: hit.score });
         const label = [hit.kind, hit.title, hit.url].filter((part) => part !== null && part !== '').join(' · ');
         lines.push(`[${sources.findIndex((source) => source.id === hit.node_id) + 1}] (${label}) ${hit.text}`);
       }

@@ -46,7 +46,8 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
   const { manager, registry } = deps;
   const access = deps.access ?? createGgufModelAccess({ manager, registry });
   const extra = (format: string): ExtraModelBackend | undefined => deps.extraBackends?.find((backend) => backend.format === format);
-  const isLoaded = (id: string): boolean => manager.get(id) !== undefined || (deps.extraBackends ?? []).some((backend) => backend.loaded().some((entry) => entry.model === id));
+  const isLoaded = (id: string): boolean =>
+    manager.get(id) !== undefined || (deps.extraBackends ?? []).some((backend) => backend.loaded().some((entry) => entry.model === id));
 
   const info = (model: RegisteredModel, defaultModel: string | null): RouteResponse<'models.get'> => ({
     id: model.id,
@@ -73,7 +74,10 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     const model = await registry.get(request.model);
     const available = await deps.availableMemory();
     if (model.format === 'gguf') {
-      const result = await manager.estimate(model.path, { contextSize: request.context_size ?? model.settings.context_size, gpuLayers: request.gpu_layers ?? model.settings.gpu_layers });
+      const result = await manager.estimate(model.path, {
+        contextSize: request.context_size ?? model.settings.context_size,
+        gpuLayers: request.gpu_layers ?? model.settings.gpu_layers,
+      });
       const fitsInRam = result.ramBytes <= available.ramBytes;
       const fitsInVram = result.vramBytes <= available.vramBytes;
       return { model, ramBytes: result.ramBytes, vramBytes: result.vramBytes, gpuLayers: result.gpuLayers, available, fitsInRam, fitsInVram };
@@ -109,7 +113,11 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       if (Object.values(remembered).some((value) => value !== undefined)) {
         await registry.setModelSettings(model.id, Object.fromEntries(Object.entries(remembered).filter(([, value]) => value !== undefined)));
       }
-      return { ...access.view(loaded, model.task), status: alreadyLoaded ? 'already_loaded' : 'loaded', load_time_ms: alreadyLoaded ? performance.now() - started : loaded.loadTimeMs };
+      return {
+        ...access.view(loaded, model.task),
+        status: alreadyLoaded ? 'already_loaded' : 'loaded',
+        load_time_ms: alreadyLoaded ? performance.now() - started : loaded.loadTimeMs,
+      };
     },
 
     'models.unload': async (request) => {

@@ -42,8 +42,12 @@ describe('system handlers', () => {
     expect(result.routes.map((route) => route.id)).toEqual(routeList.map((route) => route.id));
   });
 
-  it('reports this machine\'s real CPU and RAM', async () => {
-    const info = (await providerFor().handle('system.info', {}, context)) as { cpu: { logical_cores: number }; memory: { total_mb: number }; node_version: string };
+  it("reports this machine's real CPU and RAM", async () => {
+    const info = (await providerFor().handle('system.info', {}, context)) as {
+      cpu: { logical_cores: number };
+      memory: { total_mb: number };
+      node_version: string;
+    };
     expect(info.cpu.logical_cores).toBe(os.cpus().length);
     expect(info.memory.total_mb).toBe(Math.round(os.totalmem() / 1048576));
     expect(info.node_version).toBe(process.version);
@@ -57,7 +61,11 @@ describe('system handlers', () => {
   it('tails the log file', async () => {
     const logFile = path.join(dir, 'tabagent.log');
     writeFileSync(logFile, ['one', 'two', 'three', 'four'].join('\n') + '\n');
-    await expect(providerFor(logFile).handle('system.logs', { lines: 2 }, context)).resolves.toEqual({ lines: 'three\nfour', log_file: logFile, total_lines: 4 });
+    await expect(providerFor(logFile).handle('system.logs', { lines: 2 }, context)).resolves.toEqual({
+      lines: 'three\nfour',
+      log_file: logFile,
+      total_lines: 4,
+    });
     await expect(providerFor().handle('system.logs', { lines: 2 }, context)).resolves.toEqual({ lines: '', log_file: null, total_lines: 0 });
   });
 

@@ -18,8 +18,17 @@ export interface SystemHandlerDeps {
 }
 
 type SystemRouteId =
-  | 'health' | 'routes.list' | 'system.logs' | 'system.info' | 'hardware.info' | 'hardware.feasibility' | 'hardware.recommendations'
-  | 'resources.get' | 'hf.token.set' | 'hf.token.status' | 'hf.token.clear';
+  | 'health'
+  | 'routes.list'
+  | 'system.logs'
+  | 'system.info'
+  | 'hardware.info'
+  | 'hardware.feasibility'
+  | 'hardware.recommendations'
+  | 'resources.get'
+  | 'hf.token.set'
+  | 'hf.token.status'
+  | 'hf.token.clear';
 
 /** Health, discovery, logs, hardware, resources and the HF token: backed by the hardware package and the data directory. */
 export function createSystemHandlers(deps: SystemHandlerDeps): HandlerGroup<SystemRouteId> {

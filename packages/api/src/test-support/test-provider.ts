@@ -1,8 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import {
-  ModelNotFoundError, ModelNotLoadedError, NotImplementedError, createAppStateProvider, routeIds,
-  type AppStateProvider, type CallContext, type HandlerMap, type RouteChunk, type RouteId, type RouteResponse,
+  ModelNotFoundError,
+  ModelNotLoadedError,
+  NotImplementedError,
+  createAppStateProvider,
+  routeIds,
+  type AppStateProvider,
+  type CallContext,
+  type HandlerMap,
+  type RouteChunk,
+  type RouteId,
+  type RouteResponse,
 } from '@tabagent/values';
 import type { ApiRouterOptions } from '../api-router-options.js';
 import { createApiApp } from '../create-api-app.js';

@@ -125,7 +125,12 @@ export interface WriteGgufFileOptions {
 }
 
 /** Writes a GGUF v3 file: header, padding, tensor data each padded to 32 bytes. */
-export function writeGgufFile(path: string, metadata: ReadonlyArray<readonly [string, GgufWriteValue]>, tensors: readonly GgufWriteTensor[], options: WriteGgufFileOptions = {}): void {
+export function writeGgufFile(
+  path: string,
+  metadata: ReadonlyArray<readonly [string, GgufWriteValue]>,
+  tensors: readonly GgufWriteTensor[],
+  options: WriteGgufFileOptions = {},
+): void {
   const sink = new ByteSink();
   sink.push(Buffer.from(options.magic ?? 'GGUF', 'latin1'));
   sink.u32(options.version ?? 3);

@@ -120,7 +120,7 @@ function buildVocabulary(size: number | undefined): { tokens: string[]; types: n
       let piece = '';
       let rest = index;
       for (let position = 0; position < length; position++) {
-        piece += letters[rest % letters.length];
+        piece += letters[rest % letters.length] ?? '';
         rest = Math.floor(rest / letters.length);
       }
       for (const candidate of [`▁${piece}`, piece]) {

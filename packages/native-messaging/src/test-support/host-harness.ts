@@ -36,11 +36,21 @@ export function startHostHarness(provider: AppStateProvider, options: Partial<Na
   const input = new PassThrough();
   const output = new PassThrough();
   const logs: LoggedLine[] = [];
-  const log = (level: LoggedLine['level']) => (object: object | string, message?: string): void => {
-    logs.push({ level, object, message });
-  };
+  const log =
+    (level: LoggedLine['level']) =>
+    (object: object | string, message?: string): void => {
+      logs.push({ level, object, message });
+    };
   const logger: NativeMessagingLogger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-  const host = createNativeMessagingHost({ input, output, provider, logger, version: '1.2.3', callerOrigin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/', ...options });
+  const host = createNativeMessagingHost({
+    input,
+    output,
+    provider,
+    logger,
+    version: '1.2.3',
+    callerOrigin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop/',
+    ...options,
+  });
   const decoder = createFrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 });
   const reassembler = createContinuationReassembler();
   const rawReplies: unknown[] = [];

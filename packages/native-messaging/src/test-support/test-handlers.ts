@@ -1,6 +1,16 @@
 import {
-  CancelledError, ModelNotFoundError, NotImplementedError, createAppStateProvider, routeIds,
-  type AppStateProvider, type CallContext, type Handler, type HandlerMap, type RouteChunk, type RouteId, type RouteResponse,
+  CancelledError,
+  ModelNotFoundError,
+  NotImplementedError,
+  createAppStateProvider,
+  routeIds,
+  type AppStateProvider,
+  type CallContext,
+  type Handler,
+  type HandlerMap,
+  type RouteChunk,
+  type RouteId,
+  type RouteResponse,
 } from '@tabagent/values';
 
 /** A complete map in which every route answers 501, as the server's not-built handlers do. */
@@ -25,10 +35,14 @@ function waitForAbort(signal: AbortSignal): Promise<never> {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(new CancelledError('Generation stopped'));
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(new CancelledError('Generation stopped'));
+      },
+      { once: true },
+    );
   });
 }
 
@@ -62,10 +76,25 @@ export interface TestBackendState {
  */
 export function createTestProvider(): { provider: AppStateProvider; state: TestBackendState } {
   const state: TestBackendState = {
-    registered: new Map([['tiny-llama', '/models/tiny-llama.gguf'], ['tiny-embedder', '/models/tiny-embedder']]),
+    registered: new Map([
+      ['tiny-llama', '/models/tiny-llama.gguf'],
+      ['tiny-embedder', '/models/tiny-embedder'],
+    ]),
     loaded: new Map(),
     defaultModel: null,
-    params: { temperature: 0.7, top_p: 0.9, top_k: 40, min_p: 0.05, repeat_penalty: 1.1, frequency_penalty: 0, presence_penalty: 0, max_tokens: 512, seed: null, stop: [], system_prompt: null },
+    params: {
+      temperature: 0.7,
+      top_p: 0.9,
+      top_k: 40,
+      min_p: 0.05,
+      repeat_penalty: 1.1,
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      max_tokens: 512,
+      seed: null,
+      stop: [],
+      system_prompt: null,
+    },
     lastChatRequest: undefined,
     lastStats: null,
     generations: new Map(),
@@ -88,22 +117,52 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
   async function* streamWords(words: string[], context: CallContext): AsyncIterable<RouteChunk<'chat.completions'>> {
     for (const word of words) {
       await sleep(20, context.signal);
-      yield { id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1, model: 'tiny-llama', choices: [{ index: 0, delta: { content: word }, finish_reason: null }], request_id: context.requestId };
+      yield {
+        id: 'chatcmpl-test',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'tiny-llama',
+        choices: [{ index: 0, delta: { content: word }, finish_reason: null }],
+        request_id: context.requestId,
+      };
     }
   }
   const handlers: HandlerMap = {
     ...createNotImplementedHandlers(),
     health: async () => ({ status: 'ok', service: 'tabagent-server', version: '1.2.3', uptime_seconds: 5, timestamp: '2026-01-01T00:00:00.000Z' }),
     'system.info': async () => testSystemInfo,
-    'hardware.info': async () => ({ cpu: testSystemInfo.cpu, memory: testSystemInfo.memory, gpus: [], advice: { recommended_threads: 2, execution_providers: ['cpu'], llama_gpu_backends: ['vulkan'] } }),
+    'hardware.info': async () => ({
+      cpu: testSystemInfo.cpu,
+      memory: testSystemInfo.memory,
+      gpus: [],
+      advice: { recommended_threads: 2, execution_providers: ['cpu'], llama_gpu_backends: ['vulkan'] },
+    }),
     'system.logs': async (request) => {
       const all = Array.from({ length: 20_000 }, (_unused, index) => `2026-01-01T00:00:00.000Z INFO line ${index} ${'x'.repeat(100)}`);
       return { lines: all.slice(-request.lines).join('\n'), log_file: '/data/logs/tabagent.log', total_lines: all.length };
     },
     'models.register': async (request) => {
-      const id = request.id ?? request.path.split('/').pop()?.replace(/\.gguf$/, '') ?? 'model';
+      const id =
+        request.id ??
+        request.path
+          .split('/')
+          .pop()
+          ?.replace(/\.gguf$/, '') ??
+        'model';
       state.registered.set(id, request.path);
-      return { id, object: 'model', created: 1, owned_by: 'local', format: 'gguf', task: 'text-generation', path: request.path, size_bytes: 1000, loaded: false, is_default: false, details: { architecture: 'llama', parameters: 1000, context_length: 512, quantization: 'F32', embedding_length: 8, has_chat_template: true } };
+      return {
+        id,
+        object: 'model',
+        created: 1,
+        owned_by: 'local',
+        format: 'gguf',
+        task: 'text-generation',
+        path: request.path,
+        size_bytes: 1000,
+        loaded: false,
+        is_default: false,
+        details: { architecture: 'llama', parameters: 1000, context_length: 512, quantization: 'F32', embedding_length: 8, has_chat_template: true },
+      };
     },
     'models.load': async (request) => {
       if (!state.registered.has(request.model)) throw new ModelNotFoundError(`Model ${request.model} is not registered`);
@@ -153,11 +212,25 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
       try {
         if (prompt === 'slow') await waitForAbort(controller.signal);
         const text = `echo: ${prompt}`;
-        state.lastStats = { model: 'tiny-llama', request_id: context.requestId, time_to_first_token_ms: 12, tokens_per_second: 50, prompt_tokens: 7, completion_tokens: 3, total_time_ms: 60, finish_reason: 'stop', finished_at: '2026-01-01T00:00:00.000Z' };
+        state.lastStats = {
+          model: 'tiny-llama',
+          request_id: context.requestId,
+          time_to_first_token_ms: 12,
+          tokens_per_second: 50,
+          prompt_tokens: 7,
+          completion_tokens: 3,
+          total_time_ms: 60,
+          finish_reason: 'stop',
+          finished_at: '2026-01-01T00:00:00.000Z',
+        };
         return {
-          id: 'chatcmpl-test', object: 'chat.completion', created: 1, model: request.model ?? 'tiny-llama',
+          id: 'chatcmpl-test',
+          object: 'chat.completion',
+          created: 1,
+          model: request.model ?? 'tiny-llama',
           choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }],
-          usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }, request_id: context.requestId,
+          usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+          request_id: context.requestId,
         };
       } finally {
         state.generations.delete(context.requestId);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { floatAttribute, intAttribute, OnnxGraphBuilder, writeBytes } from './onnx-graph-builder.js';
+import { floatAttribute, intAttribute, intsAttribute, OnnxGraphBuilder, writeBytes } from './onnx-graph-builder.js';
 import { createSeededRandom, randomWeights } from './seeded-random.js';
 import { specialTokens, writeWordPieceTokenizer } from './wordpiece-tokenizer-writer.js';
 
@@ -42,7 +42,7 @@ function pseudoWords(count: number): string[] {
       let rest = i;
       let word = '';
       for (let s = 0; s < length; s++) {
-        word += syllables[rest % n];
+        word += syllables[rest % n] ?? '';
         rest = Math.floor(rest / n);
       }
       words.push(word);
@@ -131,7 +131,7 @@ export async function writeBertEncoderModel(folder: string, options: BertEncoder
     g.floatInitializer(`${name}.beta`, [hidden], zeros(hidden));
     return g.node('LayerNormalization', [input, `${name}.gamma`, `${name}.beta`], [intAttribute('axis', -1), floatAttribute('epsilon', 1e-12)]);
   };
-  const splitHeads = (input: string, perm: number[]) => g.node('Transpose', [g.node('Reshape', [input, 'heads_shape'])], [{ name: 'perm', type: 7, ints: perm }]);
+  const splitHeads = (input: string, perm: number[]) => g.node('Transpose', [g.node('Reshape', [input, 'heads_shape'])], [intsAttribute('perm', perm)]);
 
   for (let layer = 0; layer < layers; layer++) {
     const p = `layer.${layer}`;
@@ -140,7 +140,7 @@ export async function writeBertEncoderModel(folder: string, options: BertEncoder
     const v = splitHeads(dense(x, `${p}.value`, hidden, hidden), [0, 2, 1, 3]);
     const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, k]), 'attention_scale']), additiveMask]);
     const probabilities = g.node('Softmax', [scores], [intAttribute('axis', -1)]);
-    const context = g.node('Transpose', [g.node('MatMul', [probabilities, v])], [{ name: 'perm', type: 7, ints: [0, 2, 1, 3] }]);
+    const context = g.node('Transpose', [g.node('MatMul', [probabilities, v])], [intsAttribute('perm', [0, 2, 1, 3])]);
     const merged = g.node('Reshape', [context, 'hidden_shape']);
     const attended = layerNorm(g.node('Add', [dense(merged, `${p}.attention.output`, hidden, hidden), x]), `${p}.attention.ln`);
     const up = dense(attended, `${p}.intermediate`, hidden, intermediate);

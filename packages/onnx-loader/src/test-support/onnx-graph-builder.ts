@@ -69,6 +69,10 @@ export function intAttribute(name: string, value: number): OnnxTypes.IAttributeP
   return { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
 }
 
+export function intsAttribute(name: string, values: number[]): OnnxTypes.IAttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: values };
+}
+
 export function floatAttribute(name: string, value: number): OnnxTypes.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value };
 }

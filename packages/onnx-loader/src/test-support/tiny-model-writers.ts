@@ -159,7 +159,16 @@ export async function writeTinyEmbedderModel(folder: string, options: TinyEmbedd
     pooling_mode_mean_tokens: pooling === 'mean',
     pooling_mode_max_tokens: false,
   });
-  return { folder, vocabulary: tokenizer.vocabulary, idOf: tokenizer.idOf, hiddenSize, maxLength, wordEmbeddings, pooling, tokenTypeEmbeddings };
+  return {
+    folder,
+    vocabulary: tokenizer.vocabulary,
+    idOf: (token: string) => tokenizer.idOf(token),
+    hiddenSize,
+    maxLength,
+    wordEmbeddings,
+    pooling,
+    tokenTypeEmbeddings,
+  };
 }
 
 /**
@@ -194,7 +203,17 @@ export async function writeTinyCrossEncoderModel(folder: string, options: TinyMo
     label2id: { LABEL_0: 0 },
     ...options.config,
   });
-  return { folder, vocabulary: tokenizer.vocabulary, idOf: tokenizer.idOf, hiddenSize, maxLength, wordEmbeddings, tokenTypeEmbeddings, classifierWeights, classifierBias };
+  return {
+    folder,
+    vocabulary: tokenizer.vocabulary,
+    idOf: (token: string) => tokenizer.idOf(token),
+    hiddenSize,
+    maxLength,
+    wordEmbeddings,
+    tokenTypeEmbeddings,
+    classifierWeights,
+    classifierBias,
+  };
 }
 
 /**
@@ -238,5 +257,15 @@ export async function writeTinyTokenClassifierModel(folder: string, options: Tin
     ...(options.omitId2Label ? {} : { id2label, label2id }),
     ...options.config,
   });
-  return { folder, vocabulary: tokenizer.vocabulary, idOf: tokenizer.idOf, hiddenSize, maxLength, wordEmbeddings, labels, classifierWeights, classifierBias };
+  return {
+    folder,
+    vocabulary: tokenizer.vocabulary,
+    idOf: (token: string) => tokenizer.idOf(token),
+    hiddenSize,
+    maxLength,
+    wordEmbeddings,
+    labels,
+    classifierWeights,
+    classifierBias,
+  };
 }

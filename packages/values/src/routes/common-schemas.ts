@@ -1,9 +1,7 @@
 import { z } from 'zod';
 
 /** Request of a route that takes nothing. Accepts `{}`, `null` or no body. */
-export const EmptyRequest = z
-  .preprocess((value) => (value === null || value === undefined ? {} : value), z.object({}))
-  .meta({ id: 'EmptyRequest' });
+export const EmptyRequest = z.preprocess((value) => (value === null || value === undefined ? {} : value), z.object({})).meta({ id: 'EmptyRequest' });
 
 /** A positive integer that also accepts its decimal string form (query parameters). */
 export const QueryInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -33,5 +31,7 @@ export const ModelId = z.string().min(1).max(512).describe('Model id as listed b
  * Preprocessor that copies field `from` to `to` when only `from` is present: the original servers
  * named the same field differently (Rust `model_id`, Python `model_path`, `top_k` for `top_n`).
  */
-export const acceptFieldAlias = (from: string, to: string) => (value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !(to in value) && from in value ? { ...value, [to]: (value as Record<string, unknown>)[from] } : value;
+export const acceptFieldAlias =
+  (from: string, to: string) =>
+  (value: unknown): unknown =>
+    typeof value === 'object' && value !== null && !(to in value) && from in value ? { ...value, [to]: (value as Record<string, unknown>)[from] } : value;

@@ -4,7 +4,6 @@ import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
 
 const InputText = z.string().min(1).max(1_000_000);
 
-
 export const EmbeddingsRequest = z
   .object({
     model: ModelId.optional().describe('Embedding model; defaults to the configured embedding model.'),
@@ -30,8 +29,11 @@ export const RerankRequest = z
     z.object({
       model: ModelId.optional(),
       query: InputText,
-      documents: z.array(z.union([z.string(), z.object({ text: z.string() })])).min(1).max(4096),
-      top_n: z.number().int().min(1).optional().describe('Defaults to all documents (Rust\'s default of 10 rejected shorter lists).'),
+      documents: z
+        .array(z.union([z.string(), z.object({ text: z.string() })]))
+        .min(1)
+        .max(4096),
+      top_n: z.number().int().min(1).optional().describe("Defaults to all documents (Rust's default of 10 rejected shorter lists)."),
       return_documents: z.boolean().default(true),
     }),
   )
@@ -51,9 +53,7 @@ export const SimilarityMetric = z.enum(['cosine', 'dot_product', 'euclidean']);
 export const SimilarityRequest = z
   .object({ text1: InputText, text2: InputText, model: ModelId.optional(), metric: SimilarityMetric.default('cosine') })
   .meta({ id: 'SimilarityRequest' });
-export const SimilarityResponse = z
-  .object({ similarity: z.number(), metric: SimilarityMetric, model: z.string() })
-  .meta({ id: 'SimilarityResponse' });
+export const SimilarityResponse = z.object({ similarity: z.number(), metric: SimilarityMetric, model: z.string() }).meta({ id: 'SimilarityResponse' });
 
 export const SearchFilters = z
   .object({
@@ -104,7 +104,10 @@ export const EvaluateEmbeddingsRequest = z
     model: ModelId.optional(),
     queries: z.array(InputText).min(1).max(1024),
     documents: z.array(InputText).min(1).max(4096),
-    relevant: z.array(z.number().int().nonnegative()).optional().describe('Index of the relevant document for each query; defaults to the same index (query i ↔ document i).'),
+    relevant: z
+      .array(z.number().int().nonnegative())
+      .optional()
+      .describe('Index of the relevant document for each query; defaults to the same index (query i ↔ document i).'),
     k: z.number().int().min(1).max(100).default(10),
   })
   .meta({ id: 'EvaluateEmbeddingsRequest' });
@@ -260,7 +263,7 @@ export const evaluateEmbeddingsRoute = defineRoute({
   method: 'POST',
   path: '/v1/evaluate-embeddings',
   summary: 'Retrieval quality of an embedding model on query/document pairs',
-  description: 'Rust\'s request (model, queries, documents) rather than Python\'s raw vectors; returns MRR and recall.',
+  description: "Rust's request (model, queries, documents) rather than Python's raw vectors; returns MRR and recall.",
   tags: ['embeddings'],
   request: EvaluateEmbeddingsRequest,
   response: EvaluateEmbeddingsResponse,

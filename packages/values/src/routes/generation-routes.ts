@@ -23,7 +23,9 @@ export const SamplingOptions = z.object({
   ignore_eos: z
     .boolean()
     .optional()
-    .describe('Never sample an end-of-generation token (llama-server\'s `ignore_eos`): the generation runs until max_tokens, a stop sequence, the context, or a stop request. For benchmarks and tests.'),
+    .describe(
+      "Never sample an end-of-generation token (llama-server's `ignore_eos`): the generation runs until max_tokens, a stop sequence, the context, or a stop request. For benchmarks and tests.",
+    ),
   keep_alive: z
     .union([z.number(), z.string()])
     .optional()
@@ -95,12 +97,10 @@ export const ChatCompletionRequest = SamplingOptions.extend({
   messages: z.array(ChatMessage).min(1),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
-  max_completion_tokens: z.number().int().min(1).max(1_000_000).optional().describe('OpenAI\'s newer name for max_tokens.'),
+  max_completion_tokens: z.number().int().min(1).max(1_000_000).optional().describe("OpenAI's newer name for max_tokens."),
   response_format: ResponseFormat.optional(),
   tools: z.array(ToolDefinition).optional(),
-  tool_choice: z
-    .union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })])
-    .optional(),
+  tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).optional(),
   n: z.literal(1).optional().describe('Only one choice is generated.'),
   user: z.string().optional(),
   memory: MemoryOption.optional(),
@@ -148,7 +148,14 @@ export const ChatCompletionChunk = z
           role: z.literal('assistant').optional(),
           content: z.string().nullable().optional(),
           tool_calls: z
-            .array(z.object({ index: z.number().int(), id: z.string().optional(), type: z.literal('function').optional(), function: z.object({ name: z.string().optional(), arguments: z.string().optional() }) }))
+            .array(
+              z.object({
+                index: z.number().int(),
+                id: z.string().optional(),
+                type: z.literal('function').optional(),
+                function: z.object({ name: z.string().optional(), arguments: z.string().optional() }),
+              }),
+            )
             .optional(),
         }),
         finish_reason: FinishReason.nullable(),
@@ -203,7 +210,12 @@ export const StopGenerationResponse = z
   .meta({ id: 'StopGenerationResponse' });
 
 export const HaltStatusResponse = z
-  .object({ generating: z.boolean(), active_requests: z.number().int().nonnegative(), active_request_ids: z.array(z.string()), last_halt_time: z.string().nullable() })
+  .object({
+    generating: z.boolean(),
+    active_requests: z.number().int().nonnegative(),
+    active_request_ids: z.array(z.string()),
+    last_halt_time: z.string().nullable(),
+  })
   .meta({ id: 'HaltStatusResponse' });
 
 export const HaltResponse = z
@@ -235,7 +247,8 @@ export const chatCompletionsRoute = defineRoute({
   path: '/v1/chat/completions',
   aliases: ['/v1/chat'],
   summary: 'Chat completion (OpenAI compatible; SSE when stream is true)',
-  description: 'OpenAI request and response shapes (Python\'s streaming, Rust\'s path). The id of the generation is returned as `request_id` and in the X-Request-Id header.',
+  description:
+    "OpenAI request and response shapes (Python's streaming, Rust's path). The id of the generation is returned as `request_id` and in the X-Request-Id header.",
   tags: ['generation'],
   request: ChatCompletionRequest,
   response: ChatCompletionResponse,
@@ -248,7 +261,7 @@ export const completionsRoute = defineRoute({
   path: '/v1/completions',
   aliases: ['/v1/generate'],
   summary: 'Raw prompt completion (OpenAI compatible; SSE when stream is true)',
-  description: 'Returns a `text_completion` object (Rust shape), not Python\'s chat.completion.',
+  description: "Returns a `text_completion` object (Rust shape), not Python's chat.completion.",
   tags: ['generation'],
   request: CompletionRequest,
   response: CompletionResponse,

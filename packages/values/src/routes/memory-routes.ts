@@ -51,12 +51,8 @@ export const HistoryResponse = z
   .object({ session_id: z.string(), messages: z.array(StoredMessage), count: z.number().int(), next_cursor: z.string().nullable() })
   .meta({ id: 'HistoryResponse' });
 
-export const SaveMessageRequest = z
-  .object({ session_id: z.string().min(1), message: MessageInput })
-  .meta({ id: 'SaveMessageRequest' });
-export const SaveMessageResponse = z
-  .object({ status: z.literal('saved'), session_id: z.string(), message_id: z.string() })
-  .meta({ id: 'SaveMessageResponse' });
+export const SaveMessageRequest = z.object({ session_id: z.string().min(1), message: MessageInput }).meta({ id: 'SaveMessageRequest' });
+export const SaveMessageResponse = z.object({ status: z.literal('saved'), session_id: z.string(), message_id: z.string() }).meta({ id: 'SaveMessageResponse' });
 
 export const CreateConversationRequest = z
   .preprocess(
@@ -164,7 +160,9 @@ export const MemoryStatusResponse = z
 
 export const MemorySettings = z
   .object({
-    embedding_model: ModelId.nullable().describe('Embedding model of the memory store; null: the --embedding-model flag, else the first registered embedding model.'),
+    embedding_model: ModelId.nullable().describe(
+      'Embedding model of the memory store; null: the --embedding-model flag, else the first registered embedding model.',
+    ),
     entity_model: ModelId.nullable().describe('Token-classification model for entities; null: the first registered one.'),
     rerank_model: ModelId.nullable().describe('Cross-encoder for rag.query rerank; null: the first registered one, else cosine similarity.'),
   })

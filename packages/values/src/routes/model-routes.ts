@@ -5,7 +5,6 @@ import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
 /** Rust's `model_id` is accepted for the field we name `model`, as OpenAI does. */
 const acceptModelIdAlias = acceptFieldAlias('model_id', 'model');
 
-
 export const ModelFormat = z.enum(['gguf', 'onnx']);
 export const ModelTask = z.enum(['text-generation', 'embedding', 'rerank', 'token-classification']);
 
@@ -72,7 +71,9 @@ export const LoadedModel = z
   })
   .meta({ id: 'LoadedModel' });
 
-export const LoadModelResponse = LoadedModel.extend({ status: z.enum(['loaded', 'already_loaded']), load_time_ms: z.number().nonnegative() }).meta({ id: 'LoadModelResponse' });
+export const LoadModelResponse = LoadedModel.extend({ status: z.enum(['loaded', 'already_loaded']), load_time_ms: z.number().nonnegative() }).meta({
+  id: 'LoadModelResponse',
+});
 
 export const UnloadModelResponse = z.object({ status: z.enum(['unloaded', 'not_loaded']), model: z.string() }).meta({ id: 'UnloadModelResponse' });
 

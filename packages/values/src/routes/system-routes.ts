@@ -40,7 +40,9 @@ export const OsInfo = z
 export const HardwareAdvice = z
   .object({
     recommended_threads: z.number().int().positive(),
-    execution_providers: z.array(z.enum(['cuda', 'dml', 'coreml', 'cpu'])).describe('ONNX Runtime execution providers that apply, best first; always ends with cpu.'),
+    execution_providers: z
+      .array(z.enum(['cuda', 'dml', 'coreml', 'cpu']))
+      .describe('ONNX Runtime execution providers that apply, best first; always ends with cpu.'),
     llama_gpu_backends: z.array(z.enum(['cuda', 'vulkan', 'metal'])).describe('llama.cpp GPU backends that apply, best first; empty means CPU only.'),
   })
   .meta({ id: 'HardwareAdvice' });
@@ -105,7 +107,7 @@ export const ResourcesResponse = z
 
 export const EstimateRequest = z
   .object({
-    model: ModelId.describe('Registered model id (Rust name; Python\'s `model_path` is accepted too).'),
+    model: ModelId.describe("Registered model id (Rust name; Python's `model_path` is accepted too)."),
     context_size: z.number().int().positive().optional(),
     gpu_layers: z.union([z.number().int().nonnegative(), z.literal('auto'), z.literal('max')]).optional(),
   })
@@ -225,10 +227,7 @@ export const resourcesEstimateRoute = defineRoute({
   path: '/v1/resources/estimate',
   summary: 'Memory a registered model needs, and whether it fits',
   tags: ['system'],
-  request: z.preprocess(
-    acceptFieldAlias('model_path', 'model'),
-    EstimateRequest,
-  ),
+  request: z.preprocess(acceptFieldAlias('model_path', 'model'), EstimateRequest),
   response: EstimateResponse,
 });
 

@@ -4,15 +4,25 @@ import { defineRoute } from '../route-definition.js';
 export const WebRtcSessionState = z.enum(['waiting_for_answer', 'connecting', 'connected', 'disconnected', 'closed']);
 
 export const WebRtcOfferRequest = z
-  .object({ sdp: z.string().min(1).max(100_000).describe('The client\'s SDP offer.'), peer_id: z.string().min(1).max(200).optional() })
+  .object({ sdp: z.string().min(1).max(100_000).describe("The client's SDP offer."), peer_id: z.string().min(1).max(200).optional() })
   .meta({ id: 'WebRtcOfferRequest' });
 export const WebRtcOfferResponse = z
-  .object({ session_id: z.string(), created_at: z.string(), state: WebRtcSessionState, sdp: z.string().describe('The server\'s SDP answer (the Rust server never returned one).') })
+  .object({
+    session_id: z.string(),
+    created_at: z.string(),
+    state: WebRtcSessionState,
+    sdp: z.string().describe("The server's SDP answer (the Rust server never returned one)."),
+  })
   .meta({ id: 'WebRtcOfferResponse' });
 
 export const WebRtcAnswerRequest = z.object({ session_id: z.string().min(1), sdp: z.string().min(1).max(100_000) }).meta({ id: 'WebRtcAnswerRequest' });
 export const WebRtcIceRequest = z
-  .object({ session_id: z.string().min(1), candidate: z.string().max(10_000), sdp_mid: z.string().nullable().optional(), sdp_mline_index: z.number().int().nonnegative().nullable().optional() })
+  .object({
+    session_id: z.string().min(1),
+    candidate: z.string().max(10_000),
+    sdp_mid: z.string().nullable().optional(),
+    sdp_mline_index: z.number().int().nonnegative().nullable().optional(),
+  })
   .meta({ id: 'WebRtcIceRequest' });
 export const WebRtcAckResponse = z.object({ success: z.literal(true), session_id: z.string() }).meta({ id: 'WebRtcAckResponse' });
 
@@ -32,7 +42,7 @@ export const webrtcOfferRoute = defineRoute({
   id: 'webrtc.offer',
   method: 'POST',
   path: '/v1/webrtc/offer',
-  summary: 'Open a WebRTC session from the client\'s offer; returns the server\'s answer',
+  summary: "Open a WebRTC session from the client's offer; returns the server's answer",
   tags: ['webrtc'],
   request: WebRtcOfferRequest,
   response: WebRtcOfferResponse,
