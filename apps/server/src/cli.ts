@@ -4,7 +4,7 @@ import { claimStdoutForFrames } from '@tabagent/native-messaging';
 import { TabAgentError } from '@tabagent/values';
 import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
 import { parseServeArguments } from './server-config.js';
-import { startServer } from './start-server.js';
+import { startServer, type RunningServer } from './start-server.js';
 import { serverVersion } from './version.js';
 
 const usage = `tabagent ${serverVersion}
@@ -12,7 +12,7 @@ const usage = `tabagent ${serverVersion}
 Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
                  [--allowed-origin chrome-extension://ID ...] [--api-key KEY] [--embedding-model ID]
-                 [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--log-level info]
+                 [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--log-level info] [--shutdown-timeout 8]
   tabagent install-native-host --extension-id ID [--browser chrome|chromium|edge|brave|firefox|all]
                  [--data-dir DIR] [--manifest-dir DIR]
   tabagent uninstall-native-host [--browser ...] [--data-dir DIR]
@@ -34,30 +34,62 @@ function guardStdout(): Writable {
 async function serve(argv: string[]): Promise<void> {
   const config = parseServeArguments(argv);
   const nativeOutput = config.mode === 'http' ? undefined : guardStdout();
-  const server = await startServer(config, nativeOutput ? { nativeOutput } : {});
+  let server: RunningServer | undefined;
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    server.logger.info({ signal }, 'shutting down');
-    server
+  const log = (level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void => {
+    if (server) {
+      server.logger[level](fields, message);
+      server.logger.flush();
+    } else process.stderr.write(`tabagent: ${message}\n`);
+  };
+  const shutDown = (running: RunningServer): void => {
+    running
       .close()
       // Frames still queued in the pipe would be lost by process.exit: let the stream finish first.
       .then(() => (nativeOutput ? new Promise<void>((resolve) => nativeOutput.end(() => resolve())) : undefined))
       .then(
         () => process.exit(0),
         (error: unknown) => {
-          server.logger.error({ err: error }, 'shutdown failed');
+          log('error', { err: error }, 'shutdown failed');
           process.exit(1);
         },
       );
   };
+  /**
+   * An orderly shutdown, bounded: after `--shutdown-timeout` seconds the process exits whatever is
+   * still running (a model load, an index optimise, a reader that stopped reading stdout), and a
+   * second signal exits at once. Outbox items not done stay pending for the next start. A signal
+   * during start-up is kept and acted on once the server is up.
+   */
+  const stop = (reason: string): void => {
+    if (stopping) {
+      if (reason !== 'SIGINT' && reason !== 'SIGTERM') return;
+      log('warn', { signal: reason }, 'second signal: exiting now');
+      process.exit(reason === 'SIGINT' ? 130 : 143);
+    }
+    stopping = true;
+    log('info', { signal: reason, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
+    const deadline = setTimeout(() => {
+      log('error', { timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000);
+    // The deadline must not be what keeps an otherwise finished process alive.
+    deadline.unref();
+    if (server) shutDown(server);
+  };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // A function, not the variable: TypeScript would keep `stopping` narrowed to false across the await.
+  const stopRequested = (): boolean => stopping;
+  server = await startServer(config, nativeOutput ? { nativeOutput } : {});
+  if (stopRequested()) {
+    shutDown(server);
+    return;
+  }
   // Chrome closes stdin when the extension disconnects; a native host then exits (it reconnects).
   // In `all` mode the HTTP API keeps serving.
   void server.nativeSessionEnded?.then((reason) => {
-    server.logger.info({ reason }, 'native messaging session ended');
+    log('info', { reason }, 'native messaging session ended');
     if (config.mode === 'native') stop('native-session-ended');
   });
 }

@@ -25,6 +25,8 @@ export interface ServerConfig {
   gpu: 'auto' | 'off';
   /** Origin of the caller when Chrome started us as a native host (its first argument). */
   nativeCallerOrigin: string | undefined;
+  /** After SIGINT/SIGTERM, seconds the orderly shutdown may take before the process exits anyway. */
+  shutdownTimeoutSeconds: number;
 }
 
 interface OptionSpec {
@@ -74,6 +76,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   },
   '--threads': { key: 'threads', env: 'TABAGENT_THREADS', parse: parseInteger('--threads', 1, 1024) },
   '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
+  '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
 
 /** Defaults: loopback only, port 8080 (the Rust ApiConfig default), the platform data directory. */
@@ -91,6 +94,8 @@ export function defaultServerConfig(): ServerConfig {
     threads: undefined,
     gpu: 'auto',
     nativeCallerOrigin: undefined,
+    // Under the 10 s a service manager or a closing browser usually grants before SIGKILL.
+    shutdownTimeoutSeconds: 8,
   };
 }
 

@@ -60,6 +60,9 @@ function listen(server: http.Server, host: string, port: number): Promise<Addres
   });
 }
 
+/** How long responses cancelled by a shutdown may take to finish before their connections are cut. */
+const responseGraceMs = 1000;
+
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
 
 /** Composes every package into one provider and starts the transports the mode asks for. */
@@ -154,7 +157,7 @@ async function composeServer(
       const extractor = await embeddingModels.resolveEntityExtractor(memory.storage.getMemorySettings().entity_model);
       return extractor ? extractor.extractEntities(text) : [];
     },
-    summarize: async (texts) => {
+    summarize: async (texts, { signal }) => {
       // Summaries need an LLM; only one already in memory is used, so saving never loads a model.
       const loaded = manager.list()[0];
       if (!loaded) return null;
@@ -165,6 +168,7 @@ async function composeServer(
         ],
         maxTokens: 200,
         temperature: 0.2,
+        signal,
       });
       return (await run.result).text.trim() || null;
     },
@@ -203,8 +207,15 @@ async function composeServer(
 
   let httpServer: http.Server | undefined;
   let httpUrl: string | undefined;
+  const shuttingDown = new AbortController();
   if (config.mode === 'http' || config.mode === 'all') {
-    const app = createApiApp(provider, { allowedOrigins: config.allowedOrigins, apiKey: config.apiKey, logger, version: serverVersion });
+    const app = createApiApp(provider, {
+      allowedOrigins: config.allowedOrigins,
+      apiKey: config.apiKey,
+      logger,
+      version: serverVersion,
+      shutdownSignal: shuttingDown.signal,
+    });
     httpServer = createApiHttpServer(app);
     httpServer.keepAliveTimeout = 65_000;
     try {
@@ -226,10 +237,13 @@ async function composeServer(
       nativeHost?.close();
       if (httpServer) {
         const server = httpServer;
+        // Stop accepting, cancel every call in progress (streams then send their last chunk and
+        // [DONE]), give the responses a moment to finish, then cut whatever is left.
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        // Ending open connections fires each response's 'close', which aborts its provider call.
-        server.closeAllConnections();
+        shuttingDown.abort();
+        const grace = setTimeout(() => server.closeAllConnections(), responseGraceMs);
         await closed;
+        clearTimeout(grace);
       }
       for (const dispose of disposers.reverse()) await dispose();
       logger.info('server stopped');
@@ -238,5 +252,6 @@ async function composeServer(
     return closing;
   };
 
+  logger.info({ mode: config.mode, dataDir: layout.root, ...(httpUrl === undefined ? {} : { url: httpUrl }) }, 'server ready');
   return { config, layout, provider, logger, httpUrl, nativeSessionEnded, close };
 }

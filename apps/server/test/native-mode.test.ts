@@ -1,11 +1,10 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createContinuationReassembler, createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { createFrameDecoder } from '@tabagent/native-messaging';
+import { ServerProcess, type Reply } from './support/server-process.js';
 
-const cliPath = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const origin = 'chrome-extension://nhgeobigjnkldfcdbiinjheboppfafhi/';
 const serverVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 const logLine = (index: number): string => `${String(index).padStart(6, '0')} prepared log line ${'x'.repeat(130)}`;
@@ -16,83 +15,29 @@ function rawFrame(body: Buffer, declared = body.length): Buffer {
   return Buffer.concat([header, body]);
 }
 
-type Reply = Record<string, unknown>;
-
 /** The server in native mode, driven over its stdio like Chrome does. */
-class NativeServerProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly stdoutChunks: Buffer[] = [];
-  stderr = '';
-  private readonly decoder = createFrameDecoder();
-  private readonly reassembler = createContinuationReassembler();
-  private readonly replies: Reply[] = [];
-  readonly rawMessages: unknown[] = [];
-  private waiters: Array<() => void> = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+function nativeServer(dataDir: string): ServerProcess {
+  return new ServerProcess({ args: ['--mode', 'native', '--data-dir', dataDir, origin] });
+}
 
-  constructor(readonly dataDir: string) {
-    this.child = spawn(process.execPath, [cliPath, 'serve', '--mode', 'native', '--data-dir', dataDir, origin], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    this.child.stderr.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString('utf8');
-    });
-    this.child.stdout.on('data', (chunk: Buffer) => {
-      this.stdoutChunks.push(chunk);
-      for (const frame of this.decoder.push(chunk)) {
-        if (frame.kind !== 'message') throw new Error(`stdout carried a bad frame: ${JSON.stringify(frame)}`);
-        this.rawMessages.push(frame.value);
-        const whole = this.reassembler.accept(frame.value);
-        if (whole !== undefined) this.replies.push(whole as Reply);
-      }
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-    this.child.stdin.on('error', () => undefined);
-  }
-
-  send(message: unknown): void {
-    this.child.stdin.write(encodeFrame(message));
-  }
-
-  sendBytes(bytes: Buffer): void {
-    this.child.stdin.write(bytes);
-  }
-
-  async reply(pick: (reply: Reply) => boolean, timeoutMs = 15_000): Promise<Reply> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const index = this.replies.findIndex(pick);
-      if (index !== -1) return this.replies.splice(index, 1)[0] as Reply;
-      if (Date.now() > deadline) throw new Error(`no reply in time; stderr:\n${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 200);
-      });
-    }
-  }
-
-  replyTo(id: string): Promise<Reply> {
-    return this.reply((reply) => reply.messageId === id || reply.request_id === id);
-  }
-
-  /** Decodes everything stdout carried from the start: frames only, nothing left over. */
-  assertStdoutIsOnlyFrames(): number {
-    const decoder = createFrameDecoder();
-    const frames = decoder.push(Buffer.concat(this.stdoutChunks));
-    expect(frames.every((frame) => frame.kind === 'message')).toBe(true);
-    expect(decoder.bufferedBytes).toBe(0);
-    return frames.length;
-  }
+/** Decodes everything stdout carried from the start: frames only, nothing left over. */
+function assertStdoutIsOnlyFrames(server: ServerProcess): number {
+  const decoder = createFrameDecoder();
+  const frames = decoder.push(Buffer.concat(server.stdoutChunks));
+  expect(frames.every((frame) => frame.kind === 'message')).toBe(true);
+  expect(decoder.bufferedBytes).toBe(0);
+  return frames.length;
 }
 
 describe('tabagent serve --mode native (child process)', () => {
   let dataDir: string;
-  let server: NativeServerProcess;
+  let server: ServerProcess;
 
   beforeAll(() => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'tabagent-native-'));
     mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
     writeFileSync(path.join(dataDir, 'logs', 'tabagent.log'), `${Array.from({ length: 20_000 }, (_unused, index) => logLine(index)).join('\n')}\n`);
-    server = new NativeServerProcess(dataDir);
+    server = nativeServer(dataDir);
   });
 
   afterAll(async () => {
@@ -199,7 +144,7 @@ describe('tabagent serve --mode native (child process)', () => {
   });
 
   it('wrote nothing but whole frames to stdout', () => {
-    expect(server.assertStdoutIsOnlyFrames()).toBeGreaterThan(30);
+    expect(assertStdoutIsOnlyFrames(server)).toBeGreaterThan(30);
   });
 });
 
@@ -215,7 +160,7 @@ describe('native mode process lifecycle', () => {
   });
 
   it('exits promptly when stdin closes', async () => {
-    const server = new NativeServerProcess(dataDir);
+    const server = nativeServer(dataDir);
     server.send({ action: 'handshake', source: 'extension', messageId: 'hs' });
     await server.replyTo('hs');
     const started = Date.now();
@@ -223,11 +168,11 @@ describe('native mode process lifecycle', () => {
     const exit = await server.exited;
     expect(exit).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeLessThan(5000);
-    server.assertStdoutIsOnlyFrames();
+    assertStdoutIsOnlyFrames(server);
   });
 
   it('writes an error frame, says why on stderr and exits cleanly on an oversize declared length', async () => {
-    const server = new NativeServerProcess(dataDir);
+    const server = nativeServer(dataDir);
     server.send({ action: 'handshake', source: 'extension', messageId: 'hs' });
     await server.replyTo('hs');
     server.sendBytes(rawFrame(Buffer.alloc(16), 0xffff_fff0));
@@ -238,6 +183,6 @@ describe('native mode process lifecycle', () => {
     const exit = await server.exited;
     expect(exit.signal).toBeNull();
     expect(server.stderr).toContain('native messaging stream is no longer trustworthy');
-    server.assertStdoutIsOnlyFrames();
+    assertStdoutIsOnlyFrames(server);
   });
 });

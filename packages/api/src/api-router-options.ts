@@ -43,6 +43,11 @@ export interface ApiRouterOptions {
   swaggerUi?: boolean;
   /** Version written into the OpenAPI document's `info.version`. Default `0.0.0`. */
   version?: string;
+  /**
+   * Aborting it cancels every call in progress, as a client disconnect would: streams end with
+   * their last chunk and `[DONE]` instead of a cut connection. For a graceful shutdown.
+   */
+  shutdownSignal?: AbortSignal;
 }
 
 /** Default body limit: 32 MiB (documents and page text can be large). */

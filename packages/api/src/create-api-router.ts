@@ -172,7 +172,7 @@ class ApiRouterBuilder {
     const body = method === 'GET' || method === 'HEAD' ? undefined : await readJsonBody(request, this.bodyLimitBytes);
     const validated = parseRouteRequest(id, mergeRequest(body, queryOf(request), request.params as Record<string, string>));
     const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
-    const context = createHttpCallContext(state.requestId, caller, request, response);
+    const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     const result: unknown = await this.provider.handle(id, validated, context);
     if (isGone(response)) return;
     if (isChunkStream(result)) {

@@ -54,6 +54,27 @@ describe.each([false, true])('SSE streaming (plain http.createServer: %s)', (pla
     expect(response.headers.get('content-type')).toBe('application/problem+json');
   });
 
+  it('on shutdown (shutdownSignal) aborts the call, and the stream still ends with its last chunk and [DONE]', async () => {
+    const shutdown = new AbortController();
+    const stopping = await startTestServer({ plainNodeServer, shutdownSignal: shutdown.signal });
+    try {
+      const response = await post(stopping, 'until-stopped');
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain('"content":"one"');
+      shutdown.abort();
+      let rest = '';
+      for (let part = await reader.read(); !part.done; part = await reader.read()) rest += new TextDecoder().decode(part.value);
+      expect(
+        frames(rest).map((frame) =>
+          frame === 'data: [DONE]' ? frame : (JSON.parse(frame.slice(6)) as { choices: { delta: { content: string } }[] }).choices[0]?.delta.content,
+        ),
+      ).toEqual(['stopped', 'data: [DONE]']);
+      await expect(stopping.probe.aborted).resolves.toBe('chat.completions');
+    } finally {
+      await stopping.close();
+    }
+  });
+
   it('aborts the context signal and closes the stream when the client disconnects', async () => {
     const controller = new AbortController();
     const response = await post(server, 'slow', controller.signal);

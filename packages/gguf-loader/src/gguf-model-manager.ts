@@ -151,6 +151,8 @@ export class NodeLlamaModelManager implements GgufModelManager {
   private readonly loading = new Map<string, Promise<ModelEntry>>();
   private readonly logger: GgufLoaderLogger;
   private disposed = false;
+  /** Aborted by dispose(): loads in progress give up instead of holding the shutdown. */
+  private readonly disposing = new AbortController();
   private disposePromise: Promise<void> | null = null;
 
   private readonly chatWrapper: 'auto' | ChatWrapper;
@@ -303,8 +305,14 @@ export class NodeLlamaModelManager implements GgufModelManager {
     }
     let model: LlamaModel;
     try {
-      model = await llama.loadModel({ modelPath: path, gpuLayers: estimate.gpuLayers, ignoreMemorySafetyChecks: options.skipMemoryCheck });
+      model = await llama.loadModel({
+        modelPath: path,
+        gpuLayers: estimate.gpuLayers,
+        ignoreMemorySafetyChecks: options.skipMemoryCheck,
+        loadSignal: this.disposing.signal,
+      });
     } catch (error) {
+      if (this.disposing.signal.aborted) throw new CancelledError(`Loading ${id} was stopped: the model manager is shutting down`, { cause: error });
       throw new InvalidModelError(`llama.cpp could not load ${id}: ${(error as Error).message}`, { cause: error });
     }
     let context: LlamaContext | null = null;
@@ -316,11 +324,13 @@ export class NodeLlamaModelManager implements GgufModelManager {
           sequences,
           threads,
           batchSize: options.batchSize ?? this.options.batchSize,
+          createSignal: this.disposing.signal,
         });
         context = created;
         pool = new SequencePool(sequences, () => created.getSequence());
       } catch (error) {
         await model.dispose();
+        if (this.disposing.signal.aborted) throw new CancelledError(`Loading ${id} was stopped: the model manager is shutting down`, { cause: error });
         throw new OutOfMemoryError(`Could not create a context of ${estimate.contextSize} tokens for ${id}: ${(error as Error).message}`, { cause: error });
       }
     }
@@ -515,6 +525,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
   dispose(): Promise<void> {
     this.disposePromise ??= (async () => {
       this.disposed = true;
+      this.disposing.abort();
       await Promise.allSettled([...this.loading.values()]);
       await Promise.allSettled([...this.entries.keys()].map((id) => this.unload(id)));
       if (this.llamaPromise && !this.options.llama) await (await this.llamaPromise.catch(() => null))?.dispose();

@@ -539,6 +539,13 @@ export class SqliteStorage implements Storage {
       .run(now, now - leaseMs).changes;
   }
 
+  releaseOutbox(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    this.db
+      .prepare("UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND id IN (SELECT value FROM json_each(?))")
+      .run(this.now(), JSON.stringify(ids));
+  }
+
   outboxStats(): OutboxStats {
     const rows = this.db.prepare('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
     const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;

@@ -172,6 +172,8 @@ export interface Storage {
   failOutbox(id: number, error: string, retry: { dead: boolean; retryAt: number }): void;
   /** Returns in_progress items leased before `now - leaseMs` to pending (crash recovery). */
   releaseExpiredLeases(leaseMs: number): number;
+  /** Puts claimed (in_progress) items back to pending without counting an attempt (a worker stopping). */
+  releaseOutbox(ids: readonly number[]): void;
   outboxStats(): OutboxStats;
   listOutbox(status?: OutboxStatus): OutboxItem[];
   /** Deletes done items older than `olderThanMs`. */

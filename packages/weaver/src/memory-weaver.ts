@@ -2,12 +2,17 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
 import type { OutboxItem, OutboxPayload, Storage } from '@tabagent/storage';
-import { indexableNodeKinds, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
+import { CancelledError, indexableNodeKinds, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
 import { TypedEventEmitter } from './typed-event-emitter.js';
 import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Reads `signal.aborted` afresh (TypeScript keeps a property narrowed across awaits in a loop). */
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
 }
 
 /** Deterministic entity id so the same entity found twice (or by a retried step) is one node. */
@@ -24,6 +29,8 @@ export class MemoryWeaver implements Weaver {
   private readonly events = new TypedEventEmitter<WeaverEvents>();
   private readonly now: () => number;
   private running = false;
+  /** Aborted by stop(): the drain releases what it claimed but did not process, and returns. */
+  private stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: AbortController = new AbortController();
   private indexedSinceOptimize = false;
@@ -48,15 +55,22 @@ export class MemoryWeaver implements Weaver {
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     this.wake.abort();
     await this.loop;
     await this.draining;
     this.loop = undefined;
+  }
+
+  /** True once stop() was called (a method: TypeScript would keep a property narrowed across awaits). */
+  private isStopped(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   notify(): void {
@@ -69,7 +83,8 @@ export class MemoryWeaver implements Weaver {
   }
 
   drain(): Promise<number> {
-    this.draining ??= this.drainOnce().finally(() => {
+    if (this.isStopped()) return Promise.resolve(0);
+    this.draining ??= this.drainOnce(this.stopping.signal).finally(() => {
       this.draining = undefined;
     });
     return this.draining;
@@ -81,19 +96,25 @@ export class MemoryWeaver implements Weaver {
     return { retiered: this.storage.updateTiers(), pruned: this.storage.pruneOutbox(this.options.keepDoneMs ?? 7 * 86_400_000) };
   }
 
-  private async drainOnce(): Promise<number> {
+  private async drainOnce(signal: AbortSignal): Promise<number> {
     if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) this.maintain();
     this.storage.releaseExpiredLeases(this.options.leaseMs ?? 60_000);
     let processed = 0;
-    for (;;) {
+    while (!isAborted(signal)) {
       const items = this.storage.claimOutbox(this.options.batchSize ?? 8);
       if (items.length === 0) break;
-      for (const item of items) {
-        await this.process(item);
+      for (const [position, item] of items.entries()) {
+        if (isAborted(signal)) {
+          // Stopping: what was claimed and not started goes back to pending for the next start.
+          this.storage.releaseOutbox(items.slice(position).map((claimed) => claimed.id));
+          break;
+        }
+        await this.process(item, signal);
         processed += 1;
       }
     }
-    if (this.indexedSinceOptimize) {
+    // An optimize can take minutes on a large index; the next start does it instead.
+    if (this.indexedSinceOptimize && !signal.aborted) {
       this.indexedSinceOptimize = false;
       try {
         await this.index.optimize();
@@ -106,29 +127,32 @@ export class MemoryWeaver implements Weaver {
   }
 
   private async run(): Promise<void> {
-    while (this.running) {
+    while (!this.isStopped()) {
       let processed = 0;
       try {
         processed = await this.drain();
       } catch (error) {
         this.options.logger?.error({ err: error }, 'weaver loop failed');
       }
-      // stop() clears running while drain() is awaited.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-      if (!this.running) break;
+      if (this.isStopped()) break;
       if (processed > 0) continue;
       this.wake = new AbortController();
       await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: this.wake.signal }).catch(() => undefined);
     }
   }
 
-  private async process(item: OutboxItem): Promise<void> {
+  private async process(item: OutboxItem, signal: AbortSignal): Promise<void> {
     this.events.emit('index-start', { item });
     try {
-      const result = await this.step(item.payload);
+      const result = await this.step(item.payload, signal);
       this.storage.completeOutbox(item.id);
       this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
     } catch (error) {
+      if (signal.aborted) {
+        // Interrupted by stop(): not a failure; it is redone (idempotently) on the next start.
+        this.storage.releaseOutbox([item.id]);
+        return;
+      }
       const attempts = item.attempts + 1;
       // No embedding model registered yet is a wait, not a failure: the item is kept until one is.
       const waitingForModel = TabAgentError.isInstance(error) && error.code === 'model_not_found';
@@ -143,7 +167,7 @@ export class MemoryWeaver implements Weaver {
     }
   }
 
-  private async step(payload: OutboxPayload): Promise<{ nodeId: string | null; chunks: number }> {
+  private async step(payload: OutboxPayload, signal: AbortSignal): Promise<{ nodeId: string | null; chunks: number }> {
     switch (payload.kind) {
       case 'index-message':
       case 'index-document': {
@@ -157,7 +181,7 @@ export class MemoryWeaver implements Weaver {
         await this.linkEntities(node);
         const first = chunks[0];
         if (first !== undefined) await this.linkSimilar(node, first.vector);
-        if (node.kind === 'message') await this.maybeSummarize(node);
+        if (node.kind === 'message') await this.maybeSummarize(node, signal);
         return { nodeId: node.id, chunks: chunks.length };
       }
       case 'delete-index':
@@ -169,7 +193,10 @@ export class MemoryWeaver implements Weaver {
       case 'reembed-all': {
         const embedder = await this.options.embedders(payload.model);
         let chunks = 0;
-        for (const node of this.storage.iterateNodes(indexableNodeKinds)) chunks += (await this.index.indexNode(node, embedder)).length;
+        for (const node of this.storage.iterateNodes(indexableNodeKinds)) {
+          if (signal.aborted) throw new CancelledError('Re-embedding stopped; it starts again on the next start');
+          chunks += (await this.index.indexNode(node, embedder)).length;
+        }
         this.indexedSinceOptimize = true;
         return { nodeId: null, chunks };
       }
@@ -211,7 +238,7 @@ export class MemoryWeaver implements Weaver {
     }
   }
 
-  private async maybeSummarize(message: MemoryNode): Promise<void> {
+  private async maybeSummarize(message: MemoryNode, signal: AbortSignal): Promise<void> {
     const summarize = this.options.summarize;
     const chatId = message.chat_id;
     if (summarize === undefined || chatId === null) return;
@@ -230,7 +257,10 @@ export class MemoryWeaver implements Weaver {
       cursor = page.nextCursor;
     }
     const messages = window.slice(summaries * every, (summaries + 1) * every);
-    const text = await summarize(messages.map((item) => item.text));
+    const text = await summarize(
+      messages.map((item) => item.text),
+      { signal },
+    );
     // null: no LLM is available now; the next message of the chat tries again.
     if (text === null) return;
     this.storage.transaction(() => {

@@ -26,8 +26,11 @@ export interface WeaverOptions {
   embedders: TextEmbedderResolver;
   /** Named entity extraction; entities and MENTIONS edges are skipped without it. */
   extractEntities?: (text: string) => Promise<ExtractedEntity[]>;
-  /** Summariser (an LLM); summaries are skipped without it, or while it answers null (no LLM loaded). */
-  summarize?: (texts: readonly string[]) => Promise<string | null>;
+  /**
+   * Summariser (an LLM); summaries are skipped without it, or while it answers null (no LLM loaded).
+   * `signal` is aborted when the weaver stops.
+   */
+  summarize?: (texts: readonly string[], options: { signal: AbortSignal }) => Promise<string | null>;
   /** Messages per summary (default 20). */
   summaryEvery?: number;
   /** Cosine similarity from which SIMILAR_TO edges are written (default 0.85). */
@@ -78,7 +81,10 @@ export interface WeaverStatus {
 /** The background pipeline draining the storage outbox into the index and the graph. */
 export interface Weaver {
   start(): void;
-  /** Stops after the current item; resolves once the loop has exited. */
+  /**
+   * Stops after the current item (a summary in progress is aborted); items claimed but not done
+   * go back to pending for the next start. Resolves once the loop has exited.
+   */
   stop(): Promise<void>;
   /** Wakes the loop now (after a save). */
   notify(): void;

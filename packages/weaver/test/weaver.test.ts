@@ -84,6 +84,29 @@ describe('weaver', () => {
     expect((await h.index.search({ query: 'summary', k: 5, mode: 'text' })).map((hit) => hit.kind)).toEqual(['summary']);
   });
 
+  it('stop() with a backlog returns after the item in hand, puts claimed items back to pending, and start() resumes', async () => {
+    h = await createHarness({ batchSize: 8 });
+    h.storage.createNode({ kind: 'chat', id: 'c1', title: 'Chat', props: {} });
+    h.storage.transaction(() => {
+      for (let i = 0; i < 60; i += 1)
+        h.storage.createNode({ kind: 'message', id: `m${i}`, chat_id: 'c1', text: `backlog message ${i}`, props: { role: 'user' } });
+    });
+    let started = 0;
+    h.weaver.on('index-start', () => (started += 1));
+    h.weaver.start();
+    await waitFor(() => started >= 3);
+    await h.weaver.stop();
+    const stopped = h.storage.outboxStats();
+    expect(stopped.in_progress).toBe(0);
+    expect(stopped.pending).toBeGreaterThan(0);
+    expect(stopped.done + stopped.pending).toBe(60);
+    expect(stopped.dead).toBe(0);
+    // Nothing was counted as a failed attempt.
+    expect(h.storage.listOutbox('pending').every((item) => item.attempts === 0)).toBe(true);
+    h.weaver.start();
+    await waitFor(() => h.storage.outboxStats().done === 60, 60_000);
+  }, 90_000);
+
   it('retries with backoff and succeeds', async () => {
     let failures = 2;
     h = await createHarness({

@@ -96,6 +96,12 @@ export function createTestProvider(): { provider: AppStateProvider; probe: TestP
       yield chunk(0, 'one', context.requestId);
       if (model === 'explode-mid-stream') throw new ModelNotLoadedError('The model was unloaded during generation');
       if (model === 'slow') await waitForAbort(context.signal);
+      if (model === 'until-stopped') {
+        // Like a generation: an abort ends it with a last chunk, not an error.
+        await waitForAbort(context.signal).catch(() => undefined);
+        yield chunk(1, 'stopped', context.requestId);
+        return;
+      }
       yield chunk(1, 'two', context.requestId);
       yield chunk(2, 'three', context.requestId);
     }
