@@ -9,10 +9,10 @@
 //   direct     : node-llama-cpp in-process, LlamaCompletion with onTextChunk (the limit)
 //   server     : our server, POST /v1/completions with stream:true, SSE read over HTTP
 //   server x4  : our server, 4 such streams at once (4 sequences of one context)
-// A fixed token count: max_tokens = --tokens, and end-of-sequence is made impossible in the direct
-// path with a token bias; the server path cannot bias tokens, so each run checks its usage
-// (completion_tokens) and the bench reports any run that ended early (a random model emits EOS
-// with probability ~1/vocabulary per token, so this is rare).
+// A fixed token count: max_tokens = --tokens, and end-of-generation tokens are made impossible on
+// both paths: the direct one with gguf-loader's createEndOfGenerationBias (node-llama-cpp's
+// TokenBias.set silently skips EOS/EOT), the server one with the request's ignore_eos. Each run
+// still checks its usage (completion_tokens) and the bench reports any run that ended early.
 // tokens/s counts decode only: (tokens - 1) / (last chunk - first chunk). TTFT: request start to
 // the first text chunk. Floors checked: server tokens/s >= 0.95 x direct; server TTFT p50 - direct
 // TTFT p50 < 10 ms.
@@ -22,7 +22,8 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getLlama, LlamaCompletion, TokenBias } from 'node-llama-cpp';
+import { getLlama, LlamaCompletion } from 'node-llama-cpp';
+import { createEndOfGenerationBias, inspectGgufFile } from '@tabagent/gguf-loader';
 import { writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -82,8 +83,7 @@ async function openDirect() {
   const model = await llama.loadModel({ modelPath });
   const context = await model.createContext({ contextSize, sequences, threads });
   const sequence = context.getSequence();
-  const bias = new TokenBias(model.tokenizer);
-  for (const token of [model.tokens.eos, model.tokens.eot].filter((token) => token != null)) bias.set(token, 'never');
+  const bias = createEndOfGenerationBias(model, (await inspectGgufFile(modelPath)).vocabularySize);
   return {
     async sample() {
       await sequence.clearHistory();
@@ -121,7 +121,7 @@ async function streamCompletion(baseUrl, modelId) {
   const response = await fetch(`${baseUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: modelId, prompt, max_tokens: tokens, stream: true, ...sampling, keep_alive: -1 }),
+    body: JSON.stringify({ model: modelId, prompt, max_tokens: tokens, stream: true, ignore_eos: true, ...sampling, keep_alive: -1 }),
   });
   if (!response.ok) throw new Error(`POST /v1/completions: ${response.status} ${await response.text()}`);
   const decoder = new TextDecoder();

@@ -2,6 +2,7 @@ export { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue, t
 export { inspectGgufFile, validateGgufHeader, describeGgufHeader, type GgufModelInfo } from './gguf-model-info.js';
 export { ggmlTypes, ggufFileTypeNames, type GgmlTypeInfo } from './ggml-types.js';
 export { parseKeepAlive, type KeepAlive } from './keep-alive.js';
+export { createEndOfGenerationBias, endOfGenerationTokens } from './end-of-generation-bias.js';
 export type { GgufLoaderLogger } from './logger.js';
 export type { GenerationRun } from './generation-run.js';
 export type {
