@@ -109,7 +109,8 @@ export const defaultGenerationParams: GenerationParams = {
   repeat_penalty: 1.1,
   frequency_penalty: 0,
   presence_penalty: 0,
-  max_tokens: 512,
+  // null: until the model stops or the context is full, as Ollama and llama-server do (it was 512).
+  max_tokens: null,
   seed: null,
   stop: [],
   system_prompt: null,

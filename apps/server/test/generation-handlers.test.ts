@@ -69,6 +69,11 @@ async function caught(promise: Promise<unknown>): Promise<TabAgentError> {
 
 /** No end-of-generation token can be sampled: such a generation ends only by max_tokens or a stop. */
 const ignoreEos = { ignore_eos: true } as const;
+/**
+ * Each run evaluates its whole prompt: a run that reuses the previous one's KV cache computes the
+ * last prompt token in another batch split, whose logits can differ in the last digits.
+ */
+const evaluateAll = { cache_prompt: false } as const;
 
 /** Waits until the generations are running (as halt_status reports them). */
 async function untilActive(count: number): Promise<void> {
@@ -133,7 +138,7 @@ describe('generation and model handlers over a real tiny GGUF', () => {
   });
 
   it('streams chat chunks: role first, content deltas, finish_reason and usage last, request_id on each', async () => {
-    const body = { messages: user('Stream'), max_tokens: 8, seed: 5, ...ignoreEos };
+    const body = { messages: user('Stream'), max_tokens: 8, seed: 5, ...ignoreEos, ...evaluateAll };
     const whole = ChatCompletionResponse.parse(await callOnce('chat.completions', body));
     const context = contextFor();
     const chunks: RouteChunk<'chat.completions'>[] = [];
@@ -148,7 +153,7 @@ describe('generation and model handlers over a real tiny GGUF', () => {
   });
 
   it('completes raw prompts, streaming and not, with echo', async () => {
-    const body = { prompt: 'the world', max_tokens: 6, seed: 2, ...ignoreEos };
+    const body = { prompt: 'the world', max_tokens: 6, seed: 2, ...ignoreEos, ...evaluateAll };
     const whole = CompletionResponse.parse(await callOnce('completions', body));
     expect(whole.choices[0]?.finish_reason).toBe('length');
     // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.

@@ -55,6 +55,8 @@ afterAll(async () => {
 
 /** llama-server's `ignore_eos`, which the openai client passes through: no end-of-generation token is sampled. */
 const ignoreEos = { ignore_eos: true };
+/** llama-server's cache_prompt off: runs compared for equal output each evaluate their whole prompt. */
+const evaluateAll = { cache_prompt: false };
 
 describe('the openai client against our server', () => {
   it('models.list shows the GGUF file of the models folder', async () => {
@@ -80,7 +82,7 @@ describe('the openai client against our server', () => {
   });
 
   it('chat.completions.create with stream gives the same text and a final usage', async () => {
-    const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Stream' }], max_tokens: 8, seed: 9, ...ignoreEos };
+    const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Stream' }], max_tokens: 8, seed: 9, ...ignoreEos, ...evaluateAll };
     const whole = await client.chat.completions.create(body);
     const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
     let text = '';
@@ -111,11 +113,11 @@ describe('the openai client against our server', () => {
   });
 
   it('completions.create, streaming and not', async () => {
-    const whole = await client.completions.create({ model: 'tiny', prompt: 'the world', max_tokens: 5, seed: 2, ...ignoreEos });
+    const whole = await client.completions.create({ model: 'tiny', prompt: 'the world', max_tokens: 5, seed: 2, ...ignoreEos, ...evaluateAll });
     expect(whole.object).toBe('text_completion');
     // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.
     expect([5, 6]).toContain(whole.usage?.completion_tokens);
-    const stream = await client.completions.create({ model: 'tiny', prompt: 'the world', max_tokens: 5, seed: 2, stream: true, ...ignoreEos });
+    const stream = await client.completions.create({ model: 'tiny', prompt: 'the world', max_tokens: 5, seed: 2, stream: true, ...ignoreEos, ...evaluateAll });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text).toBe(whole.choices[0]?.text);

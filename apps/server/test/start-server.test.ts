@@ -40,6 +40,8 @@ afterAll(async () => {
 
 /** llama-server's `ignore_eos`, which the openai client passes through: a generation ends by max_tokens only. */
 const ignoreEos = { ignore_eos: true };
+/** Runs compared for equal output each evaluate their whole prompt (llama-server's cache_prompt off). */
+const evaluateAll = { cache_prompt: false };
 
 describe('tabagent serve (in-process)', () => {
   it('binds loopback and answers health', async () => {
@@ -64,6 +66,7 @@ describe('tabagent serve (in-process)', () => {
       max_tokens: 5,
       seed: 7,
       ...ignoreEos,
+      ...evaluateAll,
     });
     expect(completion.object).toBe('chat.completion');
     expect(completion.choices[0]?.finish_reason).toBe('length');
@@ -75,6 +78,7 @@ describe('tabagent serve (in-process)', () => {
       max_tokens: 5,
       seed: 7,
       ...ignoreEos,
+      ...evaluateAll,
     });
     expect(again.choices[0]?.message.content).toBe(completion.choices[0]?.message.content);
   });

@@ -1,20 +1,20 @@
 /**
- * A running generation: iterate it for text deltas (each delta once, in order), and await
- * `result` for the final text, finish reason and usage. Both may be used, or only `result`.
+ * A running generation: iterate it for deltas (each once, in order), and await `result` for the
+ * final text, finish reason and usage. Both may be used, or only `result`.
  */
-export interface GenerationRun<Result> extends AsyncIterable<string> {
+export interface GenerationRun<Result, Delta = string> extends AsyncIterable<Delta> {
   readonly result: Promise<Result>;
 }
 
 /** Push side of a `GenerationRun`. */
-export class GenerationRunController<Result> implements GenerationRun<Result> {
-  private readonly chunks: string[] = [];
+export class GenerationRunController<Result, Delta = string> implements GenerationRun<Result, Delta> {
+  private readonly chunks: Delta[] = [];
   private waiter: (() => void) | null = null;
   private finished = false;
   private failure: { error: unknown } | null = null;
   readonly result: Promise<Result>;
 
-  constructor(work: (push: (delta: string) => void) => Promise<Result>) {
+  constructor(work: (push: (delta: Delta) => void) => Promise<Result>) {
     this.result = work((delta) => this.push(delta)).then(
       (value) => {
         this.finish(null);
@@ -29,8 +29,7 @@ export class GenerationRunController<Result> implements GenerationRun<Result> {
     this.result.catch(() => undefined);
   }
 
-  private push(delta: string): void {
-    if (delta.length === 0) return;
+  private push(delta: Delta): void {
     this.chunks.push(delta);
     this.wake();
   }
@@ -47,11 +46,10 @@ export class GenerationRunController<Result> implements GenerationRun<Result> {
     waiter?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+  async *[Symbol.asyncIterator](): AsyncIterator<Delta> {
     for (;;) {
-      const next = this.chunks.shift();
-      if (next !== undefined) {
-        yield next;
+      if (this.chunks.length > 0) {
+        yield this.chunks.shift() as Delta;
         continue;
       }
       if (this.finished) {

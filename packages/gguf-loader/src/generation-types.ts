@@ -12,6 +12,7 @@ export interface SamplingSettings {
   presencePenalty?: number;
   /** Same seed, same prompt and settings: same output. */
   seed?: number;
+  /** Most tokens to generate; absent: until the model stops or the context is full (finish reason `length`). */
   maxTokens?: number;
   /** Generation stops before any of these strings; they are not part of the text. */
   stop?: readonly string[];
@@ -45,16 +46,35 @@ export type GenerationToolChoice = 'none' | 'auto' | 'required' | { name: string
 /** Options shared by chat and completion runs. */
 export interface GenerationRequestBase extends SamplingSettings {
   signal?: AbortSignal;
+  /**
+   * Reuse a sequence whose cached tokens start like this prompt, evaluating only the rest
+   * (llama-server's `cache_prompt`; default true). false: evaluate the whole prompt again.
+   */
+  cachePrompt?: boolean;
   /** How long the model stays loaded after this request (see `parseKeepAlive`). */
   keepAlive?: KeepAlive;
   responseFormat?: GenerationResponseFormat;
 }
+
+/**
+ * How much a reasoning model thinks: `off` closes its thought at once; an effort is given to
+ * models whose chat format takes one (gpt-oss, through the Harmony wrapper) and ignored by others.
+ */
+export type ReasoningSetting = 'off' | 'low' | 'medium' | 'high';
 
 /** A chat generation request. */
 export interface ChatGenerationRequest extends GenerationRequestBase {
   messages: readonly GenerationChatMessage[];
   tools?: readonly GenerationTool[];
   toolChoice?: GenerationToolChoice;
+  /** Absent: the model thinks as its chat template makes it. */
+  reasoning?: ReasoningSetting;
+}
+
+/** One piece of streamed output: answer text, or a reasoning model's thinking. */
+export interface GenerationDelta {
+  kind: 'content' | 'reasoning';
+  text: string;
 }
 
 /** A raw prompt completion request. */
@@ -75,11 +95,20 @@ export type GenerationFinishReason = 'stop' | 'length' | 'tool_calls' | 'cancell
 /** The outcome of a generation, with real token counts and timings. */
 export interface GenerationResult {
   modelId: string;
+  /** The answer (for a reasoning model, without its thinking). */
   text: string;
+  /** A reasoning model's thinking; empty when it did not think. */
+  reasoning: string;
   finishReason: GenerationFinishReason;
   toolCalls: GeneratedToolCall[];
+  /** Tokens of the whole prompt. */
   promptTokens: number;
+  /** Prompt tokens reused from the sequence's KV cache instead of evaluated. */
+  cachedPromptTokens: number;
+  /** Generated tokens, thinking included. */
   completionTokens: number;
+  /** Generated tokens that were thinking. */
+  reasoningTokens: number;
   /** From the start of the request (queueing included) to the first text; null when no text came. */
   timeToFirstTokenMs: number | null;
   /** Completion tokens per second of decoding; null when nothing was generated. */

@@ -2,36 +2,88 @@ import { randomUUID } from 'node:crypto';
 import type {
   ChatModelFunctions,
   ChatWrapper,
-  LlamaChatResponse,
   GbnfJsonSchema,
   Llama,
+  LlamaChatResponse,
+  LlamaChatResponseChunk,
   LlamaContextSequence,
   LlamaGrammar,
+  LlamaModel,
   LLamaContextualRepeatPenalty,
+  Token,
   TokenBias,
 } from 'node-llama-cpp';
 import { LlamaChat, LlamaCompletion, TokenMeter } from 'node-llama-cpp';
-import { InvalidRequestError, safeParseJson } from '@tabagent/values';
+import { ContextLengthExceededError, InvalidRequestError, safeParseJson } from '@tabagent/values';
 import { toChatHistory } from './chat-history.js';
 import type {
   ChatGenerationRequest,
   CompletionGenerationRequest,
   GeneratedToolCall,
+  GenerationDelta,
   GenerationFinishReason,
   GenerationRequestBase,
   GenerationResponseFormat,
   GenerationResult,
   GenerationTool,
+  ReasoningSetting,
 } from './generation-types.js';
 
 /** Everything one generation needs from its model. */
 export interface GenerationTarget {
   modelId: string;
   llama: Llama;
-  sequence: LlamaContextSequence;
-  chatWrapper: 'auto' | ChatWrapper;
+  model: LlamaModel;
+  /** Tokens each sequence holds. */
+  contextSize: number;
+  /** The model's chat wrapper, resolved once at load (a variant for a reasoning effort). */
+  chatWrapper: (reasoning: ReasoningSetting | undefined) => ChatWrapper;
   /** The bias that forbids end-of-generation tokens (`ignoreEos`), built once per model. */
   endOfGenerationBias: () => TokenBias;
+  /**
+   * A sequence for this prompt: the free one whose cached tokens share the longest prefix with it
+   * (or a clean one when `reuse` is false or nothing matches). Waits while all are busy.
+   */
+  acquireSequence: (promptTokens: readonly Token[], reuse: boolean, signal: AbortSignal | undefined) => Promise<LlamaContextSequence>;
+  releaseSequence: (sequence: LlamaContextSequence) => void;
+}
+
+/**
+ * Tokens kept free beyond the prompt: node-llama-cpp may open a thought or inject a channel
+ * prefix after rendering, and must have room for one generated token.
+ */
+const contextMargin = 8;
+
+/**
+ * The most tokens this prompt leaves room for, capped by the request's maxTokens. A prompt that
+ * does not fit at all is a ContextLengthExceededError (OpenAI's code), never a hang or a crash.
+ */
+function tokenBudget(target: GenerationTarget, promptTokens: number, maxTokens: number | undefined): number {
+  const room = target.contextSize - promptTokens - contextMargin;
+  if (room < 1) {
+    throw new ContextLengthExceededError(
+      `The prompt has ${promptTokens} tokens; the context of ${target.modelId} holds ${target.contextSize} per sequence, leaving no room to generate`,
+      { details: { prompt_tokens: promptTokens, context_size: target.contextSize } },
+    );
+  }
+  return maxTokens === undefined ? room : Math.min(maxTokens, room);
+}
+
+/** Acquires a sequence for the prompt; null when the request was stopped while it waited. */
+async function acquireFor(target: GenerationTarget, promptTokens: readonly Token[], request: GenerationRequestBase): Promise<LlamaContextSequence | null> {
+  try {
+    const sequence = await target.acquireSequence(promptTokens, request.cachePrompt !== false, request.signal);
+    if (request.cachePrompt === false) await sequence.clearHistory();
+    return sequence;
+  } catch (error) {
+    if (request.signal?.aborted === true) return null;
+    throw error;
+  }
+}
+
+/** Prompt tokens the sequence already holds: all the shared prefix but the last prompt token, which is evaluated again for its logits. */
+function cachedTokensOf(sequence: LlamaContextSequence, promptTokens: readonly Token[]): number {
+  return Math.max(0, Math.min(sequence.compareContextTokens([...promptTokens]).firstDifferentIndex, promptTokens.length - 1));
 }
 
 type StopReason = 'eogToken' | 'stopGenerationTrigger' | 'functionCalls' | 'maxTokens' | 'abort' | 'customStopTrigger';
@@ -74,7 +126,7 @@ async function grammarOf(llama: Llama, format: GenerationResponseFormat | undefi
 }
 
 /** Sampling options in node-llama-cpp's names (shared by chat and completion). */
-function samplingOf(target: GenerationTarget, request: GenerationRequestBase) {
+function samplingOf(target: GenerationTarget, request: GenerationRequestBase, maxTokens: number) {
   return {
     tokenBias: request.ignoreEos === true ? target.endOfGenerationBias() : undefined,
     temperature: request.temperature,
@@ -82,7 +134,7 @@ function samplingOf(target: GenerationTarget, request: GenerationRequestBase) {
     topK: request.topK,
     minP: request.minP,
     seed: request.seed,
-    maxTokens: request.maxTokens,
+    maxTokens,
     repeatPenalty: repeatPenaltyOf(request),
     customStopTriggers: request.stop && request.stop.length > 0 ? [...request.stop] : undefined,
     signal: request.signal,
@@ -139,31 +191,33 @@ function forcedToolCallSchema(tools: readonly GenerationTool[]): GbnfJsonSchema 
 }
 
 /** The result of a generation stopped before its response started. */
-function cancelledGeneration(
-  modelId: string,
-  usage: { usedInputTokens: number; usedOutputTokens: number },
-  clock: GenerationClock,
-  promptLength: () => number,
-): GenerationResult {
-  const promptTokens = usage.usedInputTokens > 0 ? usage.usedInputTokens : promptLength();
+function cancelledGeneration(modelId: string, promptTokens: number, clock: GenerationClock): GenerationResult {
   return {
     modelId,
     text: '',
+    reasoning: '',
     finishReason: 'cancelled',
     toolCalls: [],
     promptTokens,
-    completionTokens: usage.usedOutputTokens,
-    ...clock.finish(usage.usedOutputTokens),
+    cachedPromptTokens: 0,
+    completionTokens: 0,
+    reasoningTokens: 0,
+    ...clock.finish(0),
   };
 }
 
-/** Runs one chat generation on an acquired sequence (its history is cleared first). */
+/**
+ * Runs one chat generation: renders the prompt with the model's chat wrapper (resolved once at
+ * load), checks it fits, takes the sequence that holds the longest prefix of it, and generates.
+ * Thinking (thought segments) is pushed as reasoning, apart from the answer.
+ */
 export async function runChatGeneration(
   target: GenerationTarget,
   request: ChatGenerationRequest,
-  push: (delta: string) => void,
+  push: (delta: GenerationDelta) => void,
   requestStart: number,
 ): Promise<GenerationResult> {
+  const clock = new GenerationClock(requestStart);
   const history = toChatHistory(request.messages);
   const tools = request.toolChoice === 'none' ? [] : (request.tools ?? []);
   const toolChoice = request.toolChoice ?? 'auto';
@@ -180,37 +234,58 @@ export async function runChatGeneration(
     const chosen = typeof toolChoice === 'object' ? tools.filter((tool) => tool.name === toolChoice.name) : tools;
     grammar = await grammarOf(target.llama, { type: 'json_schema', schema: forcedToolCallSchema(chosen) as Record<string, unknown> });
   }
+  const functions: ChatModelFunctions | undefined =
+    tools.length > 0 && !forced
+      ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }]))
+      : undefined;
+  const chatWrapper = target.chatWrapper(request.reasoning);
+  // The prompt as LlamaChat will evaluate it (the same rendering call), to check that it fits and
+  // to pick the sequence that already holds the longest part of it.
+  const promptTokens = chatWrapper
+    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
+    .contextText.tokenize(target.model.tokenizer);
+  const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
 
-  await target.sequence.clearHistory();
-  const meterBefore = target.sequence.tokenMeter.getState();
-  const clock = new GenerationClock(requestStart);
-  const chat = new LlamaChat({ contextSequence: target.sequence, chatWrapper: target.chatWrapper, autoDisposeSequence: false });
+  const sequence = await acquireFor(target, promptTokens, request);
+  if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);
+  const cachedPromptTokens = cachedTokensOf(sequence, promptTokens);
+  const meterBefore = sequence.tokenMeter.getState();
+  const chat = new LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
+  let reasoningTokens = 0;
   try {
-    const onTextChunk = (text: string): void => {
-      if (text.length === 0) return;
+    const onResponseChunk = (chunk: LlamaChatResponseChunk): void => {
+      if (chunk.type === 'segment') {
+        if (chunk.segmentType !== 'thought') return;
+        reasoningTokens += chunk.tokens.length;
+        if (chunk.text.length === 0) return;
+        clock.mark();
+        push({ kind: 'reasoning', text: chunk.text });
+        return;
+      }
+      if (chunk.text.length === 0) return;
       clock.mark();
       // A forced tool call is returned as tool_calls, not as content.
-      if (!forced) push(text);
+      if (!forced) push({ kind: 'content', text: chunk.text });
     };
-    const common = { ...samplingOf(target, request), onTextChunk };
-    const functions: ChatModelFunctions | undefined =
-      tools.length > 0 && !forced
-        ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }]))
-        : undefined;
+    const common = {
+      ...samplingOf(target, request, maxTokens),
+      onResponseChunk,
+      // Thinking switched off: a thought that opens is closed at once (node-llama-cpp's segment budget).
+      ...(request.reasoning === 'off' ? { budgets: { thoughtTokens: 0 } } : {}),
+    };
     const response = await generateOrCancel<LlamaChatResponse<ChatModelFunctions> | LlamaChatResponse>(request.signal, () =>
       functions
         ? chat.generateResponse(history, { ...common, functions, documentFunctionParams: true })
         : chat.generateResponse(history, { ...common, grammar }),
     );
-    const usage = TokenMeter.diff(target.sequence.tokenMeter, meterBefore);
-    if (response === null) {
-      // Stopped before the prompt was evaluated: report the prompt's length all the same.
-      const promptTokens = () =>
-        chat.chatWrapper
-          .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
-          .contextText.tokenize(target.sequence.model.tokenizer).length;
-      return cancelledGeneration(target.modelId, usage, clock, promptTokens);
-    }
+    const usage = TokenMeter.diff(sequence.tokenMeter, meterBefore);
+    if (response === null)
+      return {
+        ...cancelledGeneration(target.modelId, promptTokens.length, clock),
+        cachedPromptTokens,
+        completionTokens: usage.usedOutputTokens,
+        reasoningTokens,
+      };
     let finishReason = finishReasonOf(response.metadata.stopReason);
     let text = response.response;
     const toolCalls: GeneratedToolCall[] = [];
@@ -227,56 +302,80 @@ export async function runChatGeneration(
       toolCalls.push({ id: toolCallId(), name: call.functionName, arguments: JSON.stringify((call.params as unknown) ?? {}) });
     }
     if (toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
+    const reasoning = response.fullResponse.flatMap((part) => (typeof part !== 'string' && part.segmentType === 'thought' ? [part.text] : [])).join('');
     return {
       modelId: target.modelId,
       text,
+      reasoning,
       finishReason,
       toolCalls,
-      promptTokens: usage.usedInputTokens,
+      promptTokens: promptTokens.length,
+      cachedPromptTokens,
       completionTokens: usage.usedOutputTokens,
+      reasoningTokens,
       ...clock.finish(usage.usedOutputTokens),
     };
   } finally {
     chat.dispose({ disposeSequence: false });
+    target.releaseSequence(sequence);
   }
 }
 
-/** Runs one raw prompt completion on an acquired sequence (its history is cleared first). */
+/** The tokens LlamaCompletion evaluates for a text prompt: special tokens off, BOS when the model wants one. */
+function completionPromptTokens(model: LlamaModel, prompt: string): Token[] {
+  const tokens = model.tokenize(prompt, false);
+  const bos = model.tokens.bos;
+  return model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos ? [bos, ...tokens] : tokens;
+}
+
+/** Runs one raw prompt completion on the sequence that holds the longest prefix of the prompt. */
 export async function runCompletionGeneration(
   target: GenerationTarget,
   request: CompletionGenerationRequest,
-  push: (delta: string) => void,
+  push: (delta: GenerationDelta) => void,
   requestStart: number,
 ): Promise<GenerationResult> {
-  const grammar = await grammarOf(target.llama, request.responseFormat);
-  await target.sequence.clearHistory();
-  const meterBefore = target.sequence.tokenMeter.getState();
   const clock = new GenerationClock(requestStart);
-  const completion = new LlamaCompletion({ contextSequence: target.sequence, autoDisposeSequence: false });
+  const grammar = await grammarOf(target.llama, request.responseFormat);
+  const promptTokens = completionPromptTokens(target.model, request.prompt);
+  const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
+  const sequence = await acquireFor(target, promptTokens, request);
+  if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);
+  const cachedPromptTokens = cachedTokensOf(sequence, promptTokens);
+  const meterBefore = sequence.tokenMeter.getState();
+  const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
   try {
     const response = await generateOrCancel(request.signal, () =>
       completion.generateCompletionWithMeta(request.prompt, {
-        ...samplingOf(target, request),
+        ...samplingOf(target, request, maxTokens),
         grammar,
+        // The budget above keeps prompt and output inside the context; without this a prompt too
+        // long would be cut from the front silently.
+        disableContextShift: true,
         onTextChunk: (text: string) => {
           if (text.length === 0) return;
           clock.mark();
-          push(text);
+          push({ kind: 'content', text });
         },
       }),
     );
-    const usage = TokenMeter.diff(target.sequence.tokenMeter, meterBefore);
-    if (response === null) return cancelledGeneration(target.modelId, usage, clock, () => target.sequence.model.tokenize(request.prompt).length);
+    const usage = TokenMeter.diff(sequence.tokenMeter, meterBefore);
+    if (response === null)
+      return { ...cancelledGeneration(target.modelId, promptTokens.length, clock), cachedPromptTokens, completionTokens: usage.usedOutputTokens };
     return {
       modelId: target.modelId,
       text: response.response,
+      reasoning: '',
       finishReason: finishReasonOf(response.metadata.stopReason),
       toolCalls: [],
-      promptTokens: usage.usedInputTokens,
+      promptTokens: promptTokens.length,
+      cachedPromptTokens,
       completionTokens: usage.usedOutputTokens,
+      reasoningTokens: 0,
       ...clock.finish(usage.usedOutputTokens),
     };
   } finally {
     completion.dispose({ disposeSequence: false });
+    target.releaseSequence(sequence);
   }
 }

@@ -1,10 +1,10 @@
 import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, TokenBias } from 'node-llama-cpp';
-import { GeneralChatWrapper, getLlama, GgufInsights, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
+import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { createEndOfGenerationBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from './generation-run.js';
 import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
-import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationResult } from './generation-types.js';
+import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from './generation-types.js';
 import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
 import { GgufTextEmbedder } from './gguf-text-embedder.js';
 import { parseKeepAlive, type KeepAlive } from './keep-alive.js';
@@ -106,10 +106,10 @@ export interface GgufModelManager extends AsyncDisposable {
   list(): LoadedGgufModel[];
   /** Memory the model at `path` would need, from node-llama-cpp's estimate. */
   estimate(path: string, options?: { contextSize?: number; gpuLayers?: GpuLayersOption; sequences?: number }): Promise<GgufMemoryEstimate>;
-  /** Starts a chat generation on a loaded model. */
-  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult>;
+  /** Starts a chat generation on a loaded model; its deltas are answer text and thinking. */
+  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
   /** Starts a raw prompt completion on a loaded model. */
-  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult>;
+  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
   /** The embedder of a loaded model (created on first use). */
   embedder(id: string): Promise<GgufTextEmbedder>;
   /** The GPU backend in use, or "cpu". */
@@ -128,6 +128,10 @@ interface ModelEntry {
   embedder: Promise<GgufTextEmbedder> | null;
   /** Built on the first `ignoreEos` request (a scan of the vocabulary). */
   endOfGenerationBias: TokenBias | null;
+  /** Resolved once at load: resolving per request re-runs node-llama-cpp's Jinja matching (hundreds of ms). */
+  chatWrapper: ChatWrapper;
+  /** Variants of a Harmony (gpt-oss) wrapper for a reasoning effort, made on first use. */
+  chatWrapperVariants: Map<ReasoningSetting, ChatWrapper>;
   loadedAt: Date;
   lastUsedAt: Date;
   keepAliveMs: number;
@@ -334,6 +338,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
         throw new OutOfMemoryError(`Could not create a context of ${estimate.contextSize} tokens for ${id}: ${(error as Error).message}`, { cause: error });
       }
     }
+    const chatWrapper = this.resolveChatWrapper(id, model);
     const now = new Date();
     const entry: ModelEntry = {
       id,
@@ -344,6 +349,8 @@ export class NodeLlamaModelManager implements GgufModelManager {
       pool,
       embedder: null,
       endOfGenerationBias: null,
+      chatWrapper,
+      chatWrapperVariants: new Map(),
       loadedAt: now,
       lastUsedAt: now,
       keepAliveMs,
@@ -369,6 +376,19 @@ export class NodeLlamaModelManager implements GgufModelManager {
     );
     this.scheduleExpiry(entry);
     return entry;
+  }
+
+  /**
+   * The model's chat wrapper, once: node-llama-cpp's "auto" resolution renders the GGUF's Jinja
+   * template against every specialised wrapper to find an equivalent one, synchronously, which is
+   * why it must not run per request. A configured wrapper is used as it is.
+   */
+  private resolveChatWrapper(id: string, model: LlamaModel): ChatWrapper {
+    if (this.chatWrapper !== 'auto') return this.chatWrapper;
+    const started = performance.now();
+    const wrapper = resolveChatWrapper(model);
+    this.logger.info({ model: id, chatWrapper: wrapper.wrapperName, resolveMs: Math.round(performance.now() - started) }, 'Chat wrapper resolved');
+    return wrapper;
   }
 
   private describe(entry: ModelEntry): LoadedGgufModel {
@@ -447,33 +467,34 @@ export class NodeLlamaModelManager implements GgufModelManager {
     id: string,
     keepAlive: KeepAlive | undefined,
     signal: AbortSignal | undefined,
-    run: (target: GenerationTarget, signal: AbortSignal, push: (delta: string) => void, requestStart: number) => Promise<GenerationResult>,
-  ): GenerationRun<GenerationResult> {
+    run: (target: GenerationTarget, signal: AbortSignal, push: (delta: GenerationDelta) => void, requestStart: number) => Promise<GenerationResult>,
+  ): GenerationRun<GenerationResult, GenerationDelta> {
     const requestStart = performance.now();
-    return new GenerationRunController<GenerationResult>(async (push) => {
+    return new GenerationRunController<GenerationResult, GenerationDelta>(async (push) => {
       const entry = this.entryFor(id);
       const pool = entry.pool;
       if (!pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
       const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);
       const combined = signal ? AbortSignal.any([signal, entry.unloading.signal]) : entry.unloading.signal;
+      const target: GenerationTarget = {
+        modelId: id,
+        llama: entry.model.llama,
+        model: entry.model,
+        contextSize: entry.contextSize ?? 0,
+        chatWrapper: (reasoning) => chatWrapperFor(entry, reasoning),
+        endOfGenerationBias: () => (entry.endOfGenerationBias ??= createEndOfGenerationBias(entry.model, entry.info.vocabularySize)),
+        // The free sequence holding the longest prefix of the prompt (llama-server's slot choice).
+        acquireSequence: (promptTokens, reuse, acquireSignal) =>
+          pool.acquire(acquireSignal, reuse ? (sequence) => sequence.compareContextTokens([...promptTokens]).firstDifferentIndex : undefined),
+        releaseSequence: (sequence) => pool.release(sequence),
+      };
       const work = (async (): Promise<GenerationResult> => {
-        let sequence: LlamaContextSequence;
         try {
-          sequence = await pool.acquire(combined);
+          return await run(target, combined, push, requestStart);
         } catch (error) {
+          // Aborted before the generation began (building a grammar, clearing a sequence).
           if (combined.aborted) return cancelledResult(id, requestStart);
           throw error;
-        }
-        try {
-          const llama = entry.model.llama;
-          const endOfGenerationBias = (): TokenBias => (entry.endOfGenerationBias ??= createEndOfGenerationBias(entry.model, entry.info.vocabularySize));
-          return await run({ modelId: id, llama, sequence, chatWrapper: this.chatWrapper, endOfGenerationBias }, combined, push, requestStart);
-        } catch (error) {
-          // Aborted before the generation began (clearing the sequence, building a grammar).
-          if (combined.aborted) return cancelledResult(id, requestStart);
-          throw error;
-        } finally {
-          pool.release(sequence);
         }
       })();
       entry.active.add(work);
@@ -497,13 +518,13 @@ export class NodeLlamaModelManager implements GgufModelManager {
     });
   }
 
-  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult> {
+  chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult, GenerationDelta> {
     return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) =>
       runChatGeneration(target, { ...request, signal }, push, start),
     );
   }
 
-  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult> {
+  complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta> {
     return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) =>
       runCompletionGeneration(target, { ...request, signal }, push, start),
     );
@@ -538,10 +559,35 @@ export class NodeLlamaModelManager implements GgufModelManager {
   }
 }
 
+/**
+ * The wrapper for a request's reasoning setting: a reasoning effort is given to gpt-oss's Harmony
+ * format (a wrapper variant per effort, kept); every other wrapper has no effort to set.
+ */
+function chatWrapperFor(entry: ModelEntry, reasoning: ReasoningSetting | undefined): ChatWrapper {
+  const base = entry.chatWrapper;
+  if (reasoning === undefined || reasoning === 'off' || !(base instanceof HarmonyChatWrapper) || base.reasoningEffort === reasoning) return base;
+  let variant = entry.chatWrapperVariants.get(reasoning);
+  if (variant === undefined) {
+    variant = new HarmonyChatWrapper({
+      modelIdentity: base.modelIdentity,
+      cuttingKnowledgeDate: base.cuttingKnowledgeDate,
+      todayDate: base.todayDate,
+      reasoningEffort: reasoning,
+      requiredChannels: base.requiredChannels,
+      keepOnlyLastThought: base.keepOnlyLastThought,
+    });
+    entry.chatWrapperVariants.set(reasoning, variant);
+  }
+  return variant;
+}
+
 function cancelledResult(modelId: string, requestStart: number): GenerationResult {
   return {
     modelId,
     text: '',
+    reasoning: '',
+    cachedPromptTokens: 0,
+    reasoningTokens: 0,
     finishReason: 'cancelled',
     toolCalls: [],
     promptTokens: 0,

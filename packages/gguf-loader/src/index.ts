@@ -17,6 +17,8 @@ export type {
   GeneratedToolCall,
   GenerationFinishReason,
   GenerationResult,
+  GenerationDelta,
+  ReasoningSetting,
 } from './generation-types.js';
 export {
   createGgufModelManager,

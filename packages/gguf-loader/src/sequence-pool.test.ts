@@ -18,6 +18,25 @@ describe('SequencePool', () => {
     expect(created).toBe(2);
   });
 
+  it('gives the free resource that scores highest, a new one while nothing scores, then the least recently used', async () => {
+    let created = 0;
+    const pool = new SequencePool(3, () => ++created);
+    const [one, two] = [await pool.acquire(), await pool.acquire()];
+    pool.release(one);
+    pool.release(two);
+    // Two is what this caller can reuse most of.
+    expect(await pool.acquire(undefined, (item) => (item === two ? 5 : 1))).toBe(2);
+    pool.release(two);
+    // Nothing to reuse and room for one more: a fresh one, so the cached ones stay.
+    expect(await pool.acquire(undefined, () => 0)).toBe(3);
+    expect(pool.inUse).toBe(1);
+    pool.release(3);
+    // Full: the one released longest ago goes first.
+    expect(await pool.acquire(undefined, () => 0)).toBe(1);
+    expect(await pool.acquire(undefined, () => 0)).toBe(2);
+    expect(created).toBe(3);
+  });
+
   it('lets a waiting caller give up through its signal', async () => {
     const pool = new SequencePool(1, () => 'only');
     const held = await pool.acquire();

@@ -1,13 +1,30 @@
 import { CancelledError } from '@tabagent/values';
 
+/** How well a free resource suits a caller: higher is better; 0 or less means "nothing to reuse". */
+export type ResourceScore<T> = (resource: T) => number;
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
 /**
  * Hands out a fixed number of resources (context sequences) and queues callers when all are in
  * use, first come first served. A waiting caller can give up through its AbortSignal.
+ *
+ * A caller may pass a score: among the free resources it gets the one that scores highest (the
+ * sequence whose cached tokens share the longest prefix with its prompt, as llama-server picks a
+ * slot by prompt similarity). When none scores above 0 it gets a resource never used yet while the
+ * capacity allows, else the least recently used free one, so the caches of other conversations
+ * are evicted oldest first. A queued caller takes the next resource released.
  */
 export class SequencePool<T> {
+  /** Free resources, least recently released first. */
   private readonly free: T[] = [];
   private created = 0;
-  private readonly waiting: Array<{ resolve: (value: T) => void; reject: (error: unknown) => void; signal: AbortSignal | undefined; onAbort: () => void }> = [];
+  private readonly waiting: Waiter<T>[] = [];
 
   constructor(
     private readonly capacity: number,
@@ -19,10 +36,15 @@ export class SequencePool<T> {
     return this.waiting.length;
   }
 
-  acquire(signal?: AbortSignal): Promise<T> {
-    if (signal?.aborted) return Promise.reject(new CancelledError('Cancelled while waiting for a free sequence'));
-    const ready = this.free.pop();
-    if (ready !== undefined) return Promise.resolve(ready);
+  /** Number of resources handed out now. */
+  get inUse(): number {
+    return this.created - this.free.length;
+  }
+
+  acquire(signal?: AbortSignal, score?: ResourceScore<T>): Promise<T> {
+    if (signal?.aborted === true) return Promise.reject(new CancelledError('Cancelled while waiting for a free sequence'));
+    const chosen = this.choose(score);
+    if (chosen !== undefined) return Promise.resolve(chosen);
     if (this.created < this.capacity) {
       this.created++;
       try {
@@ -32,8 +54,34 @@ export class SequencePool<T> {
         return Promise.reject(error);
       }
     }
+    return this.enqueue(signal);
+  }
+
+  /** The best free resource for `score` (taken out of the free list), or undefined to create one. */
+  private choose(score: ResourceScore<T> | undefined): T | undefined {
+    if (this.free.length === 0) return undefined;
+    let best = -1;
+    let bestScore = 0;
+    if (score !== undefined) {
+      this.free.forEach((resource, index) => {
+        const value = score(resource);
+        if (value > bestScore) {
+          best = index;
+          bestScore = value;
+        }
+      });
+    }
+    // Nothing worth reusing: a fresh resource keeps every cached one, else evict the oldest.
+    if (best === -1) {
+      if (score !== undefined && this.created < this.capacity) return undefined;
+      best = 0;
+    }
+    return this.free.splice(best, 1)[0];
+  }
+
+  private enqueue(signal: AbortSignal | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry = {
+      const entry: Waiter<T> = {
         resolve,
         reject,
         signal,

@@ -11,6 +11,7 @@ const tabAgentErrorMarker = Symbol.for('tabagent.error');
 /** Stable machine-readable error codes shared by every package and transport. */
 export const errorCodes = [
   'invalid_request',
+  'context_length_exceeded',
   'not_found',
   'model_not_found',
   'model_not_loaded',
@@ -100,6 +101,8 @@ export class InvalidRequestError extends TabAgentError {
   }
 }
 
+/** The prompt alone does not fit in the model's context (OpenAI's code of the same name). */
+export const ContextLengthExceededError = defineErrorClass('context_length_exceeded', 'ContextLengthExceededError');
 /** A named resource (conversation, session, document, route) does not exist. */
 export const NotFoundError = defineErrorClass('not_found', 'NotFoundError');
 /** No model with this id is registered. */

@@ -18,6 +18,7 @@ export interface ProblemDetails {
 
 const problemTable: Record<ErrorCode, { status: number; title: string }> = {
   invalid_request: { status: 400, title: 'Invalid request' },
+  context_length_exceeded: { status: 400, title: 'Context length exceeded' },
   unauthorized: { status: 401, title: 'Unauthorized' },
   forbidden: { status: 403, title: 'Forbidden' },
   not_found: { status: 404, title: 'Not found' },

@@ -1,11 +1,13 @@
 import type {
   ChatGenerationRequest,
   GenerationChatMessage,
+  GenerationDelta,
   GenerationResponseFormat,
   GenerationResult,
   GenerationRun,
   GenerationToolChoice,
   GgufModelManager,
+  ReasoningSetting,
 } from '@tabagent/gguf-loader';
 import { InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
 import type { GenerationParams, ModelRegistry } from '../model-registry.js';
@@ -39,15 +41,48 @@ type Usage = RouteResponse<'chat.completions'>['usage'];
 type ChatRequest = RouteRequest<'chat.completions'>;
 type SamplingRequest = Pick<
   ChatRequest,
-  'temperature' | 'top_p' | 'top_k' | 'min_p' | 'repeat_penalty' | 'frequency_penalty' | 'presence_penalty' | 'seed' | 'max_tokens' | 'stop' | 'ignore_eos'
+  | 'temperature'
+  | 'top_p'
+  | 'top_k'
+  | 'min_p'
+  | 'repeat_penalty'
+  | 'frequency_penalty'
+  | 'presence_penalty'
+  | 'seed'
+  | 'max_tokens'
+  | 'stop'
+  | 'ignore_eos'
+  | 'cache_prompt'
 >;
 
 function usageOf(result: GenerationResult): Usage {
-  return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.completionTokens,
+    total_tokens: result.promptTokens + result.completionTokens,
+    prompt_tokens_details: { cached_tokens: result.cachedPromptTokens },
+    completion_tokens_details: { reasoning_tokens: result.reasoningTokens },
+  };
+}
+
+/** A budget of -1 (LM Studio's examples) or none means "until the model stops or the context is full". */
+function tokenBudgetOf(...budgets: (number | null | undefined)[]): number | undefined {
+  const budget = budgets.find((value) => value !== undefined);
+  return budget === null || budget === undefined || budget === -1 ? undefined : budget;
+}
+
+/** OpenAI's reasoning_effort or Ollama's think, as the loader's reasoning setting (reasoning_effort first). */
+function reasoningOf(request: ChatRequest): ReasoningSetting | undefined {
+  if (request.reasoning_effort !== undefined) {
+    if (request.reasoning_effort === 'none') return 'off';
+    return request.reasoning_effort === 'minimal' ? 'low' : request.reasoning_effort;
+  }
+  if (request.think === undefined || request.think === true) return undefined;
+  return request.think === false ? 'off' : request.think;
 }
 
 /** Request fields over the stored defaults. */
-function samplingOf(request: SamplingRequest, defaults: GenerationParams, maxTokens: number | undefined) {
+function samplingOf(request: SamplingRequest, defaults: GenerationParams, newerMaxTokens: number | undefined) {
   const stop = request.stop === undefined ? defaults.stop : typeof request.stop === 'string' ? [request.stop] : request.stop;
   const seed = request.seed ?? defaults.seed;
   return {
@@ -59,9 +94,10 @@ function samplingOf(request: SamplingRequest, defaults: GenerationParams, maxTok
     frequencyPenalty: request.frequency_penalty ?? defaults.frequency_penalty,
     presencePenalty: request.presence_penalty ?? defaults.presence_penalty,
     seed: seed === null ? undefined : seed,
-    maxTokens: maxTokens ?? request.max_tokens ?? defaults.max_tokens,
+    maxTokens: tokenBudgetOf(newerMaxTokens, request.max_tokens, defaults.max_tokens),
     stop,
     ignoreEos: request.ignore_eos,
+    cachePrompt: request.cache_prompt,
   };
 }
 
@@ -139,13 +175,16 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
    * Starts a generation registered under the request id: stop, halt and client disconnect abort
    * it. Stats are recorded and the id released when it ends, whether or not anyone reads it.
    */
-  const launch = (context: CallContext, start: (signal: AbortSignal) => GenerationRun<GenerationResult>): GenerationRun<GenerationResult> => {
+  const launch = (
+    context: CallContext,
+    start: (signal: AbortSignal) => GenerationRun<GenerationResult, GenerationDelta>,
+  ): GenerationRun<GenerationResult, GenerationDelta> => {
     const controller = new AbortController();
     running.set(context.requestId, controller);
     const release = (): void => {
       if (running.get(context.requestId) === controller) running.delete(context.requestId);
     };
-    let run: GenerationRun<GenerationResult>;
+    let run: GenerationRun<GenerationResult, GenerationDelta>;
     try {
       run = start(AbortSignal.any([context.signal, controller.signal]));
     } catch (error) {
@@ -183,6 +222,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         toolChoice: toolChoiceOf(request.tool_choice),
         responseFormat: responseFormatOf(request.response_format),
         keepAlive: request.keep_alive,
+        reasoning: reasoningOf(request),
       };
       const run = launch(context, (signal) => manager.chat(model.id, { ...chatRequest, signal }));
       const id = `chatcmpl-${context.requestId}`;
@@ -205,6 +245,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
               message: {
                 role: 'assistant',
                 content: toolCalls.length > 0 && result.text.length === 0 ? null : result.text,
+                ...(result.reasoning.length > 0 ? { reasoning_content: result.reasoning } : {}),
                 ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
               },
               finish_reason: result.finishReason,
@@ -232,7 +273,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         let finished = false;
         try {
           yield chunk({ role: 'assistant', content: '' }, null);
-          for await (const delta of run) yield chunk({ content: delta }, null);
+          for await (const delta of run) yield chunk(delta.kind === 'reasoning' ? { reasoning_content: delta.text } : { content: delta.text }, null);
           const result = await run.result;
           finished = true;
           if (result.toolCalls.length > 0) {
@@ -301,7 +342,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         let finished = false;
         try {
           if (echo.length > 0) yield chunk(echo, null);
-          for await (const delta of run) yield chunk(delta, null);
+          for await (const delta of run) yield chunk(delta.text, null);
           const result = await run.result;
           finished = true;
           yield chunk('', result.finishReason, usageOf(result));

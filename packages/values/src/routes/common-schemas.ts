@@ -12,9 +12,13 @@ export const QueryBoolean = z.preprocess((value) => (value === 'true' ? true : v
 /** Token usage in OpenAI's shape. */
 export const Usage = z
   .object({
-    prompt_tokens: z.number().int().nonnegative(),
-    completion_tokens: z.number().int().nonnegative(),
+    prompt_tokens: z.number().int().nonnegative().describe('Tokens of the whole prompt, the cached ones included.'),
+    completion_tokens: z.number().int().nonnegative().describe('Generated tokens, reasoning included.'),
     total_tokens: z.number().int().nonnegative(),
+    prompt_tokens_details: z
+      .object({ cached_tokens: z.number().int().nonnegative().describe('Prompt tokens reused from the KV cache of an earlier request.') })
+      .optional(),
+    completion_tokens_details: z.object({ reasoning_tokens: z.number().int().nonnegative() }).optional(),
   })
   .meta({ id: 'Usage' });
 

@@ -2,6 +2,14 @@ import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
 import { EmptyRequest, ModelId, Usage } from './common-schemas.js';
 
+/**
+ * A token budget: a count, or -1 (as LM Studio's examples send it) for "until the model stops or
+ * the context is full", which is also what leaving it out means.
+ */
+export const TokenBudget = z
+  .union([z.literal(-1), z.number().int().min(1).max(1_000_000)])
+  .describe('Most tokens to generate; -1 or absent: until the model stops or the context is full (then finish_reason is length).');
+
 /** `stop` as OpenAI takes it: one string or up to 16 strings. */
 export const StopSequences = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]);
 
@@ -18,7 +26,13 @@ export const SamplingOptions = z.object({
   frequency_penalty: z.number().min(-2).max(2).optional(),
   presence_penalty: z.number().min(-2).max(2).optional(),
   seed: z.number().int().optional().describe('Same seed, same prompt and settings: same output.'),
-  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+  max_tokens: TokenBudget.optional(),
+  cache_prompt: z
+    .boolean()
+    .optional()
+    .describe(
+      "Reuse the KV cache of an earlier request whose prompt starts the same way (llama-server's name; default true); false evaluates the whole prompt again. As in llama-server, logits computed in another batch split can differ in the last digits, so a seeded output can differ between the two.",
+    ),
   stop: StopSequences.optional(),
   ignore_eos: z
     .boolean()
@@ -97,7 +111,17 @@ export const ChatCompletionRequest = SamplingOptions.extend({
   messages: z.array(ChatMessage).min(1),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
-  max_completion_tokens: z.number().int().min(1).max(1_000_000).optional().describe("OpenAI's newer name for max_tokens."),
+  max_completion_tokens: TokenBudget.optional().describe("OpenAI's newer name for max_tokens."),
+  reasoning_effort: z
+    .enum(['none', 'minimal', 'low', 'medium', 'high'])
+    .optional()
+    .describe(
+      'How much a reasoning model thinks. none: it does not (its thought is closed at once). low/medium/high: given to models that take an effort (gpt-oss); others ignore them and think as they do. Models without reasoning ignore the field.',
+    ),
+  think: z
+    .union([z.boolean(), z.enum(['low', 'medium', 'high'])])
+    .optional()
+    .describe("Ollama's switch: false is reasoning_effort none; true lets the model think; low/medium/high as reasoning_effort."),
   response_format: ResponseFormat.optional(),
   tools: z.array(ToolDefinition).optional(),
   tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).optional(),
@@ -123,7 +147,15 @@ export const ChatCompletionResponse = z
     choices: z.array(
       z.object({
         index: z.number().int(),
-        message: z.object({ role: z.literal('assistant'), content: z.string().nullable(), tool_calls: z.array(ToolCall).optional() }),
+        message: z.object({
+          role: z.literal('assistant'),
+          content: z.string().nullable(),
+          reasoning_content: z
+            .string()
+            .optional()
+            .describe("A reasoning model's thinking, apart from its answer (llama-server's, vLLM's and DeepSeek's field); absent when it did not think."),
+          tool_calls: z.array(ToolCall).optional(),
+        }),
         finish_reason: FinishReason,
         logprobs: z.null(),
       }),
@@ -147,6 +179,7 @@ export const ChatCompletionChunk = z
         delta: z.object({
           role: z.literal('assistant').optional(),
           content: z.string().nullable().optional(),
+          reasoning_content: z.string().optional().describe('Thinking, streamed as it is produced, before the answer.'),
           tool_calls: z
             .array(
               z.object({
@@ -232,7 +265,7 @@ export const GenerationParams = z
     repeat_penalty: z.number().min(0).max(10),
     frequency_penalty: z.number().min(-2).max(2),
     presence_penalty: z.number().min(-2).max(2),
-    max_tokens: z.number().int().min(1).max(1_000_000),
+    max_tokens: z.number().int().min(1).max(1_000_000).nullable().describe('null: until the model stops or the context is full.'),
     seed: z.number().int().nullable(),
     stop: z.array(z.string().min(1)).max(16),
     system_prompt: z.string().nullable(),
