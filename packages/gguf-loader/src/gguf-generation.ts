@@ -13,7 +13,7 @@ import type {
   Token,
   TokenBias,
 } from 'node-llama-cpp';
-import { LlamaChat, LlamaCompletion, TokenMeter } from 'node-llama-cpp';
+import { LlamaChat, LlamaCompletion, LlamaVocabularyType, TokenMeter } from 'node-llama-cpp';
 import { ContextLengthExceededError, InvalidRequestError, safeParseJson } from '@tabagent/values';
 import { toChatHistory } from './chat-history.js';
 import type {
@@ -321,11 +321,22 @@ export async function runChatGeneration(
   }
 }
 
-/** The tokens LlamaCompletion evaluates for a text prompt: special tokens off, BOS when the model wants one. */
-function completionPromptTokens(model: LlamaModel, prompt: string): Token[] {
-  const tokens = model.tokenize(prompt, false);
-  const bos = model.tokens.bos;
-  return model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos ? [bos, ...tokens] : tokens;
+/** The token LlamaCompletion puts before the input (node-llama-cpp's resolveBeginningTokenToPrepend, utils/tokenizerUtils.js). */
+function beginningTokenOf(model: LlamaModel): Token | null {
+  if (model.vocabularyType === LlamaVocabularyType.rwkv || model.vocabularyType === LlamaVocabularyType.ugm) return null;
+  if (model.vocabularyType === LlamaVocabularyType.wpm || model.tokens.shouldPrependBosToken) return model.tokens.bos;
+  return null;
+}
+
+/**
+ * A text prompt tokenized as LlamaCompletion tokenizes it (special tokens off, a leading space
+ * trimmed when a beginning token goes first): `input` is handed to it as tokens, so the tokens it
+ * evaluates (`evaluated`) are exactly the ones the sequence is chosen by.
+ */
+function completionPromptTokens(model: LlamaModel, prompt: string): { input: Token[]; evaluated: Token[] } {
+  const beginning = beginningTokenOf(model);
+  const input = model.tokenize(prompt, false, beginning === null ? undefined : 'trimLeadingSpace');
+  return { input, evaluated: beginning === null ? input : [beginning, ...input] };
 }
 
 /** Runs one raw prompt completion on the sequence that holds the longest prefix of the prompt. */
@@ -337,7 +348,7 @@ export async function runCompletionGeneration(
 ): Promise<GenerationResult> {
   const clock = new GenerationClock(requestStart);
   const grammar = await grammarOf(target.llama, request.responseFormat);
-  const promptTokens = completionPromptTokens(target.model, request.prompt);
+  const { input, evaluated: promptTokens } = completionPromptTokens(target.model, request.prompt);
   const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
   const sequence = await acquireFor(target, promptTokens, request);
   if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);
@@ -346,12 +357,13 @@ export async function runCompletionGeneration(
   const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
   try {
     const response = await generateOrCancel(request.signal, () =>
-      completion.generateCompletionWithMeta(request.prompt, {
+      completion.generateCompletionWithMeta(input, {
         ...samplingOf(target, request, maxTokens),
         grammar,
-        // The budget above keeps prompt and output inside the context; without this a prompt too
-        // long would be cut from the front silently.
+        // The budget above keeps prompt and output inside the context; without these a prompt too
+        // long would be cut from the front silently (to the context less a shift size).
         disableContextShift: true,
+        contextShiftSize: 0,
         onTextChunk: (text: string) => {
           if (text.length === 0) return;
           clock.mark();

@@ -100,6 +100,19 @@ describe('chat on GGUFs with Jinja templates', () => {
     const again = await manager.chat('chat', request(messages, { cachePrompt: false })).result;
     expect(again.cachedPromptTokens).toBe(0);
     expect(again.promptTokens).toBe(second.promptTokens);
+    // The same prompt once more: all of it but the last token, evaluated again for its logits.
+    const same = await manager.chat('chat', request(messages)).result;
+    expect(same.cachedPromptTokens).toBe(same.promptTokens - 1);
+  });
+
+  it('reuses the KV cache for completions with the same tokens LlamaCompletion evaluates', async () => {
+    const prompt = 'The keeper climbed the stairs of the lighthouse';
+    const first = await manager.complete('chat', { prompt, maxTokens: 4, seed: 1, ignoreEos: true }).result;
+    const second = await manager.complete('chat', { prompt: `${prompt} and looked at the sea`, maxTokens: 4, seed: 1, ignoreEos: true }).result;
+    // Everything the first prompt's tokens share with the longer one (the last word may re-tokenize).
+    expect(second.cachedPromptTokens).toBeGreaterThanOrEqual(first.promptTokens - 1);
+    const same = await manager.complete('chat', { prompt: `${prompt} and looked at the sea`, maxTokens: 4, seed: 1, ignoreEos: true }).result;
+    expect(same.cachedPromptTokens).toBe(same.promptTokens - 1);
   });
 
   it('gives each of two interleaved conversations the sequence that holds its own history', async () => {
