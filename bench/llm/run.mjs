@@ -16,24 +16,10 @@
 // tokens/s counts decode only: (tokens - 1) / (last chunk - first chunk). TTFT: request start to
 // the first text chunk. Floors checked: server tokens/s >= 0.95 x direct; server TTFT p50 - direct
 // TTFT p50 < 10 ms.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { getLlama, LlamaCompletion } from 'node-llama-cpp';
 import { createEndOfGenerationBias, inspectGgufFile } from '@tabagent/gguf-loader';
-import { writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const repositoryRoot = join(here, '..', '..');
-
-function option(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : process.argv[index + 1];
-}
-const flag = (name) => process.argv.includes(`--${name}`);
+import { ensureBenchModel, flag, option, percentile, postJson, readSse, startTabagent } from '../support/bench-support.mjs';
 
 const tokens = Number(option('tokens', '128'));
 const runs = Number(option('runs', '5'));
@@ -46,26 +32,8 @@ const prompt = 'the quick brown fox jumps over the lazy dog and';
 const sampling = { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1, seed: 42 };
 if (!(tokens > 1) || !(runs > 0) || !(threads > 0)) throw new Error('--tokens must be > 1, --runs and --threads positive');
 
-const shapes = {
-  medium: { embeddingLength: 768, blockCount: 12, headCount: 12, headCountKv: 4, feedForwardLength: 2048, vocabularySize: 32000 },
-  small: { embeddingLength: 256, blockCount: 4, headCount: 8, headCountKv: 4, feedForwardLength: 768, vocabularySize: 8000 },
-};
-const shape = shapes[size];
-if (!shape) throw new Error(`--size must be one of ${Object.keys(shapes).join(', ')}`);
+const modelPath = await ensureBenchModel(`llm-bench-${size}`, size);
 
-const modelDir = join(repositoryRoot, 'bench', '.models');
-const modelPath = join(modelDir, `llm-bench-${size}.gguf`);
-if (!existsSync(modelPath)) {
-  mkdirSync(modelDir, { recursive: true });
-  const started = performance.now();
-  const info = writeTinyLlamaGguf(modelPath, { ...shape, tensorType: 'F16', contextLength: 4096, seed: 7, name: `llm-bench-${size}` });
-  console.error(`wrote ${modelPath}: ${(info.parameters / 1e6).toFixed(1)}M parameters in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-}
-
-const percentile = (values, p) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-};
 const summary = (label, samples) => {
   const speeds = samples.map((sample) => sample.tokensPerSecond);
   const ttfts = samples.map((sample) => sample.ttftMs);
@@ -118,102 +86,33 @@ async function openDirect() {
 
 async function streamCompletion(baseUrl, modelId) {
   const start = performance.now();
-  const response = await fetch(`${baseUrl}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: modelId, prompt, max_tokens: tokens, stream: true, ignore_eos: true, ...sampling, keep_alive: -1 }),
+  // cache_prompt false: the server evaluates the whole prompt as the direct path does, so the
+  // figures compare the same work (with reuse the server's time to first token is lower).
+  const response = await postJson(`${baseUrl}/v1/completions`, {
+    model: modelId,
+    prompt,
+    max_tokens: tokens,
+    stream: true,
+    ignore_eos: true,
+    cache_prompt: false,
+    ...sampling,
+    keep_alive: -1,
   });
-  if (!response.ok) throw new Error(`POST /v1/completions: ${response.status} ${await response.text()}`);
-  const decoder = new TextDecoder();
-  let buffer = '';
   let first = null;
   let last = 0;
   let usage = null;
-  for await (const bytes of response.body) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let boundary;
-    while ((boundary = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, boundary);
-      buffer = buffer.slice(boundary + 2);
-      for (const line of event.split('\n')) {
-        if (!line.startsWith('data:')) continue;
-        const data = line.slice(5).trim();
-        if (data === '[DONE]') continue;
-        const chunk = JSON.parse(data);
-        if (chunk.usage) usage = chunk.usage;
-        if ((chunk.choices?.[0]?.text ?? '').length > 0) {
-          const now = performance.now();
-          first ??= now;
-          last = now;
-        }
-      }
+  await readSse(response, (chunk, at) => {
+    if (chunk.usage) usage = chunk.usage;
+    if ((chunk.choices?.[0]?.text ?? '').length > 0) {
+      first ??= at;
+      last = at;
     }
-  }
+  });
   const generated = usage?.completion_tokens ?? 0;
   return { ttftMs: first - start, tokensPerSecond: ((generated - 1) * 1000) / (last - first), tokens: generated };
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer() {
-  const cli = join(repositoryRoot, 'apps', 'server', 'dist', 'cli.js');
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: build the server or pass --server-url`);
-  const dataDir = mkdtempSync(join(tmpdir(), 'llm-bench-'));
-  mkdirSync(join(dataDir, 'models'), { recursive: true });
-  symlinkSync(modelPath, join(dataDir, 'models', `llm-bench-${size}.gguf`));
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      cli,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--data-dir',
-      dataDir,
-      '--threads',
-      String(threads),
-      '--keep-alive',
-      '-1',
-      '--log-level',
-      'warn',
-      '--gpu',
-      'off',
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  const baseUrl = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${baseUrl}/v1/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return {
-    baseUrl,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+const startServer = () => startTabagent({ models: [modelPath], args: ['--threads', String(threads)] });
 
 async function prepareServer(baseUrl) {
   const modelId = `llm-bench-${size}`;

@@ -10,6 +10,7 @@ export interface GenerationRun<Result, Delta = string> extends AsyncIterable<Del
 export class GenerationRunController<Result, Delta = string> implements GenerationRun<Result, Delta> {
   private readonly chunks: Delta[] = [];
   private waiter: (() => void) | null = null;
+  private wakeScheduled = false;
   private finished = false;
   private failure: { error: unknown } | null = null;
   readonly result: Promise<Result>;
@@ -31,7 +32,15 @@ export class GenerationRunController<Result, Delta = string> implements Generati
 
   private push(delta: Delta): void {
     this.chunks.push(delta);
-    this.wake();
+    // The reader (an SSE write, a socket syscall) runs on the next turn of the event loop, after
+    // the generation has dispatched its next decode: the write then overlaps the model's compute
+    // instead of delaying every token. Deltas pushed meanwhile are read together.
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wake();
+    });
   }
 
   private finish(failure: { error: unknown } | null): void {

@@ -323,15 +323,22 @@ export class NodeLlamaModelManager implements GgufModelManager {
     let pool: SequencePool<LlamaContextSequence> | null = null;
     if (!info.embeddingOnly) {
       try {
+        let sequencePool: SequencePool<LlamaContextSequence> | null = null;
         const created = await model.createContext({
           contextSize: estimate.contextSize,
           sequences,
           threads,
           batchSize: options.batchSize ?? this.options.batchSize,
           createSignal: this.disposing.signal,
+          // node-llama-cpp dispatches a decode at once only when every sequence of the context has
+          // queued one, else on the next event-loop cycle to batch them: with one generation running
+          // that cycle is paid on every token (SSE writes, other requests in between). Dispatch at
+          // once while a single sequence is in use; batch across the loop when several are.
+          batching: { dispatchSchedule: (dispatch) => ((sequencePool?.inUse ?? 0) <= 1 ? dispatch() : setImmediate(dispatch)) },
         });
         context = created;
-        pool = new SequencePool(sequences, () => created.getSequence());
+        sequencePool = new SequencePool(sequences, () => created.getSequence());
+        pool = sequencePool;
       } catch (error) {
         await model.dispose();
         if (this.disposing.signal.aborted) throw new CancelledError(`Loading ${id} was stopped: the model manager is shutting down`, { cause: error });
