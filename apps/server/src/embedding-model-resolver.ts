@@ -29,7 +29,7 @@ export interface EmbeddingModelResolver {
 /** Resolves embedding, rerank and entity models over the registry, loading them on demand. */
 export function createEmbeddingModelResolver(deps: EmbeddingModelResolverDeps): EmbeddingModelResolver {
   const firstOfTask = async (task: RegisteredModel['task']): Promise<RegisteredModel | undefined> => {
-    const models = await deps.registry.list();
+    const models = (await deps.registry.list()).filter((model) => model.aliasOf === undefined);
     // ONNX first: purpose-built encoders beat a GGUF's pooled hidden states for retrieval.
     return models.find((model) => model.task === task && model.format === 'onnx') ?? models.find((model) => model.task === task);
   };

@@ -63,6 +63,8 @@ export interface RegisteredModel {
   /** `models-folder` for files in `<dataDir>/models`, `registered` for paths added by register. */
   source: 'models-folder' | 'registered';
   settings: ModelSettings;
+  /** Set on the entries `list()` gives for an alias: the model the alias names. */
+  aliasOf?: string;
 }
 
 /** Options of `createModelRegistry`. */
@@ -86,8 +88,15 @@ export interface ModelRegistry {
   get(id: string): Promise<RegisteredModel>;
   /** Registers an absolute path (a file or model folder); returns the model. */
   register(modelPath: string, options?: { id?: string; task?: ModelTask }): Promise<RegisteredModel>;
-  /** Deletes a model inside the models folder, or unregisters an outside path. */
+  /** Deletes a model inside the models folder, unregisters an outside path, or drops an alias. */
   remove(id: string): Promise<'deleted' | 'unregistered'>;
+  /**
+   * Makes `alias` another name of a model (Ollama's copy; also how a tool hard-coded to
+   * `gpt-4o-mini` reaches a local model). `get(alias)` then gives the model itself.
+   */
+  setAlias(alias: string, target: string): Promise<RegisteredModel>;
+  /** The model an alias names, or undefined when `id` is not an alias. */
+  aliasTarget(id: string): Promise<string | undefined>;
   /** The default model id, or null. */
   defaultModel(): Promise<string | null>;
   /** Selects the default model (must exist). */
@@ -127,6 +136,8 @@ interface RegistryFile {
   registered: RegisteredEntry[];
   default_model: string | null;
   settings: Record<string, ModelSettings>;
+  /** Alias to the id of the model it names. */
+  aliases: Record<string, string>;
 }
 
 interface Candidate {
@@ -203,6 +214,10 @@ export class JsonModelRegistry implements ModelRegistry {
       registered: entries.filter((entry): entry is RegisteredEntry => typeof (entry as { path?: unknown } | null)?.path === 'string'),
       default_model: typeof raw?.default_model === 'string' ? raw.default_model : null,
       settings: typeof raw?.settings === 'object' && raw.settings !== null ? (raw.settings as Record<string, ModelSettings>) : {},
+      aliases:
+        typeof raw?.aliases === 'object' && raw.aliases !== null
+          ? Object.fromEntries(Object.entries(raw.aliases).filter((entry): entry is [string, string] => typeof entry[1] === 'string'))
+          : {},
     };
     return structuredClone(this.cachedRegistry);
   }
@@ -331,13 +346,19 @@ export class JsonModelRegistry implements ModelRegistry {
   }
 
   async list(): Promise<RegisteredModel[]> {
-    const { entries } = await this.scan();
-    return entries.flatMap((entry) => (entry.ok ? [entry.model] : []));
+    const { entries, registry } = await this.scan();
+    const models = entries.flatMap((entry) => (entry.ok ? [entry.model] : []));
+    const aliases = Object.entries(registry.aliases).flatMap(([alias, target]) => {
+      const model = models.find((candidate) => candidate.id === target);
+      return model === undefined ? [] : [{ ...model, id: alias, aliasOf: model.id }];
+    });
+    return [...models, ...aliases];
   }
 
   async get(id: string): Promise<RegisteredModel> {
-    const { entries } = await this.scan();
-    const entry = entries.find((candidate) => (candidate.ok ? candidate.model.id : candidate.id) === id);
+    const { entries, registry } = await this.scan();
+    const target = registry.aliases[id] ?? id;
+    const entry = entries.find((candidate) => (candidate.ok ? candidate.model.id : candidate.id) === target);
     if (!entry) throw new ModelNotFoundError(`No model with id "${id}" is registered`, { details: { model: id } });
     if (!entry.ok) throw entry.error;
     return entry.model;
@@ -375,7 +396,32 @@ export class JsonModelRegistry implements ModelRegistry {
     return model.model;
   }
 
+  async setAlias(alias: string, target: string): Promise<RegisteredModel> {
+    const { entries, registry } = await this.scan();
+    if (entries.some((entry) => (entry.ok ? entry.model.id : entry.id) === alias)) {
+      throw new ConflictError(`"${alias}" is the id of a model; an alias must be a new name`, { details: { model: alias } });
+    }
+    // An alias of an alias names the model itself.
+    const model = await this.get(registry.aliases[target] ?? target);
+    await this.mutate((stored) => {
+      stored.aliases[alias] = model.id;
+    });
+    return model;
+  }
+
+  async aliasTarget(id: string): Promise<string | undefined> {
+    const { registry } = await this.scan();
+    return registry.aliases[id];
+  }
+
   async remove(id: string): Promise<'deleted' | 'unregistered'> {
+    const { registry } = await this.scan();
+    if (registry.aliases[id] !== undefined) {
+      await this.mutate((stored) => {
+        stored.aliases = Object.fromEntries(Object.entries(stored.aliases).filter(([alias]) => alias !== id));
+      });
+      return 'unregistered';
+    }
     const model = await this.getEvenIfBroken(id);
     const real = await realpath(model.path).catch(() => model.path);
     const modelsReal = await realpath(this.modelsDir).catch(() => this.modelsDir);
@@ -390,6 +436,8 @@ export class JsonModelRegistry implements ModelRegistry {
       registry.registered = registry.registered.filter((entry) => path.resolve(entry.path) !== path.resolve(model.path));
       if (registry.default_model === id) registry.default_model = null;
       registry.settings = Object.fromEntries(Object.entries(registry.settings).filter(([key]) => key !== id));
+      // The model's aliases go with it.
+      registry.aliases = Object.fromEntries(Object.entries(registry.aliases).filter(([, target]) => target !== id));
     });
     return inside ? 'deleted' : 'unregistered';
   }

@@ -29,6 +29,14 @@ describe('parseServeArguments', () => {
     ]);
   });
 
+  it('collects allowed hosts from TABAGENT_ALLOWED_HOSTS, or from repeated flags', () => {
+    expect(parseServeArguments([], { TABAGENT_ALLOWED_HOSTS: 'nas.lan, *.home.arpa' }).allowedHosts).toEqual(['nas.lan', '*.home.arpa']);
+    expect(parseServeArguments(['--allowed-host', 'a.lan', '--allowed-host=b.lan'], { TABAGENT_ALLOWED_HOSTS: 'x.lan' }).allowedHosts).toEqual([
+      'a.lan',
+      'b.lan',
+    ]);
+  });
+
   it('accepts what Chrome and Firefox pass to a native host', () => {
     const chrome = parseServeArguments(['--mode', 'native', 'chrome-extension://abcdefghijklmnop/', '--parent-window=1234'], {});
     expect(chrome.mode).toBe('native');

@@ -12,6 +12,11 @@ export interface ServerConfig {
   dataDir: string;
   /** Extension origins allowed by CORS (chrome-extension://<id>, moz-extension://<id>). */
   allowedOrigins: string[];
+  /**
+   * Host header names accepted besides the defaults (loopback names, `*.localhost`, this machine's
+   * name, `host.docker.internal`): exact names or `*.suffix`, e.g. a LAN name.
+   */
+  allowedHosts: string[];
   /** When set, HTTP requests need `Authorization: Bearer <key>`. */
   apiKey: string | undefined;
   /** Embedding model of the memory pipeline (default: first registered embedding model). */
@@ -66,6 +71,16 @@ const optionSpecs: Record<string, OptionSpec> = {
         .filter(Boolean),
     repeatable: true,
   },
+  '--allowed-host': {
+    key: 'allowedHosts',
+    env: 'TABAGENT_ALLOWED_HOSTS',
+    parse: (value) =>
+      value
+        .split(',')
+        .map((host) => host.trim())
+        .filter(Boolean),
+    repeatable: true,
+  },
   '--api-key': { key: 'apiKey', env: 'TABAGENT_API_KEY', parse: (value) => value },
   '--embedding-model': { key: 'embeddingModel', env: 'TABAGENT_EMBEDDING_MODEL', parse: (value) => value },
   '--keep-alive': { key: 'keepAliveSeconds', env: 'TABAGENT_KEEP_ALIVE', parse: parseInteger('--keep-alive', -1, 31_536_000) },
@@ -87,6 +102,7 @@ export function defaultServerConfig(): ServerConfig {
     port: 8080,
     dataDir: defaultDataDir(),
     allowedOrigins: [],
+    allowedHosts: [],
     apiKey: undefined,
     embeddingModel: undefined,
     keepAliveSeconds: 300,

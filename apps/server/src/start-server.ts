@@ -211,6 +211,7 @@ async function composeServer(
   if (config.mode === 'http' || config.mode === 'all') {
     const app = createApiApp(provider, {
       allowedOrigins: config.allowedOrigins,
+      allowedHosts: config.allowedHosts,
       apiKey: config.apiKey,
       logger,
       version: serverVersion,

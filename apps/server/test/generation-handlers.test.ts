@@ -183,7 +183,8 @@ describe('generation and model handlers over a real tiny GGUF', () => {
       }
     }
     const last = chunks[chunks.length - 1];
-    expect(last?.choices[0]?.finish_reason).toBe('cancelled');
+    // OpenAI's values: a stopped generation is 'stop', and says so beside it.
+    expect([last?.choices[0]?.finish_reason, last?.tabagent]).toEqual(['stop', { cancelled: true }]);
     expect(last?.usage?.completion_tokens).toBeGreaterThanOrEqual(2);
     expect(await callOnce('generation.stop', { request_id: context.requestId })).toEqual({ status: 'not_found', request_id: context.requestId, stopped: 0 });
     expect(await callOnce('generation.halt_status', {})).toMatchObject({ generating: false, active_requests: 0 });
@@ -199,14 +200,18 @@ describe('generation and model handlers over a real tiny GGUF', () => {
     const halt = await callOnce('generation.halt', {});
     expect(halt).toMatchObject({ status: 'halted', was_generating: true, stopped: 2 });
     expect([...(halt as { stopped_request_ids: string[] }).stopped_request_ids].sort()).toEqual([first.requestId, second.requestId].sort());
-    for (const response of await Promise.all([a, b])) expect(ChatCompletionResponse.parse(response).choices[0]?.finish_reason).toBe('cancelled');
+    for (const response of await Promise.all([a, b])) {
+      const parsed = ChatCompletionResponse.parse(response);
+      expect([parsed.choices[0]?.finish_reason, parsed.tabagent]).toEqual(['stop', { cancelled: true }]);
+    }
     expect((await callOnce('generation.halt_status', {})) as { last_halt_time: string | null }).toMatchObject({ last_halt_time: expect.any(String) });
 
     const disconnect = new AbortController();
     const pending = callOnce('chat.completions', { messages: user('C'), ...endless }, contextFor(disconnect.signal));
     await untilActive(1);
     disconnect.abort();
-    expect(ChatCompletionResponse.parse(await pending).choices[0]?.finish_reason).toBe('cancelled');
+    const disconnected = ChatCompletionResponse.parse(await pending);
+    expect([disconnected.choices[0]?.finish_reason, disconnected.tabagent]).toEqual(['stop', { cancelled: true }]);
   });
 
   it('returns JSON that matches a response_format schema, and tool_calls for a forced tool', async () => {

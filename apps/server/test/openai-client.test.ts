@@ -133,6 +133,136 @@ describe('the openai client against our server', () => {
     expect(response.usage.prompt_tokens).toBeGreaterThan(0);
   });
 
+  it('tools: a forced call arrives whole and as stream deltas the client assembles', async () => {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: { name: 'lookup', parameters: { type: 'object', properties: { q: { enum: ['a', 'b'] } }, required: ['q'] } },
+      },
+    ];
+    const body = {
+      model: 'tiny',
+      messages: [{ role: 'user' as const, content: 'Use the tool' }],
+      max_tokens: 100,
+      seed: 6,
+      tools,
+      tool_choice: 'required' as const,
+    };
+    const whole = await client.chat.completions.create(body);
+    const call = whole.choices[0]?.message.tool_calls?.[0];
+    expect([whole.choices[0]?.finish_reason, call?.type, call?.type === 'function' ? call.function.name : undefined]).toEqual([
+      'tool_calls',
+      'function',
+      'lookup',
+    ]);
+    const stream = client.chat.completions.stream({ ...body, ...evaluateAll });
+    const assembled = await stream.finalChatCompletion();
+    const streamed = assembled.choices[0]?.message.tool_calls?.[0];
+    expect(assembled.choices[0]?.finish_reason).toBe('tool_calls');
+    expect(streamed?.type === 'function' ? [streamed.function.name, JSON.parse(streamed.function.arguments) as unknown] : undefined).toEqual([
+      'lookup',
+      call?.type === 'function' ? (JSON.parse(call.function.arguments) as unknown) : undefined,
+    ]);
+  });
+
+  it('errors reach the client with our detail: message, code, type, param and status', async () => {
+    const unknown = await client.chat.completions
+      .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'Hi' }] })
+      .catch((error: unknown) => error);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    const notFound = unknown as InstanceType<typeof OpenAI.NotFoundError>;
+    expect([notFound.status, notFound.code, notFound.type, notFound.param]).toEqual([404, 'model_not_found', 'invalid_request_error', 'model']);
+    expect(notFound.message).toBe('404 No model with id "no-such-model" is registered');
+    const bad = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], temperature: 'hot' as unknown as number })
+      .catch((error: unknown) => error);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    const badRequest = bad as InstanceType<typeof OpenAI.BadRequestError>;
+    expect([badRequest.status, badRequest.code, badRequest.type, badRequest.param]).toEqual([400, 'invalid_request', 'invalid_request_error', 'temperature']);
+    expect(badRequest.message).toMatch(/^400 Invalid request for chat\.completions: temperature: /);
+  });
+
+  it('every field the OpenAI spec marks nullable may be null, meaning unset', async () => {
+    const nulls = {
+      stop: null,
+      max_tokens: null,
+      max_completion_tokens: null,
+      temperature: null,
+      top_p: null,
+      seed: null,
+      n: null,
+      tools: null,
+      tool_choice: null,
+      parallel_tool_calls: null,
+      response_format: null,
+      stream: null,
+      stream_options: null,
+      user: null,
+      logprobs: null,
+      top_logprobs: null,
+      logit_bias: null,
+      presence_penalty: null,
+      frequency_penalty: null,
+    };
+    const messages = [
+      { role: 'system', content: 'Be brief', name: null },
+      { role: 'user', content: 'Hello', name: null },
+      { role: 'assistant', content: 'Hi', tool_calls: null, name: null },
+      { role: 'user', content: 'Again' },
+    ];
+    const chat = await client.chat.completions.create({ model: 'tiny', messages, ...nulls, max_tokens: 3, ...ignoreEos } as never);
+    expect([chat.object, chat.choices[0]?.finish_reason]).toEqual(['chat.completion', 'length']);
+    const completion = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Hi',
+      ...nulls,
+      max_tokens: 3,
+      echo: null,
+      suffix: null,
+      best_of: null,
+      ...ignoreEos,
+    } as never);
+    expect([completion.object, completion.choices[0]?.finish_reason]).toEqual(['text_completion', 'length']);
+    const embedded = await client.embeddings.create({ model: 'tiny', input: 'Hi', encoding_format: null, dimensions: null, user: null } as never);
+    expect(embedded.data[0]?.embedding).toHaveLength(64);
+  });
+
+  it('embeddings as base64 (what the client asks for by default) decode to the float vectors', async () => {
+    const floats = await client.embeddings.create({ model: 'tiny', input: ['tide tables'], encoding_format: 'float' });
+    // Without encoding_format the client requests base64 and decodes it itself.
+    const decoded = await client.embeddings.create({ model: 'tiny', input: ['tide tables'] });
+    expect(decoded.data[0]?.embedding).toEqual(floats.data[0]?.embedding);
+    const raw = await client.embeddings.create({ model: 'tiny', input: ['tide tables'], encoding_format: 'base64' });
+    const bytes = Buffer.from(raw.data[0]?.embedding as unknown as string, 'base64');
+    expect(Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4))).toEqual(floats.data[0]?.embedding);
+  });
+
+  it('logit_bias steers sampling, and what cannot be given is refused, not ignored', async () => {
+    // The fixture's vocabulary: 3 specials, 256 byte tokens, then "▁", then "a" (id 260).
+    const letterA = 3 + 256 + 1;
+    const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Bias' }], max_tokens: 4, temperature: 0, ...ignoreEos };
+    const plain = await client.chat.completions.create(body);
+    const biased = await client.chat.completions.create({ ...body, logit_bias: { [String(letterA)]: 100 } });
+    expect([plain.choices[0]?.message.content === 'aaaa', biased.choices[0]?.message.content]).toEqual([false, 'aaaa']);
+    const completion = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Bias',
+      max_tokens: 3,
+      temperature: 0,
+      logit_bias: { [String(letterA)]: 100 },
+      ...ignoreEos,
+    });
+    expect(completion.choices[0]?.text).toBe('aaa');
+    for (const [field, value] of [
+      ['n', 2],
+      ['logprobs', true],
+    ] as const) {
+      const refused = await client.chat.completions.create({ ...body, [field]: value }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((refused as InstanceType<typeof OpenAI.BadRequestError>).param).toBe(field);
+    }
+  });
+
   it('a stop request by request id ends a stream with cancelled', async () => {
     // Only the stop can end it: no end-of-generation token, and a budget far beyond the context.
     const stream = await client.chat.completions.create({
@@ -143,6 +273,7 @@ describe('the openai client against our server', () => {
       ...ignoreEos,
     });
     let finish: string | null = null;
+    let cancelled: unknown;
     let count = 0;
     for await (const chunk of stream) {
       count++;
@@ -156,7 +287,9 @@ describe('the openai client against our server', () => {
         expect(await stopped.json()).toMatchObject({ status: 'stopped', request_id: requestId });
       }
       finish = chunk.choices[0]?.finish_reason ?? finish;
+      cancelled = (chunk as unknown as { tabagent?: unknown }).tabagent ?? cancelled;
     }
-    expect(finish).toBe('cancelled');
+    // Within OpenAI's enum (the client's types allow no other), with the stop said beside it.
+    expect([finish, cancelled]).toEqual(['stop', { cancelled: true }]);
   });
 });

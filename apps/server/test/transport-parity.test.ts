@@ -38,6 +38,7 @@ const sampleRequests: Record<RouteId, Record<string, unknown>> = {
   'models.pull': { model: 'owner/name' },
   'models.register': { path: '/models/x.gguf' },
   'models.delete': { model: 'tiny' },
+  'models.alias': { model: 'tiny', alias: 'gpt-4o-mini' },
   'hf.token.set': { token: 'hf_abcdefgh' },
   'hf.token.status': {},
   'hf.token.clear': {},

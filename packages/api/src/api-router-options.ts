@@ -44,6 +44,11 @@ export interface ApiRouterOptions {
   /** Version written into the OpenAPI document's `info.version`. Default `0.0.0`. */
   version?: string;
   /**
+   * Serve Ollama's API (`GET /`, `/api/*`) over the same provider, for the `ollama` client, Open
+   * WebUI and other Ollama clients. Default true.
+   */
+  ollama?: boolean;
+  /**
    * Aborting it cancels every call in progress, as a client disconnect would: streams end with
    * their last chunk and `[DONE]` instead of a cut connection. For a graceful shutdown.
    */

@@ -50,13 +50,13 @@ describe('createApiRouter over HTTP', () => {
     expect(replaced.headers.get('x-request-id')).not.toBe('bad id with spaces');
   });
 
-  it('serves the legacy /api/v1 prefix and route aliases', async () => {
-    for (const path of ['/api/v1/health', '/health']) {
+  it("serves route aliases, and not the Python server's /api/v1 prefix (LM Studio's paths)", async () => {
+    for (const path of ['/health']) {
       const response = await fetch(`${server.baseUrl}${path}`);
       expect(response.status).toBe(200);
       expect(((await response.json()) as { service: string }).service).toBe('tabagent-server');
     }
-    for (const path of ['/v1/chat', '/api/v1/chat/completions', '/api/v1/chat']) {
+    for (const path of ['/v1/chat']) {
       const response = await fetch(`${server.baseUrl}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -65,13 +65,17 @@ describe('createApiRouter over HTTP', () => {
       expect(response.status).toBe(200);
       expect(((await response.json()) as { object: string }).object).toBe('chat.completion');
     }
+    for (const path of ['/api/v1/health', '/api/v1/chat/completions', '/api/v1/models']) {
+      const response = await fetch(`${server.baseUrl}${path}`);
+      expect({ path, status: response.status }).toEqual({ path, status: 404 });
+    }
   });
 
   it('passes path parameters to the handler and prefers them over query and body fields', async () => {
     const response = await fetch(`${server.baseUrl}/v1/models/qwen-0.5b?model=other`);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { id: string; path: string }).id).toBe('qwen-0.5b');
-    const encoded = await fetch(`${server.baseUrl}/api/v1/models/a%20b`);
+    const encoded = await fetch(`${server.baseUrl}/v1/models/a%20b`);
     expect(((await encoded.json()) as { id: string }).id).toBe('a b');
   });
 
@@ -147,14 +151,35 @@ describe('createApiRouter over HTTP', () => {
     }
   });
 
-  it('answers a non-JSON content type with 415', async () => {
+  it('answers a browser request (with Origin) whose body is not labelled JSON with 415', async () => {
     const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'text/plain' },
+      headers: { 'content-type': 'text/plain', origin: 'http://localhost:3000' },
       body: chatBody('test-model'),
     });
     expect(response.status).toBe(415);
     expect((await problemOf(response)).code).toBe('unsupported_media_type');
+  });
+
+  it('parses the JSON body of a non-browser client whatever its Content-Type says (curl -d, requests data=)', async () => {
+    for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', undefined]) {
+      const response = await rawRequest({
+        port: server.port,
+        method: 'POST',
+        path: '/v1/chat/completions',
+        headers: { host: 'localhost', ...(contentType === undefined ? {} : { 'content-type': contentType }) },
+        body: chatBody('test-model'),
+      });
+      expect({ contentType, status: response.status }).toEqual({ contentType, status: 200 });
+    }
+    const notJson = await rawRequest({
+      port: server.port,
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: { host: 'localhost', 'content-type': 'text/plain' },
+      body: 'model=x',
+    });
+    expect(notJson.status).toBe(400);
   });
 
   it('answers a body over the limit with 413, by Content-Length and while reading a chunked body', async () => {
@@ -191,7 +216,7 @@ describe('createApiRouter over HTTP', () => {
     expect(response.headers.get('allow')).toBe('GET, HEAD');
     const problem = await problemOf(response);
     expect(problem).toMatchObject({ status: 405, title: 'Method not allowed' });
-    const chat = await fetch(`${server.baseUrl}/api/v1/chat/completions`);
+    const chat = await fetch(`${server.baseUrl}/v1/chat/completions`);
     expect(chat.status).toBe(405);
     expect(chat.headers.get('allow')).toBe('POST');
   });
@@ -205,6 +230,35 @@ describe('createApiRouter over HTTP', () => {
     expect(response.status).toBe(404);
     const problem = await problemOf(response);
     expect(problem).toMatchObject({ code: 'model_not_found', title: 'Model not found', detail: 'Model no-such-model is not registered' });
+  });
+
+  it("carries OpenAI's error object in every problem document: message, type, code, param", async () => {
+    const unknown = await problemOf(
+      await fetch(`${server.baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chatBody('no-such-model'),
+      }),
+    );
+    expect(unknown['error']).toEqual({
+      message: 'Model no-such-model is not registered',
+      type: 'invalid_request_error',
+      code: 'model_not_found',
+      param: 'model',
+    });
+    const invalid = await problemOf(
+      await fetch(`${server.baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: 'hi' }),
+      }),
+    );
+    expect(invalid['error']).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param: 'messages' });
+    expect((invalid['error'] as { message: string }).message).toBe(invalid.detail);
+    const notBuilt = await problemOf(
+      await fetch(`${server.baseUrl}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"x"}' }),
+    );
+    expect(notBuilt['error']).toMatchObject({ type: 'server_error', code: 'not_implemented', param: null });
   });
 
   it('answers routes without a backend with 501 naming the capability', async () => {

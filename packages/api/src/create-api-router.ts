@@ -22,7 +22,8 @@ import { sendProblem } from './problem-response.js';
 import { readJsonBody } from './request-body-reader.js';
 import { RequestGuard, requestStateOf } from './request-guard.js';
 import { createCounterRequestIdFactory } from './request-id.js';
-import { buildRouteTable, legacyPathPrefix } from './route-table.js';
+import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
+import { buildRouteTable } from './route-table.js';
 import { sendChunkStream } from './sse-response.js';
 
 /** Path of the generated OpenAPI document. */
@@ -92,13 +93,18 @@ class ApiRouterBuilder {
     this.requestIdFactory = options.requestIdFactory ?? createCounterRequestIdFactory();
     const health = routes.find((route) => route.id === 'health');
     const healthPaths = health === undefined ? [] : [health.path, ...(health.aliases ?? [])];
-    this.openPaths = new Set(healthPaths.flatMap((path) => (path.startsWith('/v1/') ? [path, `${legacyPathPrefix}${path}`] : [path])));
+    this.openPaths = new Set(healthPaths);
     this.guard = new RequestGuard({
       allowedOrigins: options.allowedOrigins,
       allowedHosts: options.allowedHosts ?? [],
       apiKey: options.apiKey,
       requestIdFactory: this.requestIdFactory,
-      isOpenPath: (path) => this.openPaths.has(path) || path === openApiDocumentPath || path === swaggerUiPath || path.startsWith(`${swaggerUiPath}/`),
+      isOpenPath: (path) =>
+        this.openPaths.has(path) ||
+        ((this.options.ollama ?? true) && ollamaOpenPaths.includes(path)) ||
+        path === openApiDocumentPath ||
+        path === swaggerUiPath ||
+        path.startsWith(`${swaggerUiPath}/`),
     });
   }
 
@@ -109,6 +115,16 @@ class ApiRouterBuilder {
       if (outcome === undefined) next();
       else if (outcome !== 'handled') this.fail(request, response, outcome);
     });
+    if (this.options.ollama ?? true) {
+      new OllamaRoutes({
+        provider: this.provider,
+        logger: this.logger,
+        bodyLimitBytes: this.bodyLimitBytes,
+        requestIdFactory: this.requestIdFactory,
+        shutdownSignal: this.options.shutdownSignal,
+        version: this.options.version ?? '0.0.0',
+      }).mount(router);
+    }
     for (const entry of buildRouteTable(this.routes)) {
       const route = router.route(entry.expressPath);
       for (const [method, id] of entry.methods) {
@@ -169,7 +185,10 @@ class ApiRouterBuilder {
   private async serve(id: RouteId, request: Request, response: Response): Promise<void> {
     const state = requestStateOf(request, this.requestIdFactory);
     const method = request.method;
-    const body = method === 'GET' || method === 'HEAD' ? undefined : await readJsonBody(request, this.bodyLimitBytes);
+    const body =
+      method === 'GET' || method === 'HEAD'
+        ? undefined
+        : await readJsonBody(request, this.bodyLimitBytes, { requireJsonContentType: state.origin !== undefined });
     const validated = parseRouteRequest(id, mergeRequest(body, queryOf(request), request.params as Record<string, string>));
     const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
@@ -184,8 +203,8 @@ class ApiRouterBuilder {
 }
 
 /**
- * Mounts every route of the catalogue on an Express 5 router: `/v1/...` paths, their aliases and
- * the legacy `/api/v1/...` prefix; request validation; SSE streams; RFC 7807 problem documents
+ * Mounts every route of the catalogue on an Express 5 router: `/v1/...` paths and their aliases;
+ * request validation; SSE streams; RFC 7807 problem documents
  * for every error; Host/Origin/API-key checks; the OpenAPI document at `/api-doc/openapi.json`
  * and Swagger UI at `/swagger-ui/`. Unknown paths end here with a 404 problem, so mount other
  * routers before this one.

@@ -1,20 +1,36 @@
-const loopbackHosts = ['localhost', '127.0.0.1', '[::1]'];
+import { hostname } from 'node:os';
+
+/**
+ * Host names accepted by default, as Ollama accepts them on loopback: loopback names and any
+ * `*.localhost` (RFC 6761 keeps them on this machine), this machine's own name, and
+ * `host.docker.internal` (what a container, e.g. Open WebUI in Docker, calls the host). None of
+ * them can be pointed at this server by a web page's DNS, which is what the check is against.
+ */
+export function defaultAllowedHosts(): string[] {
+  const own = hostname().trim().toLowerCase();
+  return ['localhost', '127.0.0.1', '[::1]', '*.localhost', 'host.docker.internal', ...(own === '' ? [] : [own, `${own}.local`])];
+}
 
 /**
  * Decides whether a `Host` header names this server. Browsers send the attacker's name after a
- * DNS rebinding, so only loopback names (and configured extras) pass.
+ * DNS rebinding, so only the default names and the configured ones pass. An entry is an exact
+ * name or `*.suffix` (any name ending in `.suffix`).
  */
 export class HostPolicy {
-  private readonly allowed: ReadonlySet<string>;
+  private readonly exact: ReadonlySet<string>;
+  private readonly suffixes: readonly string[];
 
   constructor(extraHosts: readonly string[] = []) {
-    this.allowed = new Set([...loopbackHosts, ...extraHosts.map((host) => host.trim().toLowerCase())]);
+    const all = [...defaultAllowedHosts(), ...extraHosts].map((host) => host.trim().toLowerCase()).filter((host) => host !== '');
+    this.exact = new Set(all.filter((host) => !host.startsWith('*.')));
+    this.suffixes = all.filter((host) => host.startsWith('*.')).map((host) => host.slice(1));
   }
 
   /** True when the Host header (port ignored, case-insensitive) is allowed. */
   allows(hostHeader: string | undefined): boolean {
     if (hostHeader === undefined || hostHeader.length === 0) return false;
-    return this.allowed.has(stripPort(hostHeader.toLowerCase()));
+    const host = stripPort(hostHeader.toLowerCase());
+    return this.exact.has(host) || this.suffixes.some((suffix) => host.endsWith(suffix) && host.length > suffix.length);
   }
 }
 

@@ -18,6 +18,35 @@ function normaliseError(error: unknown): unknown {
   return error;
 }
 
+/** OpenAI's error `type` for a problem's status. */
+function openAiErrorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  return status >= 500 ? 'server_error' : 'invalid_request_error';
+}
+
+/** The request field an error is about, as OpenAI's `param` names it (null when none). */
+function openAiParam(problem: ProblemDetails): string | null {
+  const issues = problem['issues'];
+  if (Array.isArray(issues)) {
+    const first: unknown = issues[0];
+    if (typeof first === 'object' && first !== null && typeof (first as { path?: unknown }).path === 'string') return (first as { path: string }).path || null;
+  }
+  if (problem.code === 'model_not_found') return 'model';
+  if (problem.code === 'context_length_exceeded') return 'messages';
+  return null;
+}
+
+/**
+ * The problem document with OpenAI's error object beside its RFC 7807 members, so one body serves
+ * both: clients of OpenAI's API (the official SDKs read `error.message`, `error.code`,
+ * `error.type`, `error.param`) and clients of problem documents.
+ */
+export function withOpenAiError(problem: ProblemDetails): ProblemDetails {
+  return { ...problem, error: { message: problem.detail, type: openAiErrorType(problem.status), code: problem.code, param: openAiParam(problem) } };
+}
+
 /**
  * The one place where anything thrown becomes a problem document: status from the shared code
  * table (`toProblemDetails`), 405 for `MethodNotAllowedError`, and internal errors logged with
@@ -32,12 +61,13 @@ export function problemFromError(error: unknown, instance: string, requestId: st
     problem.type = 'https://tabagent.dev/errors/method-not-allowed';
   }
   problem.request_id = requestId;
+  const answered = withOpenAiError(problem);
   if (problem.status >= 500 && problem.code === 'internal_error') {
     logger.error({ err: error, requestId, path: instance }, 'Unexpected error while serving a request');
   } else {
     logger.debug({ requestId, path: instance, code: problem.code, status: problem.status }, problem.detail);
   }
-  return problem;
+  return answered;
 }
 
 /** Writes a problem document as the whole response (nothing must have been sent yet). */

@@ -11,13 +11,24 @@ export function isJsonContentType(contentType: string): boolean {
   return mediaType === 'application/json' || (mediaType.startsWith('application/') && mediaType.endsWith('+json'));
 }
 
+/** Options of `readJsonBody`. */
+export interface ReadJsonBodyOptions {
+  /**
+   * Refuse a body not labelled JSON (415). Set for browser requests (those with an `Origin`): a
+   * page's cross-site "simple request" can send text/plain or form bodies without a preflight.
+   * Other clients (curl's `-d`, `requests.post(data=...)`) often label JSON wrongly; their body is
+   * parsed as JSON whatever its Content-Type, as Ollama and llama-server do.
+   */
+  requireJsonContentType: boolean;
+}
+
 /**
  * Reads and parses a JSON request body, enforcing the size limit while reading (and up front
  * from `Content-Length`), so an oversized body is refused without being buffered. Resolves to
  * `undefined` for an empty body. Rejects with `PayloadTooLargeError` (413),
  * `UnsupportedMediaTypeError` (415) or `InvalidRequestError` (400, malformed JSON).
  */
-export function readJsonBody(request: IncomingMessage, limitBytes: number): Promise<unknown> {
+export function readJsonBody(request: IncomingMessage, limitBytes: number, options: ReadJsonBodyOptions = { requireJsonContentType: true }): Promise<unknown> {
   const lengthHeader = request.headers['content-length'];
   const hasChunkedBody = request.headers['transfer-encoding'] !== undefined;
   const declaredLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
@@ -26,7 +37,7 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number): Prom
     return Promise.reject(new InvalidRequestError('Invalid Content-Length header'));
   }
   const contentType = request.headers['content-type'];
-  if (contentType === undefined || !isJsonContentType(contentType)) {
+  if (options.requireJsonContentType && (contentType === undefined || !isJsonContentType(contentType))) {
     return Promise.reject(
       new UnsupportedMediaTypeError(
         `Request bodies must be JSON (Content-Type: application/json), got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType)}`,

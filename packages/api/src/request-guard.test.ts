@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { rawRequest } from './test-support/raw-request.js';
 import { startTestServer, type TestServer } from './test-support/test-provider.js';
@@ -7,21 +8,46 @@ const extensionOrigin = 'chrome-extension://abcdefghijklmnopabcdefghijklmnop';
 describe('Host and Origin checks', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ allowedHosts: ['tabagent.lan'], plainNodeServer: true });
+    server = await startTestServer({ allowedHosts: ['tabagent.lan', '*.home.arpa'], plainNodeServer: true });
   });
   afterAll(async () => {
     await server.close();
   });
 
   it('accepts loopback Host names with any port and configured extra hosts', async () => {
-    for (const host of ['localhost', `localhost:${server.port}`, '127.0.0.1:1', '[::1]:8080', 'LOCALHOST', 'tabagent.lan:80']) {
+    for (const host of [
+      'localhost',
+      `localhost:${server.port}`,
+      '127.0.0.1:1',
+      '[::1]:8080',
+      'LOCALHOST',
+      'tabagent.lan:80',
+      'box.home.arpa',
+      'nas.home.arpa:8080',
+    ]) {
+      const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
+      expect({ host, status: response.status }).toEqual({ host, status: 200 });
+    }
+  });
+
+  it("accepts, as Ollama does, *.localhost, host.docker.internal (a container calling the host) and this machine's name", async () => {
+    for (const host of ['app.localhost:5173', 'host.docker.internal:8080', hostname()]) {
       const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
       expect({ host, status: response.status }).toEqual({ host, status: 200 });
     }
   });
 
   it('refuses a foreign Host header with a 403 problem (DNS rebinding)', async () => {
-    for (const host of ['evil.example', 'evil.example:8080', 'localhost.evil.example', '127.0.0.2']) {
+    for (const host of [
+      'evil.example',
+      'evil.example:8080',
+      'localhost.evil.example',
+      '127.0.0.2',
+      'home.arpa',
+      'evilhome.arpa',
+      'localhost.',
+      'docker.internal',
+    ]) {
       const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
       expect({ host, status: response.status }).toEqual({ host, status: 403 });
       expect(response.headers['content-type']).toBe('application/problem+json');
@@ -69,7 +95,18 @@ describe('Host and Origin checks', () => {
     expect(response.status).toBe(204);
     expect(response.headers.get('access-control-allow-origin')).toBe(extensionOrigin);
     expect(response.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
-    expect(response.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id');
+    expect(response.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id, Accept, content-type, authorization');
+  });
+
+  it('grants an allowed origin the headers the openai client sends from a browser, and nothing that is not a header list', async () => {
+    const asked = 'authorization, content-type, x-stainless-os, x-stainless-lang, x-stainless-retry-count, openai-beta';
+    const preflight = (headers: string) =>
+      fetch(`${server.baseUrl}/v1/chat/completions`, {
+        method: 'OPTIONS',
+        headers: { origin: extensionOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': headers },
+      });
+    expect((await preflight(asked)).headers.get('access-control-allow-headers')).toBe(`Authorization, Content-Type, X-Request-Id, Accept, ${asked}`);
+    expect((await preflight('x-a, x-b;x-injected: 1')).headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id, Accept');
   });
 
   it('refuses a CORS preflight from a disallowed origin', async () => {
@@ -108,7 +145,7 @@ describe('API key', () => {
   });
 
   it('keeps health open without a key, on every health path', async () => {
-    for (const path of ['/v1/health', '/health', '/api/v1/health']) {
+    for (const path of ['/v1/health', '/health']) {
       const response = await fetch(`${server.baseUrl}${path}`);
       expect({ path, status: response.status }).toEqual({ path, status: 200 });
     }

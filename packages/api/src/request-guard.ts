@@ -33,9 +33,21 @@ export interface RequestGuardOptions {
 
 const preflightHeaders = {
   'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
-  'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Request-Id',
   'Access-Control-Max-Age': '600',
 } as const;
+
+/** Headers any allowed caller may send; the official clients add their own (below). */
+const baseAllowedHeaders = 'Authorization, Content-Type, X-Request-Id, Accept';
+
+/**
+ * The request headers a preflight may ask for, as a header token list: an allowed origin is
+ * trusted already, so the ones it asks for are granted (the openai client sends `x-stainless-*`
+ * and `OpenAI-Beta`, others their own). Anything that is not a header token list is ignored.
+ */
+function allowedRequestHeaders(requested: string | string[] | undefined): string {
+  const asked = typeof requested === 'string' ? requested : '';
+  return /^[\w-]+(\s*,\s*[\w-]+)*$/.test(asked.trim()) ? `${baseAllowedHeaders}, ${asked.trim()}` : baseAllowedHeaders;
+}
 
 /**
  * Runs before any route, in one pass because it is on every request's path: assigns the request
@@ -66,7 +78,9 @@ export class RequestGuard {
     (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated };
 
     if (!this.hosts.allows(request.headers.host)) {
-      return new ForbiddenError(`Host ${JSON.stringify(request.headers.host ?? '')} is not allowed; use localhost, 127.0.0.1 or [::1]`);
+      return new ForbiddenError(
+        `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed; use localhost or 127.0.0.1, or allow the name with --allowed-host (TABAGENT_ALLOWED_HOSTS)`,
+      );
     }
     if (origin !== undefined) {
       if (!this.origins.allows(origin)) return new ForbiddenError(`Origin ${JSON.stringify(origin)} is not allowed to call this server`);
@@ -75,7 +89,11 @@ export class RequestGuard {
       response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id');
     }
     if (request.method === 'OPTIONS') {
-      const headers: Record<string, string> = { ...preflightHeaders, 'Content-Length': '0' };
+      const headers: Record<string, string> = {
+        ...preflightHeaders,
+        'Access-Control-Allow-Headers': allowedRequestHeaders(request.headers['access-control-request-headers']),
+        'Content-Length': '0',
+      };
       // Chrome's Private Network Access preflight asks before a page-less extension context talks to localhost.
       if (origin !== undefined && request.headers['access-control-request-private-network'] === 'true')
         headers['Access-Control-Allow-Private-Network'] = 'true';

@@ -9,9 +9,6 @@ export interface MountedPath {
   readonly methods: ReadonlyMap<RouteMethod, RouteId>;
 }
 
-/** Prefix of the Python server's paths, served as an alias of `/v1/...`. */
-export const legacyPathPrefix = '/api';
-
 /** `{param}` (OpenAPI) to `:param` (Express 5). */
 export function toExpressPath(path: string): string {
   return path.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, ':$1');
@@ -19,8 +16,13 @@ export function toExpressPath(path: string): string {
 
 /**
  * Every path to mount, grouped by path. Literal paths come before parameterised ones so that
- * `/v1/models/loaded` is not taken for `/v1/models/{model}`; legacy `/api/v1/...` paths come
- * after the current ones. Two routes on the same path and method are a catalogue bug and throw.
+ * `/v1/models/loaded` is not taken for `/v1/models/{model}`. Two routes on the same path and
+ * method are a catalogue bug and throw.
+ *
+ * The Python server's `/api/v1/...` prefix is not served: no client of the original called it
+ * (the extension never did: reference/extension-protocol.md), `/api/*` is Ollama's API here, and
+ * LM Studio's native REST API lives at `/api/v0` and `/api/v1` with other shapes, so its clients
+ * would get plausible but wrong answers.
  */
 export function buildRouteTable(routes: readonly AnyRouteDefinition[]): MountedPath[] {
   const grouped = new Map<string, Map<RouteMethod, RouteId>>();
@@ -38,10 +40,7 @@ export function buildRouteTable(routes: readonly AnyRouteDefinition[]): MountedP
   for (const route of routes) {
     for (const path of [route.path, ...(route.aliases ?? [])]) current.push([path, route.method, route.id as RouteId]);
   }
-  const legacy = current
-    .filter(([path]) => path.startsWith('/v1/'))
-    .map(([path, method, id]): [string, RouteMethod, RouteId] => [`${legacyPathPrefix}${path}`, method, id]);
-  for (const [path, method, id] of [...current, ...legacy]) add(path, method, id);
+  for (const [path, method, id] of current) add(path, method, id);
 
   const table = [...grouped].map(([path, methods]): MountedPath => ({ path, expressPath: toExpressPath(path), methods }));
   const isLiteral = (entry: MountedPath): boolean => !entry.path.includes('{');

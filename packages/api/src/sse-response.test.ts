@@ -44,7 +44,16 @@ describe.each([false, true])('SSE streaming (plain http.createServer: %s)', (pla
     const received = frames(await response.text());
     expect(received).toHaveLength(2);
     const error = JSON.parse(received[1]?.slice('data: '.length) ?? '') as { error: Record<string, unknown> };
-    expect(error.error).toMatchObject({ status: 503, code: 'model_not_loaded', detail: 'The model was unloaded during generation', retryable: true });
+    // One object that reads as OpenAI's stream error and as the problem document.
+    expect(error.error).toMatchObject({
+      status: 503,
+      code: 'model_not_loaded',
+      detail: 'The model was unloaded during generation',
+      retryable: true,
+      message: 'The model was unloaded during generation',
+      type: 'server_error',
+      param: null,
+    });
     expect(received).not.toContain('data: [DONE]');
   });
 

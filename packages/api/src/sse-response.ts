@@ -27,7 +27,7 @@ export interface ChunkStreamTarget {
  * The first chunk is awaited before the headers go out, so a generation that fails before
  * producing anything (unknown model, not loaded) still gets a proper problem response with its
  * status: that error is rethrown to the caller. A failure after the first chunk is sent as
- * `data: {"error": <problem>}\n\n` and the stream ends without `[DONE]`. When the client goes
+ * `data: {"error": <problem with OpenAI's message/type/param>}\n\n` and the stream ends without `[DONE]`. When the client goes
  * away the iterator is closed with `return()` (the caller aborts the context signal).
  */
 export async function sendChunkStream(stream: AsyncIterable<unknown>, target: ChunkStreamTarget): Promise<void> {
@@ -69,8 +69,10 @@ export async function sendChunkStream(stream: AsyncIterable<unknown>, target: Ch
     }
   } catch (error) {
     finished = true;
-    const problem = problemFromError(error, target.instance, target.requestId, target.logger);
-    if (!isGone(response)) response.end(`data: ${JSON.stringify({ error: problem })}\n\n`);
+    // One object that reads as OpenAI's stream error (`error.message`, `type`, `code`, `param`)
+    // and as the problem document (`status`, `title`, `detail`, ...).
+    const { error: openAi, ...problem } = problemFromError(error, target.instance, target.requestId, target.logger);
+    if (!isGone(response)) response.end(`data: ${JSON.stringify({ error: { ...problem, ...(openAi as object) } })}\n\n`);
     return;
   }
   finished = true;

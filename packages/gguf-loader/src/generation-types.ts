@@ -18,6 +18,8 @@ export interface SamplingSettings {
   stop?: readonly string[];
   /** Never sample an end-of-generation token (llama-server's `ignore_eos`). */
   ignoreEos?: boolean;
+  /** OpenAI's `logit_bias`: token id of this model's vocabulary to a bias added to its logit (-100 bans it). */
+  logitBias?: ReadonlyMap<number, number>;
 }
 
 /** One chat message (OpenAI roles). */
@@ -69,6 +71,8 @@ export interface ChatGenerationRequest extends GenerationRequestBase {
   toolChoice?: GenerationToolChoice;
   /** Absent: the model thinks as its chat template makes it. */
   reasoning?: ReasoningSetting;
+  /** false: at most one tool call is returned (OpenAI's `parallel_tool_calls`). */
+  parallelToolCalls?: boolean;
 }
 
 /** One piece of streamed output: answer text, or a reasoning model's thinking. */
@@ -79,7 +83,8 @@ export interface GenerationDelta {
 
 /** A raw prompt completion request. */
 export interface CompletionGenerationRequest extends GenerationRequestBase {
-  prompt: string;
+  /** Text, or token ids of the model's vocabulary (evaluated as given, after the model's BOS). */
+  prompt: string | readonly number[];
 }
 
 /** A tool call the model made. `arguments` is JSON text. */

@@ -38,8 +38,10 @@ export interface GenerationTarget {
   contextSize: number;
   /** The model's chat wrapper, resolved once at load (a variant for a reasoning effort). */
   chatWrapper: (reasoning: ReasoningSetting | undefined) => ChatWrapper;
-  /** The bias that forbids end-of-generation tokens (`ignoreEos`), built once per model. */
-  endOfGenerationBias: () => TokenBias;
+  /** The request's token bias (`logitBias`, `ignoreEos`), or undefined when it has none. */
+  tokenBias: (request: GenerationRequestBase) => TokenBias | undefined;
+  /** Size of the model's vocabulary (token ids are below it). */
+  vocabularySize: number;
   /**
    * A sequence for this prompt: the free one whose cached tokens share the longest prefix with it
    * (or a clean one when `reuse` is false or nothing matches). Waits while all are busy.
@@ -128,7 +130,7 @@ async function grammarOf(llama: Llama, format: GenerationResponseFormat | undefi
 /** Sampling options in node-llama-cpp's names (shared by chat and completion). */
 function samplingOf(target: GenerationTarget, request: GenerationRequestBase, maxTokens: number) {
   return {
-    tokenBias: request.ignoreEos === true ? target.endOfGenerationBias() : undefined,
+    tokenBias: target.tokenBias(request),
     temperature: request.temperature,
     topP: request.topP,
     topK: request.topK,
@@ -301,6 +303,7 @@ export async function runChatGeneration(
     for (const call of response.functionCalls ?? []) {
       toolCalls.push({ id: toolCallId(), name: call.functionName, arguments: JSON.stringify((call.params as unknown) ?? {}) });
     }
+    if (request.parallelToolCalls === false) toolCalls.splice(1);
     if (toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
     const reasoning = response.fullResponse.flatMap((part) => (typeof part !== 'string' && part.segmentType === 'thought' ? [part.text] : [])).join('');
     return {
@@ -333,9 +336,18 @@ function beginningTokenOf(model: LlamaModel): Token | null {
  * trimmed when a beginning token goes first): `input` is handed to it as tokens, so the tokens it
  * evaluates (`evaluated`) are exactly the ones the sequence is chosen by.
  */
-function completionPromptTokens(model: LlamaModel, prompt: string): { input: Token[]; evaluated: Token[] } {
+function completionPromptTokens(target: GenerationTarget, prompt: string | readonly number[]): { input: Token[]; evaluated: Token[] } {
+  const model = target.model;
   const beginning = beginningTokenOf(model);
-  const input = model.tokenize(prompt, false, beginning === null ? undefined : 'trimLeadingSpace');
+  if (typeof prompt !== 'string') {
+    const outside = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= target.vocabularySize);
+    if (outside !== undefined) {
+      throw new InvalidRequestError(`prompt has token id ${outside}, which is not in this model's vocabulary of ${target.vocabularySize}`, {
+        issues: [{ path: 'prompt', message: 'unknown token id' }],
+      });
+    }
+  }
+  const input = typeof prompt === 'string' ? model.tokenize(prompt, false, beginning === null ? undefined : 'trimLeadingSpace') : (prompt as Token[]);
   return { input, evaluated: beginning === null ? input : [beginning, ...input] };
 }
 
@@ -348,7 +360,7 @@ export async function runCompletionGeneration(
 ): Promise<GenerationResult> {
   const clock = new GenerationClock(requestStart);
   const grammar = await grammarOf(target.llama, request.responseFormat);
-  const { input, evaluated: promptTokens } = completionPromptTokens(target.model, request.prompt);
+  const { input, evaluated: promptTokens } = completionPromptTokens(target, request.prompt);
   const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
   const sequence = await acquireFor(target, promptTokens, request);
   if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);

@@ -1,7 +1,7 @@
-import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, TokenBias } from 'node-llama-cpp';
+import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
-import { createEndOfGenerationBias } from './end-of-generation-bias.js';
+import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from './generation-run.js';
 import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
 import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from './generation-types.js';
@@ -126,8 +126,8 @@ interface ModelEntry {
   context: LlamaContext | null;
   pool: SequencePool<LlamaContextSequence> | null;
   embedder: Promise<GgufTextEmbedder> | null;
-  /** Built on the first `ignoreEos` request (a scan of the vocabulary). */
-  endOfGenerationBias: TokenBias | null;
+  /** Found on the first `ignoreEos` request (a scan of the vocabulary). */
+  endOfGenerationTokens: Token[] | null;
   /** Resolved once at load: resolving per request re-runs node-llama-cpp's Jinja matching (hundreds of ms). */
   chatWrapper: ChatWrapper;
   /** Variants of a Harmony (gpt-oss) wrapper for a reasoning effort, made on first use. */
@@ -355,7 +355,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
       context,
       pool,
       embedder: null,
-      endOfGenerationBias: null,
+      endOfGenerationTokens: null,
       chatWrapper,
       chatWrapperVariants: new Map(),
       loadedAt: now,
@@ -489,7 +489,14 @@ export class NodeLlamaModelManager implements GgufModelManager {
         model: entry.model,
         contextSize: entry.contextSize ?? 0,
         chatWrapper: (reasoning) => chatWrapperFor(entry, reasoning),
-        endOfGenerationBias: () => (entry.endOfGenerationBias ??= createEndOfGenerationBias(entry.model, entry.info.vocabularySize)),
+        vocabularySize: entry.info.vocabularySize,
+        tokenBias: (request) =>
+          requestTokenBias(
+            entry.model,
+            entry.info.vocabularySize,
+            () => (entry.endOfGenerationTokens ??= endOfGenerationTokens(entry.model, entry.info.vocabularySize)),
+            request,
+          ),
         // The free sequence holding the longest prefix of the prompt (llama-server's slot choice).
         acquireSequence: (promptTokens, reuse, acquireSignal) =>
           pool.acquire(acquireSignal, reuse ? (sequence) => sequence.compareContextTokens([...promptTokens]).firstDifferentIndex : undefined),

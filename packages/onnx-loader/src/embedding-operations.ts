@@ -21,7 +21,7 @@ export async function createEmbeddings(
   request: Pick<RouteRequest<'embeddings'>, 'input' | 'encoding_format' | 'dimensions'>,
   options: Signal = {},
 ): Promise<RouteResponse<'embeddings'>> {
-  const inputs = typeof request.input === 'string' ? [request.input] : request.input;
+  const inputs = textInputs(request.input);
   if (request.dimensions !== undefined && request.dimensions > embedder.dimensions) {
     throw new InvalidRequestError(`dimensions ${request.dimensions} is larger than the model's ${embedder.dimensions}`, {
       issues: [{ path: 'dimensions', message: `at most ${embedder.dimensions}` }],
@@ -38,6 +38,23 @@ export async function createEmbeddings(
     model: embedder.modelId,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   };
+}
+
+/**
+ * The texts of an embeddings request. Token-id arrays are refused: the ids a client sends are
+ * usually tiktoken's (LangChain's OpenAIEmbeddings does this by default), which mean nothing to
+ * this model's tokenizer, and embedding them would give confident nonsense.
+ */
+function textInputs(input: RouteRequest<'embeddings'>['input']): string[] {
+  if (typeof input === 'string') return [input];
+  const texts = input.filter((item): item is string => typeof item === 'string');
+  if (texts.length !== input.length) {
+    throw new InvalidRequestError(
+      'input as token ids is not supported: send the text (token ids belong to one tokenizer; with LangChain, set check_embedding_ctx_length=False)',
+      { issues: [{ path: 'input', message: 'expected text' }] },
+    );
+  }
+  return texts;
 }
 
 /** What reranking needs of a cross-encoder (an `OnnxCrossEncoder` fits). */

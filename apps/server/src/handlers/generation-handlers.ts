@@ -39,6 +39,7 @@ type GenerationRouteId =
 type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
 type Usage = RouteResponse<'chat.completions'>['usage'];
 type ChatRequest = RouteRequest<'chat.completions'>;
+type CompletionRequest = RouteRequest<'completions'>;
 type SamplingRequest = Pick<
   ChatRequest,
   | 'temperature'
@@ -53,6 +54,7 @@ type SamplingRequest = Pick<
   | 'stop'
   | 'ignore_eos'
   | 'cache_prompt'
+  | 'logit_bias'
 >;
 
 function usageOf(result: GenerationResult): Usage {
@@ -81,6 +83,50 @@ function reasoningOf(request: ChatRequest): ReasoningSetting | undefined {
   return request.think === false ? 'off' : request.think;
 }
 
+/** OpenAI's finish reason of a result: a stopped generation is `stop`, with `tabagent.cancelled`. */
+function finishOf(result: GenerationResult): { finish_reason: 'stop' | 'length' | 'tool_calls'; cancelled: boolean } {
+  return result.finishReason === 'cancelled' ? { finish_reason: 'stop', cancelled: true } : { finish_reason: result.finishReason, cancelled: false };
+}
+
+const cancelledInfo = { tabagent: { cancelled: true } } as const;
+
+/** What a stream chunk says about the end: on the last one (with the result) its finish reason, usage and the cancelled flag; null on the others. */
+function chunkEnd(result: GenerationResult | null): {
+  finish_reason: 'stop' | 'length' | 'tool_calls' | null;
+  tail: { usage?: Usage; tabagent?: { cancelled: true } };
+} {
+  if (result === null) return { finish_reason: null, tail: {} };
+  const finish = finishOf(result);
+  return { finish_reason: finish.finish_reason, tail: { usage: usageOf(result), ...(finish.cancelled ? cancelledInfo : {}) } };
+}
+
+/** Refuses what cannot be given, with a clear 400, rather than ignoring it silently. */
+function refuseUnavailable(request: {
+  n?: number | undefined;
+  best_of?: number | undefined;
+  logprobs?: boolean | number | undefined;
+  top_logprobs?: number | undefined;
+}): void {
+  const refuse = (path: string, message: string): never => {
+    throw new InvalidRequestError(message, { issues: [{ path, message }] });
+  };
+  if (request.n !== undefined && request.n > 1) refuse('n', 'n must be 1: one choice is generated per request (send the request again for another)');
+  if (request.best_of !== undefined && request.best_of > 1) refuse('best_of', 'best_of must be 1: one choice is generated per request');
+  if (request.logprobs === true || (typeof request.logprobs === 'number' && request.logprobs > 0) || (request.top_logprobs ?? 0) > 0) {
+    refuse(
+      request.top_logprobs !== undefined && request.top_logprobs > 0 ? 'top_logprobs' : 'logprobs',
+      // node-llama-cpp reports probabilities only from a context sequence's own evaluation loop;
+      // LlamaChat and LlamaCompletion, which apply the templates, tools, grammars and stops, do not.
+      'logprobs are not supported yet: generation runs through node-llama-cpp LlamaChat/LlamaCompletion, which do not report token probabilities',
+    );
+  }
+}
+
+/** OpenAI's logit_bias (string token ids) as the loader's map. */
+function logitBiasOf(bias: Record<string, number> | undefined): ReadonlyMap<number, number> | undefined {
+  return bias === undefined ? undefined : new Map(Object.entries(bias).map(([id, value]) => [Number(id), value]));
+}
+
 /** Request fields over the stored defaults. */
 function samplingOf(request: SamplingRequest, defaults: GenerationParams, newerMaxTokens: number | undefined) {
   const stop = request.stop === undefined ? defaults.stop : typeof request.stop === 'string' ? [request.stop] : request.stop;
@@ -98,6 +144,7 @@ function samplingOf(request: SamplingRequest, defaults: GenerationParams, newerM
     stop,
     ignoreEos: request.ignore_eos,
     cachePrompt: request.cache_prompt,
+    logitBias: logitBiasOf(request.logit_bias),
   };
 }
 
@@ -132,6 +179,15 @@ function messagesOf(request: ChatRequest, defaults: GenerationParams): Generatio
     messages.unshift({ role: 'system', content: defaults.system_prompt });
   }
   return messages;
+}
+
+/** The one prompt of a completions request: text, or token ids. */
+function promptOf(prompt: CompletionRequest['prompt']): string | readonly number[] {
+  if (typeof prompt === 'string') return prompt;
+  const first: unknown = prompt[0];
+  if (typeof first === 'string') return first;
+  if (Array.isArray(first)) return first as number[];
+  return prompt as number[];
 }
 
 function toolChoiceOf(choice: ChatRequest['tool_choice']): GenerationToolChoice | undefined {
@@ -213,6 +269,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
 
   return {
     'chat.completions': async (request, context) => {
+      refuseUnavailable(request);
       const defaults = await registry.getGenerationParams();
       const model = await prepare(request.model, request.keep_alive);
       const chatRequest: ChatGenerationRequest = {
@@ -223,12 +280,14 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         responseFormat: responseFormatOf(request.response_format),
         keepAlive: request.keep_alive,
         reasoning: reasoningOf(request),
+        parallelToolCalls: request.parallel_tool_calls,
       };
       const run = launch(context, (signal) => manager.chat(model.id, { ...chatRequest, signal }));
       const id = `chatcmpl-${context.requestId}`;
       const created = now();
       if (!request.stream) {
         const result = await run.result;
+        const finish = finishOf(result);
         const toolCalls = result.toolCalls.map((call) => ({
           id: call.id,
           type: 'function' as const,
@@ -248,27 +307,20 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
                 ...(result.reasoning.length > 0 ? { reasoning_content: result.reasoning } : {}),
                 ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
               },
-              finish_reason: result.finishReason,
+              finish_reason: finish.finish_reason,
               logprobs: null,
             },
           ],
           usage: usageOf(result),
           request_id: context.requestId,
+          ...(finish.cancelled ? cancelledInfo : {}),
         };
       }
-      const chunk = (
-        delta: RouteChunk<'chat.completions'>['choices'][number]['delta'],
-        finishReason: GenerationResult['finishReason'] | null,
-        usage?: Usage,
-      ): RouteChunk<'chat.completions'> => ({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model: model.id,
-        choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
-        ...(usage ? { usage } : {}),
-        request_id: context.requestId,
-      });
+      const chunk = (delta: RouteChunk<'chat.completions'>['choices'][number]['delta'], result: GenerationResult | null): RouteChunk<'chat.completions'> => {
+        const end = chunkEnd(result);
+        const choice = { index: 0, delta, finish_reason: end.finish_reason, logprobs: null };
+        return { id, object: 'chat.completion.chunk', created, model: model.id, choices: [choice], request_id: context.requestId, ...end.tail };
+      };
       return (async function* chatStream(): AsyncGenerator<RouteChunk<'chat.completions'>> {
         let finished = false;
         try {
@@ -289,7 +341,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
               null,
             );
           }
-          yield chunk({}, result.finishReason, usageOf(result));
+          yield chunk({}, result);
         } finally {
           // The consumer left early (client disconnect): stop generating.
           if (!finished) {
@@ -301,9 +353,13 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     },
 
     completions: async (request, context) => {
+      refuseUnavailable(request);
       const defaults = await registry.getGenerationParams();
       if (request.suffix !== undefined) throw new InvalidRequestError('suffix (fill-in-the-middle) is not supported');
-      const prompt = typeof request.prompt === 'string' ? request.prompt : (request.prompt[0] as string);
+      const prompt = promptOf(request.prompt);
+      if (request.echo === true && typeof prompt !== 'string') {
+        throw new InvalidRequestError('echo needs a text prompt (the prompt was token ids)', { issues: [{ path: 'echo', message: 'needs a text prompt' }] });
+      }
       const model = await prepare(request.model, request.keep_alive);
       const run = launch(context, (signal) =>
         manager.complete(model.id, {
@@ -316,7 +372,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       );
       const id = `cmpl-${context.requestId}`;
       const created = now();
-      const echo = request.echo === true ? prompt : '';
+      const echo = request.echo === true && typeof prompt === 'string' ? prompt : '';
       if (!request.stream) {
         const result = await run.result;
         return {
@@ -324,20 +380,17 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           object: 'text_completion',
           created,
           model: model.id,
-          choices: [{ index: 0, text: echo + result.text, finish_reason: result.finishReason, logprobs: null }],
+          choices: [{ index: 0, text: echo + result.text, finish_reason: finishOf(result).finish_reason, logprobs: null }],
           usage: usageOf(result),
           request_id: context.requestId,
+          ...(finishOf(result).cancelled ? cancelledInfo : {}),
         };
       }
-      const chunk = (text: string, finishReason: GenerationResult['finishReason'] | null, usage?: Usage): RouteChunk<'completions'> => ({
-        id,
-        object: 'text_completion',
-        created,
-        model: model.id,
-        choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }],
-        ...(usage ? { usage } : {}),
-        request_id: context.requestId,
-      });
+      const chunk = (text: string, result: GenerationResult | null): RouteChunk<'completions'> => {
+        const end = chunkEnd(result);
+        const choice = { index: 0, text, finish_reason: end.finish_reason, logprobs: null };
+        return { id, object: 'text_completion', created, model: model.id, choices: [choice], request_id: context.requestId, ...end.tail };
+      };
       return (async function* completionStream(): AsyncGenerator<RouteChunk<'completions'>> {
         let finished = false;
         try {
@@ -345,7 +398,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           for await (const delta of run) yield chunk(delta.text, null);
           const result = await run.result;
           finished = true;
-          yield chunk('', result.finishReason, usageOf(result));
+          yield chunk('', result);
         } finally {
           if (!finished) {
             running.get(context.requestId)?.abort();

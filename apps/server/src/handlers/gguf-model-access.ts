@@ -62,7 +62,7 @@ export function createGgufModelAccess(deps: GgufModelAccessDeps): GgufModelAcces
       }
       const selected = await registry.defaultModel();
       if (selected !== null) return access.resolveTextModel(selected);
-      const textModels = (await registry.list()).filter((model) => model.format === 'gguf' && model.task === 'text-generation');
+      const textModels = (await registry.list()).filter((model) => model.format === 'gguf' && model.task === 'text-generation' && model.aliasOf === undefined);
       const loaded = textModels.filter((model) => manager.get(model.id) !== undefined);
       if (loaded.length === 1 && loaded[0]) return loaded[0];
       if (textModels.length === 1 && textModels[0]) return textModels[0];

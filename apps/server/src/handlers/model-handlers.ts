@@ -1,4 +1,4 @@
-import type { AvailableMemory, GgufModelManager } from '@tabagent/gguf-loader';
+import { inspectGgufFile, type AvailableMemory, type GgufModelManager } from '@tabagent/gguf-loader';
 import { InvalidRequestError, type RouteResponse } from '@tabagent/values';
 import type { ModelRegistry, RegisteredModel } from '../model-registry.js';
 import { createGgufModelAccess, type GgufModelAccess, type LoadedModelView } from './gguf-model-access.js';
@@ -35,6 +35,7 @@ type ModelRouteId =
   | 'models.select'
   | 'models.register'
   | 'models.delete'
+  | 'models.alias'
   | 'resources.estimate'
   | 'resources.compatibility';
 
@@ -49,7 +50,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
   const isLoaded = (id: string): boolean =>
     manager.get(id) !== undefined || (deps.extraBackends ?? []).some((backend) => backend.loaded().some((entry) => entry.model === id));
 
-  const info = (model: RegisteredModel, defaultModel: string | null): RouteResponse<'models.get'> => ({
+  const info = (model: RegisteredModel, defaultModel: string | null): RouteResponse<'models.list'>['data'][number] => ({
     id: model.id,
     object: 'model',
     created: model.created,
@@ -58,9 +59,10 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     task: model.task,
     path: model.path,
     size_bytes: model.sizeBytes,
-    loaded: isLoaded(model.id),
+    loaded: isLoaded(model.aliasOf ?? model.id),
     is_default: model.id === defaultModel,
     details: model.details,
+    ...(model.aliasOf === undefined ? {} : { alias_of: model.aliasOf }),
   });
 
   const loadedViews = async (): Promise<LoadedModelView[]> => {
@@ -92,7 +94,17 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       return { object: 'list', data: models.map((model) => info(model, defaultModel)) };
     },
 
-    'models.get': async (request) => info(await registry.get(request.model), await registry.defaultModel()),
+    'models.get': async (request) => {
+      const model = await registry.get(request.model);
+      // The template is read from the header here rather than kept in every listing.
+      const chatTemplate = model.format === 'gguf' ? (await inspectGgufFile(model.path)).chatTemplate : null;
+      return { ...info(model, await registry.defaultModel()), chat_template: chatTemplate };
+    },
+
+    'models.alias': async (request) => {
+      const model = await registry.setAlias(request.alias, request.model);
+      return { status: 'created', alias: request.alias, model: model.id };
+    },
 
     'models.load': async (request) => {
       const model = await registry.get(request.model);
@@ -142,6 +154,8 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     },
 
     'models.delete': async (request) => {
+      // Deleting an alias drops the name only; the model it names stays loaded and on disk.
+      if ((await registry.aliasTarget(request.model)) !== undefined) return { status: await registry.remove(request.model), model: request.model };
       const model = await registry.get(request.model).catch(() => null);
       // Unload first: a loaded model keeps its file mapped.
       await manager.unload(request.model);

@@ -129,6 +129,7 @@ export function createTestProvider(): { provider: AppStateProvider; probe: TestP
         loaded: false,
         is_default: false,
         details: { architecture: null, parameters: null, context_length: null, quantization: null, embedding_length: null, has_chat_template: null },
+        chat_template: null,
       });
     },
   };

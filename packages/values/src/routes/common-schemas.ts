@@ -32,6 +32,18 @@ export const Cursor = z.string().min(1).max(512);
 export const ModelId = z.string().min(1).max(512).describe('Model id as listed by GET /v1/models.');
 
 /**
+ * Preprocessor for OpenAI-shaped requests: a field sent as `null` is a field not sent. OpenAI's
+ * specification marks its optional fields nullable, and generated clients (Java, C#, Go) and
+ * several agent frameworks send `null` for "unset". With `keep`, those fields keep a null.
+ */
+export const nullMeansUnset =
+  (...keep: string[]) =>
+  (value: unknown): unknown =>
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).filter(([key, field]) => field !== null || keep.includes(key)))
+      : value;
+
+/**
  * Preprocessor that copies field `from` to `to` when only `from` is present: the original servers
  * named the same field differently (Rust `model_id`, Python `model_path`, `top_k` for `top_n`).
  */

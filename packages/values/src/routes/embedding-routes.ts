@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
+import { acceptFieldAlias, EmptyRequest, ModelId, nullMeansUnset } from './common-schemas.js';
 
 const InputText = z.string().min(1).max(1_000_000);
 
 export const EmbeddingsRequest = z
   .object({
     model: ModelId.optional().describe('Embedding model; defaults to the configured embedding model.'),
-    input: z.union([InputText, z.array(InputText).min(1).max(2048)]),
+    input: z
+      .union([InputText, z.array(InputText).min(1).max(2048), z.array(z.number().int()).min(1), z.array(z.array(z.number().int()).min(1)).min(1).max(2048)])
+      .describe('Text or texts. Token-id arrays (what tiktoken-based clients send) are refused with a 400 that says how to send text.'),
     encoding_format: z.enum(['float', 'base64']).default('float').describe('base64: little-endian float32 bytes, as OpenAI sends them.'),
     dimensions: z.number().int().min(1).max(65536).optional().describe('Truncate each vector to this many dimensions, then renormalise.'),
     user: z.string().optional(),
@@ -222,7 +224,7 @@ export const embeddingsRoute = defineRoute({
   path: '/v1/embeddings',
   summary: 'Embeddings (OpenAI compatible)',
   tags: ['embeddings'],
-  request: EmbeddingsRequest,
+  request: z.preprocess(nullMeansUnset(), EmbeddingsRequest),
   response: EmbeddingsResponse,
 });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { EmptyRequest, ModelId, Usage } from './common-schemas.js';
+import { EmptyRequest, ModelId, nullMeansUnset, Usage } from './common-schemas.js';
 
 /**
  * A token budget: a count, or -1 (as LM Studio's examples send it) for "until the model stops or
@@ -58,13 +58,16 @@ export const ToolCall = z
   .meta({ id: 'ToolCall' });
 
 export const ChatMessage = z
-  .object({
-    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-    content: z.union([z.string(), z.array(z.union([TextContentPart, ImageContentPart])), z.null()]).default(null),
-    name: z.string().optional(),
-    tool_calls: z.array(ToolCall).optional(),
-    tool_call_id: z.string().optional(),
-  })
+  .preprocess(
+    nullMeansUnset('content'),
+    z.object({
+      role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+      content: z.union([z.string(), z.array(z.union([TextContentPart, ImageContentPart])), z.null()]).default(null),
+      name: z.string().optional(),
+      tool_calls: z.array(ToolCall).optional(),
+      tool_call_id: z.string().optional(),
+    }),
+  )
   .meta({ id: 'ChatMessage' });
 
 export const ToolDefinition = z
@@ -85,7 +88,7 @@ export const ResponseFormat = z
     z.object({
       type: z.literal('json_schema'),
       json_schema: z.object({
-        name: z.string().min(1),
+        name: z.string().min(1).optional().describe('Optional here, as in llama-server (OpenAI requires it).'),
         description: z.string().optional(),
         schema: z.record(z.string(), z.unknown()),
         strict: z.boolean().optional(),
@@ -106,6 +109,17 @@ export const MemoryOption = z
   ])
   .describe('Retrieve context from the memory store into the prompt; the response lists the sources used.');
 
+/** Accepted so that clients that send them get a clear answer; see the handlers for what is refused. */
+const OpenAiExtras = {
+  logit_bias: z
+    .record(z.string().regex(/^\d+$/), z.number().min(-100).max(100))
+    .optional()
+    .describe("Token id (of this model's vocabulary) to a bias added to its logit; -100 bans it, 100 all but forces it."),
+  logprobs: z.boolean().optional().describe('Not supported yet (the chat generation reports no token probabilities): true is refused with 400.'),
+  top_logprobs: z.number().int().min(0).max(20).optional().describe('Not supported yet: more than 0 is refused with 400.'),
+  parallel_tool_calls: z.boolean().optional().describe('false: at most one tool call is returned.'),
+};
+
 export const ChatCompletionRequest = SamplingOptions.extend({
   model: ModelId.optional().describe('Model id; when omitted the selected default model answers (Ollama/LM Studio behaviour).'),
   messages: z.array(ChatMessage).min(1),
@@ -125,14 +139,21 @@ export const ChatCompletionRequest = SamplingOptions.extend({
   response_format: ResponseFormat.optional(),
   tools: z.array(ToolDefinition).optional(),
   tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).optional(),
-  n: z.literal(1).optional().describe('Only one choice is generated.'),
+  n: z.number().int().min(1).max(128).optional().describe('Only one choice is generated: more than 1 is refused with 400.'),
   user: z.string().optional(),
   memory: MemoryOption.optional(),
+  ...OpenAiExtras,
 }).meta({ id: 'ChatCompletionRequest' });
 
+/** Why a generation ended, within OpenAI's values (a stopped generation is `stop`, with `tabagent.cancelled`). */
 export const FinishReason = z
-  .enum(['stop', 'length', 'tool_calls', 'cancelled'])
-  .describe('`cancelled` when the generation was stopped (stop route, halt, client disconnect) and a response could still be sent.');
+  .enum(['stop', 'length', 'tool_calls'])
+  .describe("OpenAI's values. A generation stopped by the stop route, halt or a client disconnect is `stop`, with `tabagent.cancelled: true`.");
+
+/** What TabAgent adds to a completion, apart from OpenAI's fields. */
+export const TabAgentCompletionInfo = z
+  .object({ cancelled: z.boolean().describe('The generation was stopped (stop route, halt, client disconnect) before it finished.') })
+  .meta({ id: 'TabAgentCompletionInfo' });
 
 export const MemorySource = z
   .object({ id: z.string(), kind: z.string(), title: z.string().nullable(), url: z.string().nullable(), score: z.number() })
@@ -163,6 +184,7 @@ export const ChatCompletionResponse = z
     usage: Usage,
     system_fingerprint: z.string().optional(),
     request_id: z.string().describe('Pass to POST /v1/generation/stop to abort; also in the X-Request-Id header.'),
+    tabagent: TabAgentCompletionInfo.optional(),
     memory_sources: z.array(MemorySource).optional(),
   })
   .meta({ id: 'ChatCompletionResponse' });
@@ -197,20 +219,30 @@ export const ChatCompletionChunk = z
     ),
     usage: Usage.nullable().optional().describe('On the final chunk (always sent there; OpenAI sends it with stream_options.include_usage).'),
     request_id: z.string(),
+    tabagent: TabAgentCompletionInfo.optional(),
     memory_sources: z.array(MemorySource).optional(),
   })
   .meta({ id: 'ChatCompletionChunk' });
 
+const TokenIds = z.array(z.number().int().nonnegative()).min(1);
+
 export const CompletionRequest = SamplingOptions.extend({
   model: ModelId.optional(),
-  prompt: z.union([z.string(), z.array(z.string()).min(1).max(1)]).describe('One prompt (an array of one string is accepted, as OpenAI clients send).'),
+  prompt: z
+    .union([z.string(), z.array(z.string()).min(1).max(1), TokenIds, z.array(TokenIds).min(1).max(1)])
+    .describe(
+      "One prompt: text, or token ids of this model's vocabulary (as llama-server takes them); an array of one of either is accepted, as OpenAI clients send.",
+    ),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
   echo: z.boolean().optional(),
   suffix: z.string().optional(),
-  n: z.literal(1).optional(),
+  n: z.number().int().min(1).max(128).optional().describe('Only one choice is generated: more than 1 is refused with 400.'),
+  best_of: z.number().int().min(1).max(20).optional().describe('Only 1 is available.'),
   user: z.string().optional(),
   response_format: ResponseFormat.optional(),
+  logit_bias: OpenAiExtras.logit_bias,
+  logprobs: z.number().int().min(0).max(5).optional().describe('Not supported yet: more than 0 is refused with 400.'),
 }).meta({ id: 'CompletionRequest' });
 
 export const CompletionResponse = z
@@ -222,6 +254,7 @@ export const CompletionResponse = z
     choices: z.array(z.object({ index: z.number().int(), text: z.string(), finish_reason: FinishReason, logprobs: z.null() })),
     usage: Usage,
     request_id: z.string(),
+    tabagent: TabAgentCompletionInfo.optional(),
   })
   .meta({ id: 'CompletionResponse' });
 
@@ -234,6 +267,7 @@ export const CompletionChunk = z
     choices: z.array(z.object({ index: z.number().int(), text: z.string(), finish_reason: FinishReason.nullable(), logprobs: z.null().optional() })),
     usage: Usage.nullable().optional(),
     request_id: z.string(),
+    tabagent: TabAgentCompletionInfo.optional(),
   })
   .meta({ id: 'CompletionChunk' });
 
@@ -283,7 +317,7 @@ export const chatCompletionsRoute = defineRoute({
   description:
     "OpenAI request and response shapes (Python's streaming, Rust's path). The id of the generation is returned as `request_id` and in the X-Request-Id header.",
   tags: ['generation'],
-  request: ChatCompletionRequest,
+  request: z.preprocess(nullMeansUnset(), ChatCompletionRequest),
   response: ChatCompletionResponse,
   chunk: ChatCompletionChunk,
 });
@@ -296,7 +330,7 @@ export const completionsRoute = defineRoute({
   summary: 'Raw prompt completion (OpenAI compatible; SSE when stream is true)',
   description: "Returns a `text_completion` object (Rust shape), not Python's chat.completion.",
   tags: ['generation'],
-  request: CompletionRequest,
+  request: z.preprocess(nullMeansUnset(), CompletionRequest),
   response: CompletionResponse,
   chunk: CompletionChunk,
 });

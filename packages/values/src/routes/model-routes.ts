@@ -32,8 +32,21 @@ export const ModelInfo = z
     loaded: z.boolean(),
     is_default: z.boolean(),
     details: ModelDetails,
+    alias_of: z.string().optional().describe('Set when this id is an alias: the model it names (see POST /v1/models/alias).'),
   })
   .meta({ id: 'ModelInfo' });
+
+export const ModelDetailResponse = ModelInfo.extend({
+  chat_template: z.string().nullable().describe("The GGUF's chat template (Jinja), as the model ships it; null for other formats."),
+}).meta({ id: 'ModelDetailResponse' });
+
+export const AliasModelRequest = z
+  .object({
+    model: ModelId.describe('The model to name (an alias of an alias names the model itself).'),
+    alias: ModelId.describe('The new name: e.g. "gpt-4o-mini" for a tool that cannot be told another, or an Ollama name:tag.'),
+  })
+  .meta({ id: 'AliasModelRequest' });
+export const AliasModelResponse = z.object({ status: z.literal('created'), alias: z.string(), model: z.string() }).meta({ id: 'AliasModelResponse' });
 
 export const ModelListResponse = z.object({ object: z.literal('list'), data: z.array(ModelInfo) }).meta({ id: 'ModelListResponse' });
 
@@ -120,10 +133,10 @@ export const modelsGetRoute = defineRoute({
   id: 'models.get',
   method: 'GET',
   path: '/v1/models/{model}',
-  summary: 'One registered model',
+  summary: 'One registered model, with its chat template',
   tags: ['models'],
   request: ModelRequest,
-  response: ModelInfo,
+  response: ModelDetailResponse,
 });
 
 export const modelsLoadRoute = defineRoute({
@@ -198,6 +211,16 @@ export const modelsDeleteRoute = defineRoute({
   tags: ['models'],
   request: ModelRequest,
   response: DeleteModelResponse,
+});
+
+export const modelsAliasRoute = defineRoute({
+  id: 'models.alias',
+  method: 'POST',
+  path: '/v1/models/alias',
+  summary: 'Give a model another name (Ollama copy); DELETE /v1/models/{alias} removes the name only',
+  tags: ['models'],
+  request: AliasModelRequest,
+  response: AliasModelResponse,
 });
 
 export const hfTokenSetRoute = defineRoute({

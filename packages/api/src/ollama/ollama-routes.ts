@@ -1,0 +1,574 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, Response, Router } from 'express';
+import {
+  InvalidRequestError,
+  isChunkStream,
+  parseRouteRequest,
+  problemStatusForCode,
+  toTabAgentError,
+  type AppStateProvider,
+  type CallerIdentity,
+  type RouteChunk,
+  type RouteId,
+  type RouteRequestInput,
+  type RouteResponse,
+} from '@tabagent/values';
+import type { ApiLogger } from '../api-router-options.js';
+import { createHttpCallContext } from '../http-call-context.js';
+import { readJsonBody } from '../request-body-reader.js';
+import { requestStateOf } from '../request-guard.js';
+import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
+import {
+  OllamaChatRequest,
+  OllamaCopyRequest,
+  OllamaEmbedRequest,
+  OllamaEmbeddingsRequest,
+  OllamaGenerateRequest,
+  OllamaModelRequest,
+  modelIdOf,
+  ollamaNameOf,
+  parseOllamaRequest,
+  requiredModelName,
+  responseFormatOf,
+  samplingFromOptions,
+  thinkOf,
+} from './ollama-requests.js';
+
+/**
+ * The Ollama API version whose request and response shapes these routes follow (what
+ * `/api/version` reports: clients such as Open WebUI read it to pick features).
+ */
+export const ollamaApiVersion = '0.12.0';
+
+/** Paths of the Ollama API that stay open when an API key is set (Open WebUI probes them first). */
+export const ollamaOpenPaths = ['/', '/api/version'];
+
+/** What the Ollama routes need from the router that mounts them. */
+export interface OllamaRoutesOptions {
+  provider: AppStateProvider;
+  logger: ApiLogger;
+  bodyLimitBytes: number;
+  requestIdFactory: () => string;
+  shutdownSignal?: AbortSignal | undefined;
+  /** This server's version, reported beside the Ollama API version. */
+  version: string;
+}
+
+type ChatChunk = RouteChunk<'chat.completions'>;
+type Usage = NonNullable<ChatChunk['usage']>;
+
+const nowIso = (): string => new Date().toISOString();
+const nanoseconds = (fromMs: number, toMs: number): number => Math.max(0, Math.round((toMs - fromMs) * 1_000_000));
+const jsonType = 'application/json; charset=utf-8';
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  response.writeHead(status, { 'Content-Type': jsonType, 'Content-Length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+/** A parameter count as Ollama writes it ("7.6B", "494.03M"). */
+function parameterSize(parameters: number | null): string {
+  if (parameters === null || parameters <= 0) return '';
+  if (parameters >= 1e9) return `${(parameters / 1e9).toFixed(1)}B`;
+  if (parameters >= 1e6) return `${(parameters / 1e6).toFixed(2)}M`;
+  return `${(parameters / 1e3).toFixed(2)}K`;
+}
+
+type ModelInfo = RouteResponse<'models.list'>['data'][number];
+
+/**
+ * An identifier of the model file, in the 64-hex-digit shape of Ollama's digests: a hash of its
+ * path, size and time, not of its content (hashing a multi-gigabyte GGUF per listing is not done).
+ */
+function digestOf(model: ModelInfo): string {
+  return createHash('sha256').update(`${model.path}\n${model.size_bytes}\n${model.created}`).digest('hex');
+}
+
+function detailsOf(model: ModelInfo): Record<string, unknown> {
+  const family = model.details.architecture ?? (model.format === 'onnx' ? 'bert' : '');
+  return {
+    parent_model: '',
+    format: model.format,
+    family,
+    families: family === '' ? [] : [family],
+    parameter_size: parameterSize(model.details.parameters),
+    quantization_level: model.details.quantization ?? '',
+    ...(model.details.context_length === null ? {} : { context_length: model.details.context_length }),
+    ...(model.details.embedding_length === null ? {} : { embedding_length: model.details.embedding_length }),
+  };
+}
+
+/** What the model can do, in Ollama's capability names. */
+function capabilitiesOf(model: ModelInfo, template: string | null): string[] {
+  if (model.task === 'embedding') return ['embedding'];
+  const capabilities = ['completion', 'tools'];
+  if (template !== null && /reasoning_content|<think>|enable_thinking/.test(template)) capabilities.push('thinking');
+  return capabilities;
+}
+
+/**
+ * Ollama's API (`/api/*`, `GET /`) over the catalogue's operations on the same provider: each
+ * handler translates the request, calls one or more catalogue routes, and translates the answer
+ * (NDJSON streams, `{"error": "..."}` errors as application/json, durations in nanoseconds).
+ * There is no second implementation of anything here.
+ */
+/**
+ * The streamed chat.completions request an Ollama chat or generate becomes (the adapter gathers a
+ * whole answer itself when the client asked for no stream).
+ */
+function chatRequestOf(parts: {
+  fields: Record<string, unknown>;
+  id: string;
+  messages: readonly unknown[];
+  tools?: readonly unknown[] | undefined;
+  format: Record<string, unknown> | undefined;
+  think: unknown;
+  keepAlive: number | string | null | undefined;
+}): Record<string, unknown> {
+  return {
+    ...parts.fields,
+    model: parts.id,
+    messages: parts.messages,
+    stream: true,
+    ...(parts.tools === undefined ? {} : { tools: parts.tools }),
+    ...(parts.format === undefined ? {} : { response_format: parts.format }),
+    ...(parts.think === undefined ? {} : { think: parts.think }),
+    ...(parts.keepAlive === undefined || parts.keepAlive === null ? {} : { keep_alive: parts.keepAlive }),
+  };
+}
+
+export class OllamaRoutes {
+  private readonly ignoredOptions = new Set<string>();
+
+  constructor(private readonly options: OllamaRoutesOptions) {}
+
+  mount(router: Router): void {
+    const handle =
+      (work: (request: Request, response: Response) => Promise<void>) =>
+      (request: Request, response: Response): void => {
+        work(request, response).catch((error: unknown) => this.fail(response, error));
+      };
+    router.get('/', (request: Request, response: Response) => {
+      const body = 'Ollama is running';
+      response.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+      response.end(request.method === 'HEAD' ? undefined : body);
+    });
+    router.get('/api/version', (_request: Request, response: Response) =>
+      sendJson(response, 200, { version: ollamaApiVersion, tabagent: { version: this.options.version } }),
+    );
+    // Ollama's route table: method, path and the adapter method that serves it.
+    const routes: readonly (readonly ['get' | 'post' | 'delete', string, (request: Request, response: Response) => Promise<void>])[] = [
+      ['get', '/api/tags', (request, response) => this.tags(request, response)],
+      ['get', '/api/ps', (request, response) => this.ps(request, response)],
+      ['post', '/api/show', (request, response) => this.show(request, response)],
+      ['post', '/api/chat', (request, response) => this.chat(request, response)],
+      ['post', '/api/generate', (request, response) => this.generate(request, response)],
+      ['post', '/api/embed', (request, response) => this.embed(request, response)],
+      ['post', '/api/embeddings', (request, response) => this.embeddings(request, response)],
+      ['delete', '/api/delete', (request, response) => this.remove(request, response)],
+      ['post', '/api/copy', (request, response) => this.copy(request, response)],
+      ['post', '/api/pull', (request, response) => this.pull(request, response)],
+    ];
+    for (const [method, path, work] of routes) router[method](path, handle(work));
+  }
+
+  /** Ollama's error body: `{"error": "..."}` as application/json with the problem's status; a line once a stream started. */
+  private fail(response: ServerResponse, error: unknown): void {
+    const failure = toTabAgentError(error);
+    const message = failure.code === 'internal_error' ? 'An unexpected error occurred; see the server log.' : failure.message;
+    if (failure.code === 'internal_error') this.options.logger.error({ err: error }, 'Unexpected error while serving an Ollama request');
+    if (response.destroyed) return;
+    if (response.headersSent) {
+      if (!response.writableEnded) response.end(`${JSON.stringify({ error: message })}\n`);
+      return;
+    }
+    sendJson(response, problemStatusForCode(failure.code), { error: message });
+  }
+
+  private async body(request: IncomingMessage): Promise<unknown> {
+    // Ollama reads any body as JSON; a browser's (with Origin) must say it is JSON.
+    return readJsonBody(request, this.options.bodyLimitBytes, { requireJsonContentType: request.headers.origin !== undefined });
+  }
+
+  /** Calls one catalogue route for this HTTP request, validated as every transport validates. */
+  private async call<K extends RouteId>(
+    id: K,
+    raw: RouteRequestInput<K>,
+    request: Request,
+    response: Response,
+  ): Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>> {
+    const state = requestStateOf(request, this.options.requestIdFactory);
+    const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
+    const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
+    return this.options.provider.handle(id, parseRouteRequest(id, raw), context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;
+  }
+
+  private async callOnce<K extends RouteId>(id: K, raw: RouteRequestInput<K>, request: Request, response: Response): Promise<RouteResponse<K>> {
+    const result = await this.call(id, raw, request, response);
+    if (isChunkStream(result)) throw new Error(`${id} streamed`);
+    return result;
+  }
+
+  private noteIgnored(keys: readonly string[]): void {
+    const fresh = keys.filter((key) => !this.ignoredOptions.has(key));
+    if (fresh.length === 0) return;
+    for (const key of fresh) this.ignoredOptions.add(key);
+    this.options.logger.warn({ options: fresh }, 'Ollama options not used by this server were ignored');
+  }
+
+  /**
+   * Loads the model if it is not (Ollama loads on demand too), with `num_ctx`/`num_thread` and the
+   * keep-alive; the time it took, in ns, is Ollama's `load_duration`.
+   */
+  private async ensureLoaded(
+    id: string,
+    keepAlive: number | string | undefined,
+    load: Record<string, unknown>,
+    request: Request,
+    response: Response,
+  ): Promise<number> {
+    const started = performance.now();
+    const loaded = await this.callOnce('models.load', { model: id, ...load, ...(keepAlive === undefined ? {} : { keep_alive: keepAlive }) }, request, response);
+    return loaded.status === 'loaded' ? nanoseconds(started, performance.now()) : 0;
+  }
+
+  /** An empty chat or generate: Ollama loads the model, or with keep_alive 0 unloads it. */
+  private async loadOrUnload(id: string, keepAlive: number | string | undefined, request: Request, response: Response): Promise<'load' | 'unload'> {
+    if (keepAlive === 0 || keepAlive === '0' || keepAlive === '0s') {
+      await this.callOnce('models.unload', { model: id }, request, response);
+      return 'unload';
+    }
+    await this.ensureLoaded(id, keepAlive, {}, request, response);
+    return 'load';
+  }
+
+  private async models(request: Request, response: Response): Promise<ModelInfo[]> {
+    const list = await this.callOnce('models.list', {}, request, response);
+    return list.data.filter((model) => model.task === 'text-generation' || model.task === 'embedding');
+  }
+
+  private async tags(request: Request, response: Response): Promise<void> {
+    const models = (await this.models(request, response)).sort((a, b) => b.created - a.created);
+    sendJson(response, 200, {
+      models: models.map((model) => ({
+        name: ollamaNameOf(model.id),
+        model: ollamaNameOf(model.id),
+        modified_at: new Date(model.created * 1000).toISOString(),
+        size: model.size_bytes,
+        digest: digestOf(model),
+        details: detailsOf(model),
+      })),
+    });
+  }
+
+  private async ps(request: Request, response: Response): Promise<void> {
+    const [loaded, models] = await Promise.all([this.callOnce('models.loaded', {}, request, response), this.models(request, response)]);
+    const byId = new Map(models.map((model) => [model.id, model]));
+    // Kept until unloaded: Ollama's "forever" is the largest expiry it can write.
+    const forever = new Date(Date.now() + 292 * 365 * 86_400_000).toISOString();
+    const entries = loaded.models.flatMap((entry) => {
+      const model = byId.get(entry.model);
+      if (model === undefined) return [];
+      const size = Math.round(entry.memory_mb * 1024 * 1024);
+      return [
+        {
+          name: ollamaNameOf(entry.model),
+          model: ollamaNameOf(entry.model),
+          size,
+          digest: digestOf(model),
+          details: detailsOf(model),
+          expires_at: entry.expires_at ?? forever,
+          size_vram: entry.gpu_layers > 0 && entry.device !== 'cpu' ? size : 0,
+          context_length: entry.context_size ?? model.details.context_length ?? 0,
+        },
+      ];
+    });
+    sendJson(response, 200, { models: entries });
+  }
+
+  private async show(request: Request, response: Response): Promise<void> {
+    const body = parseOllamaRequest(OllamaModelRequest, await this.body(request), '/api/show');
+    const name = requiredModelName(body);
+    const model = await this.callOnce('models.get', { model: modelIdOf(name) }, request, response);
+    const arch = model.details.architecture ?? 'unknown';
+    const modelInfo: Record<string, unknown> = { 'general.architecture': arch };
+    if (model.details.parameters !== null) modelInfo['general.parameter_count'] = model.details.parameters;
+    if (model.details.context_length !== null) modelInfo[`${arch}.context_length`] = model.details.context_length;
+    if (model.details.embedding_length !== null) modelInfo[`${arch}.embedding_length`] = model.details.embedding_length;
+    const template = model.chat_template ?? '';
+    sendJson(response, 200, {
+      license: '',
+      modelfile: `# Modelfile generated by TabAgent Server\nFROM ${model.path}\n${template === '' ? '' : `TEMPLATE """${template}"""\n`}`,
+      parameters: '',
+      template,
+      details: detailsOf(model),
+      model_info: modelInfo,
+      capabilities: capabilitiesOf(model, model.chat_template),
+      modified_at: new Date(model.created * 1000).toISOString(),
+    });
+  }
+
+  /** Sends NDJSON lines (Ollama's streaming), or the last line alone when the client asked for no stream. */
+  private async reply(
+    response: ServerResponse,
+    stream: boolean,
+    lines: AsyncIterable<Record<string, unknown>>,
+    merge: (lines: Record<string, unknown>[]) => Record<string, unknown>,
+  ): Promise<void> {
+    if (!stream) {
+      const all: Record<string, unknown>[] = [];
+      for await (const line of lines) all.push(line);
+      sendJson(response, 200, merge(all));
+      return;
+    }
+    const iterator = lines[Symbol.asyncIterator]();
+    // The first line is awaited before the status goes out, so an unknown model is a 404, not a 200 with an error line.
+    let next = await iterator.next();
+    response.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache' });
+    try {
+      while (next.done !== true) {
+        if (response.destroyed) return;
+        if (!response.write(`${JSON.stringify(next.value)}\n`)) await new Promise<void>((resolve) => response.once('drain', resolve).once('close', resolve));
+        next = await iterator.next();
+      }
+      response.end();
+    } catch (error) {
+      this.fail(response, error);
+    } finally {
+      if (response.destroyed) await iterator.return?.();
+    }
+  }
+
+  /** Final-line counters in Ollama's names and nanoseconds. */
+  private counters(
+    usage: Usage | null | undefined,
+    timing: { started: number; firstAt: number | null; endedAt: number; loadNs: number },
+  ): Record<string, number> {
+    const first = timing.firstAt ?? timing.endedAt;
+    return {
+      total_duration: nanoseconds(timing.started, timing.endedAt),
+      load_duration: timing.loadNs,
+      prompt_eval_count: usage?.prompt_tokens ?? 0,
+      prompt_eval_duration: nanoseconds(timing.started, first),
+      eval_count: usage?.completion_tokens ?? 0,
+      eval_duration: nanoseconds(first, timing.endedAt),
+    };
+  }
+
+  /** The catalogue's chat stream as Ollama lines; `shape` wraps the text of each line (chat: message, generate: response). */
+  private async *chatLines(
+    chunks: AsyncIterable<ChatChunk>,
+    name: string,
+    timing: { started: number; loadNs: number },
+    shape: (content: string, thinking: string | undefined, toolCalls: ReturnType<typeof ollamaToolCallsOf> | undefined) => Record<string, unknown>,
+  ): AsyncGenerator<Record<string, unknown>> {
+    let firstAt: number | null = null;
+    let usage: Usage | null | undefined;
+    let doneReason = 'stop';
+    for await (const chunk of chunks) {
+      const choice = chunk.choices[0];
+      if (chunk.usage) usage = chunk.usage;
+      if (choice?.finish_reason === 'length') doneReason = 'length';
+      const delta = choice?.delta;
+      const content = delta?.content ?? '';
+      const thinking = delta?.reasoning_content;
+      const toolCalls = delta?.tool_calls === undefined ? undefined : ollamaToolCallsOf(delta.tool_calls);
+      if (content === '' && thinking === undefined && toolCalls === undefined) continue;
+      firstAt ??= performance.now();
+      yield { model: name, created_at: nowIso(), ...shape(content, thinking, toolCalls), done: false };
+    }
+    yield {
+      model: name,
+      created_at: nowIso(),
+      ...shape('', undefined, undefined),
+      done: true,
+      done_reason: doneReason,
+      ...this.counters(usage, { ...timing, firstAt, endedAt: performance.now() }),
+    };
+  }
+
+  private async chat(request: Request, response: Response): Promise<void> {
+    const started = performance.now();
+    const body = parseOllamaRequest(OllamaChatRequest, await this.body(request), '/api/chat');
+    const name = requiredModelName(body);
+    const id = modelIdOf(name);
+    if (body.messages === undefined || body.messages === null || body.messages.length === 0) {
+      const reason = await this.loadOrUnload(id, body.keep_alive, request, response);
+      sendJson(response, 200, { model: name, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: reason });
+      return;
+    }
+    const { fields, load, ignored } = samplingFromOptions(body.options);
+    this.noteIgnored(ignored);
+    const messages = openAiMessagesOf(body.messages);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response);
+    const format = responseFormatOf(body.format);
+    const think = thinkOf(body.think);
+    const chunks = (await this.call(
+      'chat.completions',
+      chatRequestOf({ fields, id, messages, tools: body.tools ?? undefined, format, think, keepAlive: body.keep_alive }),
+      request,
+      response,
+    )) as AsyncIterable<ChatChunk>;
+    const lines = this.chatLines(chunks, name, { started, loadNs }, (content, thinking, toolCalls) => ({
+      message: { role: 'assistant', content, ...(thinking === undefined ? {} : { thinking }), ...(toolCalls === undefined ? {} : { tool_calls: toolCalls }) },
+    }));
+    await this.reply(response, body.stream !== false, lines, (all) => {
+      const last = all[all.length - 1] ?? {};
+      const messagesOf = all.map((line) => line['message'] as { content: string; thinking?: string; tool_calls?: unknown[] });
+      const thinking = messagesOf.map((message) => message.thinking ?? '').join('');
+      const toolCalls = messagesOf.flatMap((message) => message.tool_calls ?? []);
+      return {
+        ...last,
+        message: {
+          role: 'assistant',
+          content: messagesOf.map((message) => message.content).join(''),
+          ...(thinking === '' ? {} : { thinking }),
+          ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls }),
+        },
+      };
+    });
+  }
+
+  private async generate(request: Request, response: Response): Promise<void> {
+    const started = performance.now();
+    const body = parseOllamaRequest(OllamaGenerateRequest, await this.body(request), '/api/generate');
+    const name = requiredModelName(body);
+    const id = modelIdOf(name);
+    if (body.images !== undefined && body.images !== null && body.images.length > 0) {
+      throw new InvalidRequestError('images are not supported: the models of this server read text only', {
+        issues: [{ path: 'images', message: 'not supported' }],
+      });
+    }
+    if (body.suffix !== undefined && body.suffix !== null && body.suffix !== '') {
+      throw new InvalidRequestError('suffix (fill-in-the-middle) is not supported', { issues: [{ path: 'suffix', message: 'not supported' }] });
+    }
+    if (body.template !== undefined && body.template !== null && body.template !== '') {
+      throw new InvalidRequestError("template is not supported: the model's own chat template is used (or send raw: true)", {
+        issues: [{ path: 'template', message: 'not supported' }],
+      });
+    }
+    const prompt = body.prompt ?? '';
+    if (prompt === '') {
+      const reason = await this.loadOrUnload(id, body.keep_alive, request, response);
+      sendJson(response, 200, { model: name, created_at: nowIso(), response: '', done: true, done_reason: reason });
+      return;
+    }
+    const { fields, load, ignored } = samplingFromOptions(body.options);
+    this.noteIgnored(ignored);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response);
+    const format = responseFormatOf(body.format);
+    const keepAlive = body.keep_alive === undefined ? {} : { keep_alive: body.keep_alive };
+    const merge = (all: Record<string, unknown>[]): Record<string, unknown> => {
+      const thinking = all.map((line) => (line['thinking'] as string | undefined) ?? '').join('');
+      return { ...(all[all.length - 1] ?? {}), response: all.map((line) => line['response'] as string).join(''), ...(thinking === '' ? {} : { thinking }) };
+    };
+    if (body.raw === true) {
+      // raw: the prompt as it is, no chat template: the completions operation.
+      const chunks = (await this.call(
+        'completions',
+        {
+          ...fields,
+          model: id,
+          prompt,
+          stream: true,
+          ...(format === undefined ? {} : { response_format: format }),
+          ...keepAlive,
+        },
+        request,
+        response,
+      )) as AsyncIterable<RouteChunk<'completions'>>;
+      const asChat = (async function* (): AsyncGenerator<ChatChunk> {
+        for await (const chunk of chunks) {
+          const choice = chunk.choices[0];
+          yield {
+            ...chunk,
+            object: 'chat.completion.chunk',
+            choices: [{ index: 0, delta: { content: choice?.text ?? '' }, finish_reason: choice?.finish_reason ?? null }],
+          };
+        }
+      })();
+      await this.reply(
+        response,
+        body.stream !== false,
+        this.chatLines(asChat, name, { started, loadNs }, (content) => ({ response: content })),
+        merge,
+      );
+      return;
+    }
+    const think = thinkOf(body.think);
+    const messages = [
+      ...(body.system === undefined || body.system === null || body.system === '' ? [] : [{ role: 'system', content: body.system }]),
+      { role: 'user', content: prompt },
+    ];
+    const chunks = (await this.call(
+      'chat.completions',
+      chatRequestOf({ fields, id, messages, format, think, keepAlive: body.keep_alive }),
+      request,
+      response,
+    )) as AsyncIterable<ChatChunk>;
+    const lines = this.chatLines(chunks, name, { started, loadNs }, (content, thinking) => ({
+      response: content,
+      ...(thinking === undefined ? {} : { thinking }),
+    }));
+    await this.reply(response, body.stream !== false, lines, merge);
+  }
+
+  private async embed(request: Request, response: Response): Promise<void> {
+    const started = performance.now();
+    const body = parseOllamaRequest(OllamaEmbedRequest, await this.body(request), '/api/embed');
+    const name = requiredModelName(body);
+    const id = modelIdOf(name);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, {}, request, response);
+    const inputs = body.input === undefined || body.input === null ? [] : typeof body.input === 'string' ? [body.input] : body.input;
+    if (inputs.length === 0) {
+      sendJson(response, 200, { model: name, embeddings: [] });
+      return;
+    }
+    const result = await this.callOnce(
+      'embeddings',
+      { model: id, input: inputs, ...(body.dimensions === undefined || body.dimensions === null ? {} : { dimensions: body.dimensions }) },
+      request,
+      response,
+    );
+    sendJson(response, 200, {
+      model: name,
+      embeddings: result.data.map((item) => item.embedding),
+      total_duration: nanoseconds(started, performance.now()),
+      load_duration: loadNs,
+      prompt_eval_count: result.usage.prompt_tokens,
+    });
+  }
+
+  private async embeddings(request: Request, response: Response): Promise<void> {
+    const body = parseOllamaRequest(OllamaEmbeddingsRequest, await this.body(request), '/api/embeddings');
+    const id = modelIdOf(requiredModelName(body));
+    await this.ensureLoaded(id, body.keep_alive, {}, request, response);
+    if (body.prompt === undefined || body.prompt === null || body.prompt === '') {
+      sendJson(response, 200, { embedding: [] });
+      return;
+    }
+    const result = await this.callOnce('embeddings', { model: id, input: body.prompt }, request, response);
+    sendJson(response, 200, { embedding: result.data[0]?.embedding ?? [] });
+  }
+
+  private async remove(request: Request, response: Response): Promise<void> {
+    const body = parseOllamaRequest(OllamaModelRequest, await this.body(request), '/api/delete');
+    await this.callOnce('models.delete', { model: modelIdOf(requiredModelName(body)) }, request, response);
+    sendJson(response, 200, undefined);
+  }
+
+  private async copy(request: Request, response: Response): Promise<void> {
+    const body = parseOllamaRequest(OllamaCopyRequest, await this.body(request), '/api/copy');
+    await this.callOnce('models.alias', { model: modelIdOf(body.source), alias: modelIdOf(body.destination) }, request, response);
+    sendJson(response, 200, undefined);
+  }
+
+  private async pull(request: Request, response: Response): Promise<void> {
+    const body = parseOllamaRequest(OllamaModelRequest, await this.body(request), '/api/pull');
+    // Until downloads exist the pull route answers a 501 problem, sent here as Ollama's error.
+    await this.callOnce('models.pull', { model: requiredModelName(body) }, request, response);
+    sendJson(response, 200, { status: 'success' });
+  }
+}
