@@ -1,7 +1,7 @@
 // Helpers the benchmark scripts share: options, percentiles, the server as a child process, SSE
 // reading and wrk. Benchmarks print figures beside a baseline measured in the same run.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -104,16 +104,35 @@ export async function readSse(response, onData) {
   }
 }
 
-/** Runs wrk (Debian's package: a C client, so the load generator takes little of the server's CPU) and parses its latency percentiles. */
-export function runWrk(url, { seconds = 5, connections = 2, threads = 1 } = {}) {
+/** wrk's Lua request script for a method, body and headers (written to a temporary file). */
+function wrkScript({ method, body, headers }) {
+  const lua = (value) => JSON.stringify(value); // a JSON string is a valid Lua string literal for ASCII text
+  const lines = [`wrk.method = ${lua(method ?? 'GET')}`];
+  if (body !== undefined) lines.push(`wrk.body = ${lua(body)}`);
+  for (const [name, value] of Object.entries(headers ?? {})) lines.push(`wrk.headers[${lua(name)}] = ${lua(value)}`);
+  const folder = mkdtempSync(join(tmpdir(), 'wrk-'));
+  const file = join(folder, 'request.lua');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { file, remove: () => rmSync(folder, { recursive: true, force: true }) };
+}
+
+/**
+ * Runs wrk (Debian's package: a C client, so the load generator takes little of the server's CPU)
+ * and parses its latency percentiles, request count, non-2xx answers and socket errors.
+ */
+export function runWrk(url, { seconds = 5, connections = 2, threads = 1, method, body, headers } = {}) {
+  const script = method === undefined && body === undefined && headers === undefined ? undefined : wrkScript({ method, body, headers });
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', ...(script ? ['-s', script.file] : []), url];
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
-    child.once('error', (error) => reject(new Error(`wrk could not start (apt-get install -y wrk): ${error.message}`)));
+    child.once('error', (error) => {
+      script?.remove();
+      reject(new Error(`wrk could not start (apt-get install -y wrk): ${error.message}`));
+    });
     child.once('exit', (code) => {
+      script?.remove();
       if (code !== 0) return reject(new Error(`wrk exited with ${code}: ${output}`));
       const toMs = (value, unit) => Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
       const latency = (label) => {
@@ -121,7 +140,19 @@ export function runWrk(url, { seconds = 5, connections = 2, threads = 1 } = {}) 
         return match ? toMs(match[1], match[2]) : Number.NaN;
       };
       const rate = /Requests\/sec:\s+([\d.]+)/.exec(output);
-      resolve({ p50: latency('50%'), p90: latency('90%'), p99: latency('99%'), requestsPerSecond: rate ? Number(rate[1]) : Number.NaN, output });
+      const total = /(\d+) requests in/.exec(output);
+      const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output);
+      const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+      resolve({
+        p50: latency('50%'),
+        p90: latency('90%'),
+        p99: latency('99%'),
+        requestsPerSecond: rate ? Number(rate[1]) : Number.NaN,
+        requests: total ? Number(total[1]) : 0,
+        non2xx: non2xx ? Number(non2xx[1]) : 0,
+        errors: socket ? socket.slice(1).reduce((sum, count) => sum + Number(count), 0) : 0,
+        output,
+      });
     });
   });
 }
