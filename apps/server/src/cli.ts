@@ -2,6 +2,7 @@
 import type { Writable } from 'node:stream';
 import { claimStdoutForFrames } from '@tabagent/native-messaging';
 import { TabAgentError } from '@tabagent/values';
+import { runList, runPull, runRemove, type CommandOutput } from './model-commands.js';
 import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
 import { parseServeArguments } from './server-config.js';
 import { startServer, type RunningServer } from './start-server.js';
@@ -13,6 +14,9 @@ Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
                  [--allowed-origin chrome-extension://ID ...] [--api-key KEY] [--embedding-model ID]
                  [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--log-level info] [--shutdown-timeout 8]
+  tabagent pull <hf.co/owner/repo[:Q4_K_M]> [--variant KEY] [--file PATH] [--revision REV] [--data-dir DIR]
+  tabagent list [--data-dir DIR]
+  tabagent rm <model> [--data-dir DIR]
   tabagent install-native-host --extension-id ID [--browser chrome|chromium|edge|brave|firefox|all]
                  [--data-dir DIR] [--manifest-dir DIR]
   tabagent uninstall-native-host [--browser ...] [--data-dir DIR]
@@ -20,6 +24,7 @@ Usage:
   tabagent --version
 
 Every option also reads a TABAGENT_* variable (TABAGENT_PORT, TABAGENT_DATA_DIR, ...).
+Downloads use HF_ENDPOINT (default https://huggingface.co) and the stored token or HF_TOKEN.
 Logs go to stderr and <data-dir>/logs/tabagent.log, never to stdout.
 `;
 
@@ -94,11 +99,22 @@ async function serve(argv: string[]): Promise<void> {
   });
 }
 
+function terminal(): CommandOutput {
+  return { write: (text) => process.stdout.write(text), isTTY: process.stderr.isTTY, stream: process.stderr };
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'pull':
+      return runPull(rest, terminal());
+    case 'list':
+    case 'ls':
+      return runList(rest, terminal());
+    case 'rm':
+      return runRemove(rest, terminal());
     case 'install-native-host':
       return runInstallNativeHost(rest, (text) => process.stdout.write(text));
     case 'uninstall-native-host':

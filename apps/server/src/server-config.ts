@@ -32,6 +32,10 @@ export interface ServerConfig {
   nativeCallerOrigin: string | undefined;
   /** After SIGINT/SIGTERM, seconds the orderly shutdown may take before the process exits anyway. */
   shutdownTimeoutSeconds: number;
+  /** Base URL of the Hugging Face Hub or a mirror (`HF_ENDPOINT`, the variable Hugging Face's own libraries read). */
+  hfEndpoint: string;
+  /** Hugging Face token from `HF_TOKEN`, used when none is stored with POST /v1/hf/token. */
+  hfToken: string | undefined;
 }
 
 interface OptionSpec {
@@ -54,6 +58,13 @@ const oneOf =
   (value: string): T => {
     if (!(values as readonly string[]).includes(value)) throw new InvalidRequestError(`${name} must be one of ${values.join(', ')}, got "${value}"`);
     return value as T;
+  };
+
+const parseUrl =
+  (name: string) =>
+  (value: string): string => {
+    if (!URL.canParse(value) || !/^https?:$/u.test(new URL(value).protocol)) throw new InvalidRequestError(`${name} must be an http(s) URL, got "${value}"`);
+    return value.replace(/\/+$/u, '');
   };
 
 const optionSpecs: Record<string, OptionSpec> = {
@@ -91,6 +102,8 @@ const optionSpecs: Record<string, OptionSpec> = {
   },
   '--threads': { key: 'threads', env: 'TABAGENT_THREADS', parse: parseInteger('--threads', 1, 1024) },
   '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
+  '--hf-endpoint': { key: 'hfEndpoint', env: 'HF_ENDPOINT', parse: parseUrl('--hf-endpoint') },
+  '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => value },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
 
@@ -112,6 +125,8 @@ export function defaultServerConfig(): ServerConfig {
     nativeCallerOrigin: undefined,
     // Under the 10 s a service manager or a closing browser usually grants before SIGKILL.
     shutdownTimeoutSeconds: 8,
+    hfEndpoint: 'https://huggingface.co',
+    hfToken: undefined,
   };
 }
 

@@ -2,27 +2,27 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApiApp, createApiHttpServer } from '@tabagent/api';
-import { createGgufModelManager, ggufModelInspector } from '@tabagent/gguf-loader';
+import { createGgufModelBackend, createGgufModelManager } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
-import { createOnnxModelPool } from '@tabagent/onnx-loader';
+import { createModelResolver, loadRecommendedModels } from '@tabagent/model-cache';
+import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-loader';
 import { openMemoryStore } from '@tabagent/weaver';
 import type { Readable, Writable } from 'node:stream';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, type DataDirLayout } from './data-dir.js';
 import { withChatMemory } from './chat-memory.js';
-import { createEmbeddingModelResolver } from './embedding-model-resolver.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
 import { createGenerationHandlers } from './handlers/generation-handlers.js';
-import { createGgufModelAccess } from './handlers/gguf-model-access.js';
 import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
+import { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
 import { createModelHandlers } from './handlers/model-handlers.js';
+import { createRequestCancellation } from './handlers/request-cancellation.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
-import { createModelRegistry } from './model-registry.js';
-import { createOnnxModelBackend, onnxModelInspector } from './onnx-model-backend.js';
 import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
+import { createModelLayer } from './model-layer.js';
 import type { ServerConfig } from './server-config.js';
 import { serverVersion } from './version.js';
 
@@ -116,7 +116,15 @@ async function composeServer(
   const hardwareInfo = await hardware.getInfo();
   const threads = config.threads ?? hardwareInfo.advice.recommended_threads;
 
-  const registry = createModelRegistry({ dataDir: layout.root, modelsDir: layout.models, inspectors: [ggufModelInspector, onnxModelInspector], logger });
+  const { registry, downloader, puller, fits } = createModelLayer({
+    layout,
+    hardware,
+    hfTokens,
+    hfEndpoint: config.hfEndpoint,
+    hfToken: config.hfToken,
+    logger,
+  });
+  const cancellation = createRequestCancellation();
   const manager = createGgufModelManager({
     gpu: config.gpu === 'off' ? false : 'auto',
     defaultThreads: threads,
@@ -131,12 +139,10 @@ async function composeServer(
     logger,
   });
   disposers.push(() => onnxPool.dispose());
-  const onnx = createOnnxModelBackend(onnxPool);
-  const access = createGgufModelAccess({ manager, registry });
-  const embeddingModels = createEmbeddingModelResolver({
+  // ONNX first: when a request names no embedding model, purpose-built encoders beat a GGUF's pooled hidden states.
+  const models = createModelResolver({
     registry,
-    onnx,
-    gguf: access,
+    backends: [createOnnxModelBackend(onnxPool), createGgufModelBackend(manager)],
     // The store is opened below; until then only the flag can name the model.
     preferredEmbeddingModel: async () => memoryStore?.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
   });
@@ -144,24 +150,25 @@ async function composeServer(
   const memory = await openMemoryStore({
     dataDir: layout.root,
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
-    embedders: (modelId) => embeddingModels.resolveEmbedder(modelId),
+    embedders: (modelId) => models.resolveEmbedder(modelId),
     rerank: async (query, documents) => {
-      const reranker = await embeddingModels.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
+      const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker)
-        return (await embeddingModels.resolveEmbedder())
+        return (await models.resolveEmbedder())
           .embed([query, ...documents])
           .then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
       return (await reranker.score(query, documents)).scores;
     },
     extractEntities: async (text) => {
-      const extractor = await embeddingModels.resolveEntityExtractor(memory.storage.getMemorySettings().entity_model);
+      const extractor = await models.resolveEntityExtractor(memory.storage.getMemorySettings().entity_model);
       return extractor ? extractor.extractEntities(text) : [];
     },
     summarize: async (texts, { signal }) => {
       // Summaries need an LLM; only one already in memory is used, so saving never loads a model.
-      const loaded = manager.list()[0];
-      if (!loaded) return null;
-      const run = manager.chat(loaded.id, {
+      const backend = models.backends.find((candidate) => candidate.generator && candidate.loaded().some((view) => view.task === 'text-generation'));
+      const loaded = backend?.loaded().find((view) => view.task === 'text-generation');
+      if (!backend?.generator || !loaded) return null;
+      const run = backend.generator.chat(loaded.model, {
         messages: [
           { role: 'system', content: 'Summarise the conversation below in three sentences.' },
           { role: 'user', content: texts.join('\n') },
@@ -177,7 +184,7 @@ async function composeServer(
   memoryStore = memory;
   disposers.push(() => memory.close());
   const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
-  const generation = createGenerationHandlers({ manager, registry, access, logger });
+  const generation = createGenerationHandlers({ models, logger, otherRequests: cancellation });
 
   const handlers = composeHandlers(
     createSystemHandlers({
@@ -185,18 +192,16 @@ async function composeServer(
       hfTokens,
       version: serverVersion,
       logFile: options.logger ? undefined : layout.logFile,
-      loadedModelResources: async () => [
-        ...manager.list().map((model) => ({ model_id: model.id, memory_mb: Math.round(model.memoryBytes / 104857.6) / 10, device: model.device })),
-        ...onnx.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
-      ],
+      loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
     }),
-    createModelHandlers({ manager, registry, access, availableMemory: () => hardware.availableMemory(), extraBackends: [onnx] }),
+    createModelHandlers({ models, availableMemory: () => hardware.availableMemory() }),
+    createModelDownloadHandlers({ puller, downloader, cancellation, recommended: loadRecommendedModels(), fits }),
     generation,
     { 'chat.completions': withChatMemory(generation['chat.completions'], retrieval) },
     createEmbeddingHandlers({
-      resolveEmbedder: (modelId) => embeddingModels.resolveEmbedder(modelId),
-      resolveReranker: (modelId) => embeddingModels.resolveReranker(modelId),
-      listEmbeddingModels: () => embeddingModels.listEmbeddingModels(),
+      resolveEmbedder: (modelId) => models.resolveEmbedder(modelId),
+      resolveReranker: (modelId) => models.resolveReranker(modelId),
+      listEmbeddingModels: () => models.listEmbeddingModels(),
       searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
     }),
     createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
+import { createGgufModelBackend, createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
 import { writeBrokenGguf, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import {
   ChatCompletionChunk,
@@ -22,10 +22,9 @@ import {
   type RouteRequestInput,
 } from '@tabagent/values';
 import { createGenerationHandlers } from '../src/handlers/generation-handlers.js';
-import { createGgufModelAccess } from '../src/handlers/gguf-model-access.js';
 import { createModelHandlers } from '../src/handlers/model-handlers.js';
 import { createNotBuiltHandlers } from '../src/handlers/not-built-handlers.js';
-import { createModelRegistry, type ModelRegistry } from '../src/model-registry.js';
+import { createModelRegistry, createModelResolver, type ModelRegistry } from '@tabagent/model-cache';
 
 let root: string;
 let modelsDir: string;
@@ -94,12 +93,12 @@ beforeAll(() => {
   writeTinyLlamaGguf(path.join(modelsDir, 'tiny.gguf'));
   manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 2048, sequences: 2, chatWrapper: 'general', defaultKeepAlive: -1 });
   registry = createModelRegistry({ dataDir: path.join(root, 'data'), inspectors: [ggufModelInspector] });
-  const access = createGgufModelAccess({ manager, registry });
+  const models = createModelResolver({ registry, backends: [createGgufModelBackend(manager)] });
   const availableMemory = async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 });
   provider = createAppStateProvider({
     ...createNotBuiltHandlers(() => ({ capability: 'test', detail: 'not in this test' })),
-    ...createModelHandlers({ manager, registry, availableMemory, access }),
-    ...createGenerationHandlers({ manager, registry, access }),
+    ...createModelHandlers({ models, availableMemory }),
+    ...createGenerationHandlers({ models }),
   });
 });
 

@@ -25,9 +25,13 @@ beforeAll(async () => {
   writeTinyLlamaGguf(path.join(root, 'models', 'chat.gguf'), { chatTemplate: chatMlToolsTemplate });
   writeTinyLlamaGguf(path.join(root, 'models', 'thinker.gguf'), { chatTemplate: thinkingChatTemplate });
   await writeTinyEmbedderModel(path.join(root, 'models', 'embedder'));
-  server = await startServer(parseServeArguments(['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off'], {}), {
-    logger: pino({ level: 'silent' }),
-  });
+  // Port 9 (discard) refuses connections: a pull fails the way it does without a network.
+  server = await startServer(
+    parseServeArguments(['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--hf-endpoint', 'http://127.0.0.1:9'], {}),
+    {
+      logger: pino({ level: 'silent' }),
+    },
+  );
   base = server.httpUrl ?? '';
   ollama = new Ollama({ host: base });
 });
@@ -224,7 +228,10 @@ describe('the ollama client against our server', () => {
       error: expect.stringContaining('no-such-model'),
     });
     await expect(ollama.delete({ model: 'no-such-model' })).rejects.toMatchObject({ status_code: 404 });
-    await expect(ollama.pull({ model: 'hf.co/owner/repo:Q4_K_M' })).rejects.toMatchObject({ status_code: 501 });
+    await expect(ollama.pull({ model: 'hf.co/owner/repo:Q4_K_M' })).rejects.toMatchObject({
+      status_code: 502,
+      error: 'Cannot reach 127.0.0.1:9: ECONNREFUSED',
+    });
     const bad = await fetch(`${base}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
     expect([bad.status, bad.headers.get('content-type')]).toEqual([400, 'application/json; charset=utf-8']);
     expect(Object.keys((await bad.json()) as object)).toEqual(['error']);

@@ -5,15 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { createApiApp } from '@tabagent/api';
-import { createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
+import { createGgufModelBackend, createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
 import { writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { ModelNotFoundError, createAppStateProvider } from '@tabagent/values';
 import { composeHandlers } from '../src/handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from '../src/handlers/embedding-handlers.js';
 import { createGenerationHandlers } from '../src/handlers/generation-handlers.js';
-import { createGgufModelAccess } from '../src/handlers/gguf-model-access.js';
 import { createModelHandlers } from '../src/handlers/model-handlers.js';
-import { createModelRegistry } from '../src/model-registry.js';
+import { createModelRegistry, createModelResolver } from '@tabagent/model-cache';
 
 // The official openai client against the HTTP transport with the GGUF backend composed as the
 // server composes it (registry + manager + model/generation/embedding handler groups).
@@ -29,14 +28,14 @@ beforeAll(async () => {
   writeTinyLlamaGguf(path.join(dataDir, 'models', 'tiny.gguf'));
   manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 1024, sequences: 2, chatWrapper: 'general', defaultKeepAlive: -1 });
   const registry = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
-  const access = createGgufModelAccess({ manager, registry });
+  const models = createModelResolver({ registry, backends: [createGgufModelBackend(manager)] });
   const handlers = composeHandlers(
-    createModelHandlers({ manager, registry, access, availableMemory: async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 }) }),
-    createGenerationHandlers({ manager, registry, access }),
+    createModelHandlers({ models, availableMemory: async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 }) }),
+    createGenerationHandlers({ models }),
     createEmbeddingHandlers({
       resolveEmbedder: async (modelId) => {
         if (modelId === undefined) throw new ModelNotFoundError('Name a model');
-        return access.embedder(modelId);
+        return models.resolveEmbedder(modelId);
       },
       resolveReranker: async () => null,
       listEmbeddingModels: async () => [],

@@ -31,9 +31,22 @@ describe('project tags', () => {
       hardware: 'type:backend',
       'gguf-loader': 'type:backend',
       'onnx-loader': 'type:backend',
+      'model-cache': 'type:backend',
       storage: 'type:memory',
       indexing: 'type:memory',
       weaver: 'type:memory',
     });
+  });
+
+  it('keeps format-specific code out of the app: only the composition names a format', () => {
+    // A third format is one adapter package plus one line in start-server.ts.
+    const sources = (folder: string): string[] =>
+      readdirSync(folder, { withFileTypes: true }).flatMap((entry) => {
+        const full = path.join(folder, entry.name);
+        if (entry.isDirectory()) return sources(full);
+        return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') ? [full] : [];
+      });
+    const naming = sources(path.join(root, 'apps/server/src')).filter((file) => /['"](?:gguf|onnx)['"]/u.test(readFileSync(file, 'utf8')));
+    expect(naming.map((file) => path.relative(root, file))).toEqual([]);
   });
 });

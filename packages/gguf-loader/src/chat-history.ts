@@ -1,6 +1,6 @@
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse } from 'node-llama-cpp';
 import { InvalidRequestError, safeParseJson } from '@tabagent/values';
-import type { GenerationChatMessage } from './generation-types.js';
+import type { GenerationChatMessage } from '@tabagent/model-cache';
 
 function parseArguments(text: string): unknown {
   const parsed = safeParseJson(text);

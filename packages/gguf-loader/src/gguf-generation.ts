@@ -27,7 +27,7 @@ import type {
   GenerationResult,
   GenerationTool,
   ReasoningSetting,
-} from './generation-types.js';
+} from '@tabagent/model-cache';
 
 /** Everything one generation needs from its model. */
 export interface GenerationTarget {

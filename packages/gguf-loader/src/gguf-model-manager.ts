@@ -2,9 +2,9 @@ import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
-import { GenerationRunController, type GenerationRun } from './generation-run.js';
+import { GenerationRunController, type GenerationRun } from '@tabagent/model-cache';
 import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
-import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from './generation-types.js';
+import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from '@tabagent/model-cache';
 import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
 import { GgufTextEmbedder } from './gguf-text-embedder.js';
 import { parseKeepAlive, type KeepAlive } from './keep-alive.js';

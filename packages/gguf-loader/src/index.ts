@@ -4,7 +4,7 @@ export { ggmlTypes, ggufFileTypeNames, type GgmlTypeInfo } from './ggml-types.js
 export { parseKeepAlive, type KeepAlive } from './keep-alive.js';
 export { createEndOfGenerationBias, endOfGenerationTokens } from './end-of-generation-bias.js';
 export type { GgufLoaderLogger } from './logger.js';
-export type { GenerationRun } from './generation-run.js';
+export type { GenerationRun } from '@tabagent/model-cache';
 export type {
   SamplingSettings,
   GenerationChatMessage,
@@ -19,7 +19,7 @@ export type {
   GenerationResult,
   GenerationDelta,
   ReasoningSetting,
-} from './generation-types.js';
+} from '@tabagent/model-cache';
 export {
   createGgufModelManager,
   NodeLlamaModelManager,
@@ -32,4 +32,12 @@ export {
   type GpuLayersOption,
 } from './gguf-model-manager.js';
 export { GgufTextEmbedder, type GgufTextEmbedderOptions } from './gguf-text-embedder.js';
-export { ggufModelInspector, type GgufModelInspector, type GgufInspection, type GgufModelDetails } from './gguf-model-inspector.js';
+export {
+  ggufModelInspector,
+  ggufDefaultQuantOrder,
+  quantOfFileName,
+  type GgufModelInspector,
+  type GgufInspection,
+  type GgufModelDetails,
+} from './gguf-model-inspector.js';
+export { createGgufModelBackend } from './gguf-model-backend.js';

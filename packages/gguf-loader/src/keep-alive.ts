@@ -1,7 +1,7 @@
+import type { KeepAlive } from '@tabagent/model-cache';
 import { InvalidRequestError } from '@tabagent/values';
 
-/** A keep-alive as requests send it: seconds, or a duration string ("30s", "5m", "1h", "1h30m"). */
-export type KeepAlive = number | string;
+export type { KeepAlive };
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 

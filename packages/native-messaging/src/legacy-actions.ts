@@ -11,6 +11,8 @@ export interface LegacyActionInput {
   routes: RouteCaller;
   /** The server version (`ping`, `handshake`, `get_version`). */
   version: string;
+  /** Sends a push frame before the reply (`messageId` is added), as the Python host did for progress. */
+  push: (message: Record<string, unknown>) => Promise<void>;
 }
 
 /** Fields of a success reply, merged after `{messageId, status: 'success'}`. */
@@ -288,7 +290,40 @@ export const legacyActionTable: Readonly<Record<string, LegacyActionSpec>> = Obj
   get_version: immediateAction('get_version'),
   get_system_info: systemInfoAction,
   get_logs: routeAction('system.logs', (fields) => ({ lines: fields.lines ?? 500 })),
-  pull_model: routeAction('models.pull', (fields) => ({ model: firstDefined(fields, 'model_id', 'model_name', 'model'), variant: fields.variant })),
+  pull_model: {
+    routes: ['models.pull'],
+    // Progress goes out as the Python host's `modelWorkerLoadingProgress` pushes (the shape the
+    // extension's download UI uses), then the one reply with the pulled model.
+    async run({ fields, routes, push }) {
+      let final: unknown;
+      const request = {
+        model: firstDefined(fields, 'model_id', 'model_name', 'model'),
+        variant: firstDefined(fields, 'variant', 'quantization'),
+        stream: true,
+      };
+      await routes.stream('models.pull', request, async (chunk) => {
+        if (chunk.status === 'completed') {
+          final = chunk;
+          return;
+        }
+        const loaded = 'completed' in chunk ? chunk.completed : undefined;
+        const total = 'total' in chunk ? chunk.total : undefined;
+        const file = 'file' in chunk ? chunk.file : undefined;
+        const progress = loaded !== undefined && total !== undefined && total > 0 ? Math.round((loaded / total) * 1000) / 10 : undefined;
+        await push({
+          type: 'modelWorkerLoadingProgress',
+          payload: {
+            status: chunk.status,
+            ...(file === undefined ? {} : { file }),
+            ...(progress === undefined ? {} : { progress, loaded, total }),
+            ...('bytes_per_second' in chunk && chunk.bytes_per_second !== undefined ? { bytes_per_second: chunk.bytes_per_second } : {}),
+            message: file === undefined ? chunk.status : `${chunk.status} ${file}`,
+          },
+        });
+      });
+      return spreadRouteData(final);
+    },
+  },
   load_model: loadModelAction,
   unload_model: unloadModelAction,
   delete_model: routeAction('models.delete', (fields) => ({ model: firstDefined(fields, 'model_id', 'model_name', 'model') })),

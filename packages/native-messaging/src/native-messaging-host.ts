@@ -228,7 +228,8 @@ class NativeMessagingHostSession implements NativeMessagingHost {
     const { context, release } = this.createContext(requestId);
     try {
       const routes = createRouteCaller(this.options.provider, context);
-      await reply(spec.run({ fields, routes, version: this.options.version }));
+      const push = (frame: Record<string, unknown>): Promise<void> => this.writer.sendPush({ type: 'push', ...frame, messageId });
+      await reply(spec.run({ fields, routes, version: this.options.version, push }));
     } finally {
       release();
     }

@@ -9,6 +9,8 @@ export interface ReplyWriter {
   sendRoute(message: { request_id: string | number | null } & Record<string, unknown>): Promise<void>;
   /** A legacy reply; when larger than the limit it is replaced by an error reply. */
   sendLegacy(message: { messageId: unknown; status: 'success' | 'error' } & Record<string, unknown>): Promise<void>;
+  /** A legacy push frame before the reply (`{messageId, type, payload}`); dropped when over the frame limit. */
+  sendPush(message: { messageId: unknown; type: string } & Record<string, unknown>): Promise<void>;
   /** Resolves once everything queued so far is handed to the output. */
   flush(): Promise<void>;
 }
@@ -57,6 +59,13 @@ class QueuedReplyWriter implements ReplyWriter {
     const parts = splitIntoContinuations(json, message.request_id, this.options.maxOutgoingBytes);
     this.options.logger.debug({ request_id: message.request_id, parts: parts.length }, 'reply split into continuation messages');
     return this.enqueue(parts.map((part) => encodeFrameText(JSON.stringify(part))));
+  }
+
+  sendPush(message: { messageId: unknown; type: string } & Record<string, unknown>): Promise<void> {
+    const json = JSON.stringify(message);
+    // Progress is advisory: one too large to send is skipped rather than failing the request.
+    if (Buffer.byteLength(json, 'utf8') > this.options.maxOutgoingBytes) return Promise.resolve();
+    return this.enqueue([encodeFrameText(json)]);
   }
 
   sendLegacy(message: { messageId: unknown; status: 'success' | 'error' } & Record<string, unknown>): Promise<void> {

@@ -44,3 +44,4 @@ export {
 export type { RerankModel, RerankScorer } from './embedding-operations.js';
 export { createOnnxModelPool } from './onnx-model-pool.js';
 export type { OnnxModelPool, OnnxModelPoolOptions, LoadedOnnxModel } from './onnx-model-pool.js';
+export { createOnnxModelBackend, onnxModelInspector, onnxVariantKey } from './onnx-model-backend.js';

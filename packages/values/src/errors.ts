@@ -27,6 +27,8 @@ export const errorCodes = [
   'rate_limited',
   'busy',
   'timeout',
+  'insufficient_storage',
+  'upstream_error',
   'internal_error',
 ] as const;
 
@@ -133,6 +135,10 @@ export const RateLimitedError = defineErrorClass('rate_limited', 'RateLimitedErr
 export const BusyError = defineErrorClass('busy', 'BusyError', true);
 /** The operation took longer than allowed. */
 export const TimeoutError = defineErrorClass('timeout', 'TimeoutError', true);
+/** Not enough free disk space for a download; `details` give the bytes needed and free. */
+export const InsufficientStorageError = defineErrorClass('insufficient_storage', 'InsufficientStorageError');
+/** A remote service (the Hugging Face Hub, a mirror) failed or sent data that did not check out. */
+export const UpstreamError = defineErrorClass('upstream_error', 'UpstreamError', true);
 /** A bug or an unexpected failure; details are logged, never sent. */
 export const InternalError = defineErrorClass('internal_error', 'InternalError');
 

@@ -35,6 +35,8 @@ const problemTable: Record<ErrorCode, { status: number; title: string }> = {
   out_of_memory: { status: 507, title: 'Insufficient memory' },
   busy: { status: 503, title: 'Server busy' },
   timeout: { status: 504, title: 'Timeout' },
+  insufficient_storage: { status: 507, title: 'Insufficient storage' },
+  upstream_error: { status: 502, title: 'Upstream error' },
 };
 
 /** The status a problem document of this code carries. */

@@ -12,8 +12,8 @@ describe('route catalogue', () => {
     expect(new Set(keys).size).toBe(keys.length);
   });
 
-  it('marks exactly chat completions and completions as streaming', () => {
-    expect(routeList.filter((route) => route.streaming !== 'never').map((route) => route.id)).toEqual(['chat.completions', 'completions']);
+  it('marks exactly chat completions, completions and model pulls as streaming', () => {
+    expect(routeList.filter((route) => route.streaming !== 'never').map((route) => route.id)).toEqual(['chat.completions', 'completions', 'models.pull']);
   });
 
   it('covers the groups the foundation issue lists', () => {

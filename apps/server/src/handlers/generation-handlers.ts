@@ -6,12 +6,11 @@ import type {
   GenerationResult,
   GenerationRun,
   GenerationToolChoice,
-  GgufModelManager,
+  ModelResolver,
   ReasoningSetting,
-} from '@tabagent/gguf-loader';
+} from '@tabagent/model-cache';
 import { InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
-import type { GenerationParams, ModelRegistry } from '../model-registry.js';
-import { createGgufModelAccess, type GgufModelAccess } from './gguf-model-access.js';
+import type { GenerationParams } from '@tabagent/model-cache';
 import type { HandlerGroup } from './handler-group.js';
 
 /** Minimal logger of the handlers (pino-compatible). */
@@ -22,11 +21,11 @@ export interface GenerationHandlerLogger {
 
 /** What the generation handlers need. */
 export interface GenerationHandlerDeps {
-  manager: GgufModelManager;
-  registry: ModelRegistry;
-  /** Shared with the model handlers (created from manager and registry when absent). */
-  access?: GgufModelAccess;
+  /** The registry and the format backends (shared with the model handlers). */
+  models: ModelResolver;
   logger?: GenerationHandlerLogger;
+  /** Other cancellable requests (model pulls) that `generation.stop` also stops by id. */
+  otherRequests?: { cancel(requestId: string): boolean };
   /** Generations kept per model for `stats.get` (default 20). */
   statsHistory?: number;
   /** Unix time source for `created` (tests). */
@@ -195,10 +194,10 @@ function toolChoiceOf(choice: ChatRequest['tool_choice']): GenerationToolChoice 
   return { name: choice.function.name };
 }
 
-/** Chat, completions, stop/halt, default parameters and statistics on the GGUF manager. */
+/** Chat, completions, stop/halt, default parameters and statistics on the text-generation backends. */
 export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGroup<GenerationRouteId> {
-  const { manager, registry } = deps;
-  const access = deps.access ?? createGgufModelAccess({ manager, registry });
+  const { models } = deps;
+  const { registry } = models;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const statsHistory = deps.statsHistory ?? 20;
   const running = new Map<string, AbortController>();
@@ -262,16 +261,16 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
 
   /** Resolves the model and loads it on demand; everything that can fail before generating fails here. */
   const prepare = async (requested: string | undefined, keepAlive: number | string | undefined) => {
-    const model = await access.resolveTextModel(requested);
-    await access.ensureLoaded(model, { keepAlive });
-    return model;
+    const resolved = await models.resolveTextModel(requested);
+    await models.ensureLoaded(resolved.model, { keepAlive });
+    return resolved;
   };
 
   return {
     'chat.completions': async (request, context) => {
       refuseUnavailable(request);
       const defaults = await registry.getGenerationParams();
-      const model = await prepare(request.model, request.keep_alive);
+      const { model, generator } = await prepare(request.model, request.keep_alive);
       const chatRequest: ChatGenerationRequest = {
         ...samplingOf(request, defaults, request.max_completion_tokens),
         messages: messagesOf(request, defaults),
@@ -282,7 +281,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         reasoning: reasoningOf(request),
         parallelToolCalls: request.parallel_tool_calls,
       };
-      const run = launch(context, (signal) => manager.chat(model.id, { ...chatRequest, signal }));
+      const run = launch(context, (signal) => generator.chat(model.id, { ...chatRequest, signal }));
       const id = `chatcmpl-${context.requestId}`;
       const created = now();
       if (!request.stream) {
@@ -360,9 +359,9 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       if (request.echo === true && typeof prompt !== 'string') {
         throw new InvalidRequestError('echo needs a text prompt (the prompt was token ids)', { issues: [{ path: 'echo', message: 'needs a text prompt' }] });
       }
-      const model = await prepare(request.model, request.keep_alive);
+      const { model, generator } = await prepare(request.model, request.keep_alive);
       const run = launch(context, (signal) =>
-        manager.complete(model.id, {
+        generator.complete(model.id, {
           ...samplingOf(request, defaults, undefined),
           prompt,
           responseFormat: responseFormatOf(request.response_format),
@@ -410,7 +409,12 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
 
     'generation.stop': async (request) => {
       const controller = running.get(request.request_id);
-      if (!controller) return { status: 'not_found', request_id: request.request_id, stopped: 0 };
+      if (!controller) {
+        const stopped = deps.otherRequests?.cancel(request.request_id) ?? false;
+        return stopped
+          ? { status: 'stopped', request_id: request.request_id, stopped: 1 }
+          : { status: 'not_found', request_id: request.request_id, stopped: 0 };
+      }
       controller.abort();
       return { status: 'stopped', request_id: request.request_id, stopped: 1 };
     },

@@ -1,29 +1,18 @@
-import { inspectGgufFile, type AvailableMemory, type GgufModelManager } from '@tabagent/gguf-loader';
-import { InvalidRequestError, type RouteResponse } from '@tabagent/values';
-import type { ModelRegistry, RegisteredModel } from '../model-registry.js';
-import { createGgufModelAccess, type GgufModelAccess, type LoadedModelView } from './gguf-model-access.js';
+import type { LoadedModelView, ModelResolver, RegisteredModel } from '@tabagent/model-cache';
+import type { RouteResponse } from '@tabagent/values';
 import type { HandlerGroup } from './handler-group.js';
 
-/** Another model backend (the ONNX loader) the model routes dispatch to by format. */
-export interface ExtraModelBackend {
-  readonly format: 'onnx';
-  load(model: RegisteredModel, options: { keepAlive?: number | string }): Promise<{ model: LoadedModelView; alreadyLoaded: boolean; loadTimeMs: number }>;
-  unload(modelId: string): Promise<boolean>;
-  loaded(): LoadedModelView[];
-  /** Memory the model needs, in bytes (for estimate/compatibility). */
-  estimateBytes?(model: RegisteredModel): Promise<number>;
+/** Free RAM and VRAM in bytes (the hardware package). */
+export interface AvailableMemory {
+  ramBytes: number;
+  vramBytes: number;
 }
 
 /** What the model handlers need. */
 export interface ModelHandlerDeps {
-  manager: GgufModelManager;
-  registry: ModelRegistry;
-  /** Free RAM/VRAM (the hardware package). */
+  /** The registry and one backend per format. */
+  models: ModelResolver;
   availableMemory: () => Promise<AvailableMemory>;
-  /** Shared with the generation handlers (created from manager and registry when absent). */
-  access?: GgufModelAccess;
-  /** Backends of other formats (ONNX). */
-  extraBackends?: readonly ExtraModelBackend[];
 }
 
 type ModelRouteId =
@@ -42,13 +31,10 @@ type ModelRouteId =
 const megabyte = 1024 * 1024;
 const round = (value: number): number => Math.round(value * 10) / 10;
 
-/** Model routes on the registry and the GGUF manager (plus any extra backends). */
+/** Model routes on the registry and the format backends. */
 export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelRouteId> {
-  const { manager, registry } = deps;
-  const access = deps.access ?? createGgufModelAccess({ manager, registry });
-  const extra = (format: string): ExtraModelBackend | undefined => deps.extraBackends?.find((backend) => backend.format === format);
-  const isLoaded = (id: string): boolean =>
-    manager.get(id) !== undefined || (deps.extraBackends ?? []).some((backend) => backend.loaded().some((entry) => entry.model === id));
+  const { models } = deps;
+  const { registry } = models;
 
   const info = (model: RegisteredModel, defaultModel: string | null): RouteResponse<'models.list'>['data'][number] => ({
     id: model.id,
@@ -59,33 +45,28 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     task: model.task,
     path: model.path,
     size_bytes: model.sizeBytes,
-    loaded: isLoaded(model.aliasOf ?? model.id),
+    loaded: models.isLoaded(model.aliasOf ?? model.id),
     is_default: model.id === defaultModel,
     details: model.details,
     ...(model.aliasOf === undefined ? {} : { alias_of: model.aliasOf }),
   });
 
-  const loadedViews = async (): Promise<LoadedModelView[]> => {
-    const models = await registry.list();
-    const taskById = new Map(models.map((model) => [model.id, model.task]));
-    const gguf = manager.list().map((loaded) => access.view(loaded, taskById.get(loaded.id) ?? (loaded.info.embeddingOnly ? 'embedding' : 'text-generation')));
-    return [...gguf, ...(deps.extraBackends ?? []).flatMap((backend) => backend.loaded())];
+  const unloadEverywhere = async (modelId: string): Promise<boolean> => {
+    let unloaded = false;
+    for (const backend of models.backends) unloaded = (await backend.unload(modelId)) || unloaded;
+    return unloaded;
   };
 
   const estimate = async (request: { model: string; context_size?: number; gpu_layers?: number | 'auto' | 'max' }) => {
     const model = await registry.get(request.model);
-    const available = await deps.availableMemory();
-    if (model.format === 'gguf') {
-      const result = await manager.estimate(model.path, {
+    const [available, result] = await Promise.all([
+      deps.availableMemory(),
+      models.backendOf(model).estimate(model, {
         contextSize: request.context_size ?? model.settings.context_size,
         gpuLayers: request.gpu_layers ?? model.settings.gpu_layers,
-      });
-      const fitsInRam = result.ramBytes <= available.ramBytes;
-      const fitsInVram = result.vramBytes <= available.vramBytes;
-      return { model, ramBytes: result.ramBytes, vramBytes: result.vramBytes, gpuLayers: result.gpuLayers, available, fitsInRam, fitsInVram };
-    }
-    const bytes = (await extra(model.format)?.estimateBytes?.(model)) ?? model.sizeBytes;
-    return { model, ramBytes: bytes, vramBytes: 0, gpuLayers: 0, available, fitsInRam: bytes <= available.ramBytes, fitsInVram: true };
+      }),
+    ]);
+    return { model, ...result, available, fitsInRam: result.ramBytes <= available.ramBytes, fitsInVram: result.vramBytes <= available.vramBytes };
   };
 
   return {
@@ -96,8 +77,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
 
     'models.get': async (request) => {
       const model = await registry.get(request.model);
-      // The template is read from the header here rather than kept in every listing.
-      const chatTemplate = model.format === 'gguf' ? (await inspectGgufFile(model.path)).chatTemplate : null;
+      const chatTemplate = (await models.backendOf(model).chatTemplate?.(model)) ?? null;
       return { ...info(model, await registry.defaultModel()), chat_template: chatTemplate };
     },
 
@@ -108,39 +88,27 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
 
     'models.load': async (request) => {
       const model = await registry.get(request.model);
-      const started = performance.now();
-      const backend = extra(model.format);
-      if (model.format !== 'gguf') {
-        if (!backend) throw new InvalidRequestError(`No backend loads ${model.format} models in this server`);
-        const loaded = await backend.load(model, { keepAlive: request.keep_alive });
-        return { ...loaded.model, status: loaded.alreadyLoaded ? 'already_loaded' : 'loaded', load_time_ms: loaded.loadTimeMs };
-      }
-      const remembered = { context_size: request.context_size, gpu_layers: request.gpu_layers, threads: request.threads };
-      const { model: loaded, alreadyLoaded } = await access.ensureLoaded(model, {
+      const loaded = await models.ensureLoaded(model, {
         contextSize: request.context_size,
         gpuLayers: request.gpu_layers,
         threads: request.threads,
         keepAlive: request.keep_alive,
       });
-      if (Object.values(remembered).some((value) => value !== undefined)) {
-        await registry.setModelSettings(model.id, Object.fromEntries(Object.entries(remembered).filter(([, value]) => value !== undefined)));
-      }
-      return {
-        ...access.view(loaded, model.task),
-        status: alreadyLoaded ? 'already_loaded' : 'loaded',
-        load_time_ms: alreadyLoaded ? performance.now() - started : loaded.loadTimeMs,
-      };
+      const remembered = Object.entries({ context_size: request.context_size, gpu_layers: request.gpu_layers, threads: request.threads }).filter(
+        ([, value]) => value !== undefined,
+      );
+      if (remembered.length > 0) await registry.setModelSettings(model.id, Object.fromEntries(remembered));
+      return { ...loaded.view, status: loaded.alreadyLoaded ? 'already_loaded' : 'loaded', load_time_ms: loaded.loadTimeMs };
     },
 
     'models.unload': async (request) => {
-      let unloaded = await manager.unload(request.model);
-      for (const backend of deps.extraBackends ?? []) unloaded = (await backend.unload(request.model)) || unloaded;
+      const unloaded = await unloadEverywhere(request.model);
       return { status: unloaded ? 'unloaded' : 'not_loaded', model: request.model };
     },
 
     'models.loaded': async () => {
-      const models = await loadedViews();
-      return { models, total: models.length, default_model: await registry.defaultModel() };
+      const loaded: LoadedModelView[] = models.loaded();
+      return { models: loaded, total: loaded.length, default_model: await registry.defaultModel() };
     },
 
     'models.select': async (request) => {
@@ -158,8 +126,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       if ((await registry.aliasTarget(request.model)) !== undefined) return { status: await registry.remove(request.model), model: request.model };
       const model = await registry.get(request.model).catch(() => null);
       // Unload first: a loaded model keeps its file mapped.
-      await manager.unload(request.model);
-      for (const backend of deps.extraBackends ?? []) await backend.unload(request.model);
+      await unloadEverywhere(request.model);
       const status = await registry.remove(model?.id ?? request.model);
       return { status, model: request.model };
     },

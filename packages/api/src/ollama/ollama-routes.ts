@@ -565,10 +565,30 @@ export class OllamaRoutes {
     sendJson(response, 200, undefined);
   }
 
+  /**
+   * Ollama's pull progress over models.pull: `pulling manifest`, `pulling <file>` with
+   * total/completed (Ollama names a digest there; a file name is what we have), `verifying
+   * sha256 digest`, `writing manifest`, `success`.
+   */
   private async pull(request: Request, response: Response): Promise<void> {
     const body = parseOllamaRequest(OllamaModelRequest, await this.body(request), '/api/pull');
-    // Until downloads exist the pull route answers a 501 problem, sent here as Ollama's error.
-    await this.callOnce('models.pull', { model: requiredModelName(body) }, request, response);
-    sendJson(response, 200, { status: 'success' });
+    const chunks = (await this.call('models.pull', { model: requiredModelName(body), stream: true }, request, response)) as AsyncIterable<
+      RouteChunk<'models.pull'>
+    >;
+    async function* lines(): AsyncGenerator<Record<string, unknown>> {
+      let lastFile: string | undefined;
+      for await (const chunk of chunks) {
+        if (chunk.status === 'resolving') yield { status: 'pulling manifest' };
+        else if (chunk.status === 'downloading' && chunk.file !== undefined) {
+          if (lastFile !== undefined && lastFile !== chunk.file) yield { status: 'verifying sha256 digest' };
+          lastFile = chunk.file;
+          yield { status: `pulling ${chunk.file}`, digest: chunk.file, total: chunk.total, completed: chunk.completed };
+        } else if (chunk.status === 'registering') {
+          if (lastFile !== undefined) yield { status: 'verifying sha256 digest' };
+          yield { status: 'writing manifest' };
+        } else if (chunk.status === 'completed') yield { status: 'success' };
+      }
+    }
+    await this.reply(response, body.stream !== false, lines(), (all) => all[all.length - 1] ?? { status: 'success' });
   }
 }

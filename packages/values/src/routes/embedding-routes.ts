@@ -179,7 +179,7 @@ export const EmbeddingModelsResponse = z
     models: z.array(
       z.object({
         id: z.string(),
-        format: z.enum(['gguf', 'onnx']),
+        format: z.string(),
         dimensions: z.number().int().nullable(),
         max_tokens: z.number().int().nullable(),
         pooling: z.string().nullable(),

@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { defineRoute } from '../route-definition.js';
-import { acceptFieldAlias, EmptyRequest, ModelId } from './common-schemas.js';
+import { acceptFieldAlias, EmptyRequest, ModelId, QueryBoolean } from './common-schemas.js';
 
 /** Rust's `model_id` is accepted for the field we name `model`, as OpenAI does. */
 const acceptModelIdAlias = acceptFieldAlias('model_id', 'model');
 
-export const ModelFormat = z.enum(['gguf', 'onnx']);
+/** A model format: one backend adapter per format (`gguf` and `onnx` in this server). */
+export const ModelFormat = z
+  .string()
+  .min(1)
+  .meta({ id: 'ModelFormat', examples: ['gguf', 'onnx'] });
 export const ModelTask = z.enum(['text-generation', 'embedding', 'rerank', 'token-classification']);
 
 export const ModelDetails = z
@@ -98,11 +102,104 @@ export const SelectModelResponse = z.object({ status: z.literal('selected'), def
 
 export const PullModelRequest = z
   .object({
-    model: ModelId.describe('Hugging Face repository id, e.g. "owner/name".'),
-    variant: z.string().optional().describe('File or quantisation to fetch (e.g. "Q4_K_M").'),
+    model: ModelId.describe(
+      "What to pull: `hf.co/owner/repo:Q4_K_M` (Ollama's spelling), `owner/repo[:variant]` (llama-server's `-hf`), `owner/repo@revision`, or `owner/repo:file.gguf`.",
+    ),
+    variant: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe(
+        'Variant to fetch: a GGUF quantisation (`Q4_K_M`) or an ONNX variant (`fp32`, `quantized`, `q4f16`). Default: the most preferred one that fits.',
+      ),
+    file: z.string().min(1).max(1000).optional().describe('One file path in the repository (explicit `{repo, file, revision}`).'),
+    revision: z.string().min(1).max(200).optional().describe('Branch, tag or commit (default `main`).'),
+    stream: z.boolean().default(false).describe('Stream progress chunks (SSE over HTTP) instead of one answer at the end.'),
   })
   .meta({ id: 'PullModelRequest' });
-export const PullModelResponse = z.object({ status: z.enum(['completed', 'started']), model: z.string(), path: z.string() }).meta({ id: 'PullModelResponse' });
+export const PullModelResponse = z
+  .object({
+    status: z.literal('completed'),
+    model: z.string().describe('Registry id of the pulled model.'),
+    alias: z.string().describe('The `hf.co/owner/repo:VARIANT` name the model is also known by.'),
+    path: z.string(),
+    format: ModelFormat,
+    task: ModelTask,
+    variant: z.string(),
+    size_bytes: z.number().int(),
+    downloaded_bytes: z.number().int().describe('Bytes fetched by this pull (0 when every file was already there).'),
+    files: z.array(z.object({ path: z.string(), size: z.number().int() })),
+    request_id: z.string(),
+  })
+  .meta({ id: 'PullModelResponse' });
+export const PullModelChunk = z
+  .object({
+    status: z.enum(['resolving', 'downloading', 'registering', 'completed']),
+    file: z.string().optional(),
+    completed: z.number().int().optional().describe('Bytes of `file` on disk so far.'),
+    total: z.number().int().optional().describe('Bytes of `file`.'),
+    bytes_per_second: z.number().optional(),
+    request_id: z.string(),
+  })
+  .extend(PullModelResponse.omit({ status: true, request_id: true }).partial().shape)
+  .meta({ id: 'PullModelChunk' });
+
+const HubVariantInfo = z.object({
+  key: z.string(),
+  format: ModelFormat,
+  task: ModelTask.nullable(),
+  files: z.array(z.object({ path: z.string(), size: z.number().int() })),
+  total_bytes: z.number().int(),
+  fits: z.boolean().describe("Whether it fits in this machine's free memory (weights plus room for a context), by the hardware advice."),
+  default: z.boolean().describe('The variant a pull that names none downloads.'),
+});
+export const ScanModelRequest = z
+  .object({ model: ModelId.describe('Repository: `owner/repo` or `hf.co/owner/repo`.'), revision: z.string().min(1).max(200).optional() })
+  .meta({ id: 'ScanModelRequest' });
+export const ScanModelResponse = z
+  .object({ repo: z.string(), revision: z.string(), variants: z.array(HubVariantInfo), default_variant: z.string().nullable() })
+  .meta({ id: 'ScanModelResponse' });
+
+export const RecommendedModelsRequest = z
+  .object({ all: QueryBoolean.default(false).describe('Include models that do not fit this machine.'), task: ModelTask.optional() })
+  .meta({ id: 'RecommendedModelsRequest' });
+export const RecommendedModelsResponse = z
+  .object({
+    models: z.array(
+      z.object({
+        name: z.string(),
+        pull: z.string().describe('What to pass to models.pull (`tabagent pull <this>`).'),
+        repo: z.string(),
+        variant: z.string(),
+        format: ModelFormat,
+        task: ModelTask,
+        size_bytes: z.number().int().describe('Approximate download size, as checked by hand when the catalogue was written.'),
+        description: z.string(),
+        fits: z.boolean(),
+      }),
+    ),
+    total: z.number().int(),
+  })
+  .meta({ id: 'RecommendedModelsResponse' });
+
+const DownloadInfo = z.object({
+  repo: z.string(),
+  revision: z.string(),
+  file: z.string(),
+  destination: z.string(),
+  completed: z.number().int(),
+  total: z.number().int(),
+  active: z.boolean().describe('True while a pull is transferring it; false for a partial left to resume.'),
+  updated_at: z.string(),
+});
+export const DownloadsResponse = z.object({ downloads: z.array(DownloadInfo), total: z.number().int() }).meta({ id: 'DownloadsResponse' });
+export const DiscardDownloadRequest = z
+  .object({ repo: z.string().min(1).max(200), file: z.string().min(1).max(1000), revision: z.string().min(1).max(200).default('main') })
+  .meta({ id: 'DiscardDownloadRequest' });
+export const DiscardDownloadResponse = z
+  .object({ status: z.enum(['deleted', 'not_found']), repo: z.string(), file: z.string() })
+  .meta({ id: 'DiscardDownloadResponse' });
 
 export const RegisterModelRequest = z
   .object({
@@ -187,10 +284,53 @@ export const modelsPullRoute = defineRoute({
   method: 'POST',
   path: '/v1/models/pull',
   aliases: ['/v1/pull'],
-  summary: 'Download a model from Hugging Face',
+  summary: 'Download a model from Hugging Face (resumable, verified; progress chunks when stream is true)',
+  description:
+    'Lists the repository with the Hub API (`HF_ENDPOINT`, default https://huggingface.co), downloads the chosen variant to a partial file, resumes with Range after a cancel, a drop or a crash, checks the sha256, and registers the model. Cancel with POST /v1/generation/stop and the request id.',
   tags: ['models'],
   request: PullModelRequest,
   response: PullModelResponse,
+  chunk: PullModelChunk,
+});
+
+export const modelsScanRoute = defineRoute({
+  id: 'models.scan',
+  method: 'GET',
+  path: '/v1/models/scan',
+  summary: "A Hugging Face repository's variants (quantisations), with files, sizes and whether each fits",
+  tags: ['models'],
+  request: ScanModelRequest,
+  response: ScanModelResponse,
+});
+
+export const modelsRecommendedRoute = defineRoute({
+  id: 'models.recommended',
+  method: 'GET',
+  path: '/v1/models/recommended',
+  summary: 'A small catalogue of models to start with, filtered by what fits this machine',
+  tags: ['models'],
+  request: RecommendedModelsRequest,
+  response: RecommendedModelsResponse,
+});
+
+export const modelsDownloadsRoute = defineRoute({
+  id: 'models.downloads',
+  method: 'GET',
+  path: '/v1/models/downloads',
+  summary: 'Downloads in progress and partials left to resume',
+  tags: ['models'],
+  request: EmptyRequest,
+  response: DownloadsResponse,
+});
+
+export const modelsDownloadsDiscardRoute = defineRoute({
+  id: 'models.downloads.discard',
+  method: 'DELETE',
+  path: '/v1/models/downloads',
+  summary: 'Delete a partial download',
+  tags: ['models'],
+  request: DiscardDownloadRequest,
+  response: DiscardDownloadResponse,
 });
 
 export const modelsRegisterRoute = defineRoute({

@@ -1,4 +1,5 @@
-import type { KeepAlive } from './keep-alive.js';
+/** A keep-alive as requests send it: seconds (0 unloads after the request, negative keeps forever), or a duration ("30s", "5m", "1h30m"). */
+export type KeepAlive = number | string;
 
 /** Sampling settings of one generation (OpenAI and llama.cpp names, camel-cased). */
 export interface SamplingSettings {

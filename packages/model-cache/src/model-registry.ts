@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { z } from 'zod';
 import {
   ConflictError,
   ForbiddenError,
@@ -11,61 +10,8 @@ import {
   ModelNotFoundError,
   TabAgentError,
   safeParseJson,
-  type ModelDetails as ModelDetailsSchema,
-  type ModelFormat as ModelFormatSchema,
-  type ModelTask as ModelTaskSchema,
 } from '@tabagent/values';
-
-/** Header facts of a model (`ModelDetails` of the API). */
-export type ModelDetails = z.infer<typeof ModelDetailsSchema>;
-/** `gguf` or `onnx`. */
-export type ModelFormat = z.infer<typeof ModelFormatSchema>;
-/** What a model does. */
-export type ModelTask = z.infer<typeof ModelTaskSchema>;
-/** Default sampling settings (`GenerationParams` of the API). */
-export type GenerationParams = z.infer<typeof GenerationParamsSchema>;
-
-/** What an inspector learns about a model without loading it. */
-export interface ModelInspection {
-  task: ModelTask;
-  details: ModelDetails;
-  sizeBytes: number;
-}
-
-/** Reads one model format. The registry asks each inspector whether it recognises a path. */
-export interface ModelInspector {
-  readonly format: ModelFormat;
-  /** True when `path` (a file or folder) is a model of this format. */
-  detect(path: string, stat: Stats): boolean;
-  /** Reads the header/config; throws `InvalidModelError` for a broken model. */
-  inspect(path: string, options?: { task?: ModelTask }): Promise<ModelInspection>;
-}
-
-/** Load options remembered per model. */
-export interface ModelSettings {
-  context_size?: number;
-  gpu_layers?: number | 'auto' | 'max';
-  threads?: number;
-  keep_alive?: number | string;
-}
-
-/** One model the registry knows. */
-export interface RegisteredModel {
-  id: string;
-  format: ModelFormat;
-  task: ModelTask;
-  /** Absolute path of the file or folder. */
-  path: string;
-  sizeBytes: number;
-  /** Unix seconds: registration time, or the file's modification time. */
-  created: number;
-  details: ModelDetails;
-  /** `models-folder` for files in `<dataDir>/models`, `registered` for paths added by register. */
-  source: 'models-folder' | 'registered';
-  settings: ModelSettings;
-  /** Set on the entries `list()` gives for an alias: the model the alias names. */
-  aliasOf?: string;
-}
+import type { GenerationParams, ModelInspection, ModelInspector, ModelSettings, ModelTask, RegisteredModel } from './model-types.js';
 
 /** Options of `createModelRegistry`. */
 export interface ModelRegistryOptions {
@@ -73,7 +19,7 @@ export interface ModelRegistryOptions {
   dataDir: string;
   /** Models folder (default `<dataDir>/models`). */
   modelsDir?: string;
-  /** One inspector per format (GGUF from gguf-loader, ONNX from onnx-loader). */
+  /** One inspector per format (each format adapter supplies one: GGUF from gguf-loader, ONNX from onnx-loader). */
   inspectors: readonly ModelInspector[];
   /** Warnings about unreadable models. */
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
@@ -177,11 +123,6 @@ async function readJson(file: string): Promise<unknown> {
   return parsed.success ? parsed.value : undefined;
 }
 
-function stemOf(modelPath: string): string {
-  const base = path.basename(modelPath);
-  return base.toLowerCase().endsWith('.gguf') ? base.slice(0, -'.gguf'.length) : base;
-}
-
 function isInside(child: string, parent: string): boolean {
   const relative = path.relative(parent, child);
   return relative.length > 0 && !relative.startsWith('..') && !path.isAbsolute(relative);
@@ -203,10 +144,15 @@ export class JsonModelRegistry implements ModelRegistry {
 
   /** The registry file as last read or written; this object is its only writer. */
   private cachedRegistry: RegistryFile | null = null;
+  private cachedStamp = '';
   private cachedParams: GenerationParams | null = null;
 
   private async readRegistry(): Promise<RegistryFile> {
-    if (this.cachedRegistry) return structuredClone(this.cachedRegistry);
+    // Another process (the `tabagent pull` CLI) may have written the file: the cache holds while its stamp does.
+    const fileStat = await stat(this.registryFile).catch(() => null);
+    const stamp = fileStat === null ? 'absent' : `${fileStat.size}:${fileStat.mtimeMs}`;
+    if (this.cachedRegistry && this.cachedStamp === stamp) return structuredClone(this.cachedRegistry);
+    this.cachedStamp = stamp;
     const raw = (await readJson(this.registryFile)) as { [K in keyof RegistryFile]?: unknown } | undefined;
     // A hand-edited file may hold anything: keep the entries that have a path.
     const entries: unknown[] = Array.isArray(raw?.registered) ? raw.registered : [];
@@ -317,7 +263,7 @@ export class JsonModelRegistry implements ModelRegistry {
     for (const candidate of candidates) {
       let id = candidate.explicitId;
       if (id === undefined) {
-        const stem = stemOf(candidate.path);
+        const stem = candidate.inspector.idOf?.(candidate.path) ?? path.basename(candidate.path);
         id = stem;
         for (let suffix = 2; usedIds.has(id); suffix++) id = `${stem}-${suffix}`;
         usedIds.add(id);
@@ -374,7 +320,10 @@ export class JsonModelRegistry implements ModelRegistry {
       throw new InvalidRequestError(`No file or folder at ${resolved}`);
     }
     const inspector = this.detect(resolved, entryStat);
-    if (!inspector) throw new InvalidRequestError(`${resolved} is not a model this server can read (a .gguf file or an ONNX model folder)`);
+    if (!inspector) {
+      const formats = this.options.inspectors.map((candidate) => candidate.format).join(', ');
+      throw new InvalidRequestError(`${resolved} is not a model this server can read (formats: ${formats})`);
+    }
     // Fails with invalid_model before anything is stored.
     await inspector.inspect(resolved, options.task === undefined ? undefined : { task: options.task });
     const { entries } = await this.scan();

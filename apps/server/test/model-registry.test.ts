@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ggufModelInspector } from '@tabagent/gguf-loader';
 import { writeBrokenGguf, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { TabAgentError } from '@tabagent/values';
-import { createModelRegistry, defaultGenerationParams, type ModelRegistry } from './model-registry.js';
+import { createModelRegistry, defaultGenerationParams, type ModelRegistry } from '@tabagent/model-cache';
 
 let root: string;
 let dataDir: string;
