@@ -12,12 +12,14 @@ export interface ApiLogger {
 /** Options of `createApiRouter` and `createApiApp`. */
 export interface ApiRouterOptions {
   /**
-   * Browser-extension origins allowed to call the server with CORS, e.g.
-   * `chrome-extension://<id>` or `moz-extension://<id>` (a trailing `/` is ignored).
-   * Localhost origins (`http(s)://localhost:*`, `http(s)://127.0.0.1:*`, `http(s)://[::1]:*`)
-   * are always allowed. A request carrying any other `Origin` is refused with 403.
+   * Browser origins allowed to call the server with CORS, exactly: `chrome-extension://<id>`,
+   * `moz-extension://<id>`, or a local web app such as `http://localhost:5173` (a trailing `/` is
+   * ignored; no wildcards). The server's own origin (its Swagger UI) is allowed. A request
+   * carrying any other `Origin`, or a cross-site `Sec-Fetch-Site` without one, is refused with 403.
    */
   allowedOrigins: readonly string[];
+  /** Accept any `Host` (a server bound to a LAN address, which then requires `apiKey`). */
+  anyHost?: boolean;
   /**
    * Extra `Host` header names (without port) accepted besides `localhost`, `127.0.0.1` and
    * `[::1]`, e.g. a LAN name when the server is deliberately bound to another interface.

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express, { type Express } from 'express';
 import type { Server } from 'node:http';
@@ -44,5 +44,25 @@ describe('createApiHttpServer', () => {
     const missing = await fetch(`${baseUrl}/nope`);
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toBe('application/problem+json');
+  });
+
+  it('closes a connection that trickles its headers once the headers timeout passes', async () => {
+    const slow = createApiHttpServer(express(), { headersTimeout: 300, requestTimeout: 600, connectionsCheckingInterval: 100 });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    try {
+      const socket = connect((slow.address() as AddressInfo).port, '127.0.0.1');
+      socket.write('GET /v1/health HTTP/1.1\r\nHost: localhost\r\n');
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      expect(Buffer.concat(received).toString('latin1')).toMatch(/^HTTP\/1\.1 408 Request Timeout/u);
+    } finally {
+      await new Promise((resolve) => slow.close(resolve));
+    }
+  });
+
+  it('sets headers and request timeouts by default', () => {
+    const server = createApiHttpServer(express());
+    expect([server.headersTimeout, server.requestTimeout]).toEqual([10_000, 60_000]);
   });
 });

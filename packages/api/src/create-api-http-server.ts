@@ -50,5 +50,8 @@ function expressMessageClasses(app: Express): Pick<ServerOptions, 'IncomingMessa
  */
 export function createApiHttpServer(app: Express, serverOptions: ServerOptions = {}): Server {
   const classes = expressMessageClasses(app);
-  return createServer(classes === undefined ? serverOptions : { ...serverOptions, ...classes }, app);
+  // Bounded waits for a request to arrive: a client that trickles its headers (or body) is cut
+  // off instead of holding a socket for minutes. Responses (SSE streams) are not limited.
+  const bounded: ServerOptions = { headersTimeout: 10_000, requestTimeout: 60_000, connectionsCheckingInterval: 1_000, ...serverOptions };
+  return createServer(classes === undefined ? bounded : { ...bounded, ...classes }, app);
 }

@@ -154,11 +154,44 @@ describe('createApiRouter over HTTP', () => {
   it('answers a browser request (with Origin) whose body is not labelled JSON with 415', async () => {
     const response = await fetch(`${server.baseUrl}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'text/plain', origin: 'http://localhost:3000' },
+      headers: { 'content-type': 'text/plain', origin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop' },
       body: chatBody('test-model'),
     });
     expect(response.status).toBe(415);
     expect((await problemOf(response)).code).toBe('unsupported_media_type');
+  });
+
+  it('refuses a browser POST with no body that is not labelled JSON, and never fills a POST from its query string', async () => {
+    // The attack: a page's form or fetch sends text/plain with the fields in the URL.
+    const browser = await fetch(`${server.baseUrl}/v1/generation/stop?request_id=abc`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', origin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop' },
+    });
+    expect(browser.status).toBe(415);
+    const local = await fetch(`${server.baseUrl}/v1/generation/stop?request_id=abc`, { method: 'POST', headers: { 'content-type': 'text/plain' } });
+    expect(local.status).toBe(400);
+    expect(await problemOf(local)).toMatchObject({ code: 'invalid_request', issues: [expect.objectContaining({ path: 'request_id' })] });
+  });
+
+  it('refuses bodies nested deeper than 64 levels or with huge arrays with a 400', async () => {
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const roomy = await startTestServer();
+    const nested = await fetch(`${roomy.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"model":"x","messages":${deep}}`,
+    });
+    expect(nested.status).toBe(400);
+    expect((await problemOf(nested)).detail).toBe('The JSON body nests deeper than 64 levels');
+    const huge = await fetch(`${roomy.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'x', messages: new Array(100_001).fill(0) }),
+    });
+    expect(huge.status).toBe(400);
+    expect((await problemOf(huge)).detail).toBe('A JSON array in the body has 100001 items; the limit is 100000');
+    expect((await fetch(`${roomy.baseUrl}/v1/health`)).status).toBe(200);
+    await roomy.close();
   });
 
   it('parses the JSON body of a non-browser client whatever its Content-Type says (curl -d, requests data=)', async () => {

@@ -52,10 +52,15 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Path parameters win over query parameters, which win over body fields. */
-function mergeRequest(body: unknown, query: Record<string, unknown> | undefined, params: Record<string, string>): Record<string, unknown> {
+/**
+ * The request a handler gets: GETs from their query string, POST/PUT/DELETE from their JSON body
+ * only (a query string cannot fill a write: `POST /v1/params?system_prompt=...` from a page's
+ * form would otherwise need no body at all); path parameters win.
+ */
+function mergeRequest(method: string, body: unknown, query: Record<string, unknown> | undefined, params: Record<string, string>): Record<string, unknown> {
   if (body !== undefined && body !== null && !isPlainObject(body)) throw new InvalidRequestError('The JSON request body must be an object');
   const merged: Record<string, unknown> = body === undefined || body === null ? {} : { ...body };
-  if (query !== undefined) {
+  if (query !== undefined && (method === 'GET' || method === 'HEAD')) {
     for (const key of Object.keys(query)) if (key !== '__proto__') merged[key] = query[key];
   }
   for (const key of Object.keys(params)) merged[key] = params[key];
@@ -97,6 +102,7 @@ class ApiRouterBuilder {
     this.guard = new RequestGuard({
       allowedOrigins: options.allowedOrigins,
       allowedHosts: options.allowedHosts ?? [],
+      anyHost: options.anyHost === true,
       apiKey: options.apiKey,
       requestIdFactory: this.requestIdFactory,
       isOpenPath: (path) =>
@@ -189,7 +195,7 @@ class ApiRouterBuilder {
       method === 'GET' || method === 'HEAD'
         ? undefined
         : await readJsonBody(request, this.bodyLimitBytes, { requireJsonContentType: state.origin !== undefined });
-    const validated = parseRouteRequest(id, mergeRequest(body, queryOf(request), request.params as Record<string, string>));
+    const validated = parseRouteRequest(id, mergeRequest(method, body, queryOf(request), request.params as Record<string, string>));
     const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     const result: unknown = await this.provider.handle(id, validated, context);

@@ -88,6 +88,12 @@ export function sendProblem(response: ServerResponse, error: unknown, instance: 
   const normalised = normaliseError(error);
   if (MethodNotAllowedError.isMethodNotAllowed(normalised)) headers['Allow'] = normalised.allow.join(', ');
   if (problem.code === 'unauthorized') headers['WWW-Authenticate'] = 'Bearer';
+  // A queue limit (429) or a busy server (503) says when to come back, as clients' retry logic reads it.
+  if (problem.code === 'rate_limited' || problem.code === 'busy') {
+    const details = TabAgentError.isInstance(normalised) ? normalised.details : undefined;
+    const seconds = typeof details?.['retry_after_seconds'] === 'number' ? details['retry_after_seconds'] : 1;
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(seconds)));
+  }
   // The rest of an oversized body is never read; close instead of draining it.
   if (problem.code === 'payload_too_large') headers['Connection'] = 'close';
   response.writeHead(problem.status, headers);

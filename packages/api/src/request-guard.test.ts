@@ -64,11 +64,57 @@ describe('Host and Origin checks', () => {
     expect(response.headers.get('access-control-expose-headers')).toBe('X-Request-Id');
   });
 
-  it('allows localhost origins on any port', async () => {
+  it('refuses localhost web pages unless their exact origin is allowed, and allows its own Swagger UI origin', async () => {
+    // A dev server, Jupyter or a page opened from ~/Downloads is a web page like any other.
     for (const origin of ['http://localhost:3000', 'http://127.0.0.1:5173', 'http://[::1]:8080', 'http://localhost']) {
       const response = await fetch(`${server.baseUrl}/v1/health`, { headers: { origin } });
+      expect({ origin, status: response.status }).toEqual({ origin, status: 403 });
+      expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    }
+    const own = `http://127.0.0.1:${server.port}`;
+    const response = await fetch(`${server.baseUrl}/v1/health`, { headers: { origin: own } });
+    expect(response.status).toBe(200);
+    const opted = await startTestServer({ allowedOrigins: ['http://localhost:5173'] });
+    try {
+      expect((await fetch(`${opted.baseUrl}/v1/health`, { headers: { origin: 'http://localhost:5173' } })).status).toBe(200);
+      expect((await fetch(`${opted.baseUrl}/v1/health`, { headers: { origin: 'http://localhost:5174' } })).status).toBe(403);
+    } finally {
+      await opted.close();
+    }
+  });
+
+  it('refuses an <img>-style GET from another site (Sec-Fetch-Site without Origin), and allows a typed URL', async () => {
+    for (const site of ['cross-site', 'same-site']) {
+      const response = await fetch(`${server.baseUrl}/v1/models/loaded`, {
+        headers: { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' },
+      });
+      expect({ site, status: response.status }).toEqual({ site, status: 403 });
+    }
+    expect((await fetch(`${server.baseUrl}/v1/health`, { headers: { 'sec-fetch-site': 'none' } })).status).toBe(200);
+    expect((await fetch(`${server.baseUrl}/v1/health`, { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(200);
+  });
+
+  it('sends nosniff, same-origin CORP and Vary: Origin on every response, errors and Swagger UI included', async () => {
+    for (const route of ['/v1/health', '/v1/no-such-route', '/swagger-ui/', '/api-doc/openapi.json']) {
+      const response = await fetch(`${server.baseUrl}${route}`);
+      expect({
+        route,
+        nosniff: response.headers.get('x-content-type-options'),
+        corp: response.headers.get('cross-origin-resource-policy'),
+        vary: response.headers.get('vary'),
+      }).toEqual({ route, nosniff: 'nosniff', corp: 'same-origin', vary: expect.stringContaining('Origin') });
+    }
+  });
+
+  it('accepts any Host when told to (a LAN bind, which must have an API key)', async () => {
+    const lan = await startTestServer({ anyHost: true, apiKey: 'k', plainNodeServer: true });
+    try {
+      const response = await rawRequest({ port: lan.port, method: 'GET', path: '/v1/health', headers: { host: 'tabagent.example.lan' } });
       expect(response.status).toBe(200);
-      expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+      const refused = await rawRequest({ port: lan.port, method: 'GET', path: '/v1/models', headers: { host: 'tabagent.example.lan' } });
+      expect(refused.status).toBe(401);
+    } finally {
+      await lan.close();
     }
   });
 

@@ -29,11 +29,23 @@ export interface RequestGuardOptions {
   requestIdFactory: () => string;
   /** Paths that stay open when an API key is configured. */
   isOpenPath: (path: string) => boolean;
+  /**
+   * Accept any Host header: for a server bound to a non-loopback address, which must have an API
+   * key (the key is then what keeps others out; DNS rebinding cannot forge it).
+   */
+  anyHost?: boolean;
 }
 
 const preflightHeaders = {
   'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
   'Access-Control-Max-Age': '600',
+} as const;
+
+/** On every response: no MIME sniffing, no embedding by other sites, and caches keyed on the Origin. */
+const securityHeaders = {
+  'X-Content-Type-Options': 'nosniff',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  Vary: 'Origin',
 } as const;
 
 /** Headers any allowed caller may send; the official clients add their own (below). */
@@ -47,6 +59,10 @@ const baseAllowedHeaders = 'Authorization, Content-Type, X-Request-Id, Accept';
 function allowedRequestHeaders(requested: string | string[] | undefined): string {
   const asked = typeof requested === 'string' ? requested : '';
   return /^[\w-]+(\s*,\s*[\w-]+)*$/.test(asked.trim()) ? `${baseAllowedHeaders}, ${asked.trim()}` : baseAllowedHeaders;
+}
+
+function isFromAnotherSite(site: string | string[] | undefined): boolean {
+  return site === 'cross-site' || site === 'same-site';
 }
 
 /**
@@ -73,20 +89,28 @@ export class RequestGuard {
     const incomingId = request.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && isAcceptableClientRequestId(incomingId) ? incomingId : this.options.requestIdFactory();
     response.setHeader('X-Request-Id', requestId);
+    for (const [name, value] of Object.entries(securityHeaders)) response.setHeader(name, value);
     const origin = request.headers.origin;
     const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
     (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated };
 
-    if (!this.hosts.allows(request.headers.host)) {
+    if (this.options.anyHost !== true && !this.hosts.allows(request.headers.host)) {
       return new ForbiddenError(
         `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed; use localhost or 127.0.0.1, or allow the name with --allowed-host (TABAGENT_ALLOWED_HOSTS)`,
       );
     }
     if (origin !== undefined) {
-      if (!this.origins.allows(origin)) return new ForbiddenError(`Origin ${JSON.stringify(origin)} is not allowed to call this server`);
+      if (!this.origins.allows(origin, request.headers.host)) {
+        return new ForbiddenError(
+          `Origin ${JSON.stringify(origin)} is not allowed to call this server: web pages are refused unless their exact origin is allowed with --allowed-origin (the extension is allowed by install-native-host)`,
+        );
+      }
       response.setHeader('Access-Control-Allow-Origin', origin);
-      response.setHeader('Vary', 'Origin');
       response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id');
+    } else if (isFromAnotherSite(request.headers['sec-fetch-site'])) {
+      // A browser request without Origin from another site: an <img>, <script> or link GET. A
+      // local program sends no Sec-Fetch-Site, and a typed URL or bookmark says `none`.
+      return new ForbiddenError('Requests from other web sites are not allowed (Sec-Fetch-Site without an allowed Origin)');
     }
     if (request.method === 'OPTIONS') {
       const headers: Record<string, string> = {
