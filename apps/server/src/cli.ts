@@ -12,7 +12,7 @@ const usage = `tabagent ${serverVersion}
 
 Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
-                 [--allowed-origin chrome-extension://ID ...] [--api-key KEY] [--embedding-model ID]
+                 [--allowed-origin ORIGIN ...] [--api-key-file FILE] [--model-dir DIR ...] [--embedding-model ID]
                  [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--log-level info] [--shutdown-timeout 8]
   tabagent pull <hf.co/owner/repo[:Q4_K_M]> [--variant KEY] [--file PATH] [--revision REV] [--data-dir DIR]
   tabagent list [--data-dir DIR]
@@ -140,6 +140,8 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// Everything this process creates (database, logs, downloads, tokens) is the user's alone.
+process.umask(0o077);
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message = TabAgentError.isInstance(error) ? error.message : error instanceof Error ? error.message : String(error);
   process.stderr.write(`tabagent: ${message}\n`);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -33,6 +33,34 @@ export function prepareDataDir(root: string): DataDirLayout {
     logs: path.join(absolute, 'logs'),
     logFile: path.join(absolute, 'logs', 'tabagent.log'),
   };
-  for (const dir of [layout.root, layout.models, layout.logs]) mkdirSync(dir, { recursive: true });
+  // Owner only: the folder holds the user's conversations, pages and Hugging Face token.
+  for (const dir of [layout.root, layout.models, layout.logs]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
   return layout;
+}
+
+/**
+ * Makes the files the server keeps in the data directory owner-only (0600): the database and
+ * its WAL, the log, the registry and settings. Files created later inherit the 0077 umask the CLI
+ * sets; this covers files left by an older version or created before it.
+ */
+export function restrictDataFiles(layout: DataDirLayout): void {
+  for (const dir of [layout.root, layout.logs]) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const file = path.join(dir, name);
+      try {
+        if (statSync(file).isFile()) chmodSync(file, 0o600);
+      } catch {
+        // Gone between the listing and the chmod: nothing to protect.
+      }
+    }
+  }
 }

@@ -14,6 +14,8 @@ export interface ModelLayerOptions {
   hfEndpoint: string;
   /** `HF_TOKEN`, used when no token is stored. */
   hfToken: string | undefined;
+  /** `--model-dir` folders `models.register` may take paths from. */
+  modelDirs?: readonly string[];
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
 }
 
@@ -29,6 +31,7 @@ export function createModelLayer(options: ModelLayerOptions) {
     dataDir: layout.root,
     modelsDir: layout.models,
     inspectors,
+    modelDirs: options.modelDirs ?? [],
     ...(options.logger ? { logger: options.logger } : {}),
   });
   const hubClient = createHubClient({ endpoint: options.hfEndpoint, token: () => options.hfTokens.get() ?? options.hfToken ?? null });

@@ -1,7 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { InvalidRequestError } from '@tabagent/values';
-import { defaultDataDir } from './data-dir.js';
+import { recordAllowedOrigins } from './allowed-origins-store.js';
+import { defaultDataDir, prepareDataDir } from './data-dir.js';
 import {
+  toChromiumOrigin,
   doctorNativeHost,
   installNativeHost,
   nativeHostBrowsers,
@@ -82,6 +84,9 @@ export async function runInstallNativeHost(argv: readonly string[], write: (text
     scriptPath: fileURLToPath(new URL('./cli.js', import.meta.url)),
     extraServeArgs: parsed.serveArgs,
   });
+  // The HTTP API then lets exactly these extensions in, with no --allowed-origin to set by hand.
+  const origins = recordAllowedOrigins(prepareDataDir(parsed.dataDir).root, parsed.extensionIds.map(toChromiumOrigin));
+  write(`allowed origins (HTTP API): ${origins.join(', ')}\n`);
   write(`launcher: ${result.launcherPath}\n`);
   for (const manifest of result.manifests) write(`manifest (${manifest.browser}): ${manifest.path}\n`);
   for (const entry of result.registry) write(`registry (${entry.browser}): ${entry.key}\n`);

@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '@tabagent/values';
+import path from 'node:path';
 import { defaultDataDir } from './data-dir.js';
 
 /** Which transports a server process runs. */
@@ -19,6 +20,10 @@ export interface ServerConfig {
   allowedHosts: string[];
   /** When set, HTTP requests need `Authorization: Bearer <key>`. */
   apiKey: string | undefined;
+  /** A file holding the API key (keeps it out of `ps` and shell history); read at start. */
+  apiKeyFile: string | undefined;
+  /** Folders besides the models folder that `models.register` may take paths from. */
+  modelDirs: string[];
   /** Embedding model of the memory pipeline (default: first registered embedding model). */
   embeddingModel: string | undefined;
   /** Default keep-alive of loaded models, seconds (negative: forever). */
@@ -93,6 +98,17 @@ const optionSpecs: Record<string, OptionSpec> = {
     repeatable: true,
   },
   '--api-key': { key: 'apiKey', env: 'TABAGENT_API_KEY', parse: (value) => value },
+  '--api-key-file': { key: 'apiKeyFile', env: 'TABAGENT_API_KEY_FILE', parse: (value) => value },
+  '--model-dir': {
+    key: 'modelDirs',
+    env: 'TABAGENT_MODEL_DIRS',
+    parse: (value) =>
+      value
+        .split(path.delimiter)
+        .map((dir) => dir.trim())
+        .filter(Boolean),
+    repeatable: true,
+  },
   '--embedding-model': { key: 'embeddingModel', env: 'TABAGENT_EMBEDDING_MODEL', parse: (value) => value },
   '--keep-alive': { key: 'keepAliveSeconds', env: 'TABAGENT_KEEP_ALIVE', parse: parseInteger('--keep-alive', -1, 31_536_000) },
   '--log-level': {
@@ -117,6 +133,8 @@ export function defaultServerConfig(): ServerConfig {
     allowedOrigins: [],
     allowedHosts: [],
     apiKey: undefined,
+    apiKeyFile: undefined,
+    modelDirs: [],
     embeddingModel: undefined,
     keepAliveSeconds: 300,
     logLevel: 'info',
@@ -172,4 +190,30 @@ export function parseServeArguments(argv: readonly string[], env: NodeJS.Process
     assign(spec, value);
   }
   return config;
+}
+
+/** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/gu, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/u.test(bare);
+}
+
+/**
+ * The API key from `--api-key` or the file `--api-key-file` names; and the refusal to serve a
+ * non-loopback address without one: the whole API (the user's memory, their HF token) would be
+ * open to the network.
+ */
+export function resolveApiKey(config: Pick<ServerConfig, 'apiKey' | 'apiKeyFile' | 'host' | 'mode'>, readFile: (file: string) => string): string | undefined {
+  let key = config.apiKey;
+  if (config.apiKeyFile !== undefined) {
+    const fromFile = readFile(config.apiKeyFile).trim();
+    if (fromFile.length === 0) throw new InvalidRequestError(`--api-key-file ${config.apiKeyFile} is empty`);
+    key = fromFile;
+  }
+  if (config.mode !== 'native' && !isLoopbackHost(config.host) && (key === undefined || key.length === 0)) {
+    throw new InvalidRequestError(
+      `Refusing to serve ${config.host} without an API key: every device on the network could read this server's memory. Set --api-key-file FILE (or TABAGENT_API_KEY_FILE), or bind 127.0.0.1.`,
+    );
+  }
+  return key;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -10,7 +11,7 @@ import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-load
 import { openMemoryStore } from '@tabagent/weaver';
 import type { Readable, Writable } from 'node:stream';
 import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
-import { prepareDataDir, type DataDirLayout } from './data-dir.js';
+import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-dir.js';
 import { withChatMemory } from './chat-memory.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
@@ -23,7 +24,8 @@ import { createSystemHandlers } from './handlers/system-handlers.js';
 import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
 import { createModelLayer } from './model-layer.js';
-import type { ServerConfig } from './server-config.js';
+import { isLoopbackHost, resolveApiKey, type ServerConfig } from './server-config.js';
+import { readAllowedOrigins } from './allowed-origins-store.js';
 import { serverVersion } from './version.js';
 
 /** A running server: its provider, its HTTP listener (when serving HTTP) and a shutdown. */
@@ -66,7 +68,9 @@ const responseGraceMs = 1000;
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
 
 /** Composes every package into one provider and starts the transports the mode asks for. */
-export async function startServer(config: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
+export async function startServer(given: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
+  // Refused before anything is opened: a LAN bind without a key, an empty key file.
+  const config: ServerConfig = { ...given, apiKey: resolveApiKey(given, (file) => readFileSync(file, 'utf8')) };
   const layout = prepareDataDir(config.dataDir);
   const logger = options.logger ?? createServerLogger({ level: config.logLevel, logFile: layout.logFile });
   // Chrome's extension sends `handshake` at once and gives up after 30 s; the native host starts
@@ -122,6 +126,7 @@ async function composeServer(
     hfTokens,
     hfEndpoint: config.hfEndpoint,
     hfToken: config.hfToken,
+    modelDirs: config.modelDirs,
     logger,
   });
   const cancellation = createRequestCancellation();
@@ -151,6 +156,7 @@ async function composeServer(
     dataDir: layout.root,
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
     embedders: (modelId) => models.resolveEmbedder(modelId),
+    defaultEmbeddingModelId: () => models.defaultEmbeddingModelId(),
     rerank: async (query, documents) => {
       const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker)
@@ -192,6 +198,7 @@ async function composeServer(
       hfTokens,
       version: serverVersion,
       logFile: options.logger ? undefined : layout.logFile,
+      dataDir: layout.root,
       loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
     }),
     createModelHandlers({ models, availableMemory: () => hardware.availableMemory() }),
@@ -207,6 +214,7 @@ async function composeServer(
     createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
   );
   memory.weaver.start();
+  restrictDataFiles(layout);
   const provider = createAppStateProvider(handlers);
   resolveProvider(provider);
 
@@ -215,8 +223,13 @@ async function composeServer(
   const shuttingDown = new AbortController();
   if (config.mode === 'http' || config.mode === 'all') {
     const app = createApiApp(provider, {
-      allowedOrigins: config.allowedOrigins,
+      // The extensions install-native-host recorded, the one Chrome started us for, and --allowed-origin.
+      allowedOrigins: [
+        ...new Set([...config.allowedOrigins, ...readAllowedOrigins(layout.root), ...(config.nativeCallerOrigin ? [config.nativeCallerOrigin] : [])]),
+      ],
       allowedHosts: config.allowedHosts,
+      // Off loopback the key is required (checked at start) and is what keeps others out.
+      anyHost: !isLoopbackHost(config.host),
       apiKey: config.apiKey,
       logger,
       version: serverVersion,

@@ -92,7 +92,7 @@ beforeAll(() => {
   mkdirSync(modelsDir, { recursive: true });
   writeTinyLlamaGguf(path.join(modelsDir, 'tiny.gguf'));
   manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 2048, sequences: 2, chatWrapper: 'general', defaultKeepAlive: -1 });
-  registry = createModelRegistry({ dataDir: path.join(root, 'data'), inspectors: [ggufModelInspector] });
+  registry = createModelRegistry({ dataDir: path.join(root, 'data'), inspectors: [ggufModelInspector], modelDirs: [root] });
   const models = createModelResolver({ registry, backends: [createGgufModelBackend(manager)] });
   const availableMemory = async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 });
   provider = createAppStateProvider({

@@ -26,7 +26,7 @@ beforeEach(() => {
   outside = path.join(root, 'elsewhere');
   mkdirSync(path.join(dataDir, 'models', 'family'), { recursive: true });
   mkdirSync(outside, { recursive: true });
-  registry = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
+  registry = createModelRegistry({ dataDir, inspectors: [ggufModelInspector], modelDirs: [outside] });
 });
 
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -72,7 +72,7 @@ describe('model registry', () => {
     writeTinyLlamaGguf(file);
     const model = await registry.register(file);
     expect(model).toMatchObject({ id: 'mine', source: 'registered', path: file });
-    const reopened = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
+    const reopened = createModelRegistry({ dataDir, inspectors: [ggufModelInspector], modelDirs: [outside] });
     expect((await reopened.list()).map((entry) => entry.id)).toEqual(['mine']);
     const stored = JSON.parse(readFileSync(path.join(dataDir, 'models.json'), 'utf8')) as { registered: { path: string }[] };
     expect(stored.registered.map((entry) => entry.path)).toEqual([file]);
@@ -81,19 +81,44 @@ describe('model registry', () => {
     expect(await registry.list()).toEqual([]);
   });
 
-  it('registers with an explicit id and refuses relative, missing, non-model and broken paths', async () => {
+  it('registers with an explicit id and refuses relative, missing, non-model and broken paths with one message', async () => {
     const file = path.join(outside, 'x.gguf');
     writeTinyLlamaGguf(file);
     expect((await registry.register(file, { id: 'custom' })).id).toBe('custom');
-    expect((await caught(registry.register('models/x.gguf'))).code).toBe('invalid_request');
-    expect((await caught(registry.register(path.join(outside, 'missing.gguf')))).code).toBe('invalid_request');
     writeFileSync(path.join(outside, 'a.txt'), 'x');
-    expect((await caught(registry.register(path.join(outside, 'a.txt')))).code).toBe('invalid_request');
     writeBrokenGguf(path.join(outside, 'bad.gguf'), 'missing-head-count');
-    expect((await caught(registry.register(path.join(outside, 'bad.gguf')))).code).toBe('invalid_model');
+    for (const candidate of ['models/x.gguf', path.join(outside, 'missing.gguf'), path.join(outside, 'a.txt'), path.join(outside, 'bad.gguf')]) {
+      const error = await caught(registry.register(candidate));
+      expect({ candidate, code: error.code, message: error.message }).toEqual({
+        candidate,
+        code: 'invalid_request',
+        message: 'Only a GGUF file or an ONNX model folder inside the models folder or a folder given with --model-dir can be registered',
+      });
+    }
     const other = path.join(outside, 'y.gguf');
     writeTinyLlamaGguf(other);
     expect((await caught(registry.register(other, { id: 'custom' }))).code).toBe('conflict');
+  });
+
+  it('refuses any path outside the models folder and --model-dir folders, links included, revealing nothing and storing nothing', async () => {
+    const elsewhere = path.join(root, 'not-allowed');
+    mkdirSync(elsewhere);
+    writeTinyLlamaGguf(path.join(elsewhere, 'real.gguf'));
+    symlinkSync(path.join(elsewhere, 'real.gguf'), path.join(dataDir, 'models', 'link-out.gguf'));
+    const messages = new Set<string>();
+    for (const candidate of [
+      '/etc/passwd',
+      '/etc/shadow',
+      '/etc/no-such-file',
+      path.join(elsewhere, 'real.gguf'),
+      path.join(dataDir, 'models', 'link-out.gguf'),
+    ]) {
+      const error = await caught(registry.register(candidate));
+      expect({ candidate, code: error.code }).toEqual({ candidate, code: 'invalid_request' });
+      messages.add(error.message);
+    }
+    expect([...messages]).toEqual(['Only a GGUF file or an ONNX model folder inside the models folder or a folder given with --model-dir can be registered']);
+    expect(existsSync(path.join(dataDir, 'models.json'))).toBe(false);
   });
 
   it('deletes files inside the models folder only, and never follows a link out of it', async () => {

@@ -107,14 +107,15 @@ describe('tabagent serve --mode native (child process)', () => {
     const lines = data.lines.split('\n');
     expect(lines).toHaveLength(10_000);
     expect(lines.filter((line) => line.includes('prepared log line')).length).toBeGreaterThan(9_900);
-    expect(data.log_file).toBe(path.join(dataDir, 'logs', 'tabagent.log'));
+    // Served without absolute paths (SECURITY.md): the data directory shows as <data-dir>.
+    expect(data.log_file).toBe('<data-dir>/logs/tabagent.log');
     server.send({ action: 'get_logs', lines: 10_000, messageId: 'big-legacy' });
     const legacy = await server.replyTo('big-legacy');
     expect(legacy).toMatchObject({ status: 'error', code: 'payload_too_large' });
     expect(legacy.message).toMatch(/^The reply \(\d+ bytes\) exceeds the 1 MB native messaging limit \(1048576 bytes\)/);
     server.send({ action: 'get_logs', lines: 3, messageId: 'small-legacy' });
     const small = await server.replyTo('small-legacy');
-    expect(small).toMatchObject({ status: 'success', log_file: path.join(dataDir, 'logs', 'tabagent.log') });
+    expect(small).toMatchObject({ status: 'success', log_file: '<data-dir>/logs/tabagent.log' });
     expect((small.lines as string).split('\n')).toHaveLength(3);
   });
 

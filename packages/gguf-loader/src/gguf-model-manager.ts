@@ -30,6 +30,11 @@ export interface GgufModelManagerOptions {
   defaultContextSize?: number;
   /** Parallel sequences per loaded model; more requests queue (default 4). */
   sequences?: number;
+  /**
+   * Requests that may wait per loaded model beyond its sequences (default 64, Ollama's
+   * OLLAMA_MAX_QUEUE is 512 for a server with more cores); more are refused with 429.
+   */
+  maxQueued?: number;
   /** Batch size of new contexts (default: node-llama-cpp's). */
   batchSize?: number;
   /** Keep-alive when neither the load nor the request names one (default "5m"). */
@@ -337,7 +342,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
           batching: { dispatchSchedule: (dispatch) => ((sequencePool?.inUse ?? 0) <= 1 ? dispatch() : setImmediate(dispatch)) },
         });
         context = created;
-        sequencePool = new SequencePool(sequences, () => created.getSequence());
+        sequencePool = new SequencePool(sequences, () => created.getSequence(), this.options.maxQueued ?? 64);
         pool = sequencePool;
       } catch (error) {
         await model.dispose();

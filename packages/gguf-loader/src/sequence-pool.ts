@@ -1,4 +1,4 @@
-import { CancelledError } from '@tabagent/values';
+import { CancelledError, RateLimitedError } from '@tabagent/values';
 
 /** How well a free resource suits a caller: higher is better; 0 or less means "nothing to reuse". */
 export type ResourceScore<T> = (resource: T) => number;
@@ -26,9 +26,14 @@ export class SequencePool<T> {
   private created = 0;
   private readonly waiting: Waiter<T>[] = [];
 
+  /**
+   * @param maxQueued Callers that may wait at once; the next one is refused with `rate_limited`
+   *   (429, retryable) rather than queued without bound.
+   */
   constructor(
     private readonly capacity: number,
     private readonly create: () => T,
+    private readonly maxQueued = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Number of callers waiting for a resource. */
@@ -53,6 +58,13 @@ export class SequencePool<T> {
         this.created--;
         return Promise.reject(error);
       }
+    }
+    if (this.waiting.length >= this.maxQueued) {
+      return Promise.reject(
+        new RateLimitedError(`${this.waiting.length} requests are already waiting for this model; try again shortly`, {
+          details: { queued: this.waiting.length, max_queued: this.maxQueued, retry_after_seconds: 1 },
+        }),
+      );
     }
     return this.enqueue(signal);
   }

@@ -162,6 +162,11 @@ describe('LanceMemoryIndex', () => {
       expect(hits.length).toBeGreaterThan(0);
     }
     expect((await index.search({ query: "o'neil", k: 5, mode: 'text' })).map((hit) => hit.node_id)).toContain('n2');
+    // Text mode alone has no vector leg to hide a failure: a quoted phrase once failed the whole search.
+    for (const query of ['"apples"', '"red apples', 'apples" OR (', 'text:apples']) {
+      const hits = await index.search({ query, k: 5, mode: 'text' });
+      expect({ query, found: hits.map((hit) => hit.node_id).sort() }).toEqual({ query, found: ['n0', 'n2'] });
+    }
   });
 
   it('hybrid search fuses both lists by reciprocal rank', async () => {

@@ -271,7 +271,9 @@ export class LanceMemoryIndex implements MemoryIndex {
       if (mode === 'vector' || request.query.trim() === '' || !(await this.hasFtsIndex(table))) return [];
       let query = table
         .query()
-        .fullTextSearch(request.query, { columns: ['text'] })
+        // A MatchQuery: the words as words. A raw string is parsed as query syntax, where a
+        // quote or a colon in the user's text fails the search.
+        .fullTextSearch(new lancedb.MatchQuery(request.query, 'text'))
         .select([...hitColumns, '_score'])
         .limit(candidates);
       if (where !== undefined) query = query.where(where);

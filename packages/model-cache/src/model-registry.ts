@@ -21,9 +21,17 @@ export interface ModelRegistryOptions {
   modelsDir?: string;
   /** One inspector per format (each format adapter supplies one: GGUF from gguf-loader, ONNX from onnx-loader). */
   inspectors: readonly ModelInspector[];
+  /** Folders besides the models folder that `register` may take paths from (`--model-dir`). */
+  modelDirs?: readonly string[];
   /** Warnings about unreadable models. */
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
 }
+
+/**
+ * The one answer to every refused registration: naming the reason (missing, not a model, a
+ * header's first bytes) would let a caller probe files it cannot read. The log has the reason.
+ */
+const registerRefusal = 'Only a GGUF file or an ONNX model folder inside the models folder or a folder given with --model-dir can be registered';
 
 /** The server's model registry, persisted in the data directory. */
 export interface ModelRegistry {
@@ -311,21 +319,31 @@ export class JsonModelRegistry implements ModelRegistry {
   }
 
   async register(modelPath: string, options: { id?: string; task?: ModelTask } = {}): Promise<RegisteredModel> {
-    if (!path.isAbsolute(modelPath)) throw new InvalidRequestError(`path must be absolute: ${modelPath}`);
-    const resolved = path.resolve(modelPath);
+    const refuse = (reason: string, cause?: unknown): InvalidRequestError => {
+      this.options.logger?.warn({ path: modelPath, reason, err: cause }, 'models.register refused');
+      return new InvalidRequestError(registerRefusal);
+    };
+    if (!path.isAbsolute(modelPath)) throw refuse('not absolute');
+    let resolved: string;
     let entryStat: Stats;
     try {
+      // Symlinks are followed first, so a link in the models folder cannot point outside it.
+      resolved = await realpath(path.resolve(modelPath));
       entryStat = await stat(resolved);
-    } catch {
-      throw new InvalidRequestError(`No file or folder at ${resolved}`);
+    } catch (error) {
+      throw refuse('missing or unreadable', error);
     }
+    const roots = await Promise.all(
+      [this.modelsDir, ...(this.options.modelDirs ?? [])].map((root) => realpath(path.resolve(root)).catch(() => path.resolve(root))),
+    );
+    if (!roots.some((root) => isInside(resolved, root))) throw refuse('outside the models folder and --model-dir folders');
     const inspector = this.detect(resolved, entryStat);
-    if (!inspector) {
-      const formats = this.options.inspectors.map((candidate) => candidate.format).join(', ');
-      throw new InvalidRequestError(`${resolved} is not a model this server can read (formats: ${formats})`);
+    if (!inspector) throw refuse('not a model of any format');
+    try {
+      await inspector.inspect(resolved, options.task === undefined ? undefined : { task: options.task });
+    } catch (error) {
+      throw refuse('the inspector refused it', error);
     }
-    // Fails with invalid_model before anything is stored.
-    await inspector.inspect(resolved, options.task === undefined ? undefined : { task: options.task });
     const { entries } = await this.scan();
     const existing = entries.find((entry) => (entry.ok ? entry.model.path : entry.path) === resolved);
     if (options.id !== undefined) {

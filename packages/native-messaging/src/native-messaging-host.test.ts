@@ -32,6 +32,34 @@ describe('native messaging host session', () => {
     expect(await harness.host.done).toBe('closed');
   });
 
+  it('answers busy, at once, to calls past the concurrency cap instead of running 5,000 at a time', async () => {
+    let running = 0;
+    let peak = 0;
+    const release: (() => void)[] = [];
+    const provider = {
+      handle: async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise<void>((resolve) => release.push(resolve));
+        running--;
+        return { status: 'ok', service: 'tabagent-server', version: '1', uptime_seconds: 1, timestamp: '2026-01-01T00:00:00.000Z' };
+      },
+    } as unknown as Parameters<typeof startHostHarness>[0];
+    const harness = startHostHarness(provider, { maxConcurrentCalls: 8 });
+    for (let index = 0; index < 5000; index++) harness.send({ id: 'health', request_id: `f${index}`, payload: {} });
+    const busy: unknown[] = [];
+    while (busy.length < 4992) busy.push(await harness.next());
+    expect(peak).toBe(8);
+    expect(busy.every((reply) => (reply as { ok: boolean; error: { code: string; status: number } }).error.code === 'busy')).toBe(true);
+    expect((busy[0] as { error: { status: number } }).error.status).toBe(503);
+    for (const resolve of release.splice(0)) resolve();
+    const done = [];
+    while (done.length < 8) done.push(await harness.next());
+    expect(done.every((reply) => (reply as { ok: boolean }).ok)).toBe(true);
+    harness.host.close();
+    await harness.host.done;
+  });
+
   it('accepts a 5 MB request', async () => {
     const harness = startHostHarness(createTestProvider().provider);
     const prompt = 'p'.repeat(5 * 1024 * 1024);

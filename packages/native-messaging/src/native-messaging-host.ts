@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import {
+  BusyError,
   InvalidRequestError,
   NotFoundError,
   PayloadTooLargeError,
@@ -41,6 +42,8 @@ export interface NativeMessagingHostOptions {
   version: string;
   /** How long to wait for aborted in-flight calls to settle after stdin ends (default 2000 ms). */
   shutdownGraceMs?: number;
+  /** Calls that may run at once; a message past it is answered `busy` (503, retryable) at once (default 64). */
+  maxConcurrentCalls?: number;
 }
 
 /** Why a host session ended. */
@@ -183,6 +186,14 @@ class NativeMessagingHostSession implements NativeMessagingHost {
         void this.writer.sendLegacy(Object.assign({ messageId, status: 'success' as const }, fields));
         return;
       }
+    }
+    // A flood of frames must not become a flood of concurrent calls.
+    if (this.inFlight.size >= (this.options.maxConcurrentCalls ?? 64)) {
+      const ids = isJsonObject(value) ? { request_id: value.request_id, messageId: value.messageId } : {};
+      this.track(
+        this.sendProtocolError(new BusyError(`${this.inFlight.size} calls are running; try again shortly`, { details: { retry_after_seconds: 1 } }), ids),
+      );
+      return;
     }
     this.track(this.handleMessage(value));
   }

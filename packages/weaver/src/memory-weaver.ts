@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
 import type { OutboxItem, OutboxPayload, Storage } from '@tabagent/storage';
-import { CancelledError, indexableNodeKinds, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
+import { CancelledError, indexableNodeKinds, ModelNotFoundError, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
 import { TypedEventEmitter } from './typed-event-emitter.js';
 import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
 
@@ -277,7 +277,14 @@ export class MemoryWeaver implements Weaver {
   }
 
   async embeddingModelId(): Promise<string> {
-    return this.storage.getMemorySettings().embedding_model ?? (await this.options.embedders()).modelId;
+    const configured = this.storage.getMemorySettings().embedding_model;
+    if (configured) return configured;
+    if (this.options.defaultEmbeddingModelId) {
+      const id = await this.options.defaultEmbeddingModelId();
+      if (id === null) throw new ModelNotFoundError('No embedding model is registered');
+      return id;
+    }
+    return (await this.options.embedders()).modelId;
   }
 
   async embedder(): Promise<TextEmbedder> {

@@ -24,6 +24,12 @@ export interface WeaverOptions {
   index: MemoryIndex;
   /** Resolves an embedding model id (or the default embedding model when undefined). */
   embedders: TextEmbedderResolver;
+  /**
+   * The id of the default embedding model without loading it (null: none). Status and settings
+   * reads use it, so a GET (which any page can trigger with an <img>) never loads a model;
+   * without it they ask `embedders()`, which loads.
+   */
+  defaultEmbeddingModelId?: () => Promise<string | null>;
   /** Named entity extraction; entities and MENTIONS edges are skipped without it. */
   extractEntities?: (text: string) => Promise<ExtractedEntity[]>;
   /**

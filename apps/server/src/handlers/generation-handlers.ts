@@ -12,6 +12,7 @@ import type {
 import { InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
 import type { GenerationParams } from '@tabagent/model-cache';
 import type { HandlerGroup } from './handler-group.js';
+import { callerKeyOf } from './request-cancellation.js';
 
 /** Minimal logger of the handlers (pino-compatible). */
 export interface GenerationHandlerLogger {
@@ -25,7 +26,7 @@ export interface GenerationHandlerDeps {
   models: ModelResolver;
   logger?: GenerationHandlerLogger;
   /** Other cancellable requests (model pulls) that `generation.stop` also stops by id. */
-  otherRequests?: { cancel(requestId: string): boolean };
+  otherRequests?: { cancel(requestId: string, caller: string): boolean };
   /** Generations kept per model for `stats.get` (default 20). */
   statsHistory?: number;
   /** Unix time source for `created` (tests). */
@@ -200,7 +201,8 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   const { registry } = models;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const statsHistory = deps.statsHistory ?? 20;
-  const running = new Map<string, AbortController>();
+  /** Running generations by request id, with who started them: only that caller (or halt) stops one. */
+  const running = new Map<string, { controller: AbortController; caller: string }>();
   const statsByModel = new Map<string, GenerationStats[]>();
   const generationCount = new Map<string, number>();
   let lastStats: GenerationStats | null = null;
@@ -235,9 +237,10 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     start: (signal: AbortSignal) => GenerationRun<GenerationResult, GenerationDelta>,
   ): GenerationRun<GenerationResult, GenerationDelta> => {
     const controller = new AbortController();
-    running.set(context.requestId, controller);
+    const entry = { controller, caller: callerKeyOf(context) };
+    running.set(context.requestId, entry);
     const release = (): void => {
-      if (running.get(context.requestId) === controller) running.delete(context.requestId);
+      if (running.get(context.requestId) === entry) running.delete(context.requestId);
     };
     let run: GenerationRun<GenerationResult, GenerationDelta>;
     try {
@@ -344,7 +347,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         } finally {
           // The consumer left early (client disconnect): stop generating.
           if (!finished) {
-            running.get(context.requestId)?.abort();
+            running.get(context.requestId)?.controller.abort();
             await run.result.catch(() => undefined);
           }
         }
@@ -400,28 +403,30 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           yield chunk('', result);
         } finally {
           if (!finished) {
-            running.get(context.requestId)?.abort();
+            running.get(context.requestId)?.controller.abort();
             await run.result.catch(() => undefined);
           }
         }
       })();
     },
 
-    'generation.stop': async (request) => {
-      const controller = running.get(request.request_id);
-      if (!controller) {
-        const stopped = deps.otherRequests?.cancel(request.request_id) ?? false;
+    'generation.stop': async (request, context) => {
+      const caller = callerKeyOf(context);
+      const entry = running.get(request.request_id);
+      // Another caller's generation is answered as not found: its id is not this caller's to know.
+      if (entry?.caller !== caller) {
+        const stopped = deps.otherRequests?.cancel(request.request_id, caller) ?? false;
         return stopped
           ? { status: 'stopped', request_id: request.request_id, stopped: 1 }
           : { status: 'not_found', request_id: request.request_id, stopped: 0 };
       }
-      controller.abort();
+      entry.controller.abort();
       return { status: 'stopped', request_id: request.request_id, stopped: 1 };
     },
 
     'generation.halt': async () => {
       const ids = [...running.keys()];
-      for (const id of ids) running.get(id)?.abort();
+      for (const id of ids) running.get(id)?.controller.abort();
       lastHaltTime = new Date().toISOString();
       deps.logger?.info({ stopped: ids.length }, 'Halted all generations');
       return { status: 'halted', was_generating: ids.length > 0, stopped: ids.length, stopped_request_ids: ids };

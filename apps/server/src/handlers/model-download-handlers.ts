@@ -1,7 +1,7 @@
 import type { HubVariant, ModelDownloader, ModelPuller, PullProgress, PullResult, RecommendedModel } from '@tabagent/model-cache';
 import type { CallContext, RouteChunk, RouteResponse } from '@tabagent/values';
 import type { HandlerGroup } from './handler-group.js';
-import type { RequestCancellation } from './request-cancellation.js';
+import { callerKeyOf, type RequestCancellation } from './request-cancellation.js';
 
 /** What the download handlers need. */
 export interface ModelDownloadHandlerDeps {
@@ -81,7 +81,7 @@ export function createModelDownloadHandlers(deps: ModelDownloadHandlerDeps): Han
     context: CallContext,
     onProgress: (progress: PullProgress) => void,
   ) => {
-    const { signal, release } = deps.cancellation.register(context.requestId, context.signal);
+    const { signal, release } = deps.cancellation.register(context.requestId, context.signal, callerKeyOf(context));
     const result = deps.puller.pull(request.model, { variant: request.variant, file: request.file, revision: request.revision, signal, onProgress });
     result.then(release, release);
     return result;

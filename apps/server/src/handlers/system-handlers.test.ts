@@ -24,6 +24,7 @@ describe('system handlers', () => {
           hfTokens: createHfTokenStore(dir),
           version: '9.9.9',
           logFile,
+          dataDir: dir,
           loadedModelResources: async () => [{ model_id: 'tiny', memory_mb: 12, device: 'cpu' }],
           startedAt: Date.now() - 5000,
         }),
@@ -63,10 +64,32 @@ describe('system handlers', () => {
     writeFileSync(logFile, ['one', 'two', 'three', 'four'].join('\n') + '\n');
     await expect(providerFor(logFile).handle('system.logs', { lines: 2 }, context)).resolves.toEqual({
       lines: 'three\nfour',
-      log_file: logFile,
+      log_file: '<data-dir>/tabagent.log',
       total_lines: 4,
     });
     await expect(providerFor().handle('system.logs', { lines: 2 }, context)).resolves.toEqual({ lines: '', log_file: null, total_lines: 0 });
+  });
+
+  it('serves log lines without stack traces or absolute paths', async () => {
+    const logFile = path.join(dir, 'tabagent.log');
+    const line = {
+      level: 50,
+      msg: `Model cannot be used: ${path.join(dir, 'models', 'x.gguf')}`,
+      err: { type: 'Error', message: `ENOENT: open '${path.join(os.homedir(), 'secret', 'notes.txt')}'`, stack: 'Error: x\n    at /usr/lib/node/a.js:1:1' },
+      path: '/opt/models/private/other.gguf',
+    };
+    writeFileSync(logFile, `${JSON.stringify(line)}\nplain text at /var/lib/thing/file.txt\n`);
+    const served = (await providerFor(logFile).handle('system.logs', { lines: 10 }, context)) as { lines: string };
+    const [first, second] = served.lines.split('\n');
+    expect(JSON.parse(first ?? '')).toEqual({
+      level: 50,
+      msg: 'Model cannot be used: <data-dir>/models/x.gguf',
+      err: { type: 'Error', message: "ENOENT: open '~/secret/notes.txt'" },
+      path: '…/other.gguf',
+    });
+    expect(second).toBe('plain text at …/file.txt');
+    expect(served.lines).not.toContain(dir);
+    expect(served.lines).not.toContain(' at /');
   });
 
   it('stores, reports and clears the HF token in a user-only file', async () => {

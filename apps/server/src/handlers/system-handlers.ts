@@ -1,7 +1,8 @@
 import type { HardwareProbe } from '@tabagent/hardware';
 import { routeList, type RouteResponse } from '@tabagent/values';
 import type { HfTokenStore } from '../hf-token-store.js';
-import { readLogTail } from '../log-tail.js';
+import { homedir } from 'node:os';
+import { readLogTail, redactLogLine } from '../log-tail.js';
 import type { HandlerGroup } from './handler-group.js';
 
 /** What the system handlers need. */
@@ -11,6 +12,8 @@ export interface SystemHandlerDeps {
   version: string;
   /** Log file read by `system.logs` (undefined when logging to stderr only). */
   logFile: string | undefined;
+  /** The data directory, which `system.logs` shows as `<data-dir>` (default: none known). */
+  dataDir?: string;
   /** Models in memory, for `resources.get`. */
   loadedModelResources: () => Promise<RouteResponse<'resources.get'>['loaded_models']>;
   /** Process start, for uptime. */
@@ -53,7 +56,10 @@ export function createSystemHandlers(deps: SystemHandlerDeps): HandlerGroup<Syst
     'routes.list': async () => ({ routes, total: routes.length }),
     'system.logs': async (request) => {
       const tail = deps.logFile ? await readLogTail(deps.logFile, request.lines) : undefined;
-      return { lines: tail ? tail.lines.join('\n') : '', log_file: deps.logFile ?? null, total_lines: tail?.totalLines ?? 0 };
+      const known = { dataDir: deps.dataDir ?? '\0', home: homedir() };
+      // Any caller may read this: no stack traces, no absolute paths (the file on disk keeps them).
+      const lines = tail ? tail.lines.map((line) => redactLogLine(line, known)).join('\n') : '';
+      return { lines, log_file: deps.logFile === undefined ? null : redactLogLine(deps.logFile, known), total_lines: tail?.totalLines ?? 0 };
     },
     'system.info': async () => {
       const info = await deps.hardware.getInfo();

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, InsufficientStorageError, InvalidModelError, InvalidRequestError, NotFoundError, TabAgentError } from '@tabagent/values';
+import { ConflictError, InsufficientStorageError, InvalidModelError, InvalidRequestError, NotFoundError } from '@tabagent/values';
 import type { ModelRegistry } from '../model-registry.js';
 import type { HubFile, HubVariant, ModelInspector, RegisteredModel } from '../model-types.js';
 import type { HubClient } from './hub-client.js';
@@ -110,13 +110,11 @@ export function createModelPuller(options: ModelPullerOptions): ModelPuller {
   const registeredAt = async (modelPath: string): Promise<RegisteredModel> => {
     const model = (await registry.list()).find((candidate) => candidate.aliasOf === undefined && candidate.path === modelPath);
     if (model) return model;
-    // Not listed: the inspector refused it. `register` says why (the GGUF header check, a missing tokenizer).
-    try {
-      return await registry.register(modelPath);
-    } catch (error) {
-      if (TabAgentError.isInstance(error)) throw error;
-      throw new InvalidModelError(`The downloaded model at ${modelPath} cannot be read`, { cause: error });
-    }
+    // Not listed: its inspector refused it (the GGUF header check, a missing tokenizer). Ask it why.
+    const found = await stat(modelPath).catch(() => null);
+    const inspector = found === null ? undefined : options.inspectors.find((candidate) => candidate.detect(modelPath, found));
+    if (inspector) await inspector.inspect(modelPath);
+    throw new InvalidModelError(`The downloaded model at ${modelPath} is not one this server can read`, { details: { path: modelPath } });
   };
 
   return {
