@@ -18,6 +18,8 @@ import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
 import { createGenerationHandlers } from './handlers/generation-handlers.js';
 import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
 import { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
+import { createPairingHandlers } from './handlers/pairing-handlers.js';
+import { createPairingStore } from './pairing-store.js';
 import { createModelHandlers } from './handlers/model-handlers.js';
 import { createRequestCancellation } from './handlers/request-cancellation.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
@@ -130,6 +132,7 @@ async function composeServer(
     logger,
   });
   const cancellation = createRequestCancellation();
+  const pairings = createPairingStore(layout.root);
   const manager = createGgufModelManager({
     gpu: config.gpu === 'off' ? false : 'auto',
     defaultThreads: threads,
@@ -202,6 +205,7 @@ async function composeServer(
       loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
     }),
     createModelHandlers({ models, availableMemory: () => hardware.availableMemory() }),
+    createPairingHandlers(pairings),
     createModelDownloadHandlers({ puller, downloader, cancellation, recommended: loadRecommendedModels(), fits }),
     generation,
     { 'chat.completions': withChatMemory(generation['chat.completions'], retrieval) },
@@ -230,6 +234,7 @@ async function composeServer(
       allowedHosts: config.allowedHosts,
       // Off loopback the key is required (checked at start) and is what keeps others out.
       anyHost: !isLoopbackHost(config.host),
+      pairing: pairings,
       apiKey: config.apiKey,
       logger,
       version: serverVersion,

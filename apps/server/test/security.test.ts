@@ -191,6 +191,39 @@ describe('generations belong to their caller', () => {
   }, 60_000);
 });
 
+describe('pairing', () => {
+  it('lets the extension mint a scoped token over native messaging that opens the API to one web page, until revoked', async () => {
+    const page = 'http://localhost:7777';
+    const overHttp = await fetch(`${base}/v1/pairing`, json({ label: 'stolen', scope: 'full' }));
+    expect(overHttp.status).toBe(403);
+    const minted = (await server.provider.handle(
+      'pairing.create',
+      { label: 'side panel app', scope: 'chat' },
+      { requestId: 'p1', signal: new AbortController().signal, transport: 'native-messaging', caller: { origin: extension } },
+    )) as { id: string; token: string; scope: string };
+    expect(minted).toMatchObject({ scope: 'chat', token: expect.stringMatching(/^tap_[A-Za-z0-9_-]{43}$/u) });
+    expect(readFileSync(path.join(root, 'pairings.json'), 'utf8')).not.toContain(minted.token);
+    const bearer = { authorization: `Bearer ${minted.token}`, origin: page };
+    const preflight = await fetch(`${base}/v1/models`, {
+      method: 'OPTIONS',
+      headers: { origin: page, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([204, page]);
+    expect((await fetch(`${base}/v1/models`, { headers: bearer })).status).toBe(200);
+    expect((await fetch(`${base}/v1/models`, { headers: { origin: page } })).status).toBe(403);
+    // A chat token does not open the memory.
+    const memory = await fetch(`${base}/v1/sync/pull`, json({}, bearer));
+    expect([memory.status, ((await memory.json()) as { code: string }).code]).toEqual([403, 'forbidden']);
+    const revoked = await server.provider.handle(
+      'pairing.revoke',
+      { id: minted.id },
+      { requestId: 'p2', signal: new AbortController().signal, transport: 'native-messaging', caller: {} },
+    );
+    expect(revoked).toEqual({ status: 'revoked', id: minted.id });
+    expect((await fetch(`${base}/v1/models`, { headers: bearer })).status).toBe(401);
+  });
+});
+
 describe('binding', () => {
   it('refuses to serve a LAN address without an API key, and takes the key from a file', async () => {
     const lan = mkdtempSync(path.join(tmpdir(), 'security-lan-'));

@@ -1,3 +1,4 @@
+import type { PairingVerifier } from './request-guard.js';
 /**
  * Minimal structured logger the HTTP transport logs through (pino fits it). Libraries never use
  * `console`; the server injects its logger.
@@ -20,6 +21,8 @@ export interface ApiRouterOptions {
   allowedOrigins: readonly string[];
   /** Accept any `Host` (a server bound to a LAN address, which then requires `apiKey`). */
   anyHost?: boolean;
+  /** Checks pairing tokens: a caller presenting a valid one needs no allowed origin and no API key. */
+  pairing?: PairingVerifier;
   /**
    * Extra `Host` header names (without port) accepted besides `localhost`, `127.0.0.1` and
    * `[::1]`, e.g. a LAN name when the server is deliberately bound to another interface.

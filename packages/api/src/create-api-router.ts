@@ -20,7 +20,7 @@ import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
 import { sendProblem } from './problem-response.js';
 import { readJsonBody } from './request-body-reader.js';
-import { RequestGuard, requestStateOf } from './request-guard.js';
+import { assertPairingScope, RequestGuard, requestStateOf } from './request-guard.js';
 import { createCounterRequestIdFactory } from './request-id.js';
 import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
 import { buildRouteTable } from './route-table.js';
@@ -103,6 +103,7 @@ class ApiRouterBuilder {
       allowedOrigins: options.allowedOrigins,
       allowedHosts: options.allowedHosts ?? [],
       anyHost: options.anyHost === true,
+      ...(options.pairing ? { pairing: options.pairing } : {}),
       apiKey: options.apiKey,
       requestIdFactory: this.requestIdFactory,
       isOpenPath: (path) =>
@@ -190,6 +191,7 @@ class ApiRouterBuilder {
 
   private async serve(id: RouteId, request: Request, response: Response): Promise<void> {
     const state = requestStateOf(request, this.requestIdFactory);
+    assertPairingScope(state, id);
     const method = request.method;
     const body =
       method === 'GET' || method === 'HEAD'

@@ -5,3 +5,4 @@ export { defaultBodyLimitBytes, type ApiLogger, type ApiRouterOptions } from './
 export { buildOpenApiDocument, ProblemDetailsSchema, type OpenApiDocument, type OpenApiDocumentOptions } from './openapi-document.js';
 export { MethodNotAllowedError } from './method-not-allowed-error.js';
 export { problemContentType } from './problem-response.js';
+export type { PairingGrant, PairingVerifier } from './request-guard.js';

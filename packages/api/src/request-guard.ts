@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ForbiddenError, UnauthorizedError } from '@tabagent/values';
+import { chatScopeRouteIds, ForbiddenError, UnauthorizedError, type RouteId } from '@tabagent/values';
 import { ApiKeyCheck } from './api-key-check.js';
 import { HostPolicy } from './host-policy.js';
 import { OriginPolicy } from './origin-policy.js';
@@ -12,6 +12,27 @@ export interface RequestState {
   readonly requestId: string;
   readonly origin: string | undefined;
   readonly authenticated: boolean;
+  /** The pairing token the request presented, when it presented a valid one. */
+  readonly pairing?: PairingGrant;
+}
+
+/** What a valid pairing token grants. */
+export interface PairingGrant {
+  id: string;
+  scope: 'chat' | 'full';
+}
+
+/** Checks pairing tokens (minted by the extension over native messaging). */
+export interface PairingVerifier {
+  /** The grant of a valid, unexpired, unrevoked token; null otherwise. */
+  verify(token: string): PairingGrant | null;
+}
+
+/** Refuses a route a `chat`-scoped pairing token does not open. */
+export function assertPairingScope(state: RequestState, id: RouteId): void {
+  if (state.pairing?.scope === 'chat' && !(chatScopeRouteIds as readonly string[]).includes(id)) {
+    throw new ForbiddenError(`This pairing token is for chat only; ${id} needs a token of scope "full"`, { details: { route: id, scope: 'chat' } });
+  }
 }
 
 type TaggedRequest = IncomingMessage & { [requestStateKey]?: RequestState };
@@ -29,6 +50,8 @@ export interface RequestGuardOptions {
   requestIdFactory: () => string;
   /** Paths that stay open when an API key is configured. */
   isOpenPath: (path: string) => boolean;
+  /** Pairing tokens: a browser caller presenting one needs no allowlisted origin (and no API key). */
+  pairing?: PairingVerifier;
   /**
    * Accept any Host header: for a server bound to a non-loopback address, which must have an API
    * key (the key is then what keeps others out; DNS rebinding cannot forge it).
@@ -92,22 +115,32 @@ export class RequestGuard {
     for (const [name, value] of Object.entries(securityHeaders)) response.setHeader(name, value);
     const origin = request.headers.origin;
     const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
-    (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated };
+    const bearer = /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(request.headers.authorization ?? '')?.[1];
+    const pairing = bearer === undefined ? null : (this.options.pairing?.verify(bearer) ?? null);
+    (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated, ...(pairing ? { pairing } : {}) };
 
     if (this.options.anyHost !== true && !this.hosts.allows(request.headers.host)) {
       return new ForbiddenError(
         `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed; use localhost or 127.0.0.1, or allow the name with --allowed-host (TABAGENT_ALLOWED_HOSTS)`,
       );
     }
+    if (bearer !== undefined && pairing === null && !authenticated)
+      return new UnauthorizedError('This pairing token is not valid: it was revoked, it expired, or it never existed');
+    // A preflight cannot carry the token; one that announces an Authorization header is answered,
+    // since the request that follows is refused unless its token checks out.
+    const pairedPreflight =
+      request.method === 'OPTIONS' &&
+      this.options.pairing !== undefined &&
+      /(^|,)\s*authorization\s*(,|$)/iu.test(request.headers['access-control-request-headers'] ?? '');
     if (origin !== undefined) {
-      if (!this.origins.allows(origin, request.headers.host)) {
+      if (pairing === null && !pairedPreflight && !this.origins.allows(origin, request.headers.host)) {
         return new ForbiddenError(
           `Origin ${JSON.stringify(origin)} is not allowed to call this server: web pages are refused unless their exact origin is allowed with --allowed-origin (the extension is allowed by install-native-host)`,
         );
       }
       response.setHeader('Access-Control-Allow-Origin', origin);
       response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id');
-    } else if (isFromAnotherSite(request.headers['sec-fetch-site'])) {
+    } else if (pairing === null && isFromAnotherSite(request.headers['sec-fetch-site'])) {
       // A browser request without Origin from another site: an <img>, <script> or link GET. A
       // local program sends no Sec-Fetch-Site, and a typed URL or bookmark says `none`.
       return new ForbiddenError('Requests from other web sites are not allowed (Sec-Fetch-Site without an allowed Origin)');
@@ -125,7 +158,7 @@ export class RequestGuard {
       response.end();
       return 'handled';
     }
-    if (this.apiKeyCheck !== undefined && !authenticated && !this.options.isOpenPath(path)) {
+    if (this.apiKeyCheck !== undefined && !authenticated && pairing === null && !this.options.isOpenPath(path)) {
       return new UnauthorizedError('This server requires an API key: send Authorization: Bearer <key>');
     }
     return undefined;

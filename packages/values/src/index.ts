@@ -13,5 +13,6 @@ export * from './routes/model-routes.js';
 export * from './routes/embedding-routes.js';
 export * from './routes/memory-routes.js';
 export * from './routes/webrtc-routes.js';
+export * from './routes/pairing-routes.js';
 export * from './text-embedder.js';
 export * from './memory-model.js';

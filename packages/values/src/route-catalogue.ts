@@ -65,6 +65,7 @@ import {
   syncPullRoute,
   syncPushRoute,
 } from './routes/memory-routes.js';
+import { pairingCreateRoute, pairingListRoute, pairingRevokeRoute } from './routes/pairing-routes.js';
 import { webrtcAnswerRoute, webrtcIceRoute, webrtcOfferRoute, webrtcSessionRoute } from './routes/webrtc-routes.js';
 import type { RouteDefinition } from './route-definition.js';
 
@@ -108,6 +109,9 @@ export const routeList = [
   hfTokenSetRoute,
   hfTokenStatusRoute,
   hfTokenClearRoute,
+  pairingCreateRoute,
+  pairingListRoute,
+  pairingRevokeRoute,
   embeddingsRoute,
   rerankRoute,
   similarityRoute,

@@ -17,7 +17,7 @@ import {
 import type { ApiLogger } from '../api-router-options.js';
 import { createHttpCallContext } from '../http-call-context.js';
 import { readJsonBody } from '../request-body-reader.js';
-import { requestStateOf } from '../request-guard.js';
+import { assertPairingScope, requestStateOf } from '../request-guard.js';
 import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
 import {
   OllamaChatRequest,
@@ -200,6 +200,7 @@ export class OllamaRoutes {
     response: Response,
   ): Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>> {
     const state = requestStateOf(request, this.options.requestIdFactory);
+    assertPairingScope(state, id);
     const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     return this.options.provider.handle(id, parseRouteRequest(id, raw), context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { defineRoute } from '../route-definition.js';
+import { EmptyRequest } from './common-schemas.js';
+
+/** What a pairing token opens: `chat` (generation, embeddings, the model list) or `full` (every route). */
+export const PairingScope = z.enum(['chat', 'full']);
+
+/** Routes a `chat`-scoped pairing token may call (HTTP and Ollama's API alike). */
+export const chatScopeRouteIds = [
+  'health',
+  'chat.completions',
+  'completions',
+  'embeddings',
+  'models.list',
+  'models.get',
+  'models.loaded',
+  'generation.stop',
+] as const;
+
+export const CreatePairingRequest = z
+  .object({
+    label: z.string().min(1).max(100).describe('Who the token is for, shown when listing (e.g. "side panel web app").'),
+    scope: PairingScope.default('chat'),
+    ttl_seconds: z.number().int().min(60).max(31_536_000).optional().describe('Lifetime; default: until revoked.'),
+  })
+  .meta({ id: 'CreatePairingRequest' });
+
+const PairingInfo = z.object({
+  id: z.string(),
+  label: z.string(),
+  scope: PairingScope,
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+});
+
+export const CreatePairingResponse = PairingInfo.extend({
+  token: z.string().describe('Send as `Authorization: Bearer <token>`. Shown once; the server keeps only its hash.'),
+}).meta({ id: 'CreatePairingResponse' });
+export const PairingListResponse = z.object({ pairings: z.array(PairingInfo) }).meta({ id: 'PairingListResponse' });
+export const RevokePairingRequest = z.object({ id: z.string().min(1).max(100) }).meta({ id: 'RevokePairingRequest' });
+export const RevokePairingResponse = z.object({ status: z.enum(['revoked', 'not_found']), id: z.string() }).meta({ id: 'RevokePairingResponse' });
+
+export const pairingCreateRoute = defineRoute({
+  id: 'pairing.create',
+  method: 'POST',
+  path: '/v1/pairing',
+  summary: 'Mint a scoped, revocable token for a browser caller (native messaging only)',
+  description:
+    'Only the extension, which the browser authenticates through native messaging, may mint one. A web page or WebRTC peer then presents it as a bearer token; its origin needs no allowlist entry.',
+  tags: ['security'],
+  request: CreatePairingRequest,
+  response: CreatePairingResponse,
+});
+
+export const pairingListRoute = defineRoute({
+  id: 'pairing.list',
+  method: 'GET',
+  path: '/v1/pairing',
+  summary: 'Pairing tokens (without the tokens); native messaging or the API key',
+  tags: ['security'],
+  request: EmptyRequest,
+  response: PairingListResponse,
+});
+
+export const pairingRevokeRoute = defineRoute({
+  id: 'pairing.revoke',
+  method: 'DELETE',
+  path: '/v1/pairing/{id}',
+  summary: 'Revoke a pairing token; native messaging or the API key',
+  tags: ['security'],
+  request: RevokePairingRequest,
+  response: RevokePairingResponse,
+});
