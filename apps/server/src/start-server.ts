@@ -133,6 +133,19 @@ async function composeServer(
   });
   const cancellation = createRequestCancellation();
   const pairings = createPairingStore(layout.root);
+  // Generations running or waiting: the weaver pauses between batches while there are any.
+  let activeGenerations = 0;
+  const activity = {
+    begin: () => {
+      activeGenerations += 1;
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        activeGenerations -= 1;
+      };
+    },
+  };
   const manager = createGgufModelManager({
     gpu: config.gpu === 'off' ? false : 'auto',
     defaultThreads: threads,
@@ -160,6 +173,7 @@ async function composeServer(
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
     embedders: (modelId) => models.resolveEmbedder(modelId),
     defaultEmbeddingModelId: () => models.defaultEmbeddingModelId(),
+    isBusy: () => activeGenerations > 0,
     rerank: async (query, documents) => {
       const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker)
@@ -193,7 +207,7 @@ async function composeServer(
   memoryStore = memory;
   disposers.push(() => memory.close());
   const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
-  const generation = createGenerationHandlers({ models, logger, otherRequests: cancellation });
+  const generation = createGenerationHandlers({ models, logger, otherRequests: cancellation, activity });
 
   const handlers = composeHandlers(
     createSystemHandlers({

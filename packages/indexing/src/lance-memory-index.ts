@@ -148,24 +148,36 @@ export class LanceMemoryIndex implements MemoryIndex {
   }
 
   async indexNode(node: MemoryNode, embedder?: TextEmbedder): Promise<IndexChunk[]> {
-    const model = embedder ?? (await this.options.embedder());
-    const chunks = await this.embedNode(node, model);
-    await this.replaceNodeChunks(model.modelId, model.dimensions, [node.id], chunks);
-    return chunks;
+    return (await this.indexNodes([node], embedder)).get(node.id) ?? [];
   }
 
-  private async embedNode(node: MemoryNode, model: TextEmbedder): Promise<IndexChunk[]> {
-    const texts = chunkText(nodeIndexText(node), this.options.chunking);
+  async indexNodes(nodes: readonly MemoryNode[], embedder?: TextEmbedder): Promise<Map<string, IndexChunk[]>> {
+    const model = embedder ?? (await this.options.embedder());
+    const byNode = await this.embedNodes(nodes, model);
+    // One delete and one add for the whole batch: LanceDB writes a new fragment per add.
+    await this.replaceNodeChunks(
+      model.modelId,
+      model.dimensions,
+      nodes.map((node) => node.id),
+      [...byNode.values()].flat(),
+    );
+    return byNode;
+  }
+
+  /** Chunks every node and embeds all chunks together, in calls of `embedBatchSize` texts. */
+  private async embedNodes(nodes: readonly MemoryNode[], model: TextEmbedder): Promise<Map<string, IndexChunk[]>> {
+    const pieces = nodes.flatMap((node) => chunkText(nodeIndexText(node), this.options.chunking).map((text, index) => ({ node, text, index })));
     const vectors: Float32Array[] = [];
-    const batch = this.options.embedBatchSize ?? 16;
-    for (let i = 0; i < texts.length; i += batch) {
-      const result = await model.embed(texts.slice(i, i + batch));
+    const batch = this.options.embedBatchSize ?? 64;
+    for (let i = 0; i < pieces.length; i += batch) {
+      const result = await model.embed(pieces.slice(i, i + batch).map((piece) => piece.text));
       vectors.push(...result.vectors);
     }
-    const chunks = texts.map((text, index): IndexChunk => {
-      const vector = vectors[index];
+    const byNode = new Map<string, IndexChunk[]>(nodes.map((node) => [node.id, []]));
+    pieces.forEach(({ node, text, index }, position) => {
+      const vector = vectors[position];
       if (vector === undefined || vector.length !== model.dimensions) throw new Error(`Embedder ${model.modelId} returned a vector of the wrong size`);
-      return {
+      byNode.get(node.id)?.push({
         id: `${node.id}#${index}`,
         node_id: node.id,
         chunk_index: index,
@@ -177,9 +189,9 @@ export class LanceMemoryIndex implements MemoryIndex {
         title: node.title,
         created_at: node.created_at,
         vector,
-      };
+      });
     });
-    return chunks;
+    return byNode;
   }
 
   upsertChunks(modelId: string, dimensions: number, chunks: readonly IndexChunk[]): Promise<void> {
@@ -235,6 +247,28 @@ export class LanceMemoryIndex implements MemoryIndex {
         await table.update({ where: `node_id IN (${sqlList(nodeIds)})`, values: { tier } });
       }
     });
+  }
+
+  async nearestNodes(
+    modelId: string,
+    dimensions: number,
+    vectors: readonly Float32Array[],
+    k: number,
+  ): Promise<Array<Array<{ node_id: string; score: number }>>> {
+    const results: Array<Array<{ node_id: string; score: number }>> = vectors.map(() => []);
+    if (vectors.length === 0) return results;
+    const table = await this.openTable(modelId, dimensions, false);
+    if (table === undefined) return results;
+    // One multi-vector query for the whole batch: each row says which query vector it answers.
+    let query = table.query().nearestTo(Array.from(vectors[0] as Float32Array));
+    for (const vector of vectors.slice(1)) query = query.addQueryVector(Array.from(vector));
+    const rows = (await query.distanceType('cosine').select(['node_id', '_distance']).limit(k).toArray()) as Array<{
+      node_id: string;
+      _distance: number;
+      query_index?: number;
+    }>;
+    for (const row of rows) results[row.query_index ?? 0]?.push({ node_id: row.node_id, score: 1 - row._distance });
+    return results;
   }
 
   async search(request: MemorySearchRequest): Promise<MemorySearchHit[]> {
@@ -345,7 +379,7 @@ export class LanceMemoryIndex implements MemoryIndex {
     };
     for (const node of this.options.storage.iterateNodes(indexableNodeKinds)) {
       if (options.signal?.aborted === true) throw new CancelledError('Index rebuild cancelled');
-      const written = await this.embedNode(node, embedder);
+      const written = (await this.embedNodes([node], embedder)).get(node.id) ?? [];
       pending.push(...written);
       nodes += 1;
       chunks += written.length;

@@ -68,7 +68,7 @@ export interface MemoryIndexOptions {
   annThreshold?: number;
   /** Chunking of node text (characters). */
   chunking?: ChunkOptions;
-  /** Texts per embed call (default 16). */
+  /** Texts per embed call (default 64; the ONNX micro-batcher splits them as it needs). */
   embedBatchSize?: number;
 }
 
@@ -77,6 +77,8 @@ export interface MemoryIndex {
   readonly dir: string;
   /** Chunks, embeds and indexes one node, replacing its previous chunks; returns the chunks written. */
   indexNode(node: MemoryNode, embedder?: TextEmbedder): Promise<IndexChunk[]>;
+  /** `indexNode` for many nodes at once: one chunking pass, batched embedding calls, one write. */
+  indexNodes(nodes: readonly MemoryNode[], embedder?: TextEmbedder): Promise<Map<string, IndexChunk[]>>;
   /** Replaces all chunks of the nodes these chunks belong to, in the table of `modelId`. */
   upsertChunks(modelId: string, dimensions: number, chunks: readonly IndexChunk[]): Promise<void>;
   /** Appends chunks of nodes not yet indexed (bulk load, rebuild); no replace. */
@@ -85,6 +87,8 @@ export interface MemoryIndex {
   deleteNodes(nodeIds: readonly string[]): Promise<void>;
   /** Sets the tier column of these nodes' chunks in every table. */
   setTier(nodeIds: readonly string[], tier: MemoryTierName): Promise<void>;
+  /** The `k` nearest chunks' nodes (cosine similarity) of each vector, in one query for all of them. */
+  nearestNodes(modelId: string, dimensions: number, vectors: readonly Float32Array[], k: number): Promise<Array<Array<{ node_id: string; score: number }>>>;
   /** Hybrid / vector / text search with filters and optional rerank. */
   search(request: MemorySearchRequest): Promise<MemorySearchHit[]>;
   /** Builds the FTS index, and the ANN index once the table is large enough; compacts. */

@@ -551,7 +551,15 @@ export class SqliteStorage implements Storage {
     const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;
     const last = this.db.prepare('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as
       string | undefined;
-    return { pending: counts.pending ?? 0, in_progress: counts.in_progress ?? 0, done: counts.done ?? 0, dead: counts.dead ?? 0, last_error: last ?? null };
+    const oldest = this.db.prepare("SELECT min(created_at) FROM outbox WHERE status IN ('pending', 'in_progress')").pluck().get() as number | null;
+    return {
+      pending: counts.pending ?? 0,
+      in_progress: counts.in_progress ?? 0,
+      done: counts.done ?? 0,
+      dead: counts.dead ?? 0,
+      last_error: last ?? null,
+      oldest_open_at: oldest ?? null,
+    };
   }
 
   listOutbox(status?: OutboxStatus): OutboxItem[] {

@@ -90,6 +90,8 @@ export interface OutboxStats {
   done: number;
   dead: number;
   last_error: string | null;
+  /** Creation time (ms) of the oldest item not yet done (pending or in progress), or null. */
+  oldest_open_at: number | null;
 }
 
 /** Result of a word search over chats. */

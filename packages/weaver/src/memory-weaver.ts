@@ -15,6 +15,12 @@ function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
 }
 
+type ExtractedEntityLike = Awaited<ReturnType<NonNullable<WeaverOptions['extractEntities']>>>[number];
+
+function isIndexItem(item: OutboxItem): boolean {
+  return item.payload.kind === 'index-message' || item.payload.kind === 'index-document';
+}
+
 /** Deterministic entity id so the same entity found twice (or by a retried step) is one node. */
 export function entityIdFor(label: string, text: string): string {
   const normalized = `${label.toUpperCase()}:${text.trim().toLowerCase().replace(/\s+/g, ' ')}`;
@@ -100,17 +106,42 @@ export class MemoryWeaver implements Weaver {
     if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) this.maintain();
     this.storage.releaseExpiredLeases(this.options.leaseMs ?? 60_000);
     let processed = 0;
+    this.lastProcessedTotal = 0;
+    this.optimizedAt = 0;
     while (!isAborted(signal)) {
-      const items = this.storage.claimOutbox(this.options.batchSize ?? 8);
+      // Interactive work first: while a generation runs or waits, the weaver waits between batches.
+      while (this.options.isBusy?.() === true && !isAborted(signal)) await sleep(this.options.busyPollMs ?? 100);
+      if (isAborted(signal)) break;
+      const items = this.storage.claimOutbox(this.options.batchSize ?? 32);
       if (items.length === 0) break;
-      for (const [position, item] of items.entries()) {
+      let position = 0;
+      while (position < items.length) {
         if (isAborted(signal)) {
           // Stopping: what was claimed and not started goes back to pending for the next start.
           this.storage.releaseOutbox(items.slice(position).map((claimed) => claimed.id));
           break;
         }
+        const item = items[position] as OutboxItem;
+        if (isIndexItem(item)) {
+          // A run of index items is one batch: one embedding pass and one index write.
+          let end = position;
+          while (end < items.length && isIndexItem(items[end] as OutboxItem)) end++;
+          await this.processIndexBatch(items.slice(position, end), signal);
+          processed += end - position;
+          position = end;
+          continue;
+        }
         await this.process(item, signal);
         processed += 1;
+        position += 1;
+      }
+      this.recordDrained(processed);
+      // Each batch adds a fragment to the table, and searches (the similar-neighbour links) slow
+      // down as fragments pile up: compact every `optimizeEvery` items during a long drain.
+      if (this.indexedSinceOptimize && processed - this.optimizedAt >= (this.options.optimizeEvery ?? 512) && !isAborted(signal)) {
+        this.optimizedAt = processed;
+        this.indexedSinceOptimize = false;
+        await this.index.optimize().catch((error: unknown) => this.options.logger?.warn({ err: error }, 'index optimize failed'));
       }
     }
     // An optimize can take minutes on a large index; the next start does it instead.
@@ -148,23 +179,137 @@ export class MemoryWeaver implements Weaver {
       this.storage.completeOutbox(item.id);
       this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
     } catch (error) {
-      if (signal.aborted) {
-        // Interrupted by stop(): not a failure; it is redone (idempotently) on the next start.
-        this.storage.releaseOutbox([item.id]);
-        return;
-      }
-      const attempts = item.attempts + 1;
-      // No embedding model registered yet is a wait, not a failure: the item is kept until one is.
-      const waitingForModel = TabAgentError.isInstance(error) && error.code === 'model_not_found';
-      const dead = !waitingForModel && attempts >= (this.options.maxAttempts ?? 5);
-      const delay = waitingForModel
-        ? Math.min(30_000, this.options.maxBackoffMs ?? 300_000)
-        : Math.min((this.options.backoffMs ?? 1000) * 2 ** (attempts - 1), this.options.maxBackoffMs ?? 300_000);
-      const message = errorMessage(error);
-      this.storage.failOutbox(item.id, message, { dead, retryAt: this.now() + delay });
-      this.options.logger?.warn({ item: item.id, kind: item.payload.kind, attempts, dead, err: error }, 'weaver item failed');
-      this.events.emit('item-failed', { item: { ...item, attempts }, error: message, dead });
+      this.fail(item, error, signal);
     }
+  }
+
+  /**
+   * Indexes a run of index-message / index-document items together: every node chunked and
+   * embedded in one pass and written with one index write, then each node's edges, entities and
+   * links. An item that fails is retried alone; the others complete (indexing is idempotent, so a
+   * batch cut short by a crash is simply redone).
+   */
+  private async processIndexBatch(items: readonly OutboxItem[], signal: AbortSignal): Promise<void> {
+    for (const item of items) this.events.emit('index-start', { item });
+    const entries = items.map((item) => ({ item, node: this.storage.getNode((item.payload as { node_id: string }).node_id) }));
+    const present = entries.flatMap((entry) => (entry.node === undefined ? [] : [{ item: entry.item, node: entry.node }]));
+    let chunksByNode: Map<string, { vector: Float32Array }[]>;
+    let embedderOf: TextEmbedder;
+    try {
+      const embedder = await this.embedder();
+      embedderOf = embedder;
+      chunksByNode =
+        present.length === 0
+          ? new Map<string, { vector: Float32Array }[]>()
+          : await this.index.indexNodes(
+              present.map((entry) => entry.node),
+              embedder,
+            );
+    } catch (error) {
+      for (const item of items) this.fail(item, error, signal);
+      return;
+    }
+    if (present.length > 0) this.indexedSinceOptimize = true;
+    const done: { item: OutboxItem; nodeId: string; chunks: number }[] = [];
+    // Similar-neighbour links of the whole batch from one multi-vector query.
+    const withVectors = entries.flatMap(({ node }) => {
+      const first = node === undefined ? undefined : chunksByNode.get(node.id)?.[0];
+      return node === undefined || first === undefined ? [] : [{ node, vector: first.vector }];
+    });
+    const max = this.options.maxSimilarLinks ?? 3;
+    const neighbours = new Map<string, { node_id: string; score: number }[]>();
+    if (max > 0 && withVectors.length > 0) {
+      try {
+        const found = await this.index.nearestNodes(
+          embedderOf.modelId,
+          embedderOf.dimensions,
+          withVectors.map((entry) => entry.vector),
+          max * 3 + 1,
+        );
+        withVectors.forEach((entry, position) => neighbours.set(entry.node.id, found[position] ?? []));
+      } catch (error) {
+        // Links are an enrichment: without them the items are still searchable.
+        this.options.logger?.warn({ err: error }, 'similar-neighbour search failed');
+      }
+    }
+    // Entities first (the extractor is async); then every graph write and the batch's outbox
+    // changes in one transaction: one commit (and fsync) per batch, not one per edge.
+    const entitiesOf = new Map<string, ExtractedEntityLike[]>();
+    const failed = new Set<number>();
+    for (const { item, node } of entries) {
+      if (node === undefined || !this.extractsEntitiesFrom(node)) continue;
+      try {
+        entitiesOf.set(node.id, (await this.options.extractEntities?.(node.text)) ?? []);
+      } catch (error) {
+        failed.add(item.id);
+        this.fail(item, error, signal);
+      }
+    }
+    this.storage.transaction(() => {
+      for (const { item, node } of entries) {
+        if (failed.has(item.id)) continue;
+        if (node === undefined) {
+          // Deleted after it was queued: its delete-index item cleans up.
+          done.push({ item, nodeId: (item.payload as { node_id: string }).node_id, chunks: 0 });
+          continue;
+        }
+        if (node.kind === 'message' && node.chat_id !== null) this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
+        this.writeEntities(node, entitiesOf.get(node.id) ?? []);
+        this.linkSimilarFrom(node, neighbours.get(node.id) ?? []);
+        done.push({ item, nodeId: node.id, chunks: chunksByNode.get(node.id)?.length ?? 0 });
+      }
+      for (const entry of done) this.storage.completeOutbox(entry.item.id);
+    });
+    // Summaries once per chat of the batch (its newest message), after the batch is safe.
+    const lastOfChat = new Map<string, MemoryNode>();
+    for (const { node } of entries) if (node?.kind === 'message' && node.chat_id !== null) lastOfChat.set(node.chat_id, node);
+    for (const message of lastOfChat.values()) {
+      if (isAborted(signal)) break;
+      await this.maybeSummarize(message, signal).catch((error: unknown) =>
+        this.options.logger?.warn({ err: error, chat: message.chat_id }, 'summary failed; the next batch of the chat tries again'),
+      );
+    }
+    for (const entry of done) this.events.emit('index-end', { item: entry.item, node_id: entry.nodeId, chunks: entry.chunks });
+  }
+
+  private fail(item: OutboxItem, error: unknown, signal: AbortSignal): void {
+    if (signal.aborted) {
+      // Interrupted by stop(): not a failure; it is redone (idempotently) on the next start.
+      this.storage.releaseOutbox([item.id]);
+      return;
+    }
+    const attempts = item.attempts + 1;
+    // No embedding model registered yet is a wait, not a failure: the item is kept until one is.
+    const waitingForModel = TabAgentError.isInstance(error) && error.code === 'model_not_found';
+    const dead = !waitingForModel && attempts >= (this.options.maxAttempts ?? 5);
+    const delay = waitingForModel
+      ? Math.min(30_000, this.options.maxBackoffMs ?? 300_000)
+      : Math.min((this.options.backoffMs ?? 1000) * 2 ** (attempts - 1), this.options.maxBackoffMs ?? 300_000);
+    const message = errorMessage(error);
+    this.storage.failOutbox(item.id, message, { dead, retryAt: this.now() + delay });
+    this.options.logger?.warn({ item: item.id, kind: item.payload.kind, attempts, dead, err: error }, 'weaver item failed');
+    this.events.emit('item-failed', { item: { ...item, attempts }, error: message, dead });
+  }
+
+  /** Items per second over the last minute of draining, for `status()`. */
+  private readonly drainLog: { at: number; count: number }[] = [];
+  private lastProcessedTotal = 0;
+  private optimizedAt = 0;
+
+  private recordDrained(processedSoFar: number): void {
+    const now = this.now();
+    const added = processedSoFar - this.lastProcessedTotal;
+    this.lastProcessedTotal = processedSoFar;
+    if (added > 0) this.drainLog.push({ at: now, count: added });
+    while (this.drainLog.length > 0 && now - (this.drainLog[0]?.at ?? now) > 60_000) this.drainLog.shift();
+  }
+
+  private itemsPerSecond(): number {
+    const now = this.now();
+    const recent = this.drainLog.filter((entry) => now - entry.at <= 60_000);
+    if (recent.length === 0) return 0;
+    const span = Math.max(1, now - (recent[0]?.at ?? now)) / 1000;
+    return Math.round((recent.reduce((sum, entry) => sum + entry.count, 0) / Math.max(span, 1)) * 10) / 10;
   }
 
   private async step(payload: OutboxPayload, signal: AbortSignal): Promise<{ nodeId: string | null; chunks: number }> {
@@ -203,9 +348,17 @@ export class MemoryWeaver implements Weaver {
     }
   }
 
+  private extractsEntitiesFrom(node: MemoryNode): boolean {
+    return this.options.extractEntities !== undefined && (node.kind === 'message' || node.kind === 'webpage' || node.kind === 'document');
+  }
+
   private async linkEntities(node: MemoryNode): Promise<void> {
-    if (this.options.extractEntities === undefined || (node.kind !== 'message' && node.kind !== 'webpage' && node.kind !== 'document')) return;
-    const entities = await this.options.extractEntities(node.text);
+    if (!this.extractsEntitiesFrom(node)) return;
+    this.writeEntities(node, (await this.options.extractEntities?.(node.text)) ?? []);
+  }
+
+  /** Entity nodes (one per normalised text and label) and MENTIONS edges; synchronous, for a transaction. */
+  private writeEntities(node: MemoryNode, entities: readonly ExtractedEntityLike[]): void {
     for (const entity of entities) {
       const text = entity.text.trim();
       if (text === '') continue;
@@ -222,9 +375,26 @@ export class MemoryWeaver implements Weaver {
     }
   }
 
+  /** SIMILAR_TO edges from already found neighbours (the batch's one query). */
+  private linkSimilarFrom(node: MemoryNode, hits: readonly { node_id: string; score: number }[]): void {
+    const threshold = this.options.similarityThreshold ?? 0.85;
+    const max = this.options.maxSimilarLinks ?? 3;
+    let linked = 0;
+    const seen = new Set<string>();
+    for (const hit of [...hits].sort((a, b) => b.score - a.score)) {
+      if (linked >= max) break;
+      if (hit.node_id === node.id || hit.score < threshold || seen.has(hit.node_id)) continue;
+      seen.add(hit.node_id);
+      if (this.storage.getNode(hit.node_id) === undefined) continue;
+      this.storage.createEdge({ type: 'SIMILAR_TO', from_id: node.id, to_id: hit.node_id, weight: hit.score, metadata: { similarity_score: hit.score } });
+      linked += 1;
+    }
+  }
+
   private async linkSimilar(node: MemoryNode, vector: Float32Array): Promise<void> {
     const threshold = this.options.similarityThreshold ?? 0.85;
     const max = this.options.maxSimilarLinks ?? 3;
+    if (max <= 0) return;
     const hits = await this.index.search({ query: '', vector, k: max * 3 + 1, mode: 'vector' });
     let linked = 0;
     const seen = new Set<string>();
@@ -313,6 +483,8 @@ export class MemoryWeaver implements Weaver {
       embedding_model: await this.embeddingModelId().catch(() => null),
       models: tables.map((table) => ({ model: table.model, indexed_chunks: table.rows })),
       counts: this.storage.countByKind(),
+      items_per_second: this.itemsPerSecond(),
+      oldest_pending_age_ms: outbox.oldest_open_at === null ? null : Math.max(0, this.now() - outbox.oldest_open_at),
     };
   }
 }

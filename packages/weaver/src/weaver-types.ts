@@ -56,8 +56,17 @@ export interface WeaverOptions {
   maintenanceIntervalMs?: number;
   /** Done outbox items older than this are deleted by maintenance (default 7 days). */
   keepDoneMs?: number;
-  /** Items claimed per round (default 8). */
+  /** Items claimed per round; a run of index items in it is embedded and written together (default 32). */
   batchSize?: number;
+  /**
+   * True while interactive work (a generation) runs or waits: the weaver then waits between
+   * batches, so saving memory never competes with a chat for the CPU.
+   */
+  isBusy?: () => boolean;
+  /** Items after which a long drain compacts the index, so searches stay fast (default 512). */
+  optimizeEvery?: number;
+  /** How often a waiting weaver checks `isBusy` (default 100 ms). */
+  busyPollMs?: number;
   logger?: WeaverLogger;
   now?: () => number;
 }
@@ -82,6 +91,10 @@ export interface WeaverStatus {
   embedding_model: string | null;
   models: { model: string; indexed_chunks: number }[];
   counts: Record<string, number>;
+  /** Items finished per second over the last minute. */
+  items_per_second: number;
+  /** Age of the oldest item not yet done, or null. */
+  oldest_pending_age_ms: number | null;
 }
 
 /** The background pipeline draining the storage outbox into the index and the graph. */

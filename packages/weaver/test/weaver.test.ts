@@ -48,7 +48,32 @@ describe('weaver', () => {
       embedding_model: 'tiny-a',
       models: [{ model: 'tiny-a', indexed_chunks: 2 }],
       counts: { chat: 1, message: 2 },
+      // Two items in the last minute, over at least a second.
+      items_per_second: 2,
+      oldest_pending_age_ms: null,
     });
+  });
+
+  it('indexes a burst as batches: one embedding pass and one index write per batch, and waits while interactive work runs', async () => {
+    let busy = true;
+    h = await createHarness({ batchSize: 50, isBusy: () => busy, busyPollMs: 10 });
+    const calls: number[] = [];
+    const embedder = await h.weaver.embedder();
+    const original = embedder.embed.bind(embedder);
+    embedder.embed = async (texts) => {
+      calls.push(texts.length);
+      return original(texts);
+    };
+    h.weaver.start();
+    for (let index = 0; index < 100; index++) saveMessage(`b${index}`, `note number ${index} about apples`, 'burst');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Busy: nothing was taken from the outbox.
+    expect(h.storage.outboxStats().pending).toBe(100);
+    expect(calls).toEqual([]);
+    busy = false;
+    await waitFor(() => h.storage.outboxStats().done === 100);
+    expect(calls).toEqual([50, 50]);
+    expect((await h.index.stats())[0]?.rows).toBe(100);
   });
 
   it('links de-duplicated entities, similar messages and writes a summary every N messages', async () => {

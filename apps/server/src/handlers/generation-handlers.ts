@@ -25,6 +25,8 @@ export interface GenerationHandlerDeps {
   /** The registry and the format backends (shared with the model handlers). */
   models: ModelResolver;
   logger?: GenerationHandlerLogger;
+  /** Counts generations running or waiting, so background work (the weaver) can yield to them. */
+  activity?: { begin(): () => void };
   /** Other cancellable requests (model pulls) that `generation.stop` also stops by id. */
   otherRequests?: { cancel(requestId: string, caller: string): boolean };
   /** Generations kept per model for `stats.get` (default 20). */
@@ -239,7 +241,9 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     const controller = new AbortController();
     const entry = { controller, caller: callerKeyOf(context) };
     running.set(context.requestId, entry);
+    const endActivity = deps.activity?.begin();
     const release = (): void => {
+      endActivity?.();
       if (running.get(context.requestId) === entry) running.delete(context.requestId);
     };
     let run: GenerationRun<GenerationResult, GenerationDelta>;
