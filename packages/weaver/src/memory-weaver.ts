@@ -392,20 +392,10 @@ export class MemoryWeaver implements Weaver {
   }
 
   private async linkSimilar(node: MemoryNode, vector: Float32Array): Promise<void> {
-    const threshold = this.options.similarityThreshold ?? 0.85;
     const max = this.options.maxSimilarLinks ?? 3;
     if (max <= 0) return;
     const hits = await this.index.search({ query: '', vector, k: max * 3 + 1, mode: 'vector' });
-    let linked = 0;
-    const seen = new Set<string>();
-    for (const hit of hits) {
-      if (linked >= max) break;
-      if (hit.node_id === node.id || hit.score < threshold || seen.has(hit.node_id)) continue;
-      seen.add(hit.node_id);
-      if (this.storage.getNode(hit.node_id) === undefined) continue;
-      this.storage.createEdge({ type: 'SIMILAR_TO', from_id: node.id, to_id: hit.node_id, weight: hit.score, metadata: { similarity_score: hit.score } });
-      linked += 1;
-    }
+    this.linkSimilarFrom(node, hits);
   }
 
   private async maybeSummarize(message: MemoryNode, signal: AbortSignal): Promise<void> {
