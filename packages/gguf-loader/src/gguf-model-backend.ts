@@ -1,4 +1,4 @@
-import { toMegabytes, type LoadedModelView, type ModelBackend, type ModelTask, type RegisteredModel } from '@tabagent/model-cache';
+import { loadOptionsOf, toMegabytes, type LoadedModelView, type ModelBackend, type ModelTask } from '@tabagent/model-cache';
 import { inspectGgufFile } from './gguf-model-info.js';
 import type { GgufModelManager, LoadedGgufModel } from './gguf-model-manager.js';
 
@@ -28,13 +28,6 @@ export function createGgufModelBackend(manager: GgufModelManager): ModelBackend 
     return { view: view(loaded), alreadyLoaded, loadTimeMs: alreadyLoaded ? performance.now() - started : loaded.loadTimeMs };
   };
 
-  const settingsOf = (model: RegisteredModel) => ({
-    contextSize: model.settings.context_size,
-    gpuLayers: model.settings.gpu_layers,
-    threads: model.settings.threads,
-    keepAlive: model.settings.keep_alive,
-  });
-
   return {
     format: 'gguf',
     load,
@@ -53,7 +46,7 @@ export function createGgufModelBackend(manager: GgufModelManager): ModelBackend 
     generator: manager,
     // Any GGUF embeds (pooled hidden states), so an embedding request may name a chat model too.
     async embedder(model) {
-      if (manager.get(model.id) === undefined) await load(model, settingsOf(model));
+      if (manager.get(model.id) === undefined) await load(model, loadOptionsOf(model));
       else taskOf.set(model.id, model.task);
       return manager.embedder(model.id);
     },

@@ -315,20 +315,9 @@ export class MemoryWeaver implements Weaver {
   private async step(payload: OutboxPayload, signal: AbortSignal): Promise<{ nodeId: string | null; chunks: number }> {
     switch (payload.kind) {
       case 'index-message':
-      case 'index-document': {
-        const node = this.storage.getNode(payload.node_id);
-        // Deleted after it was queued: its delete-index item cleans up.
-        if (node === undefined) return { nodeId: payload.node_id, chunks: 0 };
-        const embedder = await this.embedder();
-        const chunks = await this.index.indexNode(node, embedder);
-        this.indexedSinceOptimize = true;
-        if (node.kind === 'message' && node.chat_id !== null) this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
-        await this.linkEntities(node);
-        const first = chunks[0];
-        if (first !== undefined) await this.linkSimilar(node, first.vector);
-        if (node.kind === 'message') await this.maybeSummarize(node, signal);
-        return { nodeId: node.id, chunks: chunks.length };
-      }
+      case 'index-document':
+        // drainOnce sends every index item through processIndexBatch.
+        throw new Error(`${payload.kind} items are indexed in batches`);
       case 'delete-index':
         await this.index.deleteNodes(payload.node_ids);
         return { nodeId: null, chunks: 0 };
@@ -350,11 +339,6 @@ export class MemoryWeaver implements Weaver {
 
   private extractsEntitiesFrom(node: MemoryNode): boolean {
     return this.options.extractEntities !== undefined && (node.kind === 'message' || node.kind === 'webpage' || node.kind === 'document');
-  }
-
-  private async linkEntities(node: MemoryNode): Promise<void> {
-    if (!this.extractsEntitiesFrom(node)) return;
-    this.writeEntities(node, (await this.options.extractEntities?.(node.text)) ?? []);
   }
 
   /** Entity nodes (one per normalised text and label) and MENTIONS edges; synchronous, for a transaction. */
@@ -389,13 +373,6 @@ export class MemoryWeaver implements Weaver {
       this.storage.createEdge({ type: 'SIMILAR_TO', from_id: node.id, to_id: hit.node_id, weight: hit.score, metadata: { similarity_score: hit.score } });
       linked += 1;
     }
-  }
-
-  private async linkSimilar(node: MemoryNode, vector: Float32Array): Promise<void> {
-    const max = this.options.maxSimilarLinks ?? 3;
-    if (max <= 0) return;
-    const hits = await this.index.search({ query: '', vector, k: max * 3 + 1, mode: 'vector' });
-    this.linkSimilarFrom(node, hits);
   }
 
   private async maybeSummarize(message: MemoryNode, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,4 @@
-import type { LoadedModelView, ModelResolver, RegisteredModel } from '@tabagent/model-cache';
+import { toMegabytes, type LoadedModelView, type ModelResolver, type RegisteredModel } from '@tabagent/model-cache';
 import type { RouteResponse } from '@tabagent/values';
 import type { HandlerGroup } from './handler-group.js';
 
@@ -27,9 +27,6 @@ type ModelRouteId =
   | 'models.alias'
   | 'resources.estimate'
   | 'resources.compatibility';
-
-const megabyte = 1024 * 1024;
-const round = (value: number): number => Math.round(value * 10) / 10;
 
 /** Model routes on the registry and the format backends. */
 export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelRouteId> {
@@ -136,19 +133,19 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       const canLoad = result.fitsInRam && result.fitsInVram;
       return {
         model: result.model.id,
-        estimated_mb: round((result.ramBytes + result.vramBytes) / megabyte),
-        estimated_ram_mb: round(result.ramBytes / megabyte),
-        estimated_vram_mb: round(result.vramBytes / megabyte),
-        available_ram_mb: round(result.available.ramBytes / megabyte),
-        available_vram_mb: round(result.available.vramBytes / megabyte),
+        estimated_mb: toMegabytes(result.ramBytes + result.vramBytes),
+        estimated_ram_mb: toMegabytes(result.ramBytes),
+        estimated_vram_mb: toMegabytes(result.vramBytes),
+        available_ram_mb: toMegabytes(result.available.ramBytes),
+        available_vram_mb: toMegabytes(result.available.vramBytes),
         fits_in_ram: result.fitsInRam,
         fits_in_vram: result.fitsInVram,
         can_load: canLoad,
         reason: canLoad
           ? null
           : !result.fitsInRam
-            ? `needs ${round(result.ramBytes / megabyte)} MB of RAM but ${round(result.available.ramBytes / megabyte)} MB are available`
-            : `needs ${round(result.vramBytes / megabyte)} MB of VRAM but ${round(result.available.vramBytes / megabyte)} MB are free`,
+            ? `needs ${toMegabytes(result.ramBytes)} MB of RAM but ${toMegabytes(result.available.ramBytes)} MB are available`
+            : `needs ${toMegabytes(result.vramBytes)} MB of VRAM but ${toMegabytes(result.available.vramBytes)} MB are free`,
       };
     },
 
@@ -156,8 +153,8 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       const result = await estimate(request);
       const canLoad = result.fitsInRam && result.fitsInVram;
       const device = !canLoad ? 'none' : result.gpuLayers > 0 ? 'gpu' : 'cpu';
-      const estimatedMb = round((result.ramBytes + result.vramBytes) / megabyte);
-      const availableMb = round((result.available.ramBytes + result.available.vramBytes) / megabyte);
+      const estimatedMb = toMegabytes(result.ramBytes + result.vramBytes);
+      const availableMb = toMegabytes(result.available.ramBytes + result.available.vramBytes);
       return {
         model: result.model.id,
         compatible: canLoad,
