@@ -10,16 +10,19 @@ import tseslint from 'typescript-eslint';
 
 /**
  * Which project tags a project may import, by its own tag. values is the contract and imports
- * nothing of ours; transports know only the contract; backends and memory build on the contract
- * (memory on memory below it); the app composes everything; tooling (bench, scripts) may use all.
+ * nothing of ours; the route envelope (the wire messages native messaging and WebRTC share) knows
+ * only the contract; transports know only the contract and the envelope, never each other;
+ * backends and memory build on the contract (memory on memory below it); the app composes
+ * everything; tooling (bench, scripts) may use all.
  */
 const direction = [
   { sourceTag: 'type:contract', onlyDependOnLibsWithTags: ['type:contract'] },
-  { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:contract'] },
+  { sourceTag: 'type:envelope', onlyDependOnLibsWithTags: ['type:contract'] },
+  { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope'] },
   { sourceTag: 'type:backend', onlyDependOnLibsWithTags: ['type:contract', 'type:backend'] },
   { sourceTag: 'type:memory', onlyDependOnLibsWithTags: ['type:contract', 'type:memory'] },
-  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contract', 'type:transport', 'type:backend', 'type:memory'] },
-  { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:contract', 'type:transport', 'type:backend', 'type:memory', 'type:app'] },
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory'] },
+  { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:app'] },
 ];
 
 /** Tests may also load real models through a backend's test-support fixtures; production code may not. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // the project tags (eslint.config.mjs) and @nx/dependency-checks on each package.json. A project
 // without a type tag would escape both, so every project must carry exactly one.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const typeTags = ['type:contract', 'type:transport', 'type:backend', 'type:memory', 'type:app', 'type:tooling'];
+const typeTags = ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:app', 'type:tooling'];
 
 function projectsIn(folder: string): string[] {
   return readdirSync(path.join(root, folder)).map((name) => path.join(folder, name));
@@ -25,6 +25,7 @@ describe('project tags', () => {
       (JSON.parse(readFileSync(path.join(root, project, 'project.json'), 'utf8')) as { tags: string[] }).tags[0];
     expect(Object.fromEntries(projectsIn('packages').map((project) => [path.basename(project), tagOf(project)]))).toEqual({
       values: 'type:contract',
+      'route-envelope': 'type:envelope',
       api: 'type:transport',
       'native-messaging': 'type:transport',
       webrtc: 'type:transport',

@@ -1,13 +1,14 @@
 export { encodeFrame, encodeFrameText } from './frame-encoder.js';
 export { createFrameDecoder, type DecodedFrame, type FrameDecoder, type FrameDecoderOptions } from './frame-decoder.js';
 export { defaultMaxIncomingBytes, defaultMaxOutgoingBytes, frameHeaderBytes } from './frame-limits.js';
+// The envelope's continuation parts live in @tabagent/route-envelope (WebRTC uses them too); kept here for existing importers.
 export {
   createContinuationReassembler,
   isContinuationMessage,
   splitIntoContinuations,
   type ContinuationMessage,
   type ContinuationReassembler,
-} from './continuation.js';
+} from '@tabagent/route-envelope';
 export { mapInferenceSettings, type MappedInferenceSettings } from './inference-settings.js';
 export {
   formatMegabytes,

@@ -1,5 +1,5 @@
 import { createAppStateProvider } from '@tabagent/values';
-import { createNotImplementedHandlers, createTestProvider, type TestBackendState } from './test-support/test-handlers.js';
+import { createNotImplementedHandlers, createTestProvider, type TestBackendState } from '@tabagent/route-envelope/test-support';
 import { startHostHarness, type HostHarness } from './test-support/host-harness.js';
 
 describe('legacy envelope {action, messageId, ...}', () => {

@@ -1,7 +1,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import { createNativeMessagingHost } from './native-messaging-host.js';
 import { encodeFrame } from './frame-encoder.js';
-import { createTestProvider } from './test-support/test-handlers.js';
+import { createTestProvider } from '@tabagent/route-envelope/test-support';
 import { rawFrame, startHostHarness } from './test-support/host-harness.js';
 
 describe('native messaging host session', () => {

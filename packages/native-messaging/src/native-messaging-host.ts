@@ -1,20 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import {
-  BusyError,
-  InvalidRequestError,
-  NotFoundError,
-  PayloadTooLargeError,
-  isChunkStream,
-  isRouteId,
-  parseRouteRequest,
-  toProblemDetails,
-  toTabAgentError,
-  type AppStateProvider,
-  type CallContext,
-  type CallerIdentity,
-} from '@tabagent/values';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createEnvelopeSession, isJsonObject, type EnvelopeSession, type JsonObject } from '@tabagent/route-envelope';
+import { InvalidRequestError, NotFoundError, PayloadTooLargeError, toProblemDetails, type AppStateProvider } from '@tabagent/values';
 import { createFrameDecoder, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
 import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
 import { getLegacyAction, immediateLegacyReply } from './legacy-actions.js';
@@ -60,16 +48,9 @@ export interface NativeMessagingHost {
   close(): void;
 }
 
-type JsonObject = Record<string, unknown>;
-
-function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
+/** Resolves after `ms` without keeping the process alive. */
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    setTimeout(resolve, ms).unref();
-  });
+  return sleep(ms, undefined, { ref: false });
 }
 
 class NativeMessagingHostSession implements NativeMessagingHost {
@@ -78,9 +59,7 @@ class NativeMessagingHostSession implements NativeMessagingHost {
   private readonly decoder: FrameDecoder;
   private readonly writer: ReplyWriter;
   private readonly logger: NativeMessagingLogger;
-  private readonly sessionController = new AbortController();
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly caller: CallerIdentity;
+  private readonly envelope: EnvelopeSession;
   private finishing = false;
   private readonly onData = (chunk: Buffer | string): void => this.receive(chunk);
   private readonly onEnd = (): void => {
@@ -106,9 +85,16 @@ class NativeMessagingHostSession implements NativeMessagingHost {
       // A session whose replies are lost must end (the browser reconnects), never linger mute.
       onOutputFailure: () => this.finish('output-error'),
     });
-    this.caller = options.callerOrigin === undefined ? {} : { origin: options.callerOrigin };
-    // Every in-flight call listens on the session signal; many concurrent calls are normal here.
-    setMaxListeners(0, this.sessionController.signal);
+    const maxOutgoingBytes = options.maxOutgoingBytes ?? defaultMaxOutgoingBytes;
+    this.envelope = createEnvelopeSession({
+      provider: options.provider,
+      transport: 'native-messaging',
+      caller: options.callerOrigin === undefined ? {} : { origin: options.callerOrigin },
+      send: (texts) => this.writer.sendTexts(texts),
+      maxMessageBytes: maxOutgoingBytes,
+      ...(options.maxConcurrentCalls === undefined ? {} : { maxConcurrentCalls: options.maxConcurrentCalls }),
+      onUnexpectedError: (error) => this.logger.error({ err: error }, 'native messaging request failed unexpectedly'),
+    });
     options.input.on('data', this.onData);
     options.input.on('end', this.onEnd);
     options.input.on('close', this.onEnd);
@@ -132,7 +118,7 @@ class NativeMessagingHostSession implements NativeMessagingHost {
     }
     if (frame.kind === 'malformed') {
       this.logger.warn({ code: frame.error.code, bytes: frame.byteLength }, `native messaging: ${frame.error.message}`);
-      this.track(this.sendProtocolError(frame.error));
+      void this.sendProtocolError(frame.error);
       return;
     }
     const error = new PayloadTooLargeError(
@@ -140,40 +126,15 @@ class NativeMessagingHostSession implements NativeMessagingHost {
       { details: { declared_bytes: frame.declaredBytes, max_bytes: frame.maxBytes } },
     );
     this.logger.error({ declared_bytes: frame.declaredBytes, max_bytes: frame.maxBytes }, `native messaging stream is no longer trustworthy: ${error.message}`);
-    this.track(this.sendProtocolError(error));
+    void this.sendProtocolError(error);
     this.finish('protocol-error');
   }
 
   /** A reply for a message whose envelope is unknown: carries both envelopes' error fields. */
-  private async sendProtocolError(error: unknown, ids: { request_id?: unknown; messageId?: unknown } = {}): Promise<void> {
+  private sendProtocolError(error: unknown, ids: { request_id?: unknown; messageId?: unknown } = {}): Promise<void> {
     const problem = toProblemDetails(error);
-    await this.writer.sendRoute({
-      request_id: typeof ids.request_id === 'string' || typeof ids.request_id === 'number' ? ids.request_id : null,
-      messageId: ids.messageId,
-      ok: false,
-      status: 'error',
-      message: problem.detail,
-      error: problem,
-    });
-  }
-
-  private track(work: Promise<void>): void {
-    const settled = work.catch((error: unknown) => {
-      this.logger.error({ err: error }, 'native messaging request failed unexpectedly');
-    });
-    this.inFlight.add(settled);
-    void settled.finally(() => this.inFlight.delete(settled));
-  }
-
-  private createContext(requestId: string): { context: CallContext; release: () => void } {
-    const controller = new AbortController();
-    const abort = (): void => controller.abort(this.sessionController.signal.reason);
-    if (this.sessionController.signal.aborted) abort();
-    else this.sessionController.signal.addEventListener('abort', abort, { once: true });
-    return {
-      context: { requestId, signal: controller.signal, transport: 'native-messaging', caller: this.caller },
-      release: () => this.sessionController.signal.removeEventListener('abort', abort),
-    };
+    const requestId = typeof ids.request_id === 'string' || typeof ids.request_id === 'number' ? ids.request_id : null;
+    return this.envelope.sendError(requestId, error, { messageId: ids.messageId, status: 'error', message: problem.detail });
   }
 
   private handleFrameValue(value: unknown): void {
@@ -187,34 +148,22 @@ class NativeMessagingHostSession implements NativeMessagingHost {
         return;
       }
     }
-    // A flood of frames must not become a flood of concurrent calls.
-    if (this.inFlight.size >= (this.options.maxConcurrentCalls ?? 64)) {
-      const ids = isJsonObject(value) ? { request_id: value.request_id, messageId: value.messageId } : {};
-      this.track(
-        this.sendProtocolError(new BusyError(`${this.inFlight.size} calls are running; try again shortly`, { details: { retry_after_seconds: 1 } }), ids),
-      );
+    if (isJsonObject(value) && 'action' in value) {
+      this.handleLegacy(value);
       return;
     }
-    this.track(this.handleMessage(value));
-  }
-
-  private async handleMessage(value: unknown): Promise<void> {
+    if (isJsonObject(value) && !('id' in value || 'route' in value)) {
+      void this.sendProtocolError(new InvalidRequestError('A message needs `action` (legacy envelope) or `id` (route envelope)'), value);
+      return;
+    }
     if (!isJsonObject(value)) {
-      await this.sendProtocolError(new InvalidRequestError('A message must be a JSON object: {action, messageId, ...} or {id, request_id, payload}'));
+      void this.sendProtocolError(new InvalidRequestError('A message must be a JSON object: {action, messageId, ...} or {id, request_id, payload}'));
       return;
     }
-    if ('action' in value) {
-      await this.handleLegacy(value);
-      return;
-    }
-    if ('id' in value || 'route' in value) {
-      await this.handleRoute(value);
-      return;
-    }
-    await this.sendProtocolError(new InvalidRequestError('A message needs `action` (legacy envelope) or `id` (route envelope)'), value);
+    this.envelope.receive(value);
   }
 
-  private async handleLegacy(message: JsonObject): Promise<void> {
+  private handleLegacy(message: JsonObject): void {
     const { action, messageId, ...fields } = message;
     const reply = async (result: Promise<JsonObject>): Promise<void> => {
       try {
@@ -226,59 +175,25 @@ class NativeMessagingHostSession implements NativeMessagingHost {
         await this.writer.sendLegacy({ messageId, status: 'error', message: problem.detail, code: problem.code, error: problem });
       }
     };
-    if (typeof action !== 'string') {
-      await reply(Promise.reject(new InvalidRequestError('action must be a string')));
-      return;
-    }
-    const spec = getLegacyAction(action);
-    if (spec === undefined) {
-      await reply(Promise.reject(new NotFoundError(`Unknown action: ${action}`, { details: { action } })));
-      return;
-    }
     const requestId = typeof messageId === 'string' && messageId.length > 0 ? messageId : randomUUID();
-    const { context, release } = this.createContext(requestId);
-    try {
-      const routes = createRouteCaller(this.options.provider, context);
-      const push = (frame: Record<string, unknown>): Promise<void> => this.writer.sendPush({ type: 'push', ...frame, messageId });
-      await reply(spec.run({ fields, routes, version: this.options.version, push }));
-    } finally {
-      release();
-    }
-  }
-
-  private async handleRoute(message: JsonObject): Promise<void> {
-    const rawRequestId = message.request_id;
-    const requestId = typeof rawRequestId === 'string' || typeof rawRequestId === 'number' ? rawRequestId : null;
-    const routeId = message.id ?? message.route;
-    const fail = (error: unknown): Promise<void> => this.writer.sendRoute({ request_id: requestId, ok: false, error: toProblemDetails(error) });
-    if (requestId === null || requestId === '') {
-      await fail(new InvalidRequestError('request_id is required (a non-empty string or a number)', { issues: [{ path: 'request_id', message: 'Required' }] }));
-      return;
-    }
-    if (!isRouteId(routeId)) {
-      await fail(new NotFoundError(`Unknown route id: ${String(routeId)}`, { details: { route: routeId } }));
-      return;
-    }
-    const { context, release } = this.createContext(String(requestId));
-    try {
-      const request = parseRouteRequest(routeId, message.payload);
-      const result: unknown = await this.options.provider.handle(routeId, request, context);
-      if (!isChunkStream(result)) {
-        await this.writer.sendRoute({ request_id: requestId, ok: true, data: result });
-        return;
-      }
-      let seq = 0;
-      for await (const chunk of result) {
-        await this.writer.sendRoute({ request_id: requestId, chunk, seq });
-        seq += 1;
-      }
-      if (context.signal.aborted) throw toTabAgentError(context.signal.reason ?? new DOMException('aborted', 'AbortError'));
-      await this.writer.sendRoute({ request_id: requestId, done: true });
-    } catch (error) {
-      await fail(error);
-    } finally {
-      release();
-    }
+    this.envelope.run(
+      requestId,
+      async (context) => {
+        if (typeof action !== 'string') {
+          await reply(Promise.reject(new InvalidRequestError('action must be a string')));
+          return;
+        }
+        const spec = getLegacyAction(action);
+        if (spec === undefined) {
+          await reply(Promise.reject(new NotFoundError(`Unknown action: ${action}`, { details: { action } })));
+          return;
+        }
+        const routes = createRouteCaller(this.options.provider, context);
+        const push = (frame: Record<string, unknown>): Promise<void> => this.writer.sendPush({ type: 'push', ...frame, messageId });
+        await reply(spec.run({ fields, routes, version: this.options.version, push }));
+      },
+      (busy) => this.sendProtocolError(busy, { messageId }),
+    );
   }
 
   private finish(reason: NativeHostExitReason): void {
@@ -290,13 +205,14 @@ class NativeMessagingHostSession implements NativeMessagingHost {
     input.off('close', this.onEnd);
     input.off('error', this.onError);
     if (reason !== 'input-ended') input.destroy();
-    this.sessionController.abort(new DOMException('The native messaging session ended', 'AbortError'));
+    this.envelope.close(new DOMException('The native messaging session ended', 'AbortError'));
     void this.settle(reason);
   }
 
   private async settle(reason: NativeHostExitReason): Promise<void> {
-    const grace = delay(this.options.shutdownGraceMs ?? 2000);
-    await Promise.race([Promise.all([...this.inFlight]), grace]);
+    const graceMs = this.options.shutdownGraceMs ?? 2000;
+    const grace = delay(graceMs);
+    await this.envelope.settle(graceMs);
     await Promise.race([this.writer.flush(), grace]);
     this.logger.debug({ reason }, 'native messaging session ended');
     this.resolveDone(reason);

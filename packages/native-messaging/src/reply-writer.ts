@@ -1,12 +1,11 @@
 import type { Writable } from 'node:stream';
-import { splitIntoContinuations } from './continuation.js';
 import { encodeFrameText } from './frame-encoder.js';
 import type { NativeMessagingLogger } from './logger.js';
 
 /** Writes replies as whole frames, one after another, never interleaved. */
 export interface ReplyWriter {
-  /** A route-envelope message; when larger than the limit it is sent as continuation parts. */
-  sendRoute(message: { request_id: string | number | null } & Record<string, unknown>): Promise<void>;
+  /** The JSON texts of one route-envelope message (itself or its continuation parts), as consecutive frames. */
+  sendTexts(texts: readonly string[]): Promise<void>;
   /** A legacy reply; when larger than the limit it is replaced by an error reply. */
   sendLegacy(message: { messageId: unknown; status: 'success' | 'error' } & Record<string, unknown>): Promise<void>;
   /** A legacy push frame before the reply (`{messageId, type, payload}`); dropped when over the frame limit. */
@@ -53,12 +52,8 @@ class QueuedReplyWriter implements ReplyWriter {
     });
   }
 
-  sendRoute(message: { request_id: string | number | null } & Record<string, unknown>): Promise<void> {
-    const json = JSON.stringify(message);
-    if (Buffer.byteLength(json, 'utf8') <= this.options.maxOutgoingBytes) return this.enqueue([encodeFrameText(json)]);
-    const parts = splitIntoContinuations(json, message.request_id, this.options.maxOutgoingBytes);
-    this.options.logger.debug({ request_id: message.request_id, parts: parts.length }, 'reply split into continuation messages');
-    return this.enqueue(parts.map((part) => encodeFrameText(JSON.stringify(part))));
+  sendTexts(texts: readonly string[]): Promise<void> {
+    return this.enqueue(texts.map((text) => encodeFrameText(text)));
   }
 
   sendPush(message: { messageId: unknown; type: string } & Record<string, unknown>): Promise<void> {

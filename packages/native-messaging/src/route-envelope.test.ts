@@ -1,4 +1,4 @@
-import { createTestProvider } from './test-support/test-handlers.js';
+import { createTestProvider } from '@tabagent/route-envelope/test-support';
 import { startHostHarness, type HostHarness } from './test-support/host-harness.js';
 
 describe('route envelope {id, request_id, payload}', () => {

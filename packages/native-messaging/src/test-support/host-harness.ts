@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { AppStateProvider } from '@tabagent/values';
-import { createContinuationReassembler } from '../continuation.js';
+import { createContinuationReassembler } from '@tabagent/route-envelope';
 import { createFrameDecoder } from '../frame-decoder.js';
 import { encodeFrame } from '../frame-encoder.js';
 import type { NativeMessagingLogger } from '../logger.js';

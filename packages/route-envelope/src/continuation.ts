@@ -64,6 +64,8 @@ export interface ContinuationReassembler {
   accept(message: unknown): unknown;
   /** Request ids with parts still missing. */
   readonly pending: ReadonlyArray<string | number | null>;
+  /** Forgets the parts received so far for a request id. */
+  discard(requestId: string | number | null): void;
 }
 
 class OrderedContinuationReassembler implements ContinuationReassembler {
@@ -71,6 +73,10 @@ class OrderedContinuationReassembler implements ContinuationReassembler {
 
   get pending(): ReadonlyArray<string | number | null> {
     return [...this.partial.keys()];
+  }
+
+  discard(requestId: string | number | null): void {
+    this.partial.delete(requestId);
   }
 
   accept(message: unknown): unknown {

@@ -1,0 +1,1 @@
+export { createNotImplementedHandlers, createTestProvider, testSystemInfo, type TestBackendState } from './test-handlers.js';
