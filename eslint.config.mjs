@@ -56,8 +56,7 @@ export default tseslint.config(
       parserOptions: {
         // Each project's spec tsconfig covers its sources and its tests.
         project: ['./packages/*/tsconfig.spec.json', './apps/*/tsconfig.spec.json'],
-        // webrtc has no TypeScript yet, and a tsconfig without inputs fails the whole list (TS18003).
-        projectFolderIgnoreList: ['**/node_modules/**', '**/packages/webrtc/**'],
+        projectFolderIgnoreList: ['**/node_modules/**'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

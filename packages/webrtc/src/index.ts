@@ -1,0 +1,9 @@
+export {
+  createWebRtcTransport,
+  tabAgentChannelLabel,
+  type WebRtcHandlers,
+  type WebRtcRouteId,
+  type WebRtcTransport,
+  type WebRtcTransportOptions,
+} from './webrtc-transport.js';
+export { silentWebRtcLogger, type WebRtcLogger } from './logger.js';

@@ -1,0 +1,1 @@
+export { connectNodePeer, connectNodePeerToServerOffer, type NodePeerClient, type SignalledSdp } from './node-peer-client.js';

@@ -1,0 +1,105 @@
+import { createEnvelopeClient, type EnvelopeClient } from '@tabagent/route-envelope';
+import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+
+/** What a signalling step returns: the server's answer (or offer) and its session id. */
+export interface SignalledSdp {
+  session_id: string;
+  sdp: string;
+  type: 'answer' | 'offer';
+}
+
+/** A Node peer connected to the server's `tabagent` channel, with a route-envelope client on it. */
+export interface NodePeerClient {
+  readonly sessionId: string;
+  readonly pc: RTCPeerConnection;
+  readonly channel: RTCDataChannel;
+  readonly client: EnvelopeClient;
+  /** Every message text the server sent, in order (continuation parts included). */
+  readonly received: string[];
+  /** Sends a raw text on the channel (bad input tests). */
+  sendRaw(text: string | Buffer): void;
+  close(): Promise<void>;
+}
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') resolve();
+    });
+  });
+}
+
+function opened(channel: RTCDataChannel, timeoutMs: number): Promise<void> {
+  if (channel.readyState === 'open') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the data channel did not open within ${timeoutMs} ms`)), timeoutMs);
+    channel.stateChanged.subscribe((state) => {
+      if (state === 'open') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+function clientPeer(): RTCPeerConnection {
+  return new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'], iceUseIpv6: false, maxMessageSize: 262_144 });
+}
+
+function wire(sessionId: string, pc: RTCPeerConnection, channel: RTCDataChannel): NodePeerClient {
+  const received: string[] = [];
+  const client = createEnvelopeClient({ send: (text) => channel.send(text) });
+  channel.onMessage.subscribe((data) => {
+    const text = typeof data === 'string' ? data : data.toString('utf8');
+    received.push(text);
+    client.receive(text);
+  });
+  channel.stateChanged.subscribe((state) => {
+    if (state === 'closed') client.close(new Error('the data channel closed'));
+  });
+  return {
+    sessionId,
+    pc,
+    channel,
+    client,
+    received,
+    sendRaw: (text) => channel.send(text),
+    close: () => pc.close(),
+  };
+}
+
+/**
+ * Connects as a browser does: the client offers a `tabagent` channel, `signal` posts the offer
+ * (to `webrtc.offer`, over HTTP or directly) and returns the server's answer.
+ */
+export async function connectNodePeer(signal: (offerSdp: string) => Promise<SignalledSdp>, timeoutMs = 10_000): Promise<NodePeerClient> {
+  const pc = clientPeer();
+  const channel = pc.createDataChannel('tabagent');
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const answer = await signal(pc.localDescription?.sdp ?? '');
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  await opened(channel, timeoutMs);
+  return wire(answer.session_id, pc, channel);
+}
+
+/** Connects the other way: the server offers (`webrtc.offer` without an SDP) and the client answers through `answer`. */
+export async function connectNodePeerToServerOffer(
+  offer: () => Promise<SignalledSdp>,
+  answer: (sessionId: string, answerSdp: string) => Promise<void>,
+  timeoutMs = 10_000,
+): Promise<NodePeerClient> {
+  const pc = clientPeer();
+  const channelArrived = new Promise<RTCDataChannel>((resolve) => {
+    pc.onDataChannel.subscribe(resolve);
+  });
+  const serverOffer = await offer();
+  await pc.setRemoteDescription({ type: 'offer', sdp: serverOffer.sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await gathered(pc);
+  await answer(serverOffer.session_id, pc.localDescription?.sdp ?? '');
+  const channel = await channelArrived;
+  await opened(channel, timeoutMs);
+  return wire(serverOffer.session_id, pc, channel);
+}

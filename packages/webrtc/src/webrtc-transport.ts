@@ -1,0 +1,444 @@
+import { randomUUID } from 'node:crypto';
+import { createEnvelopeSession, type EnvelopeSession } from '@tabagent/route-envelope';
+import {
+  BusyError,
+  ConflictError,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  TabAgentError,
+  safeParseJson,
+  type AppStateProvider,
+  type CallerIdentity,
+  type HandlerMap,
+  type RouteRequest,
+  type RouteResponse,
+} from '@tabagent/values';
+import type * as WeriftModule from 'werift';
+import type { PeerConfig, RTCDataChannel, RTCPeerConnection } from 'werift';
+import { createChannelWriter } from './channel-writer.js';
+import { silentWebRtcLogger, type WebRtcLogger } from './logger.js';
+import { candidatesOf, checkRemoteSdp, onlyLoopbackCandidates, parseCandidate, remoteMaxMessageSize, withoutMdnsCandidates } from './sdp-checks.js';
+
+/** The data channel that carries the route envelope; channels with other labels are closed. */
+export const tabAgentChannelLabel = 'tabagent';
+
+/** The signalling routes this package serves. */
+export type WebRtcRouteId = 'webrtc.offer' | 'webrtc.answer' | 'webrtc.ice' | 'webrtc.session';
+export type WebRtcHandlers = Pick<HandlerMap, WebRtcRouteId>;
+
+type SessionState = RouteResponse<'webrtc.session'>['state'];
+
+/** Options of `createWebRtcTransport`. */
+export interface WebRtcTransportOptions {
+  /** Serves the calls that arrive over data channels (the same provider as every transport). */
+  provider: AppStateProvider;
+  /**
+   * `loopback` when the HTTP API listens on loopback only: the peer's sockets bind 127.0.0.1 and
+   * its SDP names no other address. `all` announces every interface (a LAN bind, which needs a key).
+   */
+  network: 'loopback' | 'all';
+  /** Sessions open at once (not yet expired or closed); an offer past it is a 429 (default 32). */
+  maxSessions?: number;
+  /** A session whose channel has not opened by then is closed (default 30 s). */
+  connectTimeoutMs?: number;
+  /** A connected session with no message and no call in flight for this long is closed (default 10 min). */
+  idleTimeoutMs?: number;
+  /** Largest data-channel message the server sends or accepts (default 262,144 bytes, Chrome's limit). */
+  maxMessageBytes?: number;
+  /** Calls one channel may run at once (default 64). */
+  maxConcurrentCalls?: number;
+  /**
+   * A connected session whose peer sent no ICE consent check for this long is gone (a closed tab,
+   * a crashed browser) and is closed (default 30 s, RFC 7675; browsers check every ~5 s).
+   */
+  consentTimeoutMs?: number;
+  /** How often unused sessions are looked for (default 5 s; every offer looks too). */
+  sweepIntervalMs?: number;
+  /** How long a closed session's state stays readable (default 60 s). */
+  closedRetentionMs?: number;
+  logger?: WebRtcLogger;
+}
+
+/** The WebRTC transport: signalling handlers plus the server's peers. */
+export interface WebRtcTransport {
+  /** The four signalling routes, for the app to compose into its handler map. */
+  readonly handlers: WebRtcHandlers;
+  /** Sessions open now. */
+  readonly openSessions: number;
+  /** Closes every session (aborting its calls) and refuses new offers. */
+  close(): Promise<void>;
+}
+
+type Werift = typeof WeriftModule;
+let weriftModule: Promise<Werift> | undefined;
+/** werift takes ~0.3 s to import; a server that never sees an offer never pays it. */
+function loadWerift(): Promise<Werift> {
+  weriftModule ??= import('werift');
+  return weriftModule;
+}
+
+function gatheringComplete(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, timeoutMs);
+    const subscription = pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') finish();
+    });
+    function finish(): void {
+      clearTimeout(timer);
+      subscription.unSubscribe();
+      resolve();
+    }
+  });
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+class WebRtcSession {
+  readonly id = randomUUID();
+  readonly createdAt = Date.now();
+  lastActivity = Date.now();
+  /** When the peer last sent an ICE binding request (consent freshness). */
+  lastConsent = Date.now();
+  state: SessionState;
+  closedAt: number | undefined;
+  iceCandidates = 0;
+  remoteMaxMessageBytes = 65_536;
+  private channel: RTCDataChannel | undefined;
+  private envelope: EnvelopeSession | undefined;
+
+  constructor(
+    readonly pc: RTCPeerConnection,
+    readonly peerLabel: string | null,
+    private readonly caller: CallerIdentity,
+    private readonly options: Required<Pick<WebRtcTransportOptions, 'provider' | 'maxMessageBytes' | 'maxConcurrentCalls'>> & { logger: WebRtcLogger },
+    initialState: SessionState,
+  ) {
+    this.state = initialState;
+    pc.onDataChannel.subscribe((channel) => this.attach(channel));
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === 'failed' || state === 'closed') this.end('disconnected');
+    });
+  }
+
+  get open(): boolean {
+    return this.closedAt === undefined;
+  }
+
+  get callsInFlight(): number {
+    return this.envelope?.inFlight ?? 0;
+  }
+
+  get channelOpen(): boolean {
+    return this.channel?.readyState === 'open';
+  }
+
+  /** Largest message either side sends on this session's channel. */
+  get maxMessageBytes(): number {
+    const remote = this.remoteMaxMessageBytes === 0 ? Number.POSITIVE_INFINITY : this.remoteMaxMessageBytes;
+    return Math.min(this.options.maxMessageBytes, remote);
+  }
+
+  attach(channel: RTCDataChannel): void {
+    if (channel.label !== tabAgentChannelLabel || this.channel !== undefined || !this.open) {
+      this.options.logger.debug({ session_id: this.id, label: channel.label }, 'WebRTC channel refused: only one "tabagent" channel per session');
+      channel.close();
+      return;
+    }
+    this.channel = channel;
+    channel.stateChanged.subscribe((state) => {
+      if (state === 'open') this.opened(channel);
+      else if (state === 'closed') this.end('disconnected');
+    });
+    if (channel.readyState === 'open') this.opened(channel);
+  }
+
+  /** Ends the session: aborts its calls, closes its channel (so the peer learns) and then its peer connection. */
+  end(state: 'disconnected' | 'closed'): void {
+    if (!this.open) return;
+    this.state = state;
+    this.closedAt = Date.now();
+    this.envelope?.close(new DOMException('The WebRTC data channel closed', 'AbortError'));
+    const channel = this.channel;
+    let channelClosed: Promise<void> = Promise.resolve();
+    if (channel !== undefined && channel.readyState === 'open') {
+      // The stream reset must reach the peer before the transport under it goes away.
+      channelClosed = new Promise((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        timer.unref();
+        channel.stateChanged.subscribe((next) => {
+          if (next === 'closed') {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      channel.close();
+    }
+    this.ended = channelClosed
+      .then(() => this.pc.close())
+      .catch((error: unknown) => this.options.logger.debug({ err: error, session_id: this.id }, 'WebRTC peer close failed'));
+    this.options.logger.debug({ session_id: this.id, state }, 'WebRTC session ended');
+  }
+
+  /** Resolves once an ended session's peer connection is closed. */
+  ended: Promise<void> = Promise.resolve();
+
+  settle(graceMs: number): Promise<void> {
+    return this.envelope?.settle(graceMs) ?? Promise.resolve();
+  }
+
+  private opened(channel: RTCDataChannel): void {
+    if (this.envelope !== undefined || !this.open) return;
+    const writer = createChannelWriter(channel);
+    const envelope = createEnvelopeSession({
+      provider: this.options.provider,
+      transport: 'webrtc',
+      caller: { ...this.caller, peerId: this.id },
+      send: (texts) => writer.write(texts),
+      maxMessageBytes: this.maxMessageBytes,
+      maxConcurrentCalls: this.options.maxConcurrentCalls,
+      onUnexpectedError: (error) => this.options.logger.error({ err: error, session_id: this.id }, 'WebRTC call failed unexpectedly'),
+    });
+    this.envelope = envelope;
+    this.state = 'connected';
+    this.lastActivity = Date.now();
+    channel.onMessage.subscribe((data) => this.receive(envelope, data));
+    this.options.logger.debug({ session_id: this.id, max_message_size: this.maxMessageBytes }, 'WebRTC channel open');
+  }
+
+  private receive(envelope: EnvelopeSession, data: string | Buffer): void {
+    this.lastActivity = Date.now();
+    if (typeof data !== 'string') {
+      void envelope.sendError(null, new InvalidRequestError('Channel messages are JSON text; a binary message was received'));
+      return;
+    }
+    const bytes = Buffer.byteLength(data, 'utf8');
+    if (bytes > this.maxMessageBytes) {
+      void envelope.sendError(
+        null,
+        new PayloadTooLargeError(
+          `A channel message of ${bytes} bytes exceeds the ${this.maxMessageBytes}-byte limit; send large requests as continuation parts`,
+          {
+            details: { max_bytes: this.maxMessageBytes },
+          },
+        ),
+      );
+      return;
+    }
+    const parsed = safeParseJson(data);
+    if (!parsed.success) {
+      void envelope.sendError(null, new InvalidRequestError(`A channel message must be JSON: ${parsed.error.message}`));
+      return;
+    }
+    envelope.receive(parsed.value);
+  }
+}
+
+class PeerSessions implements WebRtcTransport {
+  readonly handlers: WebRtcHandlers;
+  private readonly sessions = new Map<string, WebRtcSession>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly logger: WebRtcLogger;
+  private closing = false;
+
+  constructor(private readonly options: WebRtcTransportOptions) {
+    this.logger = options.logger ?? silentWebRtcLogger;
+    this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 5000);
+    this.sweeper.unref();
+    this.handlers = {
+      'webrtc.offer': (request, context) => this.offer(request, context.caller),
+      'webrtc.answer': (request) => this.answer(request),
+      'webrtc.ice': (request) => this.ice(request),
+      'webrtc.session': async (request) => this.describe(this.find(request.session_id)),
+    };
+  }
+
+  get openSessions(): number {
+    let count = 0;
+    for (const session of this.sessions.values()) if (session.open) count += 1;
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweeper);
+    const sessions = [...this.sessions.values()];
+    for (const session of sessions) session.end('closed');
+    await Promise.all(sessions.map(async (session) => Promise.all([session.settle(2000), session.ended])));
+  }
+
+  private peerConfig(onConsent: () => void): Partial<PeerConfig> {
+    return {
+      // Called for each binding request the peer sends: a live browser sends one every ~5 s.
+      iceFilterStunResponse: () => {
+        onConsent();
+        return true;
+      },
+      // No STUN or TURN: the browser and the server are on one machine or one LAN, and werift
+      // would otherwise contact a public STUN server (werift-webrtc#691). ICE-lite answers at once.
+      iceServers: [],
+      iceLite: true,
+      iceUseIpv6: false,
+      // werift skips loopback unless told; a browser on this machine reaches the server there.
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      maxMessageSize: this.options.maxMessageBytes ?? 262_144,
+      ...(this.options.network === 'loopback' ? { iceInterfaceAddresses: { udp4: '127.0.0.1' } } : {}),
+    };
+  }
+
+  private localSdp(pc: RTCPeerConnection): string {
+    const sdp = pc.localDescription?.sdp ?? '';
+    return this.options.network === 'loopback' ? onlyLoopbackCandidates(sdp) : sdp;
+  }
+
+  private async offer(request: RouteRequest<'webrtc.offer'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.offer'>> {
+    if (this.closing) throw new BusyError('The server is shutting down');
+    this.sweep();
+    const max = this.options.maxSessions ?? 32;
+    if (this.openSessions >= max) {
+      throw new RateLimitedError(`${max} WebRTC sessions are open; close one, or wait for unused ones to expire`, {
+        details: { max_sessions: max, retry_after_seconds: 5 },
+      });
+    }
+    const clientSdp = request.sdp;
+    if (clientSdp !== undefined) checkRemoteSdp(clientSdp, 'offer');
+    const { RTCPeerConnection: PeerConnection } = await loadWerift();
+    let onConsent = (): void => undefined;
+    const session = new WebRtcSession(
+      new PeerConnection(this.peerConfig(() => onConsent())),
+      request.peer_id ?? null,
+      caller,
+      {
+        provider: this.options.provider,
+        maxMessageBytes: this.options.maxMessageBytes ?? 262_144,
+        maxConcurrentCalls: this.options.maxConcurrentCalls ?? 64,
+        logger: this.logger,
+      },
+      clientSdp === undefined ? 'waiting_for_answer' : 'connecting',
+    );
+    onConsent = () => {
+      session.lastConsent = Date.now();
+    };
+    this.sessions.set(session.id, session);
+    const { pc } = session;
+    try {
+      if (clientSdp === undefined) {
+        session.attach(pc.createDataChannel(tabAgentChannelLabel));
+        await pc.setLocalDescription(await pc.createOffer());
+      } else {
+        session.remoteMaxMessageBytes = remoteMaxMessageSize(clientSdp);
+        await pc.setRemoteDescription({ type: 'offer', sdp: withoutMdnsCandidates(clientSdp) });
+        await pc.setLocalDescription(await pc.createAnswer());
+      }
+      await gatheringComplete(pc, 5000);
+    } catch (error) {
+      session.end('closed');
+      if (error instanceof TabAgentError) throw error;
+      throw new InvalidRequestError(`The SDP offer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
+    }
+    const sdp = this.localSdp(pc);
+    this.logger.info({ session_id: session.id, peer_id: session.peerLabel, type: clientSdp === undefined ? 'offer' : 'answer' }, 'WebRTC session opened');
+    return {
+      session_id: session.id,
+      created_at: new Date(session.createdAt).toISOString(),
+      state: session.state,
+      type: clientSdp === undefined ? 'offer' : 'answer',
+      sdp,
+      ice_candidates: candidatesOf(sdp),
+      max_message_size: session.maxMessageBytes,
+    };
+  }
+
+  private async answer(request: RouteRequest<'webrtc.answer'>): Promise<RouteResponse<'webrtc.answer'>> {
+    const session = this.find(request.session_id);
+    if (session.state !== 'waiting_for_answer') {
+      throw new ConflictError(`Session ${session.id} is ${session.state}: only a session the server offered (opened without an SDP) takes an answer`, {
+        details: { session_id: session.id, state: session.state },
+      });
+    }
+    checkRemoteSdp(request.sdp, 'answer');
+    session.remoteMaxMessageBytes = remoteMaxMessageSize(request.sdp);
+    try {
+      await session.pc.setRemoteDescription({ type: 'answer', sdp: withoutMdnsCandidates(request.sdp) });
+    } catch (error) {
+      throw new InvalidRequestError(`The SDP answer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
+    }
+    session.state = 'connecting';
+    session.lastActivity = Date.now();
+    return { success: true, session_id: session.id };
+  }
+
+  private async ice(request: RouteRequest<'webrtc.ice'>): Promise<RouteResponse<'webrtc.ice'>> {
+    const session = this.find(request.session_id);
+    if (!session.open) throw new ConflictError(`Session ${session.id} is ${session.state}`, { details: { session_id: session.id, state: session.state } });
+    if (session.state === 'waiting_for_answer') {
+      throw new ConflictError(`Session ${session.id} has no answer yet: send it to webrtc.answer before its candidates`, {
+        details: { session_id: session.id },
+      });
+    }
+    session.lastActivity = Date.now();
+    // An empty candidate ends the client's candidates; an ICE-lite server needs no more than that.
+    if (request.candidate === '') return { success: true, session_id: session.id };
+    const candidate = parseCandidate(request.candidate);
+    if (candidate !== undefined) {
+      try {
+        await session.pc.addIceCandidate({ candidate, sdpMid: request.sdp_mid ?? '0', sdpMLineIndex: request.sdp_mline_index ?? 0 });
+      } catch (error) {
+        throw new InvalidRequestError(`The ICE candidate was refused: ${messageOf(error)}`, { issues: [{ path: 'candidate', message: messageOf(error) }] });
+      }
+    }
+    session.iceCandidates += 1;
+    return { success: true, session_id: session.id };
+  }
+
+  private find(sessionId: string): WebRtcSession {
+    const session = this.sessions.get(sessionId);
+    if (session === undefined) throw new NotFoundError(`No WebRTC session ${sessionId}`, { details: { session_id: sessionId } });
+    return session;
+  }
+
+  private describe(session: WebRtcSession): RouteResponse<'webrtc.session'> {
+    return {
+      session_id: session.id,
+      peer_id: session.peerLabel,
+      state: session.state,
+      created_at: new Date(session.createdAt).toISOString(),
+      last_activity: new Date(session.lastActivity).toISOString(),
+      data_channel_open: session.channelOpen,
+      ice_candidate_count: session.iceCandidates,
+      calls_in_flight: session.callsInFlight,
+    };
+  }
+
+  /** Closes sessions that never connected or went unused, and forgets long-closed ones. */
+  private sweep(): void {
+    const now = Date.now();
+    const connectTimeout = this.options.connectTimeoutMs ?? 30_000;
+    const idleTimeout = this.options.idleTimeoutMs ?? 600_000;
+    const retention = this.options.closedRetentionMs ?? 60_000;
+    const consentTimeout = this.options.consentTimeoutMs ?? 30_000;
+    for (const session of this.sessions.values()) {
+      if (!session.open) {
+        if (now - (session.closedAt ?? now) > retention) this.sessions.delete(session.id);
+        continue;
+      }
+      const connecting = session.state === 'waiting_for_answer' || session.state === 'connecting';
+      if (connecting && now - session.createdAt > connectTimeout) session.end('closed');
+      else if (!connecting && now - session.lastConsent > consentTimeout) session.end('disconnected');
+      else if (!connecting && session.callsInFlight === 0 && now - session.lastActivity > idleTimeout) session.end('closed');
+    }
+    // Closed sessions are kept for their state only; a flood of them must not grow the map.
+    const closed = [...this.sessions.values()].filter((session) => !session.open);
+    for (const session of closed.slice(0, Math.max(0, closed.length - 1000))) this.sessions.delete(session.id);
+  }
+}
+
+/** Creates the WebRTC transport; compose its `handlers` into the app's handler map. */
+export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTransport {
+  return new PeerSessions(options);
+}
