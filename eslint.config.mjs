@@ -44,8 +44,8 @@ export default tseslint.config(
     languageOptions: { sourceType: 'commonjs' },
   },
   {
-    // The test extension runs in Chromium, not Node.
-    files: ['apps/server/test/browser/extension/**/*.js'],
+    // The test extension and the WebRTC test page run in Chromium, not Node.
+    files: ['apps/server/test/browser/extension/**/*.js', 'apps/server/test/browser/webrtc-page/**/*.js'],
     languageOptions: { globals: { ...globals.browser, chrome: 'readonly' } },
   },
   {

@@ -41,6 +41,8 @@ export interface ServerConfig {
   hfEndpoint: string;
   /** Hugging Face token from `HF_TOKEN`, used when none is stored with POST /v1/hf/token. */
   hfToken: string | undefined;
+  /** The WebRTC transport (signalling routes and data channels) in `http` and `all` modes. */
+  webrtc: 'on' | 'off';
 }
 
 interface OptionSpec {
@@ -120,6 +122,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
   '--hf-endpoint': { key: 'hfEndpoint', env: 'HF_ENDPOINT', parse: parseUrl('--hf-endpoint') },
   '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => value },
+  '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
 
@@ -145,6 +148,7 @@ export function defaultServerConfig(): ServerConfig {
     shutdownTimeoutSeconds: 8,
     hfEndpoint: 'https://huggingface.co',
     hfToken: undefined,
+    webrtc: 'on',
   };
 }
 

@@ -9,8 +9,9 @@ import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/
 import { createModelResolver, loadRecommendedModels } from '@tabagent/model-cache';
 import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-loader';
 import { openMemoryStore } from '@tabagent/weaver';
+import { createWebRtcTransport } from '@tabagent/webrtc';
 import type { Readable, Writable } from 'node:stream';
-import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
+import { BusyError, createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-dir.js';
 import { withChatMemory } from './chat-memory.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
@@ -208,6 +209,23 @@ async function composeServer(
   disposers.push(() => memory.close());
   const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
   const generation = createGenerationHandlers({ models, logger, otherRequests: cancellation, activity });
+  // WebRTC is signalled over HTTP, so it runs where HTTP does (the seed's single port), unless turned off.
+  let channelProvider: AppStateProvider | undefined;
+  const webrtc =
+    config.webrtc === 'on' && config.mode !== 'native'
+      ? createWebRtcTransport({
+          // Calls over a channel reach the same provider as every transport (built just below).
+          provider: {
+            handle: async (id, request, context) => {
+              if (channelProvider === undefined) throw new BusyError('The server is still starting');
+              return channelProvider.handle(id, request, context);
+            },
+          },
+          network: isLoopbackHost(config.host) ? 'loopback' : 'all',
+          logger,
+        })
+      : undefined;
+  if (webrtc) disposers.push(() => webrtc.close());
 
   const handlers = composeHandlers(
     createSystemHandlers({
@@ -230,10 +248,12 @@ async function composeServer(
       searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
     }),
     createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
+    webrtc?.handlers ?? {},
   );
   memory.weaver.start();
   restrictDataFiles(layout);
   const provider = createAppStateProvider(handlers);
+  channelProvider = provider;
   resolveProvider(provider);
 
   let httpServer: http.Server | undefined;

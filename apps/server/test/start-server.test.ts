@@ -137,12 +137,17 @@ describe('tabagent serve (in-process)', () => {
     expect((chat.body['memory_sources'] as { id: string }[]).map((source) => source.id)).toEqual([saved.body['message_id']]);
   });
 
-  it('serves an OpenAPI document with every route and answers 501 for WebRTC', async () => {
+  it('serves an OpenAPI document with every route, WebRTC signalling included', async () => {
     const { body } = await json('/api-doc/openapi.json');
     const operations = Object.values(body['paths'] as Record<string, Record<string, unknown>>).reduce((sum, methods) => sum + Object.keys(methods).length, 0);
     expect(operations).toBe(routeList.length);
     const webrtc = await post('/v1/webrtc/offer', { sdp: 'v=0' });
-    expect(webrtc.status).toBe(501);
-    expect(webrtc.body).toMatchObject({ code: 'not_implemented', capability: 'webrtc' });
+    // The transport is real now: an SDP that is no offer is refused for what it lacks.
+    expect(webrtc.status).toBe(400);
+    expect(webrtc.body).toMatchObject({
+      code: 'invalid_request',
+      detail:
+        'The SDP offer is not usable: it has no data channel section (m=application ... webrtc-datachannel); it has no a=ice-ufrag; it has no a=ice-pwd; it has no a=fingerprint',
+    });
   });
 });

@@ -3,11 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { createApiApp } from '@tabagent/api';
 import { createContinuationReassembler, createFrameDecoder, createNativeMessagingHost, encodeFrame } from '@tabagent/native-messaging';
+import { RouteCallError } from '@tabagent/route-envelope';
+import { createWebRtcTransport, type WebRtcTransport } from '@tabagent/webrtc';
+import { connectNodePeer, type NodePeerClient } from '@tabagent/webrtc/test-support';
 import { ModelNotFoundError, createAppStateProvider, routeIds, routeList, type AppStateProvider, type HandlerMap, type RouteId } from '@tabagent/values';
 
-// Parity is structural: both transports validate with the same catalogue and call the same
+// Parity is structural: every transport validates with the same catalogue and calls the same
 // provider. This test proves it for every route: the same request gives the same data (or the same
-// problem) over HTTP and over native messaging's route envelope.
+// problem) over HTTP, over native messaging's route envelope, and over a WebRTC data channel.
 
 /** A valid request for every route (path parameters included). */
 const sampleRequests: Record<RouteId, Record<string, unknown>> = {
@@ -110,6 +113,8 @@ const input = new PassThrough();
 const output = new PassThrough();
 const pending = new Map<string, (message: Record<string, unknown>) => void>();
 const streams = new Map<string, unknown[]>();
+let webrtc: WebRtcTransport;
+let peer: NodePeerClient;
 
 beforeAll(async () => {
   const provider = echoProvider();
@@ -117,6 +122,10 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   createNativeMessagingHost({ input, output, provider, version: '0.0.0' });
+  // The echo provider answers the signalling routes too, so the real ones come from their own transport.
+  webrtc = createWebRtcTransport({ provider, network: 'loopback' });
+  const signalling = { requestId: 'signal', signal: new AbortController().signal, transport: 'http' as const, caller: {} };
+  peer = await connectNodePeer(async (sdp) => webrtc.handlers['webrtc.offer']({ sdp }, signalling));
   const decoder = createFrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 });
   const reassembler = createContinuationReassembler();
   output.on('data', (bytes: Buffer) => {
@@ -132,6 +141,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await webrtc.close();
+  await peer.close();
   input.end();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
@@ -146,6 +157,23 @@ async function overNativeMessaging(id: RouteId, payload: Record<string, unknown>
   if (message['ok'] === true) return { ok: true, data: message['data'] };
   const error = message['error'] as Record<string, unknown>;
   return { ok: false, problem: { code: error['code'], status: error['status'], title: error['title'], detail: error['detail'], issues: error['issues'] } };
+}
+
+function outcomeOfError(error: unknown): Outcome {
+  if (!(error instanceof RouteCallError)) throw error;
+  const { code, status, title, detail, issues } = error.problem as unknown as Record<string, unknown>;
+  return { ok: false, problem: { code, status, title, detail, issues } };
+}
+
+async function overWebRtc(id: RouteId, payload: Record<string, unknown>): Promise<Outcome> {
+  try {
+    if (payload['stream'] !== true) return { ok: true, data: await peer.client.call(id, payload) };
+    const chunks: unknown[] = [];
+    for await (const chunk of peer.client.stream(id, payload)) chunks.push(chunk);
+    return { ok: true, chunks };
+  } catch (error) {
+    return outcomeOfError(error);
+  }
 }
 
 async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<Outcome> {
@@ -175,22 +203,28 @@ async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<
   return { ok: false, problem: { code: body['code'], status: body['status'], title: body['title'], detail: body['detail'], issues: body['issues'] } };
 }
 
-describe('HTTP and native messaging answer the same', () => {
+describe('HTTP, native messaging and WebRTC answer the same', () => {
   it('has a sample request for every route', () => {
     expect(Object.keys(sampleRequests).sort()).toEqual([...routeIds].sort());
   });
 
   it.each(routeIds)('%s with a valid request', async (id) => {
-    const [http, native] = await Promise.all([overHttp(id, sampleRequests[id]), overNativeMessaging(id, sampleRequests[id])]);
+    const [http, native, channel] = await Promise.all([
+      overHttp(id, sampleRequests[id]),
+      overNativeMessaging(id, sampleRequests[id]),
+      overWebRtc(id, sampleRequests[id]),
+    ]);
     expect(native).toEqual(http);
+    expect(channel).toEqual(http);
     if (id === 'models.get') expect(http.problem).toMatchObject({ code: 'model_not_found', status: 404 });
     else expect(http).toMatchObject({ ok: true, data: { route: id } });
   });
 
   it.each(['chat.completions', 'completions'] as const)('%s streams the same chunks', async (id) => {
     const request = { ...sampleRequests[id], stream: true };
-    const [http, native] = await Promise.all([overHttp(id, request), overNativeMessaging(id, request)]);
+    const [http, native, channel] = await Promise.all([overHttp(id, request), overNativeMessaging(id, request), overWebRtc(id, request)]);
     expect(native).toEqual(http);
+    expect(channel).toEqual(http);
     expect(http.chunks).toEqual([0, 1, 2].map((n) => ({ route: id, n })));
   });
 
@@ -198,8 +232,9 @@ describe('HTTP and native messaging answer the same', () => {
     '%s rejects the same bad input with the same problem',
     async (id) => {
       const bad = { ...sampleRequests[id], temperature: 'hot', messages: 'none', query: 42, model_size_mb: -1, limit: 0 };
-      const [http, native] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad)]);
+      const [http, native, channel] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad), overWebRtc(id, bad)]);
       expect(native).toEqual(http);
+      expect(channel).toEqual(http);
     },
   );
 });

@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { RouteCallError, createContinuationReassembler } from '@tabagent/route-envelope';
+import { RTCPeerConnection } from 'werift';
 import { createTestProvider, type TestBackendState } from '@tabagent/route-envelope/test-support';
 import { safeParseJson, type CallContext, type RouteRequest } from '@tabagent/values';
 import { connectNodePeer, connectNodePeerToServerOffer, type NodePeerClient } from './test-support/node-peer-client.js';
@@ -150,6 +152,7 @@ describe('WebRTC transport', () => {
     const peer = await connect();
     void peer.client.call('chat.completions', { messages: [{ role: 'user', content: 'slow' }] }, 'gen-3').catch(() => undefined);
     await until(() => state.generations.has('gen-3'));
+    // Only the peer connection goes, as when a tab is killed: no channel close reaches the server.
     await peer.pc.close();
     await until(() => !state.generations.has('gen-3'), 20_000);
     await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({ state: 'disconnected' });
@@ -216,6 +219,48 @@ describe('WebRTC transport', () => {
     await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({ ice_candidate_count: 2 });
     await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
   });
+
+  it('answers every mangled offer with an answer or a 400, never a crash or another error', async () => {
+    start({ maxSessions: 1000 });
+    const client = new RTCPeerConnection({ iceServers: [] });
+    client.createDataChannel('tabagent');
+    await client.setLocalDescription(await client.createOffer());
+    const lines = (client.localDescription?.sdp ?? '').split('\r\n');
+    await client.close();
+    const unexpected: unknown[] = [];
+    const onRejection = (reason: unknown): void => {
+      unexpected.push(reason);
+    };
+    process.on('unhandledRejection', onRejection);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.nat({ max: lines.length - 1 }),
+          fc.constantFrom('drop', 'garble', 'append', 'insert'),
+          fc.string({ maxLength: 40 }),
+          async (at, how, text) => {
+            const mangled = [...lines];
+            if (how === 'drop') mangled.splice(at, 1);
+            else if (how === 'garble')
+              mangled[at] = (mangled[at] ?? '').replace(/[0-9a-f]/giu, (c, index: number) => (index % 3 === 0 ? text.slice(0, 1) || 'Z' : c));
+            else if (how === 'append') mangled[at] = `${mangled[at] ?? ''} ${text}`;
+            else mangled.splice(at, 0, `a=${text}`);
+            try {
+              const answer = await offer({ sdp: mangled.join('\r\n') });
+              return answer.type === 'answer';
+            } catch (error) {
+              return (error as { code?: string }).code === 'invalid_request';
+            }
+          },
+        ),
+        { numRuns: 60, seed: 7 },
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unexpected).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  }, 60_000);
 
   it('bounds open sessions (429 past the limit), expires unconnected ones, and closes all on shutdown', async () => {
     start({ maxSessions: 2, connectTimeoutMs: 300, sweepIntervalMs: 50 });

@@ -3,7 +3,7 @@ import { createNotBuiltHandlers, type MissingCapability } from './not-built-hand
 
 const webrtc: MissingCapability = {
   capability: 'webrtc',
-  detail: 'the WebRTC transport (server-side peer and signalling) is not built yet; use HTTP or native messaging.',
+  detail: 'the WebRTC transport is off in this server: it runs in the http and all modes unless started with --webrtc off.',
 };
 const backendMissing = (capability: string): MissingCapability => ({
   capability,

@@ -18,6 +18,7 @@ export interface NodePeerClient {
   readonly received: string[];
   /** Sends a raw text on the channel (bad input tests). */
   sendRaw(text: string | Buffer): void;
+  /** Closes the channel (the server sees it at once), then the peer connection. */
   close(): Promise<void>;
 }
 
@@ -53,7 +54,11 @@ function wire(sessionId: string, pc: RTCPeerConnection, channel: RTCDataChannel)
   channel.onMessage.subscribe((data) => {
     const text = typeof data === 'string' ? data : data.toString('utf8');
     received.push(text);
-    client.receive(text);
+    try {
+      client.receive(text);
+    } catch {
+      // Not a route-envelope message (a bare peer's data): it stays in `received` only.
+    }
   });
   channel.stateChanged.subscribe((state) => {
     if (state === 'closed') client.close(new Error('the data channel closed'));
@@ -65,7 +70,22 @@ function wire(sessionId: string, pc: RTCPeerConnection, channel: RTCDataChannel)
     client,
     received,
     sendRaw: (text) => channel.send(text),
-    close: () => pc.close(),
+    close: async () => {
+      if (channel.readyState === 'open') {
+        const closed = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          channel.stateChanged.subscribe((state) => {
+            if (state === 'closed') {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        });
+        channel.close();
+        await closed;
+      }
+      await pc.close();
+    },
   };
 }
 
