@@ -23,6 +23,8 @@ export interface PairingStore extends PairingVerifier {
   create(options: { label: string; scope: 'chat' | 'full'; ttlSeconds?: number | undefined }): PairingInfo & { token: string };
   list(): PairingInfo[];
   revoke(id: string): boolean;
+  /** Whether the pairing with this id still exists and has not expired. */
+  isActive(id: string): boolean;
 }
 
 const hashOf = (token: string): string => createHash('sha256').update(token).digest('hex');
@@ -66,6 +68,10 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
       return { ...infoOf(entry), token };
     },
     list: () => pairings.map(infoOf),
+    isActive(id) {
+      const entry = pairings.find((candidate) => candidate.id === id);
+      return entry !== undefined && (entry.expires_at === null || Date.parse(entry.expires_at) > now().getTime());
+    },
     revoke(id) {
       const before = pairings.length;
       pairings = pairings.filter((entry) => entry.id !== id);

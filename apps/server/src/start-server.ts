@@ -11,7 +11,7 @@ import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-load
 import { openMemoryStore } from '@tabagent/weaver';
 import { createWebRtcTransport } from '@tabagent/webrtc';
 import type { Readable, Writable } from 'node:stream';
-import { BusyError, createAppStateProvider, type AppStateProvider } from '@tabagent/values';
+import { BusyError, ForbiddenError, UnauthorizedError, chatScopeRouteIds, createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-dir.js';
 import { withChatMemory } from './chat-memory.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
@@ -222,6 +222,15 @@ async function composeServer(
             },
           },
           network: isLoopbackHost(config.host) ? 'loopback' : 'all',
+          // A session opened with a pairing token lives only as long as the token, within its scope.
+          authorize: (caller, id) => {
+            if (caller.pairing === undefined) return;
+            if (!pairings.isActive(caller.pairing.id))
+              throw new UnauthorizedError('The pairing token that opened this WebRTC session was revoked or has expired');
+            if (caller.pairing.scope === 'chat' && !(chatScopeRouteIds as readonly string[]).includes(id)) {
+              throw new ForbiddenError(`This pairing token is for chat only; ${id} needs a token of scope "full"`, { details: { route: id, scope: 'chat' } });
+            }
+          },
           logger,
         })
       : undefined;

@@ -11,6 +11,8 @@ import { startServer, type RunningServer } from '../src/start-server.js';
 // The WebRTC transport as `tabagent serve` runs it: signalling over real HTTP (with the origin
 // allowlist), a werift client peer, and calls over the channel reaching the real backends.
 const page = 'http://127.0.0.1:5173';
+/** Four more web apps: the session limit is per caller (8) as well as in all (32). */
+const otherPages = [5174, 5175, 5176, 5177].map((port) => `http://127.0.0.1:${port}`);
 let root: string;
 let server: RunningServer;
 let base: string;
@@ -20,7 +22,10 @@ beforeAll(async () => {
   root = mkdtempSync(path.join(tmpdir(), 'webrtc-'));
   mkdirSync(path.join(root, 'models'));
   writeTinyLlamaGguf(path.join(root, 'models', 'chat.gguf'), { chatTemplate: chatMlToolsTemplate });
-  const config = parseServeArguments(['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--allowed-origin', page], {});
+  const config = parseServeArguments(
+    ['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--allowed-origin', [page, ...otherPages].join(',')],
+    {},
+  );
   server = await startServer(config, { logger: pino({ level: 'silent' }) });
   base = server.httpUrl as string;
 }, 60_000);
@@ -93,6 +98,36 @@ describe('WebRTC in tabagent serve', () => {
     for (let next = await running.next(); next.done !== true; next = await running.next());
   });
 
+  it('holds a session to its pairing token: chat scope cannot open one, and a revoked token ends what it opened', async () => {
+    const native = {
+      requestId: 'pair',
+      signal: new AbortController().signal,
+      transport: 'native-messaging' as const,
+      caller: { origin: 'chrome-extension://x/' },
+    };
+    const mint = async (scope: 'chat' | 'full') =>
+      (await server.provider.handle('pairing.create', { label: `web app (${scope})`, scope }, native)) as { id: string; token: string };
+    const app = 'http://127.0.0.1:7000';
+    const offerWith = (token: string, sdp: string) =>
+      fetch(`${base}/v1/webrtc/offer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, origin: app },
+        body: JSON.stringify({ sdp }),
+      });
+    const chat = await mint('chat');
+    const refused = await offerWith(chat.token, 'v=0');
+    expect([refused.status, ((await refused.json()) as { code: string }).code]).toEqual([403, 'forbidden']);
+
+    const full = await mint('full');
+    const peer = await connectNodePeer(async (sdp) => (await offerWith(full.token, sdp)).json() as Promise<SignalledSdp>);
+    await expect(peer.client.call('params.get', null)).resolves.toMatchObject({ temperature: expect.any(Number) });
+    await server.provider.handle('pairing.revoke', { id: full.id }, native);
+    await expect(peer.client.call('params.get', null)).rejects.toMatchObject({
+      problem: { code: 'unauthorized', detail: 'The pairing token that opened this WebRTC session was revoked or has expired' },
+    });
+    await peer.close();
+  });
+
   it('refuses an offer from a page not on the allowlist, garbage SDPs, unknown sessions and bad candidates', async () => {
     const evil = await post('/v1/webrtc/offer', { sdp: 'v=0' }, { origin: 'https://evil.example' });
     expect([evil.status, ((await evil.json()) as { code: string }).code]).toEqual([403, 'forbidden']);
@@ -111,7 +146,7 @@ describe('WebRTC in tabagent serve', () => {
     await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
   });
 
-  it('bounds sessions: of 10,000 offers 32 open sessions, the rest get 429 with Retry-After, and the server keeps serving', async () => {
+  it('bounds sessions: 10,000 offers from five web apps open 32 sessions (8 per app at most), the rest get 429 with Retry-After', async () => {
     const closedIds = peers.map((peer) => peer.sessionId);
     for (const peer of peers.splice(0)) await peer.close();
     // One real browser-like offer, posted 10,000 times by 50 concurrent clients.
@@ -134,7 +169,7 @@ describe('WebRTC in tabagent serve', () => {
       Array.from({ length: 50 }, async () => {
         while (next < 10_000) {
           next += 1;
-          const response = await post('/v1/webrtc/offer', { sdp: offerSdp });
+          const response = await post('/v1/webrtc/offer', { sdp: offerSdp }, { origin: [page, ...otherPages][next % 5] as string });
           if (response.status === 429) retryAfter = response.headers.get('retry-after');
           await response.arrayBuffer();
           statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);

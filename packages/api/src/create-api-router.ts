@@ -10,12 +10,11 @@ import {
   routeList,
   type AnyRouteDefinition,
   type AppStateProvider,
-  type CallerIdentity,
   type RouteId,
   type RouteMethod,
 } from '@tabagent/values';
 import { defaultBodyLimitBytes, silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
-import { createHttpCallContext } from './http-call-context.js';
+import { callerOfRequestState, createHttpCallContext } from './http-call-context.js';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
 import { sendProblem } from './problem-response.js';
@@ -198,7 +197,7 @@ class ApiRouterBuilder {
         ? undefined
         : await readJsonBody(request, this.bodyLimitBytes, { requireJsonContentType: state.origin !== undefined });
     const validated = parseRouteRequest(id, mergeRequest(method, body, queryOf(request), request.params as Record<string, string>));
-    const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
+    const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     const result: unknown = await this.provider.handle(id, validated, context);
     if (isGone(response)) return;

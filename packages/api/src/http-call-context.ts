@@ -54,3 +54,16 @@ function isDisconnected(request: IncomingMessage, response: ServerResponse): boo
 function disconnected(): Error {
   return new CancelledError('The client disconnected');
 }
+
+/** Who an HTTP request comes from, as the guard found it: origin, API key, pairing token. */
+export function callerOfRequestState(state: {
+  origin: string | undefined;
+  authenticated: boolean;
+  pairing?: { id: string; scope: 'chat' | 'full' };
+}): CallerIdentity {
+  return {
+    ...(state.origin === undefined ? {} : { origin: state.origin }),
+    apiKey: state.authenticated,
+    ...(state.pairing === undefined ? {} : { pairing: state.pairing }),
+  };
+}

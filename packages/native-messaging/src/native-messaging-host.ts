@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createEnvelopeSession, isJsonObject, type EnvelopeSession, type JsonObject } from '@tabagent/route-envelope';
-import { InvalidRequestError, NotFoundError, PayloadTooLargeError, toProblemDetails, type AppStateProvider } from '@tabagent/values';
+import { createEnvelopeSession, isContinuationMessage, isJsonObject, type EnvelopeSession, type JsonObject } from '@tabagent/route-envelope';
+import { BusyError, InvalidRequestError, NotFoundError, PayloadTooLargeError, toProblemDetails, type AppStateProvider } from '@tabagent/values';
 import { createFrameDecoder, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
 import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
 import { getLegacyAction, immediateLegacyReply } from './legacy-actions.js';
@@ -152,12 +152,23 @@ class NativeMessagingHostSession implements NativeMessagingHost {
       this.handleLegacy(value);
       return;
     }
+    // Parts of a large route request are the envelope session's to reassemble.
+    if (isContinuationMessage(value)) {
+      this.envelope.receive(value);
+      return;
+    }
     if (isJsonObject(value) && !('id' in value || 'route' in value)) {
       void this.sendProtocolError(new InvalidRequestError('A message needs `action` (legacy envelope) or `id` (route envelope)'), value);
       return;
     }
     if (!isJsonObject(value)) {
       void this.sendProtocolError(new InvalidRequestError('A message must be a JSON object: {action, messageId, ...} or {id, request_id, payload}'));
+      return;
+    }
+    // A flood of frames must not become a flood of calls; the refusal carries both envelopes' fields.
+    const inFlight = this.envelope.inFlight;
+    if (inFlight >= (this.options.maxConcurrentCalls ?? 64)) {
+      void this.sendProtocolError(new BusyError(`${inFlight} calls are running; try again shortly`, { details: { retry_after_seconds: 1 } }), value);
       return;
     }
     this.envelope.receive(value);

@@ -1,3 +1,4 @@
+import { splitIntoContinuations } from '@tabagent/route-envelope';
 import { createTestProvider } from '@tabagent/route-envelope/test-support';
 import { startHostHarness, type HostHarness } from './test-support/host-harness.js';
 
@@ -41,6 +42,13 @@ describe('route envelope {id, request_id, payload}', () => {
         issues: [{ path: 'model', message: 'Too small: expected string to have >=1 characters' }],
       },
     });
+  });
+
+  it('takes a large request as continuation parts, as it sends large replies', async () => {
+    const content = 'ü'.repeat(5000);
+    const request = JSON.stringify({ id: 'chat.completions', request_id: 'parts-1', payload: { messages: [{ role: 'user', content }] } });
+    for (const part of splitIntoContinuations(request, 'parts-1', 2000)) harness.send(part);
+    expect(await harness.next()).toMatchObject({ request_id: 'parts-1', ok: true, data: { choices: [{ message: { content: `echo: ${content}` } }] } });
   });
 
   it('answers unknown routes, missing request ids and 501 backends with errors', async () => {

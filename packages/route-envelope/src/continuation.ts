@@ -18,6 +18,8 @@ export interface ContinuationMessage {
 export function isContinuationMessage(value: unknown): value is ContinuationMessage {
   if (typeof value !== 'object' || value === null) return false;
   const candidate = value as Record<string, unknown>;
+  // A route request names its route; a part never does.
+  if ('id' in candidate || 'route' in candidate) return false;
   return typeof candidate.data_chunk === 'string' && Number.isInteger(candidate.part) && Number.isInteger(candidate.parts);
 }
 

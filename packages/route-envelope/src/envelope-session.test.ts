@@ -104,7 +104,7 @@ describe('route envelope session', () => {
       {
         request_id: 'huge',
         ok: false,
-        error: expect.objectContaining({ code: 'payload_too_large', status: 413, detail: 'A request split into continuation parts exceeds 20000 bytes' }),
+        error: expect.objectContaining({ code: 'payload_too_large', status: 413, detail: 'Requests split into continuation parts exceed 20000 bytes' }),
       },
     ]);
   });

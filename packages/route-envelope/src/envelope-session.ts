@@ -54,7 +54,7 @@ export interface EnvelopeSession {
   receive(value: unknown): void;
   /** Runs other work (a legacy envelope, say) as a tracked call with its own context and the busy limit. */
   run(requestId: string, work: (context: CallContext) => Promise<void>, onBusy: (error: TabAgentError) => Promise<void>): void;
-  /** Sends one route-envelope message, split into continuations when needed. */
+  /** Sends one route-envelope message, split into continuations when needed; never rejects (failures go to `onUnexpectedError`). */
   sendRoute(message: RouteMessage): Promise<void>;
   /** Sends `{request_id, ok: false, error}` (plus `extra` fields) for `error`. */
   sendError(requestId: string | number | null, error: unknown, extra?: Record<string, unknown>): Promise<void>;
@@ -79,10 +79,15 @@ function delay(ms: number): Promise<void> {
   return sleep(ms, undefined, { ref: false });
 }
 
+/** Longest `request_id` accepted: every reply and continuation part repeats it. */
+export const maxRequestIdLength = 256;
+
+/** A usable `request_id`: a string of 1 to 256 characters or a safe integer; else null. */
 function requestIdOf(value: unknown): string | number | null {
   if (!isJsonObject(value)) return null;
   const id = value.request_id;
-  return typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (typeof id === 'string') return id.length > 0 && id.length <= maxRequestIdLength ? id : null;
+  return typeof id === 'number' && Number.isSafeInteger(id) ? id : null;
 }
 
 class RouteEnvelopeSession implements EnvelopeSession {
@@ -90,6 +95,7 @@ class RouteEnvelopeSession implements EnvelopeSession {
   private readonly calls = new Set<Promise<void>>();
   private readonly reassembler = createContinuationReassembler();
   private readonly reassemblingBytes = new Map<string | number | null, number>();
+  private reassemblingTotal = 0;
   /** Requests whose parts were refused: their remaining parts are dropped without another reply. */
   private readonly droppingParts = new Set<string | number | null>();
   private closed = false;
@@ -131,8 +137,13 @@ class RouteEnvelopeSession implements EnvelopeSession {
     this.track(work(context).finally(release));
   }
 
-  sendRoute(message: RouteMessage): Promise<void> {
-    return this.options.send(encodeRouteMessage(message, this.options.maxMessageBytes));
+  /** Never throws or rejects: a reply that cannot be encoded or sent is reported to `onUnexpectedError`. */
+  async sendRoute(message: RouteMessage): Promise<void> {
+    try {
+      await this.options.send(encodeRouteMessage(message, this.options.maxMessageBytes));
+    } catch (error) {
+      this.options.onUnexpectedError?.(error);
+    }
   }
 
   sendError(requestId: string | number | null, error: unknown, extra: Record<string, unknown> = {}): Promise<void> {
@@ -154,37 +165,55 @@ class RouteEnvelopeSession implements EnvelopeSession {
   }
 
   private receivePart(part: { request_id: string | number | null; part: number; parts: number; data_chunk: string }): void {
+    const requestId = requestIdOf(part);
+    if (requestId === null) {
+      this.track(this.sendError(null, new InvalidRequestError(`A continuation part needs a request_id of at most ${maxRequestIdLength} characters`)));
+      return;
+    }
     const last = part.part === part.parts - 1;
-    if (this.droppingParts.has(part.request_id)) {
-      if (last) this.droppingParts.delete(part.request_id);
+    if (this.droppingParts.has(requestId)) {
+      if (last) this.droppingParts.delete(requestId);
       return;
     }
     const limit = this.options.maxReassembledBytes ?? 16 * 1024 * 1024;
-    const bytes = (this.reassemblingBytes.get(part.request_id) ?? 0) + Buffer.byteLength(part.data_chunk, 'utf8');
+    const bytes = Buffer.byteLength(part.data_chunk, 'utf8');
+    const pending = this.reassemblingBytes.get(requestId);
     let whole: unknown;
     try {
-      if (bytes > limit) {
-        this.reassembler.discard(part.request_id);
-        throw new PayloadTooLargeError(`A request split into continuation parts exceeds ${limit} bytes`, { details: { max_bytes: limit } });
+      // One budget for the whole connection, and no more unfinished requests than calls allowed.
+      if (pending === undefined && this.reassemblingBytes.size >= (this.options.maxConcurrentCalls ?? 64)) throw this.busyError();
+      if (this.reassemblingTotal + bytes > limit) {
+        throw new PayloadTooLargeError(`Requests split into continuation parts exceed ${limit} bytes`, { details: { max_bytes: limit } });
       }
-      whole = this.reassembler.accept(part);
+      whole = this.reassembler.accept({ ...part, request_id: requestId });
     } catch (error) {
-      this.reassemblingBytes.delete(part.request_id);
-      if (!last) this.droppingParts.add(part.request_id);
-      this.track(this.sendError(part.request_id, error));
+      this.forgetParts(requestId);
+      this.reassembler.discard(requestId);
+      // The rest of a refused request is dropped without more replies (a bounded memory of ids).
+      if (!last) {
+        if (this.droppingParts.size >= 1024) this.droppingParts.clear();
+        this.droppingParts.add(requestId);
+      }
+      this.track(this.sendError(requestId, error));
       return;
     }
     if (whole === undefined) {
-      this.reassemblingBytes.set(part.request_id, bytes);
+      this.reassemblingBytes.set(requestId, (pending ?? 0) + bytes);
+      this.reassemblingTotal += bytes;
       return;
     }
-    this.reassemblingBytes.delete(part.request_id);
+    this.forgetParts(requestId);
     // A request reassembled from parts is handled like one sent whole (but can never be a part itself).
     if (isContinuationMessage(whole)) {
-      this.track(this.sendError(part.request_id, new InvalidRequestError('A continuation part may not contain another')));
+      this.track(this.sendError(requestId, new InvalidRequestError('A continuation part may not contain another')));
       return;
     }
     this.receive(whole);
+  }
+
+  private forgetParts(requestId: string | number): void {
+    this.reassemblingTotal -= this.reassemblingBytes.get(requestId) ?? 0;
+    this.reassemblingBytes.delete(requestId);
   }
 
   private track(work: Promise<void>): void {
@@ -207,10 +236,14 @@ class RouteEnvelopeSession implements EnvelopeSession {
 
   private async handleRoute(message: JsonObject, requestId: string | number | null): Promise<void> {
     const routeId = message.id ?? message.route;
-    if (requestId === null || requestId === '') {
+    if (requestId === null) {
       await this.sendError(
         null,
-        new InvalidRequestError('request_id is required (a non-empty string or a number)', { issues: [{ path: 'request_id', message: 'Required' }] }),
+        message.request_id === undefined || message.request_id === null || message.request_id === ''
+          ? new InvalidRequestError('request_id is required (a non-empty string or a number)', { issues: [{ path: 'request_id', message: 'Required' }] })
+          : new InvalidRequestError(`request_id must be a string of at most ${maxRequestIdLength} characters or an integer`, {
+              issues: [{ path: 'request_id', message: 'Invalid' }],
+            }),
       );
       return;
     }

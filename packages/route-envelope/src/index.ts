@@ -6,5 +6,12 @@ export {
   type ContinuationReassembler,
 } from './continuation.js';
 export { encodeRouteMessage, type RouteMessage } from './route-message.js';
-export { createEnvelopeSession, isJsonObject, type EnvelopeSession, type EnvelopeSessionOptions, type JsonObject } from './envelope-session.js';
+export {
+  createEnvelopeSession,
+  isJsonObject,
+  maxRequestIdLength,
+  type EnvelopeSession,
+  type EnvelopeSessionOptions,
+  type JsonObject,
+} from './envelope-session.js';
 export { createEnvelopeClient, RouteCallError, type EnvelopeClient, type EnvelopeClientOptions } from './envelope-client.js';

@@ -13,6 +13,8 @@ export interface CallerIdentity {
   apiKey?: boolean;
   /** WebRTC peer id, when known. */
   peerId?: string;
+  /** The pairing token the caller presented (its id and scope), when it authenticated with one. */
+  pairing?: { id: string; scope: 'chat' | 'full' };
 }
 
 /** Everything a handler knows about the call besides its request. */

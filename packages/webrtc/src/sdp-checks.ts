@@ -1,8 +1,5 @@
 import { InvalidRequestError } from '@tabagent/values';
 
-/** RFC 8841: without `a=max-message-size` the peer accepts messages up to 64 KiB. */
-const defaultRemoteMaxMessageSize = 65_536;
-
 /** mDNS host names (`<uuid>.local`) that browsers put in place of their IP addresses. */
 const mdnsCandidate = /^a=candidate:\S+ \d+ \S+ \d+ [^\s]+\.local \d+ /iu;
 
@@ -39,12 +36,6 @@ export function withoutMdnsCandidates(sdp: string): string {
     .split('\r\n')
     .filter((line) => !mdnsCandidate.test(line))
     .join('\r\n');
-}
-
-/** The `a=max-message-size` a peer declared (RFC 8841): 0 means no limit. */
-export function remoteMaxMessageSize(sdp: string): number {
-  const match = /^a=max-message-size:(\d+)\s*$/mu.exec(sdp);
-  return match?.[1] === undefined ? defaultRemoteMaxMessageSize : Number(match[1]);
 }
 
 /** Keeps only the server's loopback candidates in its SDP (it listens on loopback only). */

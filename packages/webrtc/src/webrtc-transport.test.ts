@@ -194,6 +194,45 @@ describe('WebRTC transport', () => {
     await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
   });
 
+  it('survives hostile channel messages: huge request ids, part floods, mangled envelopes', async () => {
+    start();
+    const peer = await connect();
+    const unexpected: unknown[] = [];
+    const onRejection = (reason: unknown): void => {
+      unexpected.push(reason);
+    };
+    process.on('unhandledRejection', onRejection);
+    try {
+      peer.sendRaw(JSON.stringify({ id: 'health', request_id: 'x'.repeat(200_000), payload: null }));
+      peer.sendRaw(JSON.stringify({ request_id: 'y'.repeat(200_000), part: 0, parts: 2, data_chunk: 'z' }));
+      for (let n = 0; n < 100; n += 1) peer.sendRaw(JSON.stringify({ request_id: `open-${n}`, part: 0, parts: 2, data_chunk: '{' }));
+      await fc.assert(
+        fc.asyncProperty(fc.jsonValue(), async (value) => {
+          peer.sendRaw(JSON.stringify(value));
+          return true;
+        }),
+        { numRuns: 100, seed: 11 },
+      );
+      await until(() => peer.received.length >= 2);
+      expect(parse(peer.received[0] ?? '')).toMatchObject({
+        request_id: null,
+        ok: false,
+        error: { code: 'invalid_request', detail: 'request_id must be a string of at most 256 characters or an integer' },
+      });
+      expect(parse(peer.received[1] ?? '')).toMatchObject({
+        request_id: null,
+        error: { detail: 'A continuation part needs a request_id of at most 256 characters' },
+      });
+      // Past 64 unfinished requests, new ones are refused as busy instead of being kept.
+      await until(() => peer.received.some((text) => text.includes('"open-99"')));
+      expect(parse(peer.received.find((text) => text.includes('"open-99"')) ?? '')).toMatchObject({ request_id: 'open-99', error: { code: 'busy' } });
+      await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
+      expect(unexpected).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+
   it('refuses bad SDPs and candidates with 400s and unknown sessions with 404s', async () => {
     start();
     await expect(offer({ sdp: 'hello' })).rejects.toMatchObject({
@@ -216,12 +255,16 @@ describe('WebRTC transport', () => {
     });
     await expect(ice('a=candidate:2 1 udp 2113937151 127.0.0.1 54322 typ host generation 0')).resolves.toEqual({ success: true, session_id: peer.sessionId });
     await expect(ice('')).resolves.toEqual({ success: true, session_id: peer.sessionId });
+    // Another caller cannot signal for, or read, this session: to it the session does not exist.
+    const stranger: CallContext = { ...httpContext, caller: { origin: 'http://127.0.0.1:9999' } };
+    await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, stranger)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(transport.handlers['webrtc.ice']({ session_id: peer.sessionId, candidate: '' }, stranger)).rejects.toMatchObject({ code: 'not_found' });
     await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({ ice_candidate_count: 2 });
     await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
   });
 
   it('answers every mangled offer with an answer or a 400, never a crash or another error', async () => {
-    start({ maxSessions: 1000 });
+    start({ maxSessions: 1000, maxSessionsPerCaller: 1000 });
     const client = new RTCPeerConnection({ iceServers: [] });
     client.createDataChannel('tabagent');
     await client.setLocalDescription(await client.createOffer());
@@ -255,12 +298,26 @@ describe('WebRTC transport', () => {
         ),
         { numRuns: 60, seed: 7 },
       );
-      await new Promise((resolve) => setImmediate(resolve));
+      await transport.close();
+      await new Promise((resolve) => setTimeout(resolve, 100));
       expect(unexpected).toEqual([]);
     } finally {
       process.off('unhandledRejection', onRejection);
     }
   }, 60_000);
+
+  it('bounds sessions per caller, and counts offers still loading werift against the limits', async () => {
+    start({ maxSessions: 5, maxSessionsPerCaller: 2 });
+    const other: CallContext = { ...httpContext, caller: { origin: 'http://127.0.0.1:5173' } };
+    // Three concurrent offers from one caller: two sessions, one 429, however the werift import interleaves.
+    const results = await Promise.allSettled([offer({}), offer({}), offer({})]);
+    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(results.find((result) => result.status === 'rejected')).toMatchObject({
+      reason: { code: 'rate_limited', details: { max_sessions_per_caller: 2, retry_after_seconds: 5 } },
+    });
+    await expect(transport.handlers['webrtc.offer']({}, other)).resolves.toMatchObject({ state: 'waiting_for_answer' });
+    expect(transport.openSessions).toBe(3);
+  });
 
   it('bounds open sessions (429 past the limit), expires unconnected ones, and closes all on shutdown', async () => {
     start({ maxSessions: 2, connectTimeoutMs: 300, sweepIntervalMs: 50 });

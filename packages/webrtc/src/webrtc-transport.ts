@@ -12,6 +12,7 @@ import {
   type AppStateProvider,
   type CallerIdentity,
   type HandlerMap,
+  type RouteId,
   type RouteRequest,
   type RouteResponse,
 } from '@tabagent/values';
@@ -19,7 +20,7 @@ import type * as WeriftModule from 'werift';
 import type { PeerConfig, RTCDataChannel, RTCPeerConnection } from 'werift';
 import { createChannelWriter } from './channel-writer.js';
 import { silentWebRtcLogger, type WebRtcLogger } from './logger.js';
-import { candidatesOf, checkRemoteSdp, onlyLoopbackCandidates, parseCandidate, remoteMaxMessageSize, withoutMdnsCandidates } from './sdp-checks.js';
+import { candidatesOf, checkRemoteSdp, onlyLoopbackCandidates, parseCandidate, withoutMdnsCandidates } from './sdp-checks.js';
 
 /** The data channel that carries the route envelope; channels with other labels are closed. */
 export const tabAgentChannelLabel = 'tabagent';
@@ -41,6 +42,13 @@ export interface WebRtcTransportOptions {
   network: 'loopback' | 'all';
   /** Sessions open at once (not yet expired or closed); an offer past it is a 429 (default 32). */
   maxSessions?: number;
+  /** Sessions one caller (origin, API key, pairing token) may hold open at once (default 8). */
+  maxSessionsPerCaller?: number;
+  /**
+   * Checks each call over a channel with the identity of the caller that opened the session, e.g.
+   * that its pairing token is still valid and its scope opens the route; throws to refuse.
+   */
+  authorize?: (caller: CallerIdentity, id: RouteId) => void;
   /** A session whose channel has not opened by then is closed (default 30 s). */
   connectTimeoutMs?: number;
   /** A connected session with no message and no call in flight for this long is closed (default 10 min). */
@@ -94,6 +102,19 @@ function gatheringComplete(pc: RTCPeerConnection, timeoutMs: number): Promise<vo
   });
 }
 
+/**
+ * Whose session it is: the origin (without a trailing slash, as native messaging names it), the
+ * API key and the pairing token. Signalling for a session needs the same caller.
+ */
+function callerKeyOf(caller: CallerIdentity): string {
+  return JSON.stringify([caller.origin?.replace(/\/$/u, '') ?? null, caller.apiKey === true, caller.pairing?.id ?? null]);
+}
+
+/** The `a=ice-ufrag` of an SDP. */
+function ufragOf(sdp: string | undefined): string | undefined {
+  return sdp === undefined ? undefined : /^a=ice-ufrag:(\S+)/mu.exec(sdp)?.[1];
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -107,7 +128,8 @@ class WebRtcSession {
   state: SessionState;
   closedAt: number | undefined;
   iceCandidates = 0;
-  remoteMaxMessageBytes = 65_536;
+  /** The client's ICE username fragment (its consent checks carry `<ours>:<theirs>`). */
+  remoteUfrag: string | undefined;
   private channel: RTCDataChannel | undefined;
   private envelope: EnvelopeSession | undefined;
 
@@ -115,7 +137,12 @@ class WebRtcSession {
     readonly pc: RTCPeerConnection,
     readonly peerLabel: string | null,
     private readonly caller: CallerIdentity,
-    private readonly options: Required<Pick<WebRtcTransportOptions, 'provider' | 'maxMessageBytes' | 'maxConcurrentCalls'>> & { logger: WebRtcLogger },
+    /** Who opened the session: only the same caller may signal for it or read it. */
+    readonly callerKey: string,
+    private readonly options: Required<Pick<WebRtcTransportOptions, 'provider' | 'maxMessageBytes' | 'maxConcurrentCalls'>> & {
+      logger: WebRtcLogger;
+      authorize: WebRtcTransportOptions['authorize'];
+    },
     initialState: SessionState,
   ) {
     this.state = initialState;
@@ -137,10 +164,10 @@ class WebRtcSession {
     return this.channel?.readyState === 'open';
   }
 
-  /** Largest message either side sends on this session's channel. */
+  /** Largest message either side sends on this session's channel: ours, or the peer's `a=max-message-size` as werift read it. */
   get maxMessageBytes(): number {
-    const remote = this.remoteMaxMessageBytes === 0 ? Number.POSITIVE_INFINITY : this.remoteMaxMessageBytes;
-    return Math.min(this.options.maxMessageBytes, remote);
+    const remote = this.pc.sctpTransport?.remoteMaxMessageSize ?? 65_536;
+    return Math.min(this.options.maxMessageBytes, remote === 0 ? Number.POSITIVE_INFINITY : remote);
   }
 
   attach(channel: RTCDataChannel): void {
@@ -194,12 +221,18 @@ class WebRtcSession {
 
   private opened(channel: RTCDataChannel): void {
     if (this.envelope !== undefined || !this.open) return;
-    const writer = createChannelWriter(channel);
+    const writer = createChannelWriter(channel, (error) => {
+      this.options.logger.warn({ err: error, session_id: this.id }, 'WebRTC channel write failed; the session ends');
+      this.end('disconnected');
+    });
+    const { authorize } = this.options;
+    const caller = { ...this.caller, peerId: this.id };
     const envelope = createEnvelopeSession({
       provider: this.options.provider,
       transport: 'webrtc',
-      caller: { ...this.caller, peerId: this.id },
+      caller,
       send: (texts) => writer.write(texts),
+      ...(authorize === undefined ? {} : { authorize: (id: RouteId) => authorize(caller, id) }),
       maxMessageBytes: this.maxMessageBytes,
       maxConcurrentCalls: this.options.maxConcurrentCalls,
       onUnexpectedError: (error) => this.options.logger.error({ err: error, session_id: this.id }, 'WebRTC call failed unexpectedly'),
@@ -245,6 +278,9 @@ class PeerSessions implements WebRtcTransport {
   private readonly sweeper: NodeJS.Timeout;
   private readonly logger: WebRtcLogger;
   private closing = false;
+  /** Offers past their limit checks but not yet holding a session (waiting for werift to load). */
+  private reserved = 0;
+  private readonly reservedBy = new Map<string, number>();
 
   constructor(private readonly options: WebRtcTransportOptions) {
     this.logger = options.logger ?? silentWebRtcLogger;
@@ -252,9 +288,9 @@ class PeerSessions implements WebRtcTransport {
     this.sweeper.unref();
     this.handlers = {
       'webrtc.offer': (request, context) => this.offer(request, context.caller),
-      'webrtc.answer': (request) => this.answer(request),
-      'webrtc.ice': (request) => this.ice(request),
-      'webrtc.session': async (request) => this.describe(this.find(request.session_id)),
+      'webrtc.answer': (request, context) => this.answer(request, context.caller),
+      'webrtc.ice': (request, context) => this.ice(request, context.caller),
+      'webrtc.session': async (request, context) => this.describe(this.find(request.session_id, context.caller)),
     };
   }
 
@@ -272,11 +308,11 @@ class PeerSessions implements WebRtcTransport {
     await Promise.all(sessions.map(async (session) => Promise.all([session.settle(2000), session.ended])));
   }
 
-  private peerConfig(onConsent: () => void): Partial<PeerConfig> {
+  private peerConfig(onConsent: (username: unknown) => void): Partial<PeerConfig> {
     return {
       // Called for each binding request the peer sends: a live browser sends one every ~5 s.
-      iceFilterStunResponse: () => {
-        onConsent();
+      iceFilterStunResponse: (message) => {
+        onConsent(message.getAttributeValue('USERNAME'));
         return true;
       },
       // No STUN or TURN: the browser and the server are on one machine or one LAN, and werift
@@ -299,39 +335,65 @@ class PeerSessions implements WebRtcTransport {
   private async offer(request: RouteRequest<'webrtc.offer'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.offer'>> {
     if (this.closing) throw new BusyError('The server is shutting down');
     this.sweep();
+    const key = callerKeyOf(caller);
     const max = this.options.maxSessions ?? 32;
-    if (this.openSessions >= max) {
+    const perCaller = this.options.maxSessionsPerCaller ?? 8;
+    if (this.openSessions + this.reserved >= max) {
       throw new RateLimitedError(`${max} WebRTC sessions are open; close one, or wait for unused ones to expire`, {
         details: { max_sessions: max, retry_after_seconds: 5 },
       });
     }
+    if (this.openSessionsOf(key) + (this.reservedBy.get(key) ?? 0) >= perCaller) {
+      throw new RateLimitedError(`This caller has ${perCaller} WebRTC sessions open; close one, or wait for unused ones to expire`, {
+        details: { max_sessions_per_caller: perCaller, retry_after_seconds: 5 },
+      });
+    }
     const clientSdp = request.sdp;
     if (clientSdp !== undefined) checkRemoteSdp(clientSdp, 'offer');
-    const { RTCPeerConnection: PeerConnection } = await loadWerift();
-    let onConsent = (): void => undefined;
+    // The slot is held across the first (slow) import of werift, so concurrent offers cannot overrun the limits.
+    this.reserved += 1;
+    this.reservedBy.set(key, (this.reservedBy.get(key) ?? 0) + 1);
+    let PeerConnection: Werift['RTCPeerConnection'];
+    try {
+      ({ RTCPeerConnection: PeerConnection } = await loadWerift());
+    } finally {
+      this.reserved -= 1;
+      const left = (this.reservedBy.get(key) ?? 1) - 1;
+      if (left === 0) this.reservedBy.delete(key);
+      else this.reservedBy.set(key, left);
+    }
+    // close() may have run while werift loaded.
+    if (this.isClosing()) throw new BusyError('The server is shutting down');
+    let onConsent = (_username: unknown): void => undefined;
     const session = new WebRtcSession(
-      new PeerConnection(this.peerConfig(() => onConsent())),
+      new PeerConnection(this.peerConfig((username) => onConsent(username))),
       request.peer_id ?? null,
       caller,
+      key,
       {
         provider: this.options.provider,
         maxMessageBytes: this.options.maxMessageBytes ?? 262_144,
         maxConcurrentCalls: this.options.maxConcurrentCalls ?? 64,
         logger: this.logger,
+        authorize: this.options.authorize,
       },
       clientSdp === undefined ? 'waiting_for_answer' : 'connecting',
     );
-    onConsent = () => {
-      session.lastConsent = Date.now();
+    const { pc } = session;
+    // A consent check counts only when it names this session's ICE credentials (`<ours>:<theirs>`).
+    onConsent = (username) => {
+      const local = ufragOf(pc.localDescription?.sdp);
+      if (typeof username === 'string' && local !== undefined && session.remoteUfrag !== undefined && username === `${local}:${session.remoteUfrag}`) {
+        session.lastConsent = Date.now();
+      }
     };
     this.sessions.set(session.id, session);
-    const { pc } = session;
     try {
       if (clientSdp === undefined) {
         session.attach(pc.createDataChannel(tabAgentChannelLabel));
         await pc.setLocalDescription(await pc.createOffer());
       } else {
-        session.remoteMaxMessageBytes = remoteMaxMessageSize(clientSdp);
+        session.remoteUfrag = ufragOf(clientSdp);
         await pc.setRemoteDescription({ type: 'offer', sdp: withoutMdnsCandidates(clientSdp) });
         await pc.setLocalDescription(await pc.createAnswer());
       }
@@ -342,7 +404,7 @@ class PeerSessions implements WebRtcTransport {
       throw new InvalidRequestError(`The SDP offer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
     }
     const sdp = this.localSdp(pc);
-    this.logger.info({ session_id: session.id, peer_id: session.peerLabel, type: clientSdp === undefined ? 'offer' : 'answer' }, 'WebRTC session opened');
+    this.logger.info({ peer_id: session.peerLabel, type: clientSdp === undefined ? 'offer' : 'answer' }, 'WebRTC session opened');
     return {
       session_id: session.id,
       created_at: new Date(session.createdAt).toISOString(),
@@ -354,27 +416,29 @@ class PeerSessions implements WebRtcTransport {
     };
   }
 
-  private async answer(request: RouteRequest<'webrtc.answer'>): Promise<RouteResponse<'webrtc.answer'>> {
-    const session = this.find(request.session_id);
+  private async answer(request: RouteRequest<'webrtc.answer'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.answer'>> {
+    const session = this.find(request.session_id, caller);
     if (session.state !== 'waiting_for_answer') {
       throw new ConflictError(`Session ${session.id} is ${session.state}: only a session the server offered (opened without an SDP) takes an answer`, {
         details: { session_id: session.id, state: session.state },
       });
     }
     checkRemoteSdp(request.sdp, 'answer');
-    session.remoteMaxMessageBytes = remoteMaxMessageSize(request.sdp);
+    // Taken before the await: a second answer racing this one gets the 409 above.
+    session.state = 'connecting';
+    session.remoteUfrag = ufragOf(request.sdp);
     try {
       await session.pc.setRemoteDescription({ type: 'answer', sdp: withoutMdnsCandidates(request.sdp) });
     } catch (error) {
+      session.end('closed');
       throw new InvalidRequestError(`The SDP answer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
     }
-    session.state = 'connecting';
     session.lastActivity = Date.now();
     return { success: true, session_id: session.id };
   }
 
-  private async ice(request: RouteRequest<'webrtc.ice'>): Promise<RouteResponse<'webrtc.ice'>> {
-    const session = this.find(request.session_id);
+  private async ice(request: RouteRequest<'webrtc.ice'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.ice'>> {
+    const session = this.find(request.session_id, caller);
     if (!session.open) throw new ConflictError(`Session ${session.id} is ${session.state}`, { details: { session_id: session.id, state: session.state } });
     if (session.state === 'waiting_for_answer') {
       throw new ConflictError(`Session ${session.id} has no answer yet: send it to webrtc.answer before its candidates`, {
@@ -396,10 +460,21 @@ class PeerSessions implements WebRtcTransport {
     return { success: true, session_id: session.id };
   }
 
-  private find(sessionId: string): WebRtcSession {
+  /** The session, for the caller that opened it; anyone else gets the same 404 as for no session. */
+  private find(sessionId: string, caller: CallerIdentity): WebRtcSession {
     const session = this.sessions.get(sessionId);
-    if (session === undefined) throw new NotFoundError(`No WebRTC session ${sessionId}`, { details: { session_id: sessionId } });
+    if (session?.callerKey !== callerKeyOf(caller)) throw new NotFoundError(`No WebRTC session ${sessionId}`, { details: { session_id: sessionId } });
     return session;
+  }
+
+  private isClosing(): boolean {
+    return this.closing;
+  }
+
+  private openSessionsOf(key: string): number {
+    let count = 0;
+    for (const session of this.sessions.values()) if (session.open && session.callerKey === key) count += 1;
+    return count;
   }
 
   private describe(session: WebRtcSession): RouteResponse<'webrtc.session'> {

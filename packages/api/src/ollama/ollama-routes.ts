@@ -8,14 +8,13 @@ import {
   problemStatusForCode,
   toTabAgentError,
   type AppStateProvider,
-  type CallerIdentity,
   type RouteChunk,
   type RouteId,
   type RouteRequestInput,
   type RouteResponse,
 } from '@tabagent/values';
 import type { ApiLogger } from '../api-router-options.js';
-import { createHttpCallContext } from '../http-call-context.js';
+import { callerOfRequestState, createHttpCallContext } from '../http-call-context.js';
 import { readJsonBody } from '../request-body-reader.js';
 import { assertPairingScope, requestStateOf } from '../request-guard.js';
 import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
@@ -201,7 +200,7 @@ export class OllamaRoutes {
   ): Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>> {
     const state = requestStateOf(request, this.options.requestIdFactory);
     assertPairingScope(state, id);
-    const caller: CallerIdentity = state.origin === undefined ? { apiKey: state.authenticated } : { origin: state.origin, apiKey: state.authenticated };
+    const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     return this.options.provider.handle(id, parseRouteRequest(id, raw), context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;
   }
