@@ -13,7 +13,7 @@ const usage = `tabagent ${serverVersion}
 Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
                  [--allowed-origin ORIGIN ...] [--api-key-file FILE] [--model-dir DIR ...] [--embedding-model ID]
-                 [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--webrtc on|off] [--log-level info]
+                 [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--webrtc on|off] [--metrics on|off] [--log-level info]
                  [--shutdown-timeout 8]
   tabagent pull <hf.co/owner/repo[:Q4_K_M]> [--variant KEY] [--file PATH] [--revision REV] [--data-dir DIR]
   tabagent list [--data-dir DIR]

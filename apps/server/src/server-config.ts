@@ -43,6 +43,8 @@ export interface ServerConfig {
   hfToken: string | undefined;
   /** The WebRTC transport (signalling routes and data channels) in `http` and `all` modes. */
   webrtc: 'on' | 'off';
+  /** Prometheus metrics at `GET /metrics` (and the counting behind them). */
+  metrics: 'on' | 'off';
 }
 
 interface OptionSpec {
@@ -123,6 +125,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   '--hf-endpoint': { key: 'hfEndpoint', env: 'HF_ENDPOINT', parse: parseUrl('--hf-endpoint') },
   '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => value },
   '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
+  '--metrics': { key: 'metrics', env: 'TABAGENT_METRICS', parse: oneOf('--metrics', ['on', 'off'] as const) },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
 
@@ -149,6 +152,7 @@ export function defaultServerConfig(): ServerConfig {
     hfEndpoint: 'https://huggingface.co',
     hfToken: undefined,
     webrtc: 'on',
+    metrics: 'on',
   };
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createApiApp, createApiHttpServer } from '@tabagent/api';
+import { createApiApp, createApiHttpServer, metricsPath, swaggerUiPath } from '@tabagent/api';
 import { createGgufModelBackend, createGgufModelManager } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
@@ -16,7 +16,7 @@ import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-di
 import { withChatMemory } from './chat-memory.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
-import { createGenerationHandlers } from './handlers/generation-handlers.js';
+import { createGenerationHandlers, type GenerationStats } from './handlers/generation-handlers.js';
 import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
 import { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
 import { createPairingHandlers } from './handlers/pairing-handlers.js';
@@ -26,6 +26,7 @@ import { createRequestCancellation } from './handlers/request-cancellation.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
 import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
+import { createServerMetrics, requestLogOnly, type RequestRecord } from './server-metrics.js';
 import { createModelLayer } from './model-layer.js';
 import { isLoopbackHost, resolveApiKey, type ServerConfig } from './server-config.js';
 import { readAllowedOrigins } from './allowed-origins-store.js';
@@ -69,6 +70,26 @@ function listen(server: http.Server, host: string, port: number): Promise<Addres
 const responseGraceMs = 1000;
 
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
+
+/** The start banner: what is running where, and what to do next. */
+export function startBanner(info: {
+  version: string;
+  url: string | undefined;
+  dataDir: string;
+  models: number;
+  nativeHostOrigins: number;
+  metrics: boolean;
+}): string {
+  const lines = [
+    `TabAgent Server ${info.version}`,
+    info.url === undefined ? '  HTTP      not listening (native messaging only)' : `  API       ${info.url}/v1   (OpenAI and Ollama clients: ${info.url})`,
+    ...(info.url === undefined ? [] : [`  Docs      ${info.url}${swaggerUiPath}/`, ...(info.metrics ? [`  Metrics   ${info.url}${metricsPath}`] : [])]),
+    `  Data      ${info.dataDir}`,
+    `  Models    ${info.models === 0 ? 'none yet: tabagent pull hf.co/<owner>/<repo>, or drop a .gguf into the models folder' : `${info.models} found`}`,
+    `  Extension ${info.nativeHostOrigins === 0 ? 'native host not installed: tabagent install-native-host --extension-id <id>' : `native host installed for ${info.nativeHostOrigins} extension(s)`}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
 
 /** Composes every package into one provider and starts the transports the mode asks for. */
 export async function startServer(given: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
@@ -208,7 +229,22 @@ async function composeServer(
   memoryStore = memory;
   disposers.push(() => memory.close());
   const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
-  const generation = createGenerationHandlers({ models, logger, otherRequests: cancellation, activity });
+  // Metrics read the live state at scrape time; the memory store exists by then.
+  const metrics =
+    config.metrics === 'on'
+      ? createServerMetrics({
+          loadedModels: () => models.loaded(),
+          activeGenerations: () => activeGenerations,
+          memoryStatus: () => memory.weaver.status(),
+        })
+      : undefined;
+  const generation = createGenerationHandlers({
+    models,
+    logger,
+    otherRequests: cancellation,
+    activity,
+    ...(metrics === undefined ? {} : { onGeneration: (stats: GenerationStats) => metrics.recordGeneration(stats) }),
+  });
   // WebRTC is signalled over HTTP, so it runs where HTTP does (the seed's single port), unless turned off.
   let channelProvider: AppStateProvider | undefined;
   const webrtc =
@@ -261,7 +297,13 @@ async function composeServer(
   );
   memory.weaver.start();
   restrictDataFiles(layout);
-  const provider = createAppStateProvider(handlers);
+  // One line per request at info, whatever the transport: route, transport, status, duration, id (never bodies).
+  const logRequest = (record: RequestRecord): void =>
+    logger.info(
+      { route: record.route, transport: record.transport, status: record.status, duration_ms: record.durationMs, request_id: record.requestId },
+      'request',
+    );
+  const provider = (metrics ?? requestLogOnly()).instrument(createAppStateProvider(handlers), logRequest);
   channelProvider = provider;
   resolveProvider(provider);
 
@@ -282,6 +324,7 @@ async function composeServer(
       logger,
       version: serverVersion,
       shutdownSignal: shuttingDown.signal,
+      ...(metrics === undefined ? {} : { metrics: () => metrics.render() }),
     });
     httpServer = createApiHttpServer(app);
     httpServer.keepAliveTimeout = 65_000;
@@ -319,6 +362,23 @@ async function composeServer(
     return closing;
   };
 
-  logger.info({ mode: config.mode, dataDir: layout.root, ...(httpUrl === undefined ? {} : { url: httpUrl }) }, 'server ready');
+  const modelsFound = (await registry.list()).length;
+  const nativeHostOrigins = readAllowedOrigins(layout.root).length;
+  logger.info(
+    {
+      mode: config.mode,
+      dataDir: layout.root,
+      ...(httpUrl === undefined ? {} : { url: httpUrl }),
+      models: modelsFound,
+      native_host_installed: nativeHostOrigins > 0,
+    },
+    'server ready',
+  );
+  // A person at a terminal gets a short banner; native mode never (stdout is the browser's, and Chrome started us).
+  if (options.logger === undefined && config.mode !== 'native' && process.stderr.isTTY) {
+    process.stderr.write(
+      startBanner({ version: serverVersion, url: httpUrl, dataDir: layout.root, models: modelsFound, nativeHostOrigins, metrics: metrics !== undefined }),
+    );
+  }
   return { config, layout, provider, logger, httpUrl, nativeSessionEnded, close };
 }

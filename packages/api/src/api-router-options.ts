@@ -58,6 +58,11 @@ export interface ApiRouterOptions {
    * their last chunk and `[DONE]` instead of a cut connection. For a graceful shutdown.
    */
   shutdownSignal?: AbortSignal;
+  /**
+   * Serves `GET /metrics` (Prometheus text exposition) with what this returns; the same guard as
+   * every route applies (Host, origin allowlist, API key). Absent: no `/metrics`.
+   */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** Default body limit: 32 MiB (documents and page text can be large). */

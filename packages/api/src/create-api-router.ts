@@ -27,6 +27,8 @@ import { sendChunkStream } from './sse-response.js';
 
 /** Path of the generated OpenAPI document. */
 export const openApiDocumentPath = '/api-doc/openapi.json';
+/** Where Prometheus scrapes, when `metrics` is given. */
+export const metricsPath = '/metrics';
 /** Mount path of Swagger UI. */
 export const swaggerUiPath = '/swagger-ui';
 
@@ -130,6 +132,17 @@ class ApiRouterBuilder {
         shutdownSignal: this.options.shutdownSignal,
         version: this.options.version ?? '0.0.0',
       }).mount(router);
+    }
+    const { metrics } = this.options;
+    if (metrics !== undefined) {
+      router.get(metricsPath, (request: Request, response: Response) => {
+        metrics()
+          .then(({ contentType, body }) => {
+            response.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
+            response.end(body);
+          })
+          .catch((error: unknown) => this.fail(request, response, error));
+      });
     }
     for (const entry of buildRouteTable(this.routes)) {
       const route = router.route(entry.expressPath);

@@ -1,4 +1,4 @@
-export { createApiRouter, openApiDocumentPath, swaggerUiPath } from './create-api-router.js';
+export { createApiRouter, metricsPath, openApiDocumentPath, swaggerUiPath } from './create-api-router.js';
 export { createApiApp } from './create-api-app.js';
 export { createApiHttpServer } from './create-api-http-server.js';
 export { defaultBodyLimitBytes, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';

@@ -320,11 +320,12 @@ describe('WebRTC transport', () => {
   });
 
   it('bounds open sessions (429 past the limit), expires unconnected ones, and closes all on shutdown', async () => {
-    start({ maxSessions: 2, connectTimeoutMs: 300, sweepIntervalMs: 50 });
+    // The connect timeout must leave the first peer time to connect on a loaded CI machine.
+    start({ maxSessions: 2, connectTimeoutMs: 4000, sweepIntervalMs: 50 });
     const first = await connect();
     const pending = await offer({});
     await expect(offer({})).rejects.toMatchObject({ code: 'rate_limited', details: { max_sessions: 2, retry_after_seconds: 5 } });
-    await until(async () => (await transport.handlers['webrtc.session']({ session_id: pending.session_id }, httpContext)).state === 'closed');
+    await until(async () => (await transport.handlers['webrtc.session']({ session_id: pending.session_id }, httpContext)).state === 'closed', 15_000);
     expect(transport.openSessions).toBe(1);
     const third = await offer({});
     expect(third.state).toBe('waiting_for_answer');

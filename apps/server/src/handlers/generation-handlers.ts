@@ -31,6 +31,8 @@ export interface GenerationHandlerDeps {
   otherRequests?: { cancel(requestId: string, caller: string): boolean };
   /** Generations kept per model for `stats.get` (default 20). */
   statsHistory?: number;
+  /** Told of every finished generation (metrics). */
+  onGeneration?: (stats: GenerationStats) => void;
   /** Unix time source for `created` (tests). */
   now?: () => number;
 }
@@ -38,7 +40,8 @@ export interface GenerationHandlerDeps {
 type GenerationRouteId =
   'chat.completions' | 'completions' | 'generation.stop' | 'generation.halt' | 'generation.halt_status' | 'params.get' | 'params.set' | 'stats.get';
 
-type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
+/** One finished generation, as `stats.get` reports it. */
+export type GenerationStats = NonNullable<RouteResponse<'stats.get'>['last']>;
 type Usage = RouteResponse<'chat.completions'>['usage'];
 type ChatRequest = RouteRequest<'chat.completions'>;
 type CompletionRequest = RouteRequest<'completions'>;
@@ -228,6 +231,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     if (recent.length > statsHistory) recent.shift();
     statsByModel.set(result.modelId, recent);
     generationCount.set(result.modelId, (generationCount.get(result.modelId) ?? 0) + 1);
+    deps.onGeneration?.(stats);
   };
 
   /**

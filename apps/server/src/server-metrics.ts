@@ -1,0 +1,212 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  isChunkStream,
+  toProblemDetails,
+  type AppStateProvider,
+  type CallContext,
+  type HandlerResult,
+  type RouteId,
+  type RouteRequest,
+  type RouteResponse,
+} from '@tabagent/values';
+
+/** One finished generation, as `stats.get` reports it. */
+export type GenerationMetricsSample = NonNullable<RouteResponse<'stats.get'>['last']>;
+
+/** What the scrape reads at scrape time (state, not events). */
+export interface MetricsSources {
+  loadedModels: () => { model: string; format: string; device: string; memory_mb: number }[];
+  activeGenerations: () => number;
+  memoryStatus: () => Promise<RouteResponse<'memory.status'>>;
+}
+
+/** One request that finished (or failed), whatever its transport. */
+export interface RequestRecord {
+  route: RouteId;
+  transport: CallContext['transport'];
+  status: number;
+  durationMs: number;
+  requestId: string;
+}
+
+/** The server's Prometheus metrics (`prom-client`), rendered at `GET /metrics`. */
+export interface ServerMetrics {
+  readonly registry: Registry;
+  /** Wraps a provider so that every call through it is counted and timed (streams until their end). */
+  instrument(provider: AppStateProvider, onRequest?: (record: RequestRecord) => void): AppStateProvider;
+  /** Records a finished generation: time to first token, decode speed, token counts. */
+  recordGeneration(sample: GenerationMetricsSample): void;
+  /** The exposition text and its content type. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+const durationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * Wraps a provider so that every call through it is timed (a stream until its end) and reported
+ * with its status: 200, the problem status of its error, or 499 for a stream its client left.
+ */
+function instrumentProvider(provider: AppStateProvider, report: (record: RequestRecord) => void): AppStateProvider {
+  const finish = (id: RouteId, context: CallContext, started: number, status: number): void => {
+    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    report({ route: id, transport: context.transport, status, durationMs, requestId: context.requestId });
+  };
+  return {
+    async handle<K extends RouteId>(id: K, request: RouteRequest<K>, context: CallContext): Promise<HandlerResult<K>> {
+      const started = performance.now();
+      let result: HandlerResult<K>;
+      try {
+        result = await provider.handle(id, request, context);
+      } catch (error) {
+        finish(id, context, started, toProblemDetails(error).status);
+        throw error;
+      }
+      if (!isChunkStream(result)) {
+        finish(id, context, started, 200);
+        return result;
+      }
+      const chunks = result;
+      return (async function* timed() {
+        let status = 200;
+        try {
+          yield* chunks;
+          if (context.signal.aborted) status = 499;
+        } catch (error) {
+          status = toProblemDetails(error).status;
+          throw error;
+        } finally {
+          finish(id, context, started, status);
+        }
+      })() as HandlerResult<K>;
+    },
+  };
+}
+
+/** Request timing and reporting without metrics (`--metrics off`): the request log still gets its lines. */
+export function requestLogOnly(): Pick<ServerMetrics, 'instrument'> {
+  return { instrument: (provider, onRequest) => instrumentProvider(provider, (record) => onRequest?.(record)) };
+}
+
+/** Creates the registry with the default process metrics (event-loop delay included) and ours. */
+export function createServerMetrics(sources: MetricsSources): ServerMetrics {
+  const registry = new Registry();
+  // Process CPU, memory, handles, GC and event-loop delay percentiles (perf_hooks.monitorEventLoopDelay).
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const requests = new Counter({
+    name: 'tabagent_requests_total',
+    help: 'Requests by route id, transport and HTTP status (errors by their problem status).',
+    labelNames: ['route', 'transport', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'tabagent_request_duration_seconds',
+    help: 'Time from a request reaching the provider to its response, or to the end of its stream.',
+    labelNames: ['route', 'transport'] as const,
+    buckets: durationBuckets,
+    registers: [registry],
+  });
+  const perModelHistogram = (name: string, help: string, buckets: number[]): Histogram<'model'> =>
+    new Histogram({ name, help, labelNames: ['model'] as const, buckets, registers: [registry] });
+  const ttft = perModelHistogram(
+    'tabagent_time_to_first_token_seconds',
+    'Time to first token of finished generations.',
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+  );
+  const decode = perModelHistogram(
+    'tabagent_decode_tokens_per_second',
+    'Decode speed of finished generations.',
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
+  );
+  const promptTokens = new Counter({
+    name: 'tabagent_prompt_tokens_total',
+    help: 'Prompt tokens evaluated.',
+    labelNames: ['model'] as const,
+    registers: [registry],
+  });
+  const completionTokens = new Counter({
+    name: 'tabagent_completion_tokens_total',
+    help: 'Completion tokens generated.',
+    labelNames: ['model'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tabagent_model_loaded',
+    help: 'Loaded models (1 each), by format and device.',
+    labelNames: ['model', 'format', 'device'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const view of sources.loadedModels()) this.set({ model: view.model, format: view.format, device: view.device }, 1);
+    },
+  });
+  new Gauge({
+    name: 'tabagent_model_memory_bytes',
+    help: 'Memory a loaded model takes, as its backend estimates it.',
+    labelNames: ['model'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const view of sources.loadedModels()) this.set({ model: view.model }, view.memory_mb * 1024 * 1024);
+    },
+  });
+  new Gauge({
+    name: 'tabagent_generations_active',
+    help: 'Generations running or waiting for their model.',
+    registers: [registry],
+    collect() {
+      this.set(sources.activeGenerations());
+    },
+  });
+  const memoryGauge = (name: string, help: string, read: (status: RouteResponse<'memory.status'>) => number | null): Gauge =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const value = read(await sources.memoryStatus());
+        this.set(value ?? 0);
+      },
+    });
+  memoryGauge('tabagent_memory_queue_depth', 'Saved items waiting for the weaver.', (status) => status.queue_depth);
+  memoryGauge('tabagent_memory_failed_items', 'Weaver items that failed for good.', (status) => status.failed);
+  memoryGauge('tabagent_memory_items_per_second', 'Items the weaver finished per second over the last minute.', (status) => status.items_per_second);
+  memoryGauge('tabagent_memory_lag_seconds', 'Age of the oldest item not yet indexed (0 when none waits).', (status) =>
+    status.oldest_pending_age_ms === null ? 0 : status.oldest_pending_age_ms / 1000,
+  );
+
+  return {
+    registry,
+    instrument(provider, onRequest) {
+      // Label children are looked up once per label set: the hot path is then two plain updates.
+      const counters = new Map<string, { inc: () => void }>();
+      const timers = new Map<string, { observe: (value: number) => void }>();
+      return instrumentProvider(provider, (record) => {
+        const timerKey = `${record.route}|${record.transport}`;
+        const counterKey = `${timerKey}|${record.status}`;
+        let counter = counters.get(counterKey);
+        if (counter === undefined) {
+          counter = requests.labels(record.route, record.transport, String(record.status));
+          counters.set(counterKey, counter);
+        }
+        counter.inc();
+        let timer = timers.get(timerKey);
+        if (timer === undefined) {
+          timer = duration.labels(record.route, record.transport);
+          timers.set(timerKey, timer);
+        }
+        timer.observe(record.durationMs / 1000);
+        onRequest?.(record);
+      });
+    },
+    recordGeneration(sample) {
+      const labels = { model: sample.model };
+      if (sample.time_to_first_token_ms !== null) ttft.observe(labels, sample.time_to_first_token_ms / 1000);
+      if (sample.tokens_per_second !== null) decode.observe(labels, sample.tokens_per_second);
+      promptTokens.inc(labels, sample.prompt_tokens);
+      completionTokens.inc(labels, sample.completion_tokens);
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}

@@ -1,0 +1,149 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import OpenAI from 'openai';
+import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { pino } from 'pino';
+import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+import { parseServeArguments } from '../src/server-config.js';
+import { startBanner, startServer, type RunningServer } from '../src/start-server.js';
+
+// GET /metrics as Prometheus scrapes it (parsed with a Prometheus text parser, not string
+// matching), and the request log: one line per request, never a body or a secret.
+const apiKey = 'sk-local-metrics-test-key-0123456789';
+const hfToken = 'hf_SecretTokenThatMustNeverBeLogged123';
+const prompt = 'my private prompt about the quarterly numbers';
+let root: string;
+let server: RunningServer;
+let base: string;
+const logLines: Record<string, unknown>[] = [];
+let rawLog = '';
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(tmpdir(), 'metrics-'));
+  mkdirSync(path.join(root, 'models'));
+  writeTinyLlamaGguf(path.join(root, 'models', 'chat.gguf'), { chatTemplate: chatMlToolsTemplate });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const text = chunk.toString('utf8');
+      rawLog += text;
+      for (const line of text.split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const config = parseServeArguments(['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--api-key', apiKey], {});
+  server = await startServer(config, { logger: pino({ level: 'info' }, sink) });
+  base = server.httpUrl as string;
+}, 60_000);
+
+afterAll(async () => {
+  await server.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const auth = { authorization: `Bearer ${apiKey}` };
+
+async function scrape(): Promise<ParsedFamily[]> {
+  const response = await fetch(`${base}/metrics`, { headers: auth });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+  return parsePrometheusTextFormat(await response.text());
+}
+
+function family(families: ParsedFamily[], name: string): ParsedFamily {
+  const found = families.find((candidate) => candidate.name === name);
+  if (found === undefined) throw new Error(`no metric family ${name}`);
+  return found;
+}
+
+function valueOf(families: ParsedFamily[], name: string, labels: Record<string, string>): number {
+  const metric = family(families, name).metrics.find((candidate) => Object.entries(labels).every(([key, value]) => candidate.labels?.[key] === value));
+  return Number(metric?.value ?? Number.NaN);
+}
+
+describe('metrics and the request log', () => {
+  it('counts requests by route, transport and status, and times generations per model', async () => {
+    const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
+    const usage: number[] = [];
+    for (let n = 0; n < 2; n += 1) {
+      const completion = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: prompt }], max_tokens: 4 });
+      usage.push(completion.usage?.completion_tokens ?? 0);
+    }
+    const stream = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: prompt }], max_tokens: 4, stream: true });
+    for await (const chunk of stream) expect(chunk.object).toBe('chat.completion.chunk');
+    await expect(client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404 });
+    await server.provider.handle('health', {}, { requestId: 'n1', signal: new AbortController().signal, transport: 'native-messaging', caller: {} });
+
+    const families = await scrape();
+    expect(valueOf(families, 'tabagent_requests_total', { route: 'chat.completions', transport: 'http', status: '200' })).toBe(3);
+    expect(valueOf(families, 'tabagent_requests_total', { route: 'chat.completions', transport: 'http', status: '404' })).toBe(1);
+    expect(valueOf(families, 'tabagent_requests_total', { route: 'health', transport: 'native-messaging', status: '200' })).toBe(1);
+    // This parser keeps only the buckets of a labelled histogram (one label set here): `+Inf` is its count.
+    expect(family(families, 'tabagent_request_duration_seconds').type).toBe('HISTOGRAM');
+    expect(family(families, 'tabagent_time_to_first_token_seconds').metrics).toEqual([
+      expect.objectContaining({ buckets: expect.objectContaining({ '+Inf': '3' }) }),
+    ]);
+    expect(family(families, 'tabagent_decode_tokens_per_second').type).toBe('HISTOGRAM');
+    expect(valueOf(families, 'tabagent_completion_tokens_total', { model: 'chat' })).toBeGreaterThanOrEqual(usage[0] ?? 0);
+    expect(valueOf(families, 'tabagent_model_loaded', { model: 'chat', format: 'gguf' })).toBe(1);
+    expect(valueOf(families, 'tabagent_model_memory_bytes', { model: 'chat' })).toBeGreaterThan(0);
+    expect(valueOf(families, 'tabagent_memory_queue_depth', {})).toBeGreaterThanOrEqual(0);
+    expect(family(families, 'nodejs_eventloop_lag_p99_seconds').type).toBe('GAUGE');
+    expect(family(families, 'process_resident_memory_bytes').type).toBe('GAUGE');
+  });
+
+  it('keeps /metrics behind the same guard as every route', async () => {
+    expect((await fetch(`${base}/metrics`)).status).toBe(401);
+    expect((await fetch(`${base}/metrics`, { headers: { ...auth, origin: 'https://evil.example' } })).status).toBe(403);
+  });
+
+  it('logs one line per request with route, transport, status, duration and id, and never a body or secret', async () => {
+    const set = await fetch(`${base}/v1/hf/token`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: hfToken }),
+    });
+    expect(set.status).toBe(200);
+    const requestLines = logLines.filter((line) => line.msg === 'request');
+    expect(requestLines.find((line) => line.route === 'hf.token.set')).toEqual(
+      expect.objectContaining({
+        level: 30,
+        route: 'hf.token.set',
+        transport: 'http',
+        status: 200,
+        duration_ms: expect.any(Number),
+        request_id: expect.any(String),
+      }),
+    );
+    expect(requestLines.filter((line) => line.route === 'chat.completions').map((line) => line.status)).toEqual([200, 200, 200, 404]);
+    for (const secret of [apiKey, hfToken, prompt]) expect(rawLog).not.toContain(secret);
+  });
+});
+
+describe('the start banner', () => {
+  it('says what runs where and what to do next', () => {
+    expect(startBanner({ version: '1.2.3', url: 'http://127.0.0.1:8080', dataDir: '/home/u/.tabagent', models: 0, nativeHostOrigins: 0, metrics: true })).toBe(
+      [
+        'TabAgent Server 1.2.3',
+        '  API       http://127.0.0.1:8080/v1   (OpenAI and Ollama clients: http://127.0.0.1:8080)',
+        '  Docs      http://127.0.0.1:8080/swagger-ui/',
+        '  Metrics   http://127.0.0.1:8080/metrics',
+        '  Data      /home/u/.tabagent',
+        '  Models    none yet: tabagent pull hf.co/<owner>/<repo>, or drop a .gguf into the models folder',
+        '  Extension native host not installed: tabagent install-native-host --extension-id <id>',
+        '',
+      ].join('\n'),
+    );
+    expect(startBanner({ version: '1.2.3', url: undefined, dataDir: '/d', models: 2, nativeHostOrigins: 1, metrics: false })).toBe(
+      [
+        'TabAgent Server 1.2.3',
+        '  HTTP      not listening (native messaging only)',
+        '  Data      /d',
+        '  Models    2 found',
+        '  Extension native host installed for 1 extension(s)',
+        '',
+      ].join('\n'),
+    );
+  });
+});

@@ -1,0 +1,49 @@
+// Metrics overhead: `GET /v1/health` under wrk against two `tabagent serve` processes, one with
+// `--metrics on` (every request counted and timed, as Prometheus scrapes it) and one with
+// `--metrics off`, alternating rounds in the same run. Floor: metrics cost < 3% of health
+// throughput. A scrape of /metrics is timed too.
+// Usage (after `npx nx build server`): node bench/metrics/overhead.mjs [--seconds 5] [--rounds 3] [--json]
+import { flag, median, option, runWrk, startTabagent } from '../support/bench-support.mjs';
+
+const seconds = Number(option('seconds', '5'));
+const rounds = Number(option('rounds', '3'));
+
+const on = await startTabagent({ args: ['--metrics', 'on'] });
+const off = await startTabagent({ args: ['--metrics', 'off'] });
+try {
+  const rates = { on: [], off: [] };
+  for (let round = 0; round < rounds; round += 1) {
+    // Alternate which goes first so drift (thermal, other load) falls on both.
+    const order = round % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+    for (const which of order) {
+      const server = which === 'on' ? on : off;
+      const result = await runWrk(`${server.baseUrl}/v1/health`, { seconds, connections: 4 });
+      if (result.non2xx > 0 || result.errors > 0) throw new Error(`${which}: ${result.non2xx} non-2xx, ${result.errors} socket errors`);
+      rates[which].push(result.requestsPerSecond);
+    }
+  }
+  const scrapes = [];
+  for (let n = 0; n < 20; n += 1) {
+    const start = performance.now();
+    const response = await fetch(`${on.baseUrl}/metrics`);
+    await response.text();
+    scrapes.push(performance.now() - start);
+  }
+  const figures = {
+    health_rps: { metrics_on: median(rates.on), metrics_off: median(rates.off) },
+    scrape_ms_p50: median(scrapes),
+  };
+  figures.health_rps.cost = 1 - figures.health_rps.metrics_on / figures.health_rps.metrics_off;
+  if (flag('json')) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+  else {
+    const { health_rps: rps } = figures;
+    process.stdout.write(
+      `health req/s  metrics on ${rps.metrics_on.toFixed(0)}  off ${rps.metrics_off.toFixed(0)}  cost ${(rps.cost * 100).toFixed(1)}% (floor < 3%)   ` +
+        `rounds on ${rates.on.map((r) => r.toFixed(0)).join('/')} off ${rates.off.map((r) => r.toFixed(0)).join('/')}\n` +
+        `GET /metrics p50 ${figures.scrape_ms_p50.toFixed(1)} ms\n`,
+    );
+  }
+} finally {
+  await on.stop();
+  await off.stop();
+}
