@@ -150,6 +150,14 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     },
   });
   new Gauge({
+    name: 'tabagent_process_array_buffers_bytes',
+    help: 'Memory of ArrayBuffers and SharedArrayBuffers (process.memoryUsage().arrayBuffers).',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().arrayBuffers);
+    },
+  });
+  new Gauge({
     name: 'tabagent_generations_active',
     help: 'Generations running or waiting for their model.',
     registers: [registry],

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { InvalidModelError } from '@tabagent/values';
+import { InvalidModelError, ModelNotLoadedError } from '@tabagent/values';
 import { maxLengthOf, readModelFolder, taskFromConfig, type ModelFolderContents, type OnnxModelTask } from './model-folder.js';
 import { createOnnxSession, valueType, type OnnxSessionOptions } from './onnx-session-factory.js';
 import { TextTokenizer, type TokenizedText } from './text-tokenizer.js';
@@ -98,9 +98,16 @@ export class OnnxEncoder {
         feeds[name] = new ort.Tensor('int64', positions, dims);
       }
     }
+    // An unload that raced this request: a retryable 503, never onnxruntime's "Session already disposed".
+    if (this.released) throw new ModelNotLoadedError('The model was unloaded while this request waited for it; send the request again');
     this.runCount += 1;
-    const tensors = await this.session.run(feeds, [...outputs]);
-    return { tensors, sequenceLength };
+    const pending = this.session.run(feeds, [...outputs]);
+    this.running.add(pending);
+    try {
+      return { tensors: await pending, sequenceLength };
+    } finally {
+      this.running.delete(pending);
+    }
   }
 
   /**
@@ -125,11 +132,32 @@ export class OnnxEncoder {
   }
 
   private disposed = false;
+  /** Set once the session is released: runs still queued when an unload drained are refused. */
+  private released = false;
+  /** Session runs in progress: the session is released only after they finish. */
+  private readonly running = new Set<Promise<unknown>>();
 
-  /** Releases the session; idempotent. */
+  /**
+   * Runs `work` (which may queue runs, as the micro-batcher does) as one unit the session outlives:
+   * an unload waits for it. Refused with a retryable 503 once the encoder is disposed.
+   */
+  async use<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposed) throw new ModelNotLoadedError('The model was unloaded; send the request again');
+    const pending = work();
+    this.running.add(pending);
+    try {
+      return await pending;
+    } finally {
+      this.running.delete(pending);
+    }
+  }
+
+  /** Releases the session once the runs in progress have finished; later runs are refused. Idempotent. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await Promise.allSettled([...this.running]);
+    this.released = true;
     await this.session.release();
   }
 }

@@ -69,7 +69,8 @@ class OnnxTextEmbedderImpl implements OnnxTextEmbedder {
   async embed(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<TextEmbeddingResult> {
     if (this.disposed) throw new CancelledError(`Embedding model ${this.modelId} was unloaded`);
     const tokenized = texts.map((text) => this.encoder.tokenizer.encode(text));
-    const vectors = await this.batcher.submit(tokenized, options.signal);
+    // An unload waits for embeddings already accepted, batched ones included.
+    const vectors = await this.encoder.use(() => this.batcher.submit(tokenized, options.signal));
     this.textsEmbedded += texts.length;
     return { vectors, tokenCounts: tokenized.map((t) => t.ids.length) };
   }

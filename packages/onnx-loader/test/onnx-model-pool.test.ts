@@ -29,4 +29,24 @@ describe('createOnnxModelPool', () => {
     }
     expect(pool.list()).toEqual([]);
   });
+
+  it('lets embeddings in flight finish when their model is unloaded, and refuses later ones as retryable', async () => {
+    const folder = await createTemporaryFolder('pool-unload');
+    const pool = createOnnxModelPool({ threads: 1 });
+    try {
+      const embedder = await writeTinyEmbedderModel(join(folder.path, 'e'));
+      const loaded = await pool.load('emb', embedder.folder);
+      if (loaded.task !== 'embedding') throw new Error('expected an embedder');
+      const texts = Array.from({ length: 64 }, (_unused, n) => `text number ${n} about tabs and memory`);
+      const inFlight = loaded.model.embed(texts);
+      const unloaded = pool.unload('emb');
+      const result = await inFlight;
+      expect(result.vectors).toHaveLength(64);
+      expect(await unloaded).toBe(true);
+      await expect(loaded.model.embed(['after'])).rejects.toMatchObject({ code: 'cancelled', message: 'Embedding model emb was unloaded' });
+    } finally {
+      await pool.dispose();
+      await folder.remove();
+    }
+  });
 });

@@ -1,0 +1,374 @@
+// Endurance: a day of extension use compressed into a mixed load from several clients against one
+// `tabagent serve --mode all` process (HTTP, native messaging on its stdio, and WebRTC), with model
+// load/unload cycles, sampled every few seconds: RSS, heap, external and array buffers, open file
+// descriptors, event-loop delay p99, request and error rates. Writes samples.csv and chart.svg
+// (vega) and prints the floors: after the warm-up RSS growth < 30 MB, heap growth < 5 MB, fds
+// flat (± 5), zero 5xx, zero crashes, zero stuck requests, event-loop p99 < 20 ms throughout.
+// Usage (after `npx nx build server`):
+//   node bench/soak/run.mjs [--duration-s 600] [--warmup-s 120] [--sample-s 10] [--cycles 100] [--out bench/soak/out]
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as vega from 'vega';
+import { createContinuationReassembler, createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
+import { connectNodePeer } from '@tabagent/webrtc/test-support';
+import { freePort, option, repositoryRoot } from '../support/bench-support.mjs';
+
+const durationS = Number(option('duration-s', '600'));
+const warmupS = Number(option('warmup-s', '120'));
+const sampleS = Number(option('sample-s', '10'));
+const cycles = Number(option('cycles', '100'));
+const outDir = option('out', join(repositoryRoot, 'bench', 'soak', 'out'));
+const requestTimeoutMs = 30_000;
+
+const dataDir = mkdtempSync(join(tmpdir(), 'tabagent-soak-'));
+mkdirSync(join(dataDir, 'models'), { recursive: true });
+writeTinyLlamaGguf(join(dataDir, 'models', 'chat.gguf'), { chatTemplate: chatMlToolsTemplate });
+await writeTinyEmbedderModel(join(dataDir, 'models', 'embedder'));
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const cli = join(repositoryRoot, 'apps', 'server', 'dist', 'cli.js');
+const child = spawn(
+  process.execPath,
+  [cli, 'serve', '--mode', 'all', '--port', String(port), '--data-dir', dataDir, '--threads', '1', '--gpu', 'off', '--log-level', 'error'],
+  {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  },
+);
+let crashed = null;
+child.once('exit', (code, signal) => (crashed = { code, signal }));
+
+const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, byKind: {} };
+const count = (kind, status) => {
+  stats.requests += 1;
+  const entry = (stats.byKind[kind] ??= { n: 0, bad: 0, statuses: {} });
+  entry.n += 1;
+  entry.statuses[status] = (entry.statuses[status] ?? 0) + 1;
+  if (status >= 500) stats.fiveXx += 1;
+  if (status >= 400) stats.errors += 1;
+};
+
+/** fetch with the soak's stuck-request guard: a request that neither answers nor fails in 30 s is stuck. */
+async function call(kind, path, init = {}, expected = [200]) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error('stuck')), requestTimeoutMs);
+  try {
+    const response = await fetch(`${base}${path}`, { ...init, signal: init.signal ?? controller.signal });
+    const body = await response.arrayBuffer();
+    count(kind, response.status);
+    if (!expected.includes(response.status)) stats.byKind[kind].bad += 1;
+    return { status: response.status, body: Buffer.from(body) };
+  } catch (error) {
+    if (controller.signal.aborted) stats.stuck += 1;
+    else if (init.signal?.aborted) stats.aborted += 1;
+    // A server that answers 413 closes the connection while a large body is still uploading: fetch sees a reset.
+    else if (kind === 'bad') stats.refusedConnections += 1;
+    else throw error;
+    return { status: 0, body: Buffer.alloc(0) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+for (let attempt = 0; ; attempt += 1) {
+  if (attempt > 300) throw new Error('server did not start');
+  try {
+    if ((await fetch(`${base}/v1/health`)).ok) break;
+  } catch {
+    /* not yet */
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+const started = Date.now();
+const deadline = started + durationS * 1000;
+const running = () => Date.now() < deadline && crashed === null;
+
+async function chatClient(id) {
+  let history = [];
+  for (let turn = 0; running(); turn += 1) {
+    history.push({ role: 'user', content: `client ${id} turn ${turn}: tell me about tabs` });
+    const disconnect = turn % 5 === 4;
+    const controller = new AbortController();
+    const response = await fetch(`${base}/v1/chat/completions`, {
+      ...json({ model: 'chat', messages: history, max_tokens: 12, stream: true }),
+      signal: controller.signal,
+    }).catch(() => null);
+    if (response === null) continue;
+    count('chat', response.status);
+    let text = '';
+    try {
+      for await (const bytes of response.body) {
+        text += Buffer.from(bytes).toString('utf8');
+        if (disconnect) {
+          controller.abort();
+          break;
+        }
+      }
+    } catch {
+      stats.aborted += 1;
+    }
+    history.push({ role: 'assistant', content: text.slice(0, 200) || 'ok' });
+    if (history.length > 12) history = [];
+  }
+}
+
+async function embedClient() {
+  while (running()) await call('embeddings', '/v1/embeddings', json({ model: 'embedder', input: ['a tab about cats', 'a tab about dogs', 'notes'] }));
+}
+
+async function memoryClient(id) {
+  await call('memory', '/v1/conversations', json({ id: `soak-${id}`, title: `Soak ${id}` }), [200, 409]);
+  for (let n = 0; running(); n += 1) {
+    await call('memory', `/v1/conversations/soak-${id}/messages`, json({ messages: [{ role: 'user', content: `saved note ${n} about topic ${n % 7}` }] }));
+    await call('memory', '/v1/documents', json({ text: `page ${n} text about topic ${n % 7}`, url: `https://example.org/${id}/${n}` }));
+    await call('memory', '/v1/conversations/search', json({ query: `topic ${n % 7}` }));
+    // An extension saves a few things a second at most, not as fast as the loop can go.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function healthAndBadClient() {
+  let oversizedAt = 0;
+  while (running()) {
+    await call('health', '/v1/health');
+    await call(
+      'bad',
+      '/v1/chat/completions',
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": "chat", "messages": [' },
+      [400],
+    );
+    await call('bad', '/v1/chat/completions', json({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }), [404]);
+    if (Date.now() - oversizedAt > 30_000) {
+      oversizedAt = Date.now();
+      await call('bad', '/v1/embeddings', json({ input: ['x'.repeat(33 * 1024 * 1024)] }), [413]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function stopClient() {
+  for (let n = 0; running(); n += 1) {
+    const requestId = `stop-${n}`;
+    const response = await fetch(`${base}/v1/chat/completions`, {
+      ...json({ model: 'chat', messages: [{ role: 'user', content: 'long story' }], max_tokens: 200, stream: true, ignore_eos: true }),
+      headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    }).catch(() => null);
+    if (response === null) continue;
+    count('stop', response.status);
+    const reader = response.body.getReader();
+    await reader.read();
+    // A stream that already ended answers its stop with 404 not_found.
+    await call('stop', n % 10 === 9 ? '/v1/generation/halt' : '/v1/generation/stop', json(n % 10 === 9 ? {} : { request_id: requestId }), [200, 404]);
+    while (!(await reader.read()).done);
+  }
+}
+
+async function nativeClient() {
+  const decoder = createFrameDecoder();
+  const reassembler = createContinuationReassembler();
+  const waiting = new Map();
+  child.stdout.on('data', (bytes) => {
+    for (const frame of decoder.push(bytes)) {
+      if (frame.kind !== 'message') continue;
+      const message = reassembler.accept(frame.value);
+      if (message === undefined) continue;
+      const resolve = waiting.get(String(message.request_id ?? message.messageId));
+      if (resolve && !('chunk' in message)) resolve(message);
+    }
+  });
+  const send = (message, key) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        stats.stuck += 1;
+        resolve(null);
+      }, requestTimeoutMs);
+      waiting.set(key, (reply) => {
+        clearTimeout(timer);
+        waiting.delete(key);
+        resolve(reply);
+      });
+      child.stdin.write(encodeFrame(message));
+    });
+  for (let n = 0; running(); n += 1) {
+    const kinds = [
+      { id: 'health', payload: null },
+      { id: 'embeddings', payload: { model: 'embedder', input: ['native'] } },
+      { id: 'chat.completions', payload: { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 } },
+    ];
+    const request = kinds[n % kinds.length];
+    const reply = await send({ ...request, request_id: `n${n}` }, `n${n}`);
+    if (reply !== null) count('native', reply.ok === true ? 200 : (reply.error?.status ?? 500));
+    if (n % 7 === 0) {
+      const legacy = await send({ action: 'ping', messageId: `m${n}` }, `m${n}`);
+      if (legacy !== null) count('native', legacy.status === 'success' ? 200 : 500);
+    }
+  }
+}
+
+async function webrtcClient() {
+  while (running()) {
+    const peer = await connectNodePeer(async (sdp) => (await fetch(`${base}/v1/webrtc/offer`, json({ sdp }))).json());
+    const until = Date.now() + 60_000;
+    for (let n = 0; running() && Date.now() < until; n += 1) {
+      try {
+        if (n % 3 === 0) await peer.client.call('health', null);
+        else if (n % 3 === 1) await peer.client.call('embeddings', { model: 'embedder', input: ['over webrtc'] });
+        else {
+          const chunks = [];
+          for await (const chunk of peer.client.stream('chat.completions', {
+            model: 'chat',
+            messages: [{ role: 'user', content: 'rtc' }],
+            max_tokens: 8,
+            stream: true,
+          }))
+            chunks.push(chunk);
+          if (chunks.length === 0) throw new Error('an empty stream');
+        }
+        count('webrtc', 200);
+      } catch (error) {
+        count('webrtc', error?.problem?.status ?? 500);
+      }
+    }
+    await peer.close();
+  }
+}
+
+async function loadCycler() {
+  const period = (durationS * 1000) / cycles;
+  for (let n = 0; n < cycles && running(); n += 1) {
+    const model = n % 2 === 0 ? 'chat' : 'embedder';
+    await call('cycle', '/v1/models/unload', json({ model }), [200]);
+    await call('cycle', '/v1/models/load', json({ model }), [200]);
+    await new Promise((resolve) => setTimeout(resolve, period));
+  }
+}
+
+// Sampling
+const samples = [];
+let lastRequests = 0;
+let lastErrors = 0;
+async function sample() {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const metric = (name) => Number(new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  const entry = {
+    t_s: Math.round((Date.now() - started) / 1000),
+    rss_mb: rssKb / 1024,
+    heap_used_mb: metric('nodejs_heap_size_used_bytes') / 1048576,
+    external_mb: metric('nodejs_external_memory_bytes') / 1048576,
+    array_buffers_mb: metric('tabagent_process_array_buffers_bytes') / 1048576,
+    open_fds: readdirSync(`/proc/${child.pid}/fd`).length,
+    event_loop_p99_ms: metric('nodejs_eventloop_lag_p99_seconds') * 1000,
+    requests_per_s: (stats.requests - lastRequests) / sampleS,
+    errors_per_s: (stats.errors - lastErrors) / sampleS,
+  };
+  lastRequests = stats.requests;
+  lastErrors = stats.errors;
+  samples.push(entry);
+  process.stderr.write(`${JSON.stringify(entry)}\n`);
+}
+
+const sampler = setInterval(() => void sample().catch(() => undefined), sampleS * 1000);
+const workers = [
+  chatClient(1),
+  chatClient(2),
+  embedClient(),
+  memoryClient(1),
+  memoryClient(2),
+  healthAndBadClient(),
+  stopClient(),
+  nativeClient(),
+  webrtcClient(),
+  loadCycler(),
+];
+const failures = (await Promise.allSettled(workers)).filter((result) => result.status === 'rejected').map((result) => String(result.reason));
+clearInterval(sampler);
+await sample().catch(() => undefined);
+
+// Figures
+const after = samples.filter((entry) => entry.t_s >= warmupS);
+const growth = (key) => (after.length < 2 ? Number.NaN : after[after.length - 1][key] - after[0][key]);
+const fds = after.map((entry) => entry.open_fds);
+const figures = {
+  duration_s: durationS,
+  warmup_s: warmupS,
+  requests: stats.requests,
+  rss_growth_mb: growth('rss_mb'),
+  heap_growth_mb: growth('heap_used_mb'),
+  fd_range: [Math.min(...fds), Math.max(...fds)],
+  event_loop_p99_max_ms: Math.max(...samples.map((entry) => entry.event_loop_p99_ms)),
+  five_xx: stats.fiveXx,
+  stuck: stats.stuck,
+  crashed,
+  worker_failures: failures,
+  refused_connections: stats.refusedConnections,
+  unexpected_statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, `${entry.bad}/${entry.n}`])),
+  statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, entry.statuses])),
+};
+mkdirSync(outDir, { recursive: true });
+const columns = Object.keys(samples[0] ?? {});
+writeFileSync(join(outDir, 'samples.csv'), `${columns.join(',')}\n${samples.map((entry) => columns.map((key) => entry[key]).join(',')).join('\n')}\n`);
+writeFileSync(join(outDir, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
+
+// Chart: one line per series against time (vega, rendered to SVG without a browser).
+const series = ['rss_mb', 'heap_used_mb', 'external_mb', 'array_buffers_mb', 'open_fds', 'event_loop_p99_ms', 'requests_per_s'];
+const values = samples.flatMap((entry) => series.map((name) => ({ t: entry.t_s, series: name, value: entry[name] })));
+const spec = {
+  $schema: 'https://vega.github.io/schema/vega/v5.json',
+  width: 900,
+  height: 420,
+  padding: 10,
+  title: { text: `tabagent soak: ${durationS} s, ${stats.requests} requests` },
+  data: [{ name: 'samples', values }],
+  scales: [
+    { name: 'x', type: 'linear', domain: { data: 'samples', field: 't' }, range: 'width' },
+    { name: 'y', type: 'linear', domain: { data: 'samples', field: 'value' }, range: 'height', nice: true, zero: true },
+    { name: 'color', type: 'ordinal', domain: { data: 'samples', field: 'series' }, range: 'category' },
+  ],
+  axes: [
+    { orient: 'bottom', scale: 'x', title: 'seconds' },
+    { orient: 'left', scale: 'y', title: 'MB, count, ms, req/s' },
+  ],
+  legends: [{ fill: 'color', title: 'series' }],
+  marks: [
+    {
+      type: 'group',
+      from: { facet: { name: 'line', data: 'samples', groupby: 'series' } },
+      marks: [
+        {
+          type: 'line',
+          from: { data: 'line' },
+          encode: {
+            enter: { x: { scale: 'x', field: 't' }, y: { scale: 'y', field: 'value' }, stroke: { scale: 'color', field: 'series' }, strokeWidth: { value: 2 } },
+          },
+        },
+      ],
+    },
+  ],
+};
+const view = new vega.View(vega.parse(spec), { renderer: 'none' });
+writeFileSync(join(outDir, 'chart.svg'), await view.toSVG());
+view.finalize();
+
+const ok = (pass) => (pass ? 'ok' : 'NOT MET');
+process.stdout.write(
+  [
+    `soak ${durationS} s (warm-up ${warmupS} s), ${stats.requests} requests, samples every ${sampleS} s -> ${outDir}/samples.csv, chart.svg`,
+    `RSS growth after warm-up  ${figures.rss_growth_mb.toFixed(1)} MB (floor < 30) ${ok(figures.rss_growth_mb < 30)}`,
+    `heap growth after warm-up ${figures.heap_growth_mb.toFixed(1)} MB (floor < 5) ${ok(figures.heap_growth_mb < 5)}`,
+    `open fds after warm-up    ${figures.fd_range[0]}..${figures.fd_range[1]} (floor ± 5) ${ok(figures.fd_range[1] - figures.fd_range[0] <= 10)}`,
+    `event-loop p99 max        ${figures.event_loop_p99_max_ms.toFixed(1)} ms (floor < 20) ${ok(figures.event_loop_p99_max_ms < 20)}`,
+    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}`,
+    `unexpected statuses by kind ${JSON.stringify(figures.unexpected_statuses)}; statuses ${JSON.stringify(figures.statuses)}`,
+    '',
+  ].join('\n'),
+);
+child.kill('SIGTERM');
+await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
+rmSync(dataDir, { recursive: true, force: true });
