@@ -56,7 +56,12 @@ describe('weaver', () => {
 
   it('indexes a burst as batches: one embedding pass and one index write per batch, and waits while interactive work runs', async () => {
     let busy = true;
-    h = await createHarness({ batchSize: 50, isBusy: () => busy, busyPollMs: 10 });
+    let busyChecks = 0;
+    const isBusy = (): boolean => {
+      busyChecks += 1;
+      return busy;
+    };
+    h = await createHarness({ batchSize: 50, isBusy, busyPollMs: 10 });
     const calls: number[] = [];
     const embedder = await h.weaver.embedder();
     const original = embedder.embed.bind(embedder);
@@ -66,7 +71,8 @@ describe('weaver', () => {
     };
     h.weaver.start();
     for (let index = 0; index < 100; index++) saveMessage(`b${index}`, `note number ${index} about apples`, 'burst');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The weaver has looked and found the server busy several times, not just had little time to run.
+    await waitFor(() => busyChecks >= 5);
     // Busy: nothing was taken from the outbox.
     expect(h.storage.outboxStats().pending).toBe(100);
     expect(calls).toEqual([]);
