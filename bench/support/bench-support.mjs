@@ -41,9 +41,9 @@ export function freePort() {
 
 /**
  * `tabagent serve` as a child process on a fresh data directory whose models folder links the
- * given GGUF files (by file name). Resolves once /v1/health answers.
+ * given model files or folders (by name). Resolves once /v1/health answers.
  */
-export async function startTabagent({ models = [], args = [] } = {}) {
+export async function startTabagent({ models = [], args = [], keepDataDir = false } = {}) {
   const cli = join(repositoryRoot, 'apps', 'server', 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build the server first (npx nx build server)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'tabagent-bench-'));
@@ -69,10 +69,12 @@ export async function startTabagent({ models = [], args = [] } = {}) {
   return {
     baseUrl,
     pid: child.pid,
+    dataDir,
+    /** Stops the server; its data directory is removed unless `keepDataDir` was given (then the caller removes it). */
     async stop() {
       child.kill('SIGTERM');
       await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,7 +1,14 @@
 import path from 'node:path';
 import { ggufModelInspector } from '@tabagent/gguf-loader';
 import { assessFeasibility, type HardwareProbe } from '@tabagent/hardware';
-import { createHubClient, createModelDownloader, createModelPuller, createModelRegistry, type ModelRegistry } from '@tabagent/model-cache';
+import {
+  createHubClient,
+  createModelDownloader,
+  createModelPuller,
+  createModelRegistry,
+  type ModelDownloader,
+  type ModelRegistry,
+} from '@tabagent/model-cache';
 import { onnxModelInspector } from '@tabagent/onnx-loader';
 import type { DataDirLayout } from './data-dir.js';
 import type { HfTokenStore } from './hf-token-store.js';
@@ -17,6 +24,56 @@ export interface ModelLayerOptions {
   /** `--model-dir` folders `models.register` may take paths from. */
   modelDirs?: readonly string[];
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
+}
+
+/** Files downloading now and bytes received since start, for `/metrics`. */
+export interface DownloadStats {
+  activeFiles: number;
+  bytesReceived: number;
+}
+
+/**
+ * Wraps a downloader to count what it receives: files in flight (a transfer shared by two pulls
+ * is one file) and bytes received in this process (a resumed partial counts from where it was).
+ */
+function countDownloads(downloader: ModelDownloader): { downloader: ModelDownloader; downloadStats: () => DownloadStats } {
+  const inFlight = new Map<string, { callers: number; completed: number }>();
+  let bytesReceived = 0;
+  const counted: ModelDownloader = {
+    get stagingDir() {
+      return downloader.stagingDir;
+    },
+    partialBytes: (task) => downloader.partialBytes(task),
+    partials: () => downloader.partials(),
+    discard: (task) => downloader.discard(task),
+    freeBytes: () => downloader.freeBytes(),
+    async download(task, callOptions) {
+      const key = task.destination;
+      let entry = inFlight.get(key);
+      if (entry === undefined) {
+        entry = { callers: 0, completed: await downloader.partialBytes(task).catch(() => 0) };
+        inFlight.set(key, entry);
+      }
+      const shared = entry;
+      shared.callers += 1;
+      try {
+        await downloader.download(task, {
+          ...callOptions,
+          onProgress: (progress) => {
+            if (progress.completed > shared.completed) {
+              bytesReceived += progress.completed - shared.completed;
+              shared.completed = progress.completed;
+            }
+            callOptions?.onProgress?.(progress);
+          },
+        });
+      } finally {
+        shared.callers -= 1;
+        if (shared.callers === 0 && inFlight.get(key) === shared) inFlight.delete(key);
+      }
+    },
+  };
+  return { downloader: counted, downloadStats: () => ({ activeFiles: inFlight.size, bytesReceived }) };
 }
 
 /**
@@ -35,11 +92,13 @@ export function createModelLayer(options: ModelLayerOptions) {
     ...(options.logger ? { logger: options.logger } : {}),
   });
   const hubClient = createHubClient({ endpoint: options.hfEndpoint, token: () => options.hfTokens.get() ?? options.hfToken ?? null });
-  const downloader = createModelDownloader({
-    client: hubClient,
-    stagingDir: path.join(layout.models, '.downloads'),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  const { downloader, downloadStats } = countDownloads(
+    createModelDownloader({
+      client: hubClient,
+      stagingDir: path.join(layout.models, '.downloads'),
+      ...(options.logger ? { logger: options.logger } : {}),
+    }),
+  );
   /** The hardware advice: weights plus room for a context in free RAM and VRAM. */
   const fits = async (sizeBytes: number): Promise<boolean> => {
     const available = await hardware.availableMemory();
@@ -47,5 +106,5 @@ export function createModelLayer(options: ModelLayerOptions) {
     return assessFeasibility(sizeBytes / megabyte, available.ramBytes / megabyte, available.vramBytes / megabyte).can_load;
   };
   const puller = createModelPuller({ registry, inspectors, client: hubClient, downloader, fits: (variant) => fits(variant.totalBytes) });
-  return { inspectors, registry, hubClient, downloader, puller, fits };
+  return { inspectors, registry, hubClient, downloader, downloadStats, puller, fits };
 }

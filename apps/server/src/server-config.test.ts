@@ -50,6 +50,14 @@ describe('parseServeArguments', () => {
     expect(() => parseServeArguments(['--mode', 'grpc'], {})).toThrow('--mode must be one of http, native, all, got "grpc"');
     expect(() => parseServeArguments(['--colour'], {})).toThrow('Unknown option: --colour');
     expect(() => parseServeArguments(['--port'], {})).toThrow('--port needs a value');
+    expect(() => parseServeArguments(['--memory-duty-cycle', '0'], {})).toThrow('--memory-duty-cycle must be a number from 0.05 to 1, got "0"');
+    expect(() => parseServeArguments(['--memory-duty-cycle', 'half'], {})).toThrow('--memory-duty-cycle must be a number from 0.05 to 1, got "half"');
+  });
+
+  it("reads the memory weaver's duty cycle from the flag or TABAGENT_MEMORY_DUTY_CYCLE (default 1)", () => {
+    expect(parseServeArguments([], {}).memoryDutyCycle).toBe(1);
+    expect(parseServeArguments([], { TABAGENT_MEMORY_DUTY_CYCLE: '0.25' }).memoryDutyCycle).toBe(0.25);
+    expect(parseServeArguments(['--memory-duty-cycle=0.5'], { TABAGENT_MEMORY_DUTY_CYCLE: '0.25' }).memoryDutyCycle).toBe(0.5);
   });
 });
 

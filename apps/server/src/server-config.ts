@@ -45,6 +45,8 @@ export interface ServerConfig {
   webrtc: 'on' | 'off';
   /** Prometheus metrics at `GET /metrics` (and the counting behind them). */
   metrics: 'on' | 'off';
+  /** Share of the time the memory weaver may work while it drains a backlog (0.05–1). */
+  memoryDutyCycle: number;
 }
 
 interface OptionSpec {
@@ -60,6 +62,14 @@ const parseInteger =
     const parsed = Number(value);
     if (!Number.isInteger(parsed) || parsed < min || parsed > max)
       throw new InvalidRequestError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    return parsed;
+  };
+const parseFraction =
+  (name: string, min: number, max: number) =>
+  (value: string): number => {
+    const parsed = Number(value);
+    if (value.trim() === '' || !Number.isFinite(parsed) || parsed < min || parsed > max)
+      throw new InvalidRequestError(`${name} must be a number from ${min} to ${max}, got "${value}"`);
     return parsed;
   };
 const oneOf =
@@ -126,6 +136,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => value },
   '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
   '--metrics': { key: 'metrics', env: 'TABAGENT_METRICS', parse: oneOf('--metrics', ['on', 'off'] as const) },
+  '--memory-duty-cycle': { key: 'memoryDutyCycle', env: 'TABAGENT_MEMORY_DUTY_CYCLE', parse: parseFraction('--memory-duty-cycle', 0.05, 1) },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
 
@@ -153,6 +164,8 @@ export function defaultServerConfig(): ServerConfig {
     hfToken: undefined,
     webrtc: 'on',
     metrics: 'on',
+    // Full speed when idle: the weaver already pauses for every generation and embedding request.
+    memoryDutyCycle: 1,
   };
 }
 

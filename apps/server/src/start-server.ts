@@ -26,6 +26,7 @@ import { createRequestCancellation } from './handlers/request-cancellation.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
 import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
+import { interactiveEmbeddingRoutes, trackInteractiveCalls } from './interactive-work.js';
 import { createServerMetrics, requestLogOnly, type RequestRecord } from './server-metrics.js';
 import { createModelLayer } from './model-layer.js';
 import { isLoopbackHost, resolveApiKey, type ServerConfig } from './server-config.js';
@@ -144,7 +145,7 @@ async function composeServer(
   const hardwareInfo = await hardware.getInfo();
   const threads = config.threads ?? hardwareInfo.advice.recommended_threads;
 
-  const { registry, downloader, puller, fits } = createModelLayer({
+  const { registry, downloader, downloadStats, puller, fits } = createModelLayer({
     layout,
     hardware,
     hfTokens,
@@ -157,6 +158,10 @@ async function composeServer(
   const pairings = createPairingStore(layout.root);
   // Generations running or waiting: the weaver pauses between batches while there are any.
   let activeGenerations = 0;
+  // When interactive work (a generation, an embedding request) last ended: the weaver waits a
+  // moment more, so a chat's next turn or an agent's next tool call does not meet a batch.
+  let lastInteractiveEnd = Number.NEGATIVE_INFINITY;
+  const interactiveGraceMs = 1000;
   const activity = {
     begin: () => {
       activeGenerations += 1;
@@ -165,6 +170,7 @@ async function composeServer(
         if (ended) return;
         ended = true;
         activeGenerations -= 1;
+        lastInteractiveEnd = performance.now();
       };
     },
   };
@@ -190,12 +196,16 @@ async function composeServer(
     preferredEmbeddingModel: async () => memoryStore?.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
   });
   let memoryStore: Awaited<ReturnType<typeof openMemoryStore>> | undefined;
+  // Set once the handlers exist (below); until then nothing is in flight.
+  let interactive: ReturnType<typeof trackInteractiveCalls> = { provider: { handle: () => Promise.reject(new Error('not started')) }, inFlight: () => 0 };
   const memory = await openMemoryStore({
     dataDir: layout.root,
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
     embedders: (modelId) => models.resolveEmbedder(modelId),
     defaultEmbeddingModelId: () => models.defaultEmbeddingModelId(),
-    isBusy: () => activeGenerations > 0,
+    // Interactive work first: generations, and embedding requests a user waits on.
+    isBusy: () => activeGenerations > 0 || interactive.inFlight() > 0 || performance.now() - lastInteractiveEnd < interactiveGraceMs,
+    dutyCycle: config.memoryDutyCycle,
     rerank: async (query, documents) => {
       const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker)
@@ -236,6 +246,7 @@ async function composeServer(
           loadedModels: () => models.loaded(),
           activeGenerations: () => activeGenerations,
           memoryStatus: () => memory.weaver.status(),
+          downloads: downloadStats,
         })
       : undefined;
   const generation = createGenerationHandlers({
@@ -295,6 +306,7 @@ async function composeServer(
     createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
     webrtc?.handlers ?? {},
   );
+  interactive = trackInteractiveCalls(createAppStateProvider(handlers), interactiveEmbeddingRoutes, () => (lastInteractiveEnd = performance.now()));
   memory.weaver.start();
   restrictDataFiles(layout);
   // One line per request at info, whatever the transport: route, transport, status, duration, id (never bodies).
@@ -303,7 +315,7 @@ async function composeServer(
       { route: record.route, transport: record.transport, status: record.status, duration_ms: record.durationMs, request_id: record.requestId },
       'request',
     );
-  const provider = (metrics ?? requestLogOnly()).instrument(createAppStateProvider(handlers), logRequest);
+  const provider = (metrics ?? requestLogOnly()).instrument(interactive.provider, logRequest);
   channelProvider = provider;
   resolveProvider(provider);
 
@@ -325,6 +337,11 @@ async function composeServer(
       version: serverVersion,
       shutdownSignal: shuttingDown.signal,
       ...(metrics === undefined ? {} : { metrics: () => metrics.render() }),
+      // Refused before any handler: counted and logged like every other request.
+      onRefused: (refusal) => {
+        metrics?.recordRefusal(refusal);
+        logger.info({ route: refusal.route, transport: 'http', status: refusal.status, code: refusal.code }, 'request refused');
+      },
     });
     httpServer = createApiHttpServer(app);
     httpServer.keepAliveTimeout = 65_000;

@@ -231,7 +231,7 @@ describe('memory handlers', () => {
     await new Promise<void>((resolve, reject) => {
       const deadline = Date.now() + 10_000;
       const check = (): void => {
-        if (storage.outboxStats().done >= 2) resolve();
+        if (storage.listOutbox('done').filter((item) => item.payload.kind.startsWith('index-')).length >= 2) resolve();
         else if (Date.now() > deadline) reject(new Error('weaver did not finish'));
         else setTimeout(check, 20);
       };
@@ -258,6 +258,8 @@ describe('memory handlers', () => {
     ]);
     expect(memory.context).toContain('[1] (webpage · Tomato guide · https://garden.test/tomatoes) Tomato guide');
     expect(await retrieval.retrieveMemoryContext('tomatoes', false)).toEqual({ context: '', sources: [] });
+    // Searchable came first; the follow-up enrichment may still be queued until the drain ends.
+    await weaver.drain();
     const status = await call('memory.status', {});
     expect(status).toMatchObject({
       queue_depth: 0,
@@ -308,5 +310,24 @@ describe('memory handlers', () => {
     expect(response.count).toBe(3);
     await reranked.close();
     await crossEncoder.dispose();
+  });
+
+  it('finds what was saved but not indexed yet by its words, says so, and the same item once indexed', async () => {
+    await weaver.stop();
+    const content = 'The zeppelin tickets are in the blue drawer.';
+    const saved = await call('sessions.save_message', { session_id: 'tail', message: { role: 'user', content } });
+    expect(storage.outboxStats().pending).toBeGreaterThan(0);
+    const byWords = await call('rag.query', { query: 'zeppelin drawer', k: 5, mode: 'text' });
+    expect(byWords.results.map((result) => [result.source.id, result.content, result.indexed])).toEqual([[saved.message_id, content, false]]);
+    // Hybrid: the index's results and the tail fused; the unindexed item is among them.
+    const hybrid = await call('rag.query', { query: 'zeppelin drawer', k: 10 });
+    expect(hybrid.results.filter((result) => !result.indexed).map((result) => result.source.id)).toEqual([saved.message_id]);
+    // Filters apply to the tail too.
+    expect((await call('rag.query', { query: 'zeppelin', mode: 'text', filters: { chat_id: 's1' } })).results).toEqual([]);
+    expect((await call('rag.query', { query: 'zeppelin', mode: 'text', filters: { kinds: ['webpage'] } })).results).toEqual([]);
+    weaver.start();
+    await weaver.drain();
+    const indexed = await call('rag.query', { query: 'zeppelin drawer', k: 5, mode: 'text' });
+    expect(indexed.results.map((result) => [result.source.id, result.content, result.indexed])).toEqual([[saved.message_id, content, true]]);
   });
 });

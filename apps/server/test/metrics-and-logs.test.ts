@@ -88,6 +88,9 @@ describe('metrics and the request log', () => {
     expect(valueOf(families, 'tabagent_completion_tokens_total', { model: 'chat' })).toBeGreaterThanOrEqual(usage[0] ?? 0);
     expect(valueOf(families, 'tabagent_model_loaded', { model: 'chat', format: 'gguf' })).toBe(1);
     expect(valueOf(families, 'tabagent_model_memory_bytes', { model: 'chat' })).toBeGreaterThan(0);
+    // Every generation has ended: none running, none waiting for a sequence.
+    expect(valueOf(families, 'tabagent_model_queue_depth', { model: 'chat' })).toBe(0);
+    expect(valueOf(families, 'tabagent_model_requests_running', { model: 'chat' })).toBe(0);
     expect(valueOf(families, 'tabagent_memory_queue_depth', {})).toBeGreaterThanOrEqual(0);
     expect(family(families, 'nodejs_eventloop_lag_p99_seconds').type).toBe('GAUGE');
     expect(family(families, 'process_resident_memory_bytes').type).toBe('GAUGE');
@@ -96,6 +99,27 @@ describe('metrics and the request log', () => {
   it('keeps /metrics behind the same guard as every route', async () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
     expect((await fetch(`${base}/metrics`, { headers: { ...auth, origin: 'https://evil.example' } })).status).toBe(403);
+  });
+
+  it('counts requests refused before any handler: malformed JSON, wrong types, no key, unknown paths, Ollama bodies', async () => {
+    const refused = (families: ParsedFamily[], route: string, status: string): number =>
+      valueOf(families, 'tabagent_requests_total', { route, transport: 'http', status }) || 0;
+    const before = await scrape();
+    const post = (url: string, body: string, headers: Record<string, string> = auth): Promise<Response> =>
+      fetch(`${base}${url}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body });
+    expect((await post('/v1/chat/completions', '{"model": "chat", "messages": [')).status).toBe(400);
+    expect((await post('/v1/chat/completions', JSON.stringify({ model: 'chat', messages: 'not a list' }))).status).toBe(400);
+    expect((await post('/v1/chat/completions', JSON.stringify({ model: 'chat', messages: [] }), {})).status).toBe(401);
+    expect((await fetch(`${base}/v1/no-such-route`, { headers: auth })).status).toBe(404);
+    expect((await post('/api/chat', '{"model": ')).status).toBe(400);
+    const after = await scrape();
+    expect(refused(after, 'chat.completions', '400') - refused(before, 'chat.completions', '400')).toBe(2);
+    expect(refused(after, 'unmatched', '401') - refused(before, 'unmatched', '401')).toBe(1);
+    expect(refused(after, 'unmatched', '404') - refused(before, 'unmatched', '404')).toBe(1);
+    expect(refused(after, 'ollama /api/chat', '400') - refused(before, 'ollama /api/chat', '400')).toBe(1);
+    // A request the provider answered is counted once, by the provider, not again as a refusal.
+    expect(refused(after, 'chat.completions', '404') - refused(before, 'chat.completions', '404')).toBe(0);
+    expect(logLines.filter((line) => line.msg === 'request refused' && line.route === 'chat.completions').map((line) => line.status)).toEqual([400, 400]);
   });
 
   it('logs one line per request with route, transport, status, duration and id, and never a body or secret', async () => {

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { startFakeHub, type FakeHub, type FakeHubFile } from '@tabagent/model-cache/test-support';
 import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { parseServeArguments } from '../src/server-config.js';
 import { startServer, type RunningServer } from '../src/start-server.js';
 import { cliPath, ServerProcess } from './support/server-process.js';
@@ -149,6 +150,11 @@ describe('pulling through a running server', () => {
       request_id: 'pull-gguf-1',
     });
     expect(readFileSync(path.join(root, 'models', 'Tiny-Q8_0.gguf')).equals(ggufBytes)).toBe(true);
+    // The first download of this server: /metrics counts exactly its bytes, and nothing is in flight.
+    const families = parsePrometheusTextFormat(await (await fetch(`${base}/metrics`)).text());
+    const metric = (name: string): string | undefined => families.find((family) => family.name === name)?.metrics[0]?.value;
+    expect(metric('tabagent_download_bytes_total')).toBe(String(ggufBytes.length));
+    expect(metric('tabagent_downloads_active')).toBe('0');
 
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused' });
     const listed = await client.models.list();

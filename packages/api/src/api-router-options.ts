@@ -1,3 +1,4 @@
+import type { RequestRefusal } from './refusal-tracking.js';
 import type { PairingVerifier } from './request-guard.js';
 /**
  * Minimal structured logger the HTTP transport logs through (pino fits it). Libraries never use
@@ -63,6 +64,12 @@ export interface ApiRouterOptions {
    * every route applies (Host, origin allowlist, API key). Absent: no `/metrics`.
    */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * Called for each request refused before the provider saw it (malformed JSON, a wrong type, an
+   * oversized body, 401, 403, an unknown path or method), so metrics count what the provider's
+   * counters never see.
+   */
+  onRefused?: (refusal: RequestRefusal) => void;
 }
 
 /** Default body limit: 32 MiB (documents and page text can be large). */

@@ -19,6 +19,7 @@ import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
 import { sendProblem } from './problem-response.js';
 import { readJsonBody } from './request-body-reader.js';
+import { markReachedProvider, reachedProvider, reportRefusal } from './refusal-tracking.js';
 import { assertPairingScope, RequestGuard, requestStateOf } from './request-guard.js';
 import { createCounterRequestIdFactory } from './request-id.js';
 import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
@@ -131,6 +132,7 @@ class ApiRouterBuilder {
         requestIdFactory: this.requestIdFactory,
         shutdownSignal: this.options.shutdownSignal,
         version: this.options.version ?? '0.0.0',
+        ...(this.options.onRefused === undefined ? {} : { onRefused: this.options.onRefused }),
       }).mount(router);
     }
     const { metrics } = this.options;
@@ -148,7 +150,7 @@ class ApiRouterBuilder {
       const route = router.route(entry.expressPath);
       for (const [method, id] of entry.methods) {
         const handler = (request: Request, response: Response): Promise<void> =>
-          this.serve(id, request, response).catch((error: unknown) => this.fail(request, response, error));
+          this.serve(id, request, response).catch((error: unknown) => this.fail(request, response, error, id));
         if (method === 'GET') route.get(handler);
         else if (method === 'POST') route.post(handler);
         else if (method === 'PUT') route.put(handler);
@@ -177,7 +179,8 @@ class ApiRouterBuilder {
    * Answers with the problem document of `error`. Handlers call this directly rather than
    * `next(error)`: Express would walk every remaining route layer looking for an error handler.
    */
-  private fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+  private fail(request: IncomingMessage, response: ServerResponse, error: unknown, route = 'unmatched'): void {
+    if (!reachedProvider(request)) reportRefusal(this.options.onRefused, route, error);
     sendProblem(response, error, pathOf(request), requestStateOf(request, this.requestIdFactory).requestId, this.logger);
   }
 
@@ -212,6 +215,7 @@ class ApiRouterBuilder {
     const validated = parseRouteRequest(id, mergeRequest(method, body, queryOf(request), request.params as Record<string, string>));
     const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
+    markReachedProvider(request);
     const result: unknown = await this.provider.handle(id, validated, context);
     if (isGone(response)) return;
     if (isChunkStream(result)) {

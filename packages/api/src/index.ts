@@ -6,3 +6,4 @@ export { buildOpenApiDocument, ProblemDetailsSchema, type OpenApiDocument, type 
 export { MethodNotAllowedError } from './method-not-allowed-error.js';
 export { problemContentType } from './problem-response.js';
 export type { PairingGrant, PairingVerifier } from './request-guard.js';
+export type { RequestRefusal } from './refusal-tracking.js';

@@ -70,6 +70,14 @@ export function problemFromError(error: unknown, instance: string, requestId: st
   return answered;
 }
 
+/** Status and code an error is answered with (what `problemFromError` sends), for counting. */
+export function problemStatusOf(error: unknown): { status: number; code: string } {
+  const normalised = normaliseError(error);
+  if (MethodNotAllowedError.isMethodNotAllowed(normalised)) return { status: 405, code: 'method_not_allowed' };
+  const problem = toProblemDetails(normalised);
+  return { status: problem.status, code: problem.code };
+}
+
 /** Writes a problem document as the whole response (nothing must have been sent yet). */
 export function sendProblem(response: ServerResponse, error: unknown, instance: string, requestId: string, logger: ApiLogger): void {
   const problem = problemFromError(error, instance, requestId, logger);

@@ -19,6 +19,8 @@ export function createGgufModelBackend(manager: GgufModelManager): ModelBackend 
     device: model.device,
     threads: model.threads,
     memory_mb: toMegabytes(model.memoryBytes),
+    running: model.activeGenerations - model.queuedGenerations,
+    queued: model.queuedGenerations,
   });
 
   const load: ModelBackend['load'] = async (model, options) => {

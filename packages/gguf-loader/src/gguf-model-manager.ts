@@ -83,7 +83,10 @@ export interface LoadedGgufModel {
   /** Estimated memory of weights plus context. */
   memoryBytes: number;
   loadTimeMs: number;
+  /** Generations running or waiting on this model. */
   activeGenerations: number;
+  /** Of those, generations waiting for a free sequence. */
+  queuedGenerations: number;
 }
 
 /** node-llama-cpp's memory estimate for a model and context. */
@@ -422,6 +425,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
       memoryBytes: entry.memoryBytes,
       loadTimeMs: entry.loadTimeMs,
       activeGenerations: entry.active.size,
+      queuedGenerations: entry.pool?.queued ?? 0,
     };
   }
 

@@ -38,11 +38,18 @@ export interface MemorySearchRequest {
   rerank?: boolean;
   /** Exact (flat) vector search even when an ANN index exists (recall baselines). */
   exact?: boolean;
+  /**
+   * Also search, by words in storage, saved items the weaver has not indexed yet (default true;
+   * not with a precomputed `vector`). Their hits say `indexed: false`.
+   */
+  unindexed?: boolean;
 }
 
 /** One search hit. `score`: RRF total (hybrid), cosine similarity (vector), BM25 (text), or the reranker's score. */
 export interface MemorySearchHit extends IndexChunkColumns {
   score: number;
+  /** False for a saved item not indexed yet, found by words in storage (see `unindexed`). */
+  indexed?: boolean;
 }
 
 /** Row count and index state of one model's table. */
@@ -87,6 +94,8 @@ export interface MemoryIndex {
   deleteNodes(nodeIds: readonly string[]): Promise<void>;
   /** Sets the tier column of these nodes' chunks in every table. */
   setTier(nodeIds: readonly string[], tier: MemoryTierName): Promise<void>;
+  /** The vector of each node's first chunk in this model's table (nodes not indexed are absent). */
+  nodeVectors(modelId: string, dimensions: number, nodeIds: readonly string[]): Promise<Map<string, Float32Array>>;
   /** The `k` nearest chunks' nodes (cosine similarity) of each vector, in one query for all of them. */
   nearestNodes(modelId: string, dimensions: number, vectors: readonly Float32Array[], k: number): Promise<Array<Array<{ node_id: string; score: number }>>>;
   /** Hybrid / vector / text search with filters and optional rerank. */

@@ -287,7 +287,7 @@ describe('createStorage', () => {
     const [retry] = storage.claimOutbox(10);
     expect(retry).toMatchObject({ id: a, attempts: 1, last_error: 'boom' });
     storage.failOutbox(a, 'boom twice', { dead: true, retryAt: clock });
-    expect(storage.outboxStats()).toEqual({ pending: 0, in_progress: 0, done: 1, dead: 1, last_error: 'boom twice', oldest_open_at: null });
+    expect(storage.outboxStats()).toEqual({ pending: 0, in_progress: 0, done: 1, dead: 1, last_error: 'boom twice', unindexed: 0, oldest_open_at: null });
     const c = storage.enqueue({ kind: 'delete-index', node_ids: ['x'] });
     storage.claimOutbox(1);
     expect(storage.releaseExpiredLeases(1000)).toBe(0);

@@ -31,7 +31,9 @@ import type {
   NewEdge,
   NewNodeOf,
   NodePatch,
+  NodeFilters,
   OutboxItem,
+  OutboxKind,
   OutboxPayload,
   OutboxStats,
   OutboxStatus,
@@ -76,6 +78,7 @@ interface OutboxRow {
   next_attempt_at: number;
   last_error: string | null;
   created_at: number;
+  updated_at: number;
 }
 
 const indexable = new Set<string>(indexableNodeKinds);
@@ -127,6 +130,7 @@ function rowToOutbox(row: OutboxRow): OutboxItem {
     next_attempt_at: row.next_attempt_at,
     last_error: row.last_error,
     created_at: row.created_at,
+    updated_at: row.updated_at,
   };
 }
 
@@ -147,6 +151,9 @@ export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly tierPolicy: TierPolicy;
+  /** Prepared statements by SQL text: preparing is most of the cost of a small query. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private runInTransaction: Database.Transaction<(inner: () => unknown) => unknown> | undefined;
 
   constructor(options: StorageOptions) {
     this.path = options.path;
@@ -168,7 +175,23 @@ export class SqliteStorage implements Storage {
   transaction<T>(fn: () => T): T {
     // IMMEDIATE: a deferred transaction that reads then writes cannot wait for another process's
     // write lock (SQLITE_BUSY at once in WAL mode); taking the lock up front lets busy_timeout apply.
-    return this.db.transaction(fn).immediate();
+    // One wrapper made once (nested calls become savepoints, as before).
+    this.runInTransaction ??= this.db.transaction((inner: () => unknown) => inner());
+    return this.runInTransaction.immediate(fn) as T;
+  }
+
+  /** A transaction of its own, or part of the caller's (for writes that fail before they write). */
+  private atomically<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.transaction(fn);
+  }
+
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
   }
 
   close(): void {
@@ -218,17 +241,13 @@ export class SqliteStorage implements Storage {
       seq: existing?.seq ?? this.nextSeq(),
     };
     if (existing === undefined) {
-      this.db
-        .prepare(
-          'INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at, seq) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at, @seq)',
-        )
-        .run(row);
+      this.sql(
+        'INSERT INTO nodes (id, kind, chat_id, title, text, url, props, metadata, tier, created_at, updated_at, seq) VALUES (@id, @kind, @chat_id, @title, @text, @url, @props, @metadata, @tier, @created_at, @updated_at, @seq)',
+      ).run(row);
     } else {
-      this.db
-        .prepare(
-          'UPDATE nodes SET chat_id = @chat_id, title = @title, text = @text, url = @url, props = @props, metadata = @metadata, tier = @tier, created_at = @created_at, updated_at = @updated_at WHERE id = @id',
-        )
-        .run(row);
+      this.sql(
+        'UPDATE nodes SET chat_id = @chat_id, title = @title, text = @text, url = @url, props = @props, metadata = @metadata, tier = @tier, created_at = @created_at, updated_at = @updated_at WHERE id = @id',
+      ).run(row);
     }
     if (chatId !== null) this.touchChat(chatId, updatedAt);
     if (existing === undefined || existing.text !== row.text || existing.title !== row.title) this.enqueueIndex(input.kind, id);
@@ -237,7 +256,7 @@ export class SqliteStorage implements Storage {
 
   /** The next insertion sequence; callers hold the write transaction. */
   private nextSeq(): number {
-    return ((this.db.prepare('SELECT max(seq) FROM nodes').pluck().get() as number | null) ?? 0) + 1;
+    return ((this.sql('SELECT max(seq) FROM nodes').pluck().get() as number | null) ?? 0) + 1;
   }
 
   /**
@@ -246,12 +265,12 @@ export class SqliteStorage implements Storage {
    */
   private nextCreatedAt(chatId: string | null, now: number): number {
     if (chatId === null) return now;
-    const newest = this.db.prepare('SELECT max(created_at) FROM nodes WHERE chat_id = ?').pluck().get(chatId) as number | null;
+    const newest = this.sql('SELECT max(created_at) FROM nodes WHERE chat_id = ?').pluck().get(chatId) as number | null;
     return newest === null ? now : Math.max(now, newest);
   }
 
   private touchChat(chatId: string, at: number): void {
-    this.db.prepare('UPDATE nodes SET updated_at = max(updated_at, ?), tier = ? WHERE id = ?').run(at, memoryTierFor(at, this.now(), this.tierPolicy), chatId);
+    this.sql('UPDATE nodes SET updated_at = max(updated_at, ?), tier = ? WHERE id = ?').run(at, memoryTierFor(at, this.now(), this.tierPolicy), chatId);
   }
 
   private enqueueIndex(kind: string, nodeId: string): void {
@@ -260,12 +279,17 @@ export class SqliteStorage implements Storage {
   }
 
   private getRow(id: string): NodeRow | undefined {
-    return this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    return this.sql('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
   }
 
   getNode(id: string): MemoryNode | undefined {
     const row = this.getRow(id);
     return row === undefined ? undefined : rowToNode(row);
+  }
+
+  getNodes(ids: readonly string[]): Map<string, MemoryNode> {
+    const rows = this.sql('SELECT * FROM nodes WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as NodeRow[];
+    return new Map(rows.map((row) => [row.id, rowToNode(row)]));
   }
 
   getNodeOf<K extends NodeKind>(kind: K, id: string): MemoryNodeOf<K> | undefined {
@@ -297,9 +321,9 @@ export class SqliteStorage implements Storage {
     return this.transaction(() => {
       const row = this.getRow(id);
       if (row === undefined) throw new NotFoundError(`Node ${id} not found`);
-      const ids = [id, ...(this.db.prepare('SELECT id FROM nodes WHERE chat_id = ?').pluck().all(id) as string[])];
+      const ids = [id, ...(this.sql('SELECT id FROM nodes WHERE chat_id = ?').pluck().all(id) as string[])];
       // Entities and chunks derived from these nodes stay; their edges go with the cascade.
-      this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id);
+      this.sql('DELETE FROM nodes WHERE id = ?').run(id);
       if (row.chat_id !== null) this.touchChat(row.chat_id, this.now());
       this.enqueue({ kind: 'delete-index', node_ids: ids });
       return ids;
@@ -310,21 +334,19 @@ export class SqliteStorage implements Storage {
     const limit = options.limit ?? 100;
     const kinds = options.kinds ?? ['message'];
     const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM nodes WHERE chat_id = ? AND kind IN (SELECT value FROM json_each(?))
+    const rows = this.sql(
+      `SELECT * FROM nodes WHERE chat_id = ? AND kind IN (SELECT value FROM json_each(?))
          AND (? IS NULL OR created_at > ? OR (created_at = ? AND seq > ?))
          ORDER BY created_at, seq LIMIT ?`,
-      )
-      .all(
-        chatId,
-        JSON.stringify(kinds),
-        after?.sortValue ?? null,
-        after?.sortValue ?? null,
-        after?.sortValue ?? null,
-        after?.seq ?? null,
-        limit + 1,
-      ) as NodeRow[];
+    ).all(
+      chatId,
+      JSON.stringify(kinds),
+      after?.sortValue ?? null,
+      after?.sortValue ?? null,
+      after?.sortValue ?? null,
+      after?.seq ?? null,
+      limit + 1,
+    ) as NodeRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { items: page.map(rowToNode), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
@@ -333,21 +355,19 @@ export class SqliteStorage implements Storage {
   listChats(options: { userId?: string; limit?: number; cursor?: string } = {}): Page<MemoryNodeOf<'chat'>> {
     const limit = options.limit ?? 100;
     const before = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM nodes WHERE kind = 'chat' AND (? IS NULL OR json_extract(props, '$.user_id') = ?)
+    const rows = this.sql(
+      `SELECT * FROM nodes WHERE kind = 'chat' AND (? IS NULL OR json_extract(props, '$.user_id') = ?)
          AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND seq < ?))
          ORDER BY updated_at DESC, seq DESC LIMIT ?`,
-      )
-      .all(
-        options.userId ?? null,
-        options.userId ?? null,
-        before?.sortValue ?? null,
-        before?.sortValue ?? null,
-        before?.sortValue ?? null,
-        before?.seq ?? null,
-        limit + 1,
-      ) as NodeRow[];
+    ).all(
+      options.userId ?? null,
+      options.userId ?? null,
+      before?.sortValue ?? null,
+      before?.sortValue ?? null,
+      before?.sortValue ?? null,
+      before?.seq ?? null,
+      limit + 1,
+    ) as NodeRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
@@ -357,23 +377,23 @@ export class SqliteStorage implements Storage {
   }
 
   listUpdatedSince(kinds: readonly NodeKind[], since: number, options: { userId?: string } = {}): MemoryNode[] {
-    const rows = this.db
-      .prepare(
-        `SELECT n.* FROM nodes n LEFT JOIN nodes c ON c.id = n.chat_id
+    const rows = this.sql(
+      `SELECT n.* FROM nodes n LEFT JOIN nodes c ON c.id = n.chat_id
          WHERE n.kind IN (SELECT value FROM json_each(?)) AND n.updated_at > ?
          AND (? IS NULL OR json_extract(coalesce(c.props, n.props), '$.user_id') = ?)
          ORDER BY n.created_at, n.seq`,
-      )
-      .all(JSON.stringify(kinds), since, options.userId ?? null, options.userId ?? null) as NodeRow[];
+    ).all(JSON.stringify(kinds), since, options.userId ?? null, options.userId ?? null) as NodeRow[];
     return rows.map(rowToNode);
   }
 
   *iterateNodes(kinds: readonly NodeKind[], batchSize = 500): Iterable<MemoryNode> {
     let afterId = '';
     for (;;) {
-      const rows = this.db
-        .prepare('SELECT * FROM nodes WHERE kind IN (SELECT value FROM json_each(?)) AND id > ? ORDER BY id LIMIT ?')
-        .all(JSON.stringify(kinds), afterId, batchSize) as NodeRow[];
+      const rows = this.sql('SELECT * FROM nodes WHERE kind IN (SELECT value FROM json_each(?)) AND id > ? ORDER BY id LIMIT ?').all(
+        JSON.stringify(kinds),
+        afterId,
+        batchSize,
+      ) as NodeRow[];
       for (const row of rows) yield rowToNode(row);
       const last = rows[rows.length - 1];
       if (last === undefined || rows.length < batchSize) return;
@@ -382,54 +402,60 @@ export class SqliteStorage implements Storage {
   }
 
   countByKind(): Record<string, number> {
-    const rows = this.db.prepare('SELECT kind, count(*) AS n FROM nodes GROUP BY kind').all() as { kind: string; n: number }[];
+    const rows = this.sql('SELECT kind, count(*) AS n FROM nodes GROUP BY kind').all() as { kind: string; n: number }[];
     return Object.fromEntries(rows.map((row) => [row.kind, row.n]));
   }
 
-  countChatMessages(chatId: string): number {
-    return this.db.prepare("SELECT count(*) FROM nodes WHERE chat_id = ? AND kind = 'message'").pluck().get(chatId) as number;
+  countChatMessages(chatId: string, kind: NodeKind = 'message'): number {
+    return this.sql('SELECT count(*) FROM nodes WHERE chat_id = ? AND kind = ?').pluck().get(chatId, kind) as number;
+  }
+
+  chatMessagesAt(chatId: string, offset: number, limit: number): MemoryNode[] {
+    // The offset walks the (chat_id, created_at, seq) index only; rows are read for the window.
+    const rows = this.sql("SELECT * FROM nodes WHERE chat_id = ? AND kind = 'message' ORDER BY created_at, seq LIMIT ? OFFSET ?").all(
+      chatId,
+      limit,
+      offset,
+    ) as NodeRow[];
+    return rows.map(rowToNode);
   }
 
   createEdge(input: NewEdge): MemoryEdge {
-    return this.transaction(() => {
+    // Checks come before the one write, so inside a caller's transaction no savepoint is needed.
+    return this.atomically(() => {
       for (const nodeId of [input.from_id, input.to_id]) {
-        if (this.getRow(nodeId) === undefined) throw new NotFoundError(`Node ${nodeId} not found`);
+        if (this.sql('SELECT 1 FROM nodes WHERE id = ?').pluck().get(nodeId) === undefined) throw new NotFoundError(`Node ${nodeId} not found`);
       }
-      const existing = this.db.prepare('SELECT * FROM edges WHERE type = ? AND from_id = ? AND to_id = ?').get(input.type, input.from_id, input.to_id) as
-        EdgeRow | undefined;
       const row: EdgeRow = {
-        id: existing?.id ?? `edge_${randomUUID()}`,
+        id: `edge_${randomUUID()}`,
         type: input.type,
         from_id: input.from_id,
         to_id: input.to_id,
         weight: input.weight ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
-        created_at: existing?.created_at ?? input.created_at ?? this.now(),
+        created_at: input.created_at ?? this.now(),
       };
-      this.db
-        .prepare(
-          `INSERT INTO edges (id, type, from_id, to_id, weight, metadata, created_at) VALUES (@id, @type, @from_id, @to_id, @weight, @metadata, @created_at)
-           ON CONFLICT (type, from_id, to_id) DO UPDATE SET weight = excluded.weight, metadata = excluded.metadata`,
-        )
-        .run(row);
-      return rowToEdge(row);
+      // An existing edge keeps its id and creation time; RETURNING says which row it is.
+      const kept = this.sql(
+        `INSERT INTO edges (id, type, from_id, to_id, weight, metadata, created_at) VALUES (@id, @type, @from_id, @to_id, @weight, @metadata, @created_at)
+         ON CONFLICT (type, from_id, to_id) DO UPDATE SET weight = excluded.weight, metadata = excluded.metadata RETURNING id, created_at`,
+      ).get(row) as { id: string; created_at: number };
+      return rowToEdge({ ...row, id: kept.id, created_at: kept.created_at });
     });
   }
 
   deleteEdge(id: string): boolean {
-    return this.db.prepare('DELETE FROM edges WHERE id = ?').run(id).changes > 0;
+    return this.sql('DELETE FROM edges WHERE id = ?').run(id).changes > 0;
   }
 
   edgesOf(nodeId: string, options: NeighbourOptions = {}): MemoryEdge[] {
     const direction = options.direction ?? 'both';
     const types = options.types === undefined ? null : JSON.stringify(options.types);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM edges WHERE ((? AND from_id = ?) OR (? AND to_id = ?))
+    const rows = this.sql(
+      `SELECT * FROM edges WHERE ((? AND from_id = ?) OR (? AND to_id = ?))
          AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
          ORDER BY created_at, rowid LIMIT ?`,
-      )
-      .all(direction !== 'in' ? 1 : 0, nodeId, direction !== 'out' ? 1 : 0, nodeId, types, types, options.limit ?? 1000) as EdgeRow[];
+    ).all(direction !== 'in' ? 1 : 0, nodeId, direction !== 'out' ? 1 : 0, nodeId, types, types, options.limit ?? 1000) as EdgeRow[];
     return rows.map(rowToEdge);
   }
 
@@ -443,20 +469,53 @@ export class SqliteStorage implements Storage {
     return result;
   }
 
+  searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): { node: MemoryNode; score: number }[] {
+    const expression = toFtsQuery(query);
+    if (expression === null) return [];
+    const f = options.filters ?? {};
+    // The open index items are few (the backlog); their node ids bound the FTS match.
+    const rows = this.sql(
+      `WITH open AS MATERIALIZED (
+         SELECT DISTINCT json_extract(payload, '$.node_id') AS id FROM outbox
+         WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')
+       )
+       SELECT n.*, -bm25(nodes_fts) AS score FROM nodes_fts JOIN nodes n ON n.rowid = nodes_fts.rowid
+       WHERE nodes_fts MATCH ? AND n.id IN (SELECT id FROM open)
+         AND (? IS NULL OR n.chat_id = ?) AND (? IS NULL OR n.kind IN (SELECT value FROM json_each(?)))
+         AND (? IS NULL OR n.tier IN (SELECT value FROM json_each(?))) AND (? IS NULL OR n.url = ?)
+         AND (? IS NULL OR n.created_at >= ?) AND (? IS NULL OR n.created_at <= ?)
+       ORDER BY score DESC, n.seq DESC LIMIT ?`,
+    ).all(
+      expression,
+      f.chat_id ?? null,
+      f.chat_id ?? null,
+      f.kinds === undefined ? null : 1,
+      JSON.stringify(f.kinds ?? []),
+      f.tiers === undefined ? null : 1,
+      JSON.stringify(f.tiers ?? []),
+      f.url ?? null,
+      f.url ?? null,
+      f.since ?? null,
+      f.since ?? null,
+      f.until ?? null,
+      f.until ?? null,
+      options.limit,
+    ) as (NodeRow & { score: number })[];
+    return rows.map((row) => ({ node: rowToNode(row), score: row.score }));
+  }
+
   searchChats(query: string, options: { userId?: string; limit?: number } = {}): ChatSearchHit[] {
     const expression = toFtsQuery(query);
     if (expression === null) return [];
-    const rows = this.db
-      .prepare(
-        `WITH hits AS MATERIALIZED (
+    const rows = this.sql(
+      `WITH hits AS MATERIALIZED (
            SELECT CASE WHEN kind = 'chat' THEN node_id ELSE chat_id END AS chat, -bm25(nodes_fts) AS score
            FROM nodes_fts WHERE nodes_fts MATCH ? AND (kind = 'chat' OR (kind = 'message' AND chat_id IS NOT NULL))
          )
          SELECT n.*, sum(h.score) AS score FROM hits h JOIN nodes n ON n.id = h.chat
          WHERE (? IS NULL OR json_extract(n.props, '$.user_id') = ?)
          GROUP BY n.id ORDER BY score DESC, n.updated_at DESC, n.seq DESC LIMIT ?`,
-      )
-      .all(expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20) as (NodeRow & { score: number })[];
+    ).all(expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20) as (NodeRow & { score: number })[];
     return rows.map((row) => ({ chat: rowToNode(row) as MemoryNodeOf<'chat'>, score: row.score }));
   }
 
@@ -488,9 +547,9 @@ export class SqliteStorage implements Storage {
   updateTiers(): number {
     return this.transaction(() => {
       const now = this.now();
-      const rows = this.db.prepare('SELECT id, kind, tier, updated_at FROM nodes').all() as Pick<NodeRow, 'id' | 'kind' | 'tier' | 'updated_at'>[];
+      const rows = this.sql('SELECT id, kind, tier, updated_at FROM nodes').all() as Pick<NodeRow, 'id' | 'kind' | 'tier' | 'updated_at'>[];
       const changed = new Map<MemoryTierName, string[]>();
-      const update = this.db.prepare('UPDATE nodes SET tier = ? WHERE id = ?');
+      const update = this.sql('UPDATE nodes SET tier = ? WHERE id = ?');
       let count = 0;
       for (const row of rows) {
         const tier = memoryTierFor(row.updated_at, now, this.tierPolicy);
@@ -506,81 +565,117 @@ export class SqliteStorage implements Storage {
 
   enqueue(payload: OutboxPayload): number {
     const now = this.now();
-    const result = this.db
-      .prepare("INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)")
-      .run(payload.kind, JSON.stringify(payload), now, now, now);
+    const result = this.sql("INSERT INTO outbox (kind, payload, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)").run(
+      payload.kind,
+      JSON.stringify(payload),
+      now,
+      now,
+      now,
+    );
     return Number(result.lastInsertRowid);
   }
 
-  claimOutbox(limit: number): OutboxItem[] {
+  enqueueOnce(payload: OutboxPayload): number | null {
+    return this.atomically(() => {
+      const text = JSON.stringify(payload);
+      const waiting = this.sql("SELECT id FROM outbox WHERE kind = ? AND status = 'pending' AND payload = ? LIMIT 1").pluck().get(payload.kind, text);
+      return waiting === undefined ? this.enqueue(payload) : null;
+    });
+  }
+
+  claimOutbox(limit: number, kinds?: readonly OutboxKind[]): OutboxItem[] {
     return this.transaction(() => {
       const now = this.now();
-      const rows = this.db.prepare("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?").all(now, limit) as OutboxRow[];
-      const lease = this.db.prepare("UPDATE outbox SET status = 'in_progress', leased_at = ?, updated_at = ? WHERE id = ?");
-      for (const row of rows) lease.run(now, now, row.id);
+      const rows = (
+        kinds === undefined
+          ? this.sql("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?").all(now, limit)
+          : this.sql(
+              "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+            ).all(now, JSON.stringify(kinds), limit)
+      ) as OutboxRow[];
+      if (rows.length > 0)
+        this.sql("UPDATE outbox SET status = 'in_progress', leased_at = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))").run(
+          now,
+          now,
+          JSON.stringify(rows.map((row) => row.id)),
+        );
       return rows.map((row) => ({ ...rowToOutbox(row), status: 'in_progress' as const }));
     });
   }
 
-  completeOutbox(id: number): void {
-    this.db.prepare("UPDATE outbox SET status = 'done', leased_at = NULL, updated_at = ? WHERE id = ?").run(this.now(), id);
+  completeOutbox(id: number | readonly number[]): void {
+    if (typeof id === 'number') {
+      this.sql("UPDATE outbox SET status = 'done', leased_at = NULL, updated_at = ? WHERE id = ?").run(this.now(), id);
+      return;
+    }
+    if (id.length === 0) return;
+    this.sql("UPDATE outbox SET status = 'done', leased_at = NULL, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))").run(
+      this.now(),
+      JSON.stringify(id),
+    );
   }
 
   failOutbox(id: number, error: string, retry: { dead: boolean; retryAt: number }): void {
-    this.db
-      .prepare('UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, leased_at = NULL, updated_at = ? WHERE id = ?')
-      .run(retry.dead ? 'dead' : 'pending', error.slice(0, 4000), retry.retryAt, this.now(), id);
+    this.sql('UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, leased_at = NULL, updated_at = ? WHERE id = ?').run(
+      retry.dead ? 'dead' : 'pending',
+      error.slice(0, 4000),
+      retry.retryAt,
+      this.now(),
+      id,
+    );
   }
 
   releaseExpiredLeases(leaseMs: number): number {
     const now = this.now();
-    return this.db
-      .prepare("UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND leased_at <= ?")
-      .run(now, now - leaseMs).changes;
+    return this.sql("UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND leased_at <= ?").run(
+      now,
+      now - leaseMs,
+    ).changes;
   }
 
   releaseOutbox(ids: readonly number[]): void {
     if (ids.length === 0) return;
-    this.db
-      .prepare("UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND id IN (SELECT value FROM json_each(?))")
-      .run(this.now(), JSON.stringify(ids));
+    this.sql(
+      "UPDATE outbox SET status = 'pending', leased_at = NULL, updated_at = ? WHERE status = 'in_progress' AND id IN (SELECT value FROM json_each(?))",
+    ).run(this.now(), JSON.stringify(ids));
   }
 
   outboxStats(): OutboxStats {
-    const rows = this.db.prepare('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
+    const rows = this.sql('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
     const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;
-    const last = this.db.prepare('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as
+    const last = this.sql('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as
       string | undefined;
-    const oldest = this.db.prepare("SELECT min(created_at) FROM outbox WHERE status IN ('pending', 'in_progress')").pluck().get() as number | null;
+    const open = this.sql(
+      "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')",
+    ).get() as { n: number; oldest: number | null };
     return {
       pending: counts.pending ?? 0,
       in_progress: counts.in_progress ?? 0,
       done: counts.done ?? 0,
       dead: counts.dead ?? 0,
       last_error: last ?? null,
-      oldest_open_at: oldest ?? null,
+      unindexed: open.n,
+      oldest_open_at: open.oldest ?? null,
     };
   }
 
   listOutbox(status?: OutboxStatus): OutboxItem[] {
-    const rows = this.db.prepare('SELECT * FROM outbox WHERE (? IS NULL OR status = ?) ORDER BY id').all(status ?? null, status ?? null) as OutboxRow[];
+    const rows = this.sql('SELECT * FROM outbox WHERE (? IS NULL OR status = ?) ORDER BY id').all(status ?? null, status ?? null) as OutboxRow[];
     return rows.map(rowToOutbox);
   }
 
   pruneOutbox(olderThanMs: number): number {
-    return this.db.prepare("DELETE FROM outbox WHERE status = 'done' AND updated_at < ?").run(this.now() - olderThanMs).changes;
+    return this.sql("DELETE FROM outbox WHERE status = 'done' AND updated_at < ?").run(this.now() - olderThanMs).changes;
   }
 
   getSetting(key: string): string | undefined {
-    return this.db.prepare('SELECT value FROM settings WHERE key = ?').pluck().get(key) as string | undefined;
+    return this.sql('SELECT value FROM settings WHERE key = ?').pluck().get(key) as string | undefined;
   }
 
   setSetting(key: string, value: string): void {
-    this.db
-      .prepare(
-        'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
-      )
-      .run(key, value, this.now());
+    this.sql(
+      'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+    ).run(key, value, this.now());
   }
 
   getMemorySettings(): MemorySettings {

@@ -65,7 +65,21 @@ export type OutboxPayload =
   | { kind: 'index-document'; node_id: string }
   | { kind: 'delete-index'; node_ids: string[] }
   | { kind: 'update-tier'; tier: MemoryTierName; node_ids: string[] }
-  | { kind: 'reembed-all'; model: string };
+  | { kind: 'reembed-all'; model: string }
+  /** A chat's next summary, when it is due; lowest priority, at most one pending per chat. */
+  | { kind: 'summarize'; chat_id: string }
+  /** Similar-neighbour links and entities of nodes already indexed (searchable before this runs). */
+  | { kind: 'enrich'; node_ids: string[] };
+
+/** Filters of a node search; times in Unix milliseconds, inclusive. */
+export interface NodeFilters {
+  chat_id?: string;
+  kinds?: readonly string[];
+  tiers?: readonly string[];
+  url?: string;
+  since?: number;
+  until?: number;
+}
 
 /** Kind of an outbox item. */
 export type OutboxKind = OutboxPayload['kind'];
@@ -81,6 +95,8 @@ export interface OutboxItem {
   next_attempt_at: number;
   last_error: string | null;
   created_at: number;
+  /** Last change of status: for a done item, when it was done. */
+  updated_at: number;
 }
 
 /** Counts of the outbox by status, and the last recorded error. */
@@ -90,7 +106,9 @@ export interface OutboxStats {
   done: number;
   dead: number;
   last_error: string | null;
-  /** Creation time (ms) of the oldest item not yet done (pending or in progress), or null. */
+  /** Saved messages and pages whose index item is not done yet: not in the vector index. */
+  unindexed: number;
+  /** Creation time (ms) of the oldest of those (freshness), or null when none waits. */
   oldest_open_at: number | null;
 }
 
@@ -134,6 +152,8 @@ export interface Storage {
   createNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K>;
   /** Creates the node, or replaces the stored one with the same id (same kind). */
   upsertNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K>;
+  /** Several nodes in one query, by id (missing ids are absent). */
+  getNodes(ids: readonly string[]): Map<string, MemoryNode>;
   getNode(id: string): MemoryNode | undefined;
   getNodeOf<K extends NodeKind>(kind: K, id: string): MemoryNodeOf<K> | undefined;
   updateNode(id: string, patch: NodePatch): MemoryNode;
@@ -151,7 +171,10 @@ export interface Storage {
   /** Every node of the given kinds, in id order, in pages (rebuild). */
   iterateNodes(kinds: readonly NodeKind[], batchSize?: number): Iterable<MemoryNode>;
   countByKind(): Record<string, number>;
-  countChatMessages(chatId: string): number;
+  /** Nodes of `kind` (default messages) in a chat. */
+  countChatMessages(chatId: string, kind?: NodeKind): number;
+  /** A chat's messages in conversation order from `offset`: a bounded window, not the whole chat. */
+  chatMessagesAt(chatId: string, offset: number, limit: number): MemoryNode[];
 
   createEdge(input: NewEdge): MemoryEdge;
   deleteEdge(id: string): boolean;
@@ -159,6 +182,11 @@ export interface Storage {
   edgesOf(nodeId: string, options?: NeighbourOptions): MemoryEdge[];
   neighbours(nodeId: string, options?: NeighbourOptions): Neighbour[];
 
+  /**
+   * Full-text (FTS5, BM25) search over saved nodes whose index item has not been done yet: what
+   * the vector index cannot find yet. Best first.
+   */
+  searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): { node: MemoryNode; score: number }[];
   searchChats(query: string, options?: { userId?: string; limit?: number }): ChatSearchHit[];
   /** Merges pushed chats and messages (last write wins on updated_at). */
   mergeNodes(nodes: readonly SyncNode[]): MergeResult;
@@ -167,9 +195,12 @@ export interface Storage {
   updateTiers(): number;
 
   enqueue(payload: OutboxPayload): number;
-  /** Takes up to `limit` ready items and marks them in_progress (a lease). */
-  claimOutbox(limit: number): OutboxItem[];
-  completeOutbox(id: number): void;
+  /** Enqueues unless the same payload is already pending (a debounce); null when it was. */
+  enqueueOnce(payload: OutboxPayload): number | null;
+  /** Leases up to `limit` ready items (in_progress) in queue order, only of `kinds` when given. */
+  claimOutbox(limit: number, kinds?: readonly OutboxKind[]): OutboxItem[];
+  /** Marks one item, or several in one statement, done. */
+  completeOutbox(id: number | readonly number[]): void;
   /** Records a failure: back to pending at `retryAt`, or `dead` when `dead` is true. */
   failOutbox(id: number, error: string, retry: { dead: boolean; retryAt: number }): void;
   /** Returns in_progress items leased before `now - leaseMs` to pending (crash recovery). */

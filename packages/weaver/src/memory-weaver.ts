@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
-import type { OutboxItem, OutboxPayload, Storage } from '@tabagent/storage';
+import type { OutboxItem, OutboxKind, OutboxPayload, Storage } from '@tabagent/storage';
 import { CancelledError, indexableNodeKinds, ModelNotFoundError, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
 import { TypedEventEmitter } from './typed-event-emitter.js';
 import type { Weaver, WeaverEvents, WeaverOptions, WeaverStatus } from './weaver-types.js';
@@ -16,6 +16,17 @@ function isAborted(signal: AbortSignal): boolean {
 }
 
 type ExtractedEntityLike = Awaited<ReturnType<NonNullable<WeaverOptions['extractEntities']>>>[number];
+
+/** A background step gave way to interactive work; its item is released, not failed. */
+class YieldedError extends Error {
+  constructor() {
+    super('Gave way to interactive work');
+    this.name = 'YieldedError';
+  }
+}
+
+/** Outbox kinds that keep queue order with indexing; enrichment and summaries come after them. */
+const primaryKinds: readonly OutboxKind[] = ['index-message', 'index-document', 'delete-index', 'update-tier', 'reembed-all'];
 
 function isIndexItem(item: OutboxItem): boolean {
   return item.payload.kind === 'index-message' || item.payload.kind === 'index-document';
@@ -106,14 +117,32 @@ export class MemoryWeaver implements Weaver {
     if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) this.maintain();
     this.storage.releaseExpiredLeases(this.options.leaseMs ?? 60_000);
     let processed = 0;
+    // Saved items made searchable: what `items_per_second` reports (enrichment is extra work).
+    let searchable = 0;
     this.lastProcessedTotal = 0;
     this.optimizedAt = 0;
+    // Adaptive batch: a drain starts small, so the first items are searchable soon and a request
+    // that arrives waits for one small batch at most; it doubles while the backlog lasts and the
+    // server stays idle, up to `batchSize`, and drops back after interactive work was seen.
+    const largest = Math.max(1, this.options.batchSize ?? 256);
+    const smallest = Math.min(largest, this.options.minBatchSize ?? 32);
+    let size = smallest;
     while (!isAborted(signal)) {
       // Interactive work first: while a generation runs or waits, the weaver waits between batches.
-      while (this.options.isBusy?.() === true && !isAborted(signal)) await sleep(this.options.busyPollMs ?? 100);
+      if (await this.waitWhileBusy(signal)) size = smallest;
       if (isAborted(signal)) break;
-      const items = this.storage.claimOutbox(this.options.batchSize ?? 32);
+      // Stages by priority: what makes saved items searchable (and deletes and tiers, which keep
+      // queue order with it), then enrichment (similar links, entities), then summaries.
+      let items = this.storage.claimOutbox(size, primaryKinds);
+      if (items.length === 0 && this.indexedSinceOptimize && !isAborted(signal)) {
+        // The searchable stage is empty: compact (and build the ANN index once the table is large
+        // enough) now, before enrichment searches the table; not in the middle of a backlog.
+        await this.optimizeIndex();
+        this.optimizedAt = processed;
+      }
+      if (items.length === 0) items = this.claimFollowUp();
       if (items.length === 0) break;
+      const started = this.now();
       let position = 0;
       while (position < items.length) {
         if (isAborted(signal)) {
@@ -128,6 +157,7 @@ export class MemoryWeaver implements Weaver {
           while (end < items.length && isIndexItem(items[end] as OutboxItem)) end++;
           await this.processIndexBatch(items.slice(position, end), signal);
           processed += end - position;
+          searchable += end - position;
           position = end;
           continue;
         }
@@ -135,26 +165,50 @@ export class MemoryWeaver implements Weaver {
         processed += 1;
         position += 1;
       }
-      this.recordDrained(processed);
+      if (items.length >= size) size = Math.min(largest, size * 2);
+      this.recordDrained(searchable);
       // Each batch adds a fragment to the table, and searches (the similar-neighbour links) slow
       // down as fragments pile up: compact every `optimizeEvery` items during a long drain.
-      if (this.indexedSinceOptimize && processed - this.optimizedAt >= (this.options.optimizeEvery ?? 512) && !isAborted(signal)) {
+      if (this.indexedSinceOptimize && processed - this.optimizedAt >= (this.options.optimizeEvery ?? 16_384) && !isAborted(signal)) {
         this.optimizedAt = processed;
-        this.indexedSinceOptimize = false;
-        await this.index.optimize().catch((error: unknown) => this.options.logger?.warn({ err: error }, 'index optimize failed'));
+        await this.optimizeIndex();
       }
+      await this.restFor(this.now() - started, signal);
     }
-    // An optimize can take minutes on a large index; the next start does it instead.
-    if (this.indexedSinceOptimize && !signal.aborted) {
-      this.indexedSinceOptimize = false;
-      try {
-        await this.index.optimize();
-      } catch (error) {
-        this.options.logger?.warn({ err: error }, 'index optimize failed');
-      }
-    }
+    // An optimize can take minutes on a large index; after a stop, the next start does it instead.
+    if (this.indexedSinceOptimize && !signal.aborted) await this.optimizeIndex();
     this.events.emit('idle', { processed });
     return processed;
+  }
+
+  /** Waits while interactive work runs; true if it had to wait. */
+  private async waitWhileBusy(signal: AbortSignal): Promise<boolean> {
+    let waited = false;
+    while (this.options.isBusy?.() === true && !isAborted(signal)) {
+      waited = true;
+      await sleep(this.options.busyPollMs ?? 100);
+    }
+    return waited;
+  }
+
+  /** Duty cycle: after a batch that took `busyMs`, rests so the weaver uses at most that share of its time. */
+  private async restFor(busyMs: number, signal: AbortSignal): Promise<void> {
+    const duty = this.options.dutyCycle ?? 1;
+    if (duty >= 1 || busyMs <= 0 || isAborted(signal)) return;
+    await sleep(Math.min(60_000, (busyMs * (1 - duty)) / duty), undefined, { signal }).catch(() => undefined);
+  }
+
+  private async optimizeIndex(): Promise<void> {
+    this.indexedSinceOptimize = false;
+    await this.index.optimize().catch((error: unknown) => this.options.logger?.warn({ err: error }, 'index optimize failed'));
+  }
+
+  /** Enrichment, then summaries: claimed only when nothing waits to be made searchable. */
+  private claimFollowUp(): OutboxItem[] {
+    // One enrichment item holds a whole index batch's nodes.
+    const enrich = this.storage.claimOutbox(1, ['enrich']);
+    if (enrich.length > 0) return enrich;
+    return this.storage.claimOutbox(1, ['summarize']);
   }
 
   private async run(): Promise<void> {
@@ -168,16 +222,18 @@ export class MemoryWeaver implements Weaver {
       if (this.isStopped()) break;
       if (processed > 0) continue;
       this.wake = new AbortController();
-      await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: this.wake.signal }).catch(() => undefined);
+      await sleep(this.options.pollIntervalMs ?? 2000, undefined, { signal: this.wake.signal }).catch(() => undefined);
     }
   }
 
   private async process(item: OutboxItem, signal: AbortSignal): Promise<void> {
-    this.events.emit('index-start', { item });
+    // index-* events are about what search sees; enrichment and summaries are quiet.
+    const indexing = primaryKinds.includes(item.payload.kind);
+    if (indexing) this.events.emit('index-start', { item });
     try {
       const result = await this.step(item.payload, signal);
       this.storage.completeOutbox(item.id);
-      this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
+      if (indexing) this.events.emit('index-end', { item, node_id: result.nodeId, chunks: result.chunks });
     } catch (error) {
       this.fail(item, error, signal);
     }
@@ -191,13 +247,12 @@ export class MemoryWeaver implements Weaver {
    */
   private async processIndexBatch(items: readonly OutboxItem[], signal: AbortSignal): Promise<void> {
     for (const item of items) this.events.emit('index-start', { item });
-    const entries = items.map((item) => ({ item, node: this.storage.getNode((item.payload as { node_id: string }).node_id) }));
+    const nodes = this.storage.getNodes(items.map((item) => (item.payload as { node_id: string }).node_id));
+    const entries = items.map((item) => ({ item, node: nodes.get((item.payload as { node_id: string }).node_id) }));
     const present = entries.flatMap((entry) => (entry.node === undefined ? [] : [{ item: entry.item, node: entry.node }]));
     let chunksByNode: Map<string, { vector: Float32Array }[]>;
-    let embedderOf: TextEmbedder;
     try {
       const embedder = await this.embedder();
-      embedderOf = embedder;
       chunksByNode =
         present.length === 0
           ? new Map<string, { vector: Float32Array }[]>()
@@ -211,70 +266,83 @@ export class MemoryWeaver implements Weaver {
     }
     if (present.length > 0) this.indexedSinceOptimize = true;
     const done: { item: OutboxItem; nodeId: string; chunks: number }[] = [];
-    // Similar-neighbour links of the whole batch from one multi-vector query.
-    const withVectors = entries.flatMap(({ node }) => {
-      const first = node === undefined ? undefined : chunksByNode.get(node.id)?.[0];
-      return node === undefined || first === undefined ? [] : [{ node, vector: first.vector }];
-    });
-    const max = this.options.maxSimilarLinks ?? 3;
-    const neighbours = new Map<string, { node_id: string; score: number }[]>();
-    if (max > 0 && withVectors.length > 0) {
-      try {
-        const found = await this.index.nearestNodes(
-          embedderOf.modelId,
-          embedderOf.dimensions,
-          withVectors.map((entry) => entry.vector),
-          max * 3 + 1,
-        );
-        withVectors.forEach((entry, position) => neighbours.set(entry.node.id, found[position] ?? []));
-      } catch (error) {
-        // Links are an enrichment: without them the items are still searchable.
-        this.options.logger?.warn({ err: error }, 'similar-neighbour search failed');
-      }
-    }
-    // Entities first (the extractor is async); then every graph write and the batch's outbox
-    // changes in one transaction: one commit (and fsync) per batch, not one per edge.
-    const entitiesOf = new Map<string, ExtractedEntityLike[]>();
-    const failed = new Set<number>();
-    for (const { item, node } of entries) {
-      if (node === undefined || !this.extractsEntitiesFrom(node)) continue;
-      try {
-        entitiesOf.set(node.id, (await this.options.extractEntities?.(node.text)) ?? []);
-      } catch (error) {
-        failed.add(item.id);
-        this.fail(item, error, signal);
-      }
-    }
+    const enrich = present.filter(({ node }) => this.enrichesLinks() || this.extractsEntitiesFrom(node)).map(({ node }) => node.id);
+    const chats = new Set(present.flatMap(({ node }) => (node.kind === 'message' && node.chat_id !== null ? [node.chat_id] : [])));
+    // The items are searchable now. Their containment edges and outbox changes are one
+    // transaction (one commit per batch), and the slower enrichment and summaries are queued in
+    // it, so a crash either redoes the batch or finds its follow-up work queued.
     this.storage.transaction(() => {
       for (const { item, node } of entries) {
-        if (failed.has(item.id)) continue;
         if (node === undefined) {
           // Deleted after it was queued: its delete-index item cleans up.
           done.push({ item, nodeId: (item.payload as { node_id: string }).node_id, chunks: 0 });
           continue;
         }
         if (node.kind === 'message' && node.chat_id !== null) this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
-        this.writeEntities(node, entitiesOf.get(node.id) ?? []);
-        this.linkSimilarFrom(node, neighbours.get(node.id) ?? []);
         done.push({ item, nodeId: node.id, chunks: chunksByNode.get(node.id)?.length ?? 0 });
       }
-      for (const entry of done) this.storage.completeOutbox(entry.item.id);
+      this.storage.completeOutbox(done.map((entry) => entry.item.id));
+      if (enrich.length > 0) this.storage.enqueue({ kind: 'enrich', node_ids: enrich });
+      if (this.options.summarize !== undefined) for (const chat of chats) this.storage.enqueueOnce({ kind: 'summarize', chat_id: chat });
     });
-    // Summaries once per chat of the batch (its newest message), after the batch is safe.
-    const lastOfChat = new Map<string, MemoryNode>();
-    for (const { node } of entries) if (node?.kind === 'message' && node.chat_id !== null) lastOfChat.set(node.chat_id, node);
-    for (const message of lastOfChat.values()) {
-      if (isAborted(signal)) break;
-      await this.maybeSummarize(message, signal).catch((error: unknown) =>
-        this.options.logger?.warn({ err: error, chat: message.chat_id }, 'summary failed; the next batch of the chat tries again'),
-      );
-    }
     for (const entry of done) this.events.emit('index-end', { item: entry.item, node_id: entry.nodeId, chunks: entry.chunks });
   }
 
+  private enrichesLinks(): boolean {
+    return (this.options.maxSimilarLinks ?? 3) > 0;
+  }
+
+  /**
+   * Similar-neighbour links and entities of an indexed batch: the first-chunk vectors read back in
+   * one query, the neighbours of all of them from one multi-vector query, and every edge in one
+   * transaction.
+   */
+  private async enrichNodes(nodeIds: readonly string[]): Promise<void> {
+    const nodes = [...this.storage.getNodes(nodeIds).values()];
+    if (nodes.length === 0) return;
+    const neighbours = new Map<string, { node_id: string; score: number }[]>();
+    const max = this.options.maxSimilarLinks ?? 3;
+    if (max > 0) {
+      const embedder = await this.embedder();
+      const vectors = await this.index.nodeVectors(
+        embedder.modelId,
+        embedder.dimensions,
+        nodes.map((node) => node.id),
+      );
+      const withVectors = nodes.flatMap((node) => {
+        const vector = vectors.get(node.id);
+        return vector === undefined ? [] : [{ node, vector }];
+      });
+      if (withVectors.length > 0) {
+        const found = await this.index.nearestNodes(
+          embedder.modelId,
+          embedder.dimensions,
+          withVectors.map((entry) => entry.vector),
+          max * 3 + 1,
+        );
+        withVectors.forEach((entry, position) => neighbours.set(entry.node.id, found[position] ?? []));
+      }
+    }
+    // Entities first (the extractor is async); a failure fails the item, which is retried whole
+    // (edges are upserts, so a retry writes nothing twice).
+    const entitiesOf = new Map<string, ExtractedEntityLike[]>();
+    for (const node of nodes) {
+      if (this.extractsEntitiesFrom(node)) entitiesOf.set(node.id, (await this.options.extractEntities?.(node.text)) ?? []);
+    }
+    this.storage.transaction(() => {
+      // Read inside the transaction: a node deleted meanwhile gets no edges.
+      const alive = this.storage.getNodes([...new Set([...nodes.map((node) => node.id), ...[...neighbours.values()].flat().map((hit) => hit.node_id)])]);
+      for (const node of nodes) {
+        if (!alive.has(node.id)) continue;
+        this.writeEntities(node, entitiesOf.get(node.id) ?? []);
+        this.linkSimilarFrom(node, neighbours.get(node.id) ?? [], alive);
+      }
+    });
+  }
+
   private fail(item: OutboxItem, error: unknown, signal: AbortSignal): void {
-    if (signal.aborted) {
-      // Interrupted by stop(): not a failure; it is redone (idempotently) on the next start.
+    if (signal.aborted || error instanceof YieldedError) {
+      // Stopped, or gave way to interactive work: not a failure; redone (idempotently) later.
       this.storage.releaseOutbox([item.id]);
       return;
     }
@@ -324,6 +392,12 @@ export class MemoryWeaver implements Weaver {
       case 'update-tier':
         await this.index.setTier(payload.node_ids, payload.tier);
         return { nodeId: null, chunks: 0 };
+      case 'enrich':
+        await this.enrichNodes(payload.node_ids);
+        return { nodeId: null, chunks: 0 };
+      case 'summarize':
+        await this.summarizeChat(payload.chat_id, signal);
+        return { nodeId: payload.chat_id, chunks: 0 };
       case 'reembed-all': {
         const embedder = await this.options.embedders(payload.model);
         let chunks = 0;
@@ -360,7 +434,7 @@ export class MemoryWeaver implements Weaver {
   }
 
   /** SIMILAR_TO edges from already found neighbours (the batch's one query). */
-  private linkSimilarFrom(node: MemoryNode, hits: readonly { node_id: string; score: number }[]): void {
+  private linkSimilarFrom(node: MemoryNode, hits: readonly { node_id: string; score: number }[], alive: ReadonlyMap<string, MemoryNode>): void {
     const threshold = this.options.similarityThreshold ?? 0.85;
     const max = this.options.maxSimilarLinks ?? 3;
     let linked = 0;
@@ -369,48 +443,74 @@ export class MemoryWeaver implements Weaver {
       if (linked >= max) break;
       if (hit.node_id === node.id || hit.score < threshold || seen.has(hit.node_id)) continue;
       seen.add(hit.node_id);
-      if (this.storage.getNode(hit.node_id) === undefined) continue;
+      if (!alive.has(hit.node_id)) continue;
       this.storage.createEdge({ type: 'SIMILAR_TO', from_id: node.id, to_id: hit.node_id, weight: hit.score, metadata: { similarity_score: hit.score } });
       linked += 1;
     }
   }
 
-  private async maybeSummarize(message: MemoryNode, signal: AbortSignal): Promise<void> {
+  /**
+   * Writes the chat's due summaries, one window of `summaryEvery` messages each. The input is
+   * bounded: only the next window is read (by offset in the chat index), never the whole chat.
+   */
+  private async summarizeChat(chatId: string, signal: AbortSignal): Promise<void> {
     const summarize = this.options.summarize;
-    const chatId = message.chat_id;
-    if (summarize === undefined || chatId === null) return;
+    if (summarize === undefined) return;
     const every = this.options.summaryEvery ?? 20;
-    const total = this.storage.countChatMessages(chatId);
-    const summaries = this.storage.listByChat(chatId, { kinds: ['summary'], limit: 10_000 }).items.length;
-    if (total < (summaries + 1) * every) return;
-    const id = `summary_${chatId}_${summaries + 1}`;
-    if (this.storage.getNode(id) !== undefined) return;
-    const window: MemoryNode[] = [];
-    let cursor: string | undefined;
-    while (window.length < (summaries + 1) * every) {
-      const page = this.storage.listByChat(chatId, { limit: every, ...(cursor === undefined ? {} : { cursor }) });
-      window.push(...page.items);
-      if (page.nextCursor === null) break;
-      cursor = page.nextCursor;
-    }
-    const messages = window.slice(summaries * every, (summaries + 1) * every);
-    const text = await summarize(
-      messages.map((item) => item.text),
-      { signal },
-    );
-    // null: no LLM is available now; the next message of the chat tries again.
-    if (text === null) return;
-    this.storage.transaction(() => {
-      this.storage.upsertNode({
-        kind: 'summary',
-        id,
-        chat_id: chatId,
-        text,
-        props: { message_ids: messages.map((item) => item.id) },
-        metadata: { message_count: messages.length },
+    while (!isAborted(signal)) {
+      const summaries = this.storage.countChatMessages(chatId, 'summary');
+      if (this.storage.countChatMessages(chatId) < (summaries + 1) * every) return;
+      const id = `summary_${chatId}_${summaries + 1}`;
+      if (this.storage.getNode(id) !== undefined) return;
+      const messages = this.storage.chatMessagesAt(chatId, summaries * every, every);
+      const text = await this.yieldingToInteractiveWork(signal, (yielding) =>
+        summarize(
+          messages.map((item) => item.text),
+          { signal: yielding },
+        ),
+      );
+      // null: no LLM is available now; the chat's next indexed message queues it again.
+      if (text === null) return;
+      this.storage.transaction(() => {
+        this.storage.upsertNode({
+          kind: 'summary',
+          id,
+          chat_id: chatId,
+          text,
+          props: { message_ids: messages.map((item) => item.id) },
+          metadata: { message_count: messages.length },
+        });
+        this.storage.createEdge({ type: 'SUMMARIZES', from_id: id, to_id: chatId });
       });
-      this.storage.createEdge({ type: 'SUMMARIZES', from_id: id, to_id: chatId });
-    });
+      // One summary per item; a backlog of windows is queued again behind other work.
+      if (this.storage.countChatMessages(chatId) >= (summaries + 2) * every) this.storage.enqueueOnce({ kind: 'summarize', chat_id: chatId });
+      return;
+    }
+  }
+
+  /**
+   * Runs `work` with a signal that is aborted when the weaver stops or interactive work starts
+   * (a summary must not hold the model a chat waits for). Yielding throws `YieldedError`: the item
+   * goes back to pending, not counted as a failure.
+   */
+  private async yieldingToInteractiveWork<T>(signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const onStop = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onStop, { once: true });
+    const watch = setInterval(() => {
+      if (this.options.isBusy?.() === true) controller.abort(new YieldedError());
+    }, this.options.busyPollMs ?? 100);
+    try {
+      if (this.options.isBusy?.() === true) throw new YieldedError();
+      const result = await work(controller.signal);
+      if (controller.signal.reason instanceof YieldedError) throw controller.signal.reason;
+      return result;
+    } catch (error) {
+      throw controller.signal.reason instanceof YieldedError ? controller.signal.reason : error;
+    } finally {
+      clearInterval(watch);
+      signal.removeEventListener('abort', onStop);
+    }
   }
 
   async embeddingModelId(): Promise<string> {
@@ -450,6 +550,7 @@ export class MemoryWeaver implements Weaver {
       embedding_model: await this.embeddingModelId().catch(() => null),
       models: tables.map((table) => ({ model: table.model, indexed_chunks: table.rows })),
       counts: this.storage.countByKind(),
+      unindexed: outbox.unindexed,
       items_per_second: this.itemsPerSecond(),
       oldest_pending_age_ms: outbox.oldest_open_at === null ? null : Math.max(0, this.now() - outbox.oldest_open_at),
     };

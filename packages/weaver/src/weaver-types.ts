@@ -50,20 +50,30 @@ export interface WeaverOptions {
   maxBackoffMs?: number;
   /** An in_progress item older than this is considered abandoned by a crashed worker (default 60 s). */
   leaseMs?: number;
-  /** Sleep between polls when the queue is empty (default 500 ms); `notify()` wakes it sooner. */
+  /** Sleep between polls when the queue is empty (default 2000 ms: an idle server stays idle); a save in this process wakes it at once through `notify()`. */
   pollIntervalMs?: number;
   /** How often the tier pass (`storage.updateTiers()`) and outbox pruning run (default 1 h). */
   maintenanceIntervalMs?: number;
   /** Done outbox items older than this are deleted by maintenance (default 7 days). */
   keepDoneMs?: number;
-  /** Items claimed per round; a run of index items in it is embedded and written together (default 32). */
+  /**
+   * Most items claimed per round (default 256); a run of index items in it is embedded and
+   * written together. A drain starts at `minBatchSize` (default 32) and doubles per full batch
+   * while the server stays idle.
+   */
   batchSize?: number;
+  minBatchSize?: number;
+  /**
+   * Share of the time the weaver may work while it drains (0 < d <= 1, default 1): after a batch
+   * that took t ms it rests t × (1 − d) / d ms. Interactive work pauses it regardless.
+   */
+  dutyCycle?: number;
   /**
    * True while interactive work (a generation) runs or waits: the weaver then waits between
    * batches, so saving memory never competes with a chat for the CPU.
    */
   isBusy?: () => boolean;
-  /** Items after which a long drain compacts the index, so searches stay fast (default 512). */
+  /** Items after which a long drain compacts the index mid-backlog (default 16384); it is also compacted whenever the searchable stage empties. */
   optimizeEvery?: number;
   /** How often a waiting weaver checks `isBusy` (default 100 ms). */
   busyPollMs?: number;
@@ -91,9 +101,11 @@ export interface WeaverStatus {
   embedding_model: string | null;
   models: { model: string; indexed_chunks: number }[];
   counts: Record<string, number>;
-  /** Items finished per second over the last minute. */
+  /** Saved messages and pages not in the vector index yet. */
+  unindexed: number;
+  /** Saved items made searchable per second over the last minute. */
   items_per_second: number;
-  /** Age of the oldest item not yet done, or null. */
+  /** Age of the oldest saved item not in the vector index yet (freshness), or null. */
   oldest_pending_age_ms: number | null;
 }
 

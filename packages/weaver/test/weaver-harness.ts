@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createOnnxTextEmbedder, type OnnxTextEmbedder } from '@tabagent/onnx-loader';
 import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import { createMemoryIndex, type MemoryIndex } from '@tabagent/indexing';
-import { createStorage, type Storage } from '@tabagent/storage';
+import { createStorage, type OutboxStatus, type Storage } from '@tabagent/storage';
 import type { TextEmbedder, TextEmbedderResolver } from '@tabagent/values';
 import { createWeaver } from '../src/memory-weaver.js';
 import type { Weaver, WeaverOptions } from '../src/weaver-types.js';
@@ -67,4 +67,9 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Index items (saved messages and pages) in `status`; enrichment and summary items are not counted. */
+export function indexItems(storage: Storage, status: OutboxStatus): number {
+  return storage.listOutbox(status).filter((item) => item.payload.kind === 'index-message' || item.payload.kind === 'index-document').length;
 }

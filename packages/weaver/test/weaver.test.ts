@@ -4,7 +4,7 @@ import { createMemoryIndex } from '@tabagent/indexing';
 import { ModelNotFoundError, type TextEmbedderResolver } from '@tabagent/values';
 import { entityIdFor } from '../src/memory-weaver.js';
 import type { WeaverEvents } from '../src/weaver-types.js';
-import { createHarness, waitFor, type Harness } from './weaver-harness.js';
+import { createHarness, indexItems, waitFor, type Harness } from './weaver-harness.js';
 
 let h: Harness;
 afterEach(async () => {
@@ -25,7 +25,7 @@ describe('weaver', () => {
     h.weaver.start();
     saveMessage('m1', 'The quick brown fox jumps over the lazy dog.');
     saveMessage('m2', 'Paris is the capital of France.');
-    await waitFor(() => h.storage.outboxStats().done === 2);
+    await waitFor(() => indexItems(h.storage, 'done') === 2);
     const byVector = await h.index.search({ query: 'Paris is the capital of France.', k: 1, mode: 'vector' });
     expect(byVector.map((hit) => [hit.node_id, hit.kind, hit.chat_id])).toEqual([['m2', 'message', 'c1']]);
     expect(byVector[0]?.score).toBeCloseTo(1, 4);
@@ -39,6 +39,8 @@ describe('weaver', () => {
         .map((n) => n.node.id)
         .sort(),
     ).toEqual(['m1', 'm2']);
+    // Searchable first; the follow-up enrichment item may still be queued until the drain ends.
+    await h.weaver.drain();
     const status = await h.weaver.status();
     expect(status).toEqual({
       queue_depth: 0,
@@ -49,6 +51,7 @@ describe('weaver', () => {
       models: [{ model: 'tiny-a', indexed_chunks: 2 }],
       counts: { chat: 1, message: 2 },
       // Two items in the last minute, over at least a second.
+      unindexed: 0,
       items_per_second: 2,
       oldest_pending_age_ms: null,
     });
@@ -61,7 +64,7 @@ describe('weaver', () => {
       busyChecks += 1;
       return busy;
     };
-    h = await createHarness({ batchSize: 50, isBusy, busyPollMs: 10 });
+    h = await createHarness({ batchSize: 64, minBatchSize: 16, isBusy, busyPollMs: 10 });
     const calls: number[] = [];
     const embedder = await h.weaver.embedder();
     const original = embedder.embed.bind(embedder);
@@ -77,8 +80,9 @@ describe('weaver', () => {
     expect(h.storage.outboxStats().pending).toBe(100);
     expect(calls).toEqual([]);
     busy = false;
-    await waitFor(() => h.storage.outboxStats().done === 100);
-    expect(calls).toEqual([50, 50]);
+    await waitFor(() => indexItems(h.storage, 'done') === 100);
+    // Adaptive: the drain starts at the smallest batch and doubles per full batch, up to the largest.
+    expect(calls).toEqual([16, 32, 52]);
     expect((await h.index.stats())[0]?.rows).toBe(100);
   });
 
@@ -115,6 +119,39 @@ describe('weaver', () => {
     expect((await h.index.search({ query: 'summary', k: 5, mode: 'text' })).map((hit) => hit.kind)).toEqual(['summary']);
   });
 
+  it('a summary gives way to interactive work: its LLM call is aborted, the item goes back to pending uncounted, and it runs once idle', async () => {
+    let busy = false;
+    const calls: AbortSignal[] = [];
+    let finish: ((text: string) => void) | undefined;
+    h = await createHarness({
+      isBusy: () => busy,
+      busyPollMs: 10,
+      summaryEvery: 3,
+      summarize: (_texts, { signal }) => {
+        calls.push(signal);
+        return new Promise<string>((resolve, reject) => {
+          finish = resolve;
+          signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+        });
+      },
+    });
+    h.weaver.start();
+    for (const id of ['m1', 'm2', 'm3']) saveMessage(id, `message ${id}`);
+    await waitFor(() => calls.length === 1);
+    busy = true;
+    await waitFor(() => calls[0]?.aborted === true);
+    await waitFor(() => h.storage.listOutbox('pending').some((item) => item.payload.kind === 'summarize'));
+    const released = h.storage.listOutbox('pending').find((item) => item.payload.kind === 'summarize');
+    expect(released).toMatchObject({ attempts: 0, last_error: null });
+    expect(h.storage.getNode('summary_c1_1')).toBeUndefined();
+    busy = false;
+    await waitFor(() => calls.length === 2);
+    finish?.('summary of three');
+    await waitFor(() => h.storage.getNode('summary_c1_1') !== undefined);
+    expect(h.storage.getNode('summary_c1_1')).toMatchObject({ kind: 'summary', text: 'summary of three', props: { message_ids: ['m1', 'm2', 'm3'] } });
+    expect(h.storage.outboxStats().dead).toBe(0);
+  });
+
   it('stop() with a backlog returns after the item in hand, puts claimed items back to pending, and start() resumes', async () => {
     h = await createHarness({ batchSize: 8 });
     h.storage.createNode({ kind: 'chat', id: 'c1', title: 'Chat', props: {} });
@@ -129,13 +166,13 @@ describe('weaver', () => {
     await h.weaver.stop();
     const stopped = h.storage.outboxStats();
     expect(stopped.in_progress).toBe(0);
-    expect(stopped.pending).toBeGreaterThan(0);
-    expect(stopped.done + stopped.pending).toBe(60);
+    expect(indexItems(h.storage, 'pending')).toBeGreaterThan(0);
+    expect(indexItems(h.storage, 'done') + indexItems(h.storage, 'pending')).toBe(60);
     expect(stopped.dead).toBe(0);
     // Nothing was counted as a failed attempt.
     expect(h.storage.listOutbox('pending').every((item) => item.attempts === 0)).toBe(true);
     h.weaver.start();
-    await waitFor(() => h.storage.outboxStats().done === 60, 60_000);
+    await waitFor(() => indexItems(h.storage, 'done') === 60, 60_000);
   }, 90_000);
 
   it('retries with backoff and succeeds', async () => {
@@ -147,7 +184,7 @@ describe('weaver', () => {
     h.weaver.on('item-failed', (event) => failed.push(event));
     h.weaver.start();
     saveMessage('m1', 'retry me');
-    await waitFor(() => h.storage.outboxStats().done === 1);
+    await waitFor(() => indexItems(h.storage, 'done') === 1);
     expect(failed.map((event) => [event.item.attempts, event.error, event.dead])).toEqual([
       [1, 'embedder warming up', false],
       [2, 'embedder warming up', false],
@@ -251,7 +288,8 @@ describe('weaver maintenance', () => {
     await h.weaver.drain();
     expect((await h.index.search({ query: 'old', k: 1, mode: 'text' }))[0]?.tier).toBe('active');
     clock += 8 * 86_400_000;
-    expect(h.weaver.maintain()).toEqual({ retiered: 2, pruned: 1 });
+    // Pruned: the message's index item and the enrichment item it queued.
+    expect(h.weaver.maintain()).toEqual({ retiered: 2, pruned: 2 });
     await h.weaver.drain();
     const hit = (await h.index.search({ query: 'old', k: 1, mode: 'text', filters: { tiers: ['recent'] } }))[0];
     expect(hit?.node_id).toBe('m1');

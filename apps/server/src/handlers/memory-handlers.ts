@@ -340,6 +340,7 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
         score: hit.score,
         source: { kind: hit.kind, id: hit.node_id, title: hit.title, url: hit.url, chat_id: hit.chat_id },
         metadata: { chunk_index: hit.chunk_index, tier: hit.tier, created_at: iso(hit.created_at) },
+        indexed: hit.indexed !== false,
       }));
       return { query: request.query, results, count: results.length, query_time_ms: performance.now() - started };
     },
@@ -364,10 +365,12 @@ export function createMemoryRetrieval(deps: Pick<MemoryHandlerDeps, 'index' | 'w
           issues: [{ path: 'model', message: 'differs from the store' }],
         });
       }
+      // Index only: its scores are the metric the caller asked for, which a words-only hit has not.
       const hits = await deps.index.search({
         query: request.query,
         k: request.k,
         mode: 'vector',
+        unindexed: false,
         ...(request.filters === undefined ? {} : { filters: request.filters }),
       });
       const scored = hits.map((hit) => ({ hit, score: request.metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * hit.score)) : hit.score }));

@@ -15,6 +15,7 @@ import {
 } from '@tabagent/values';
 import type { ApiLogger } from '../api-router-options.js';
 import { callerOfRequestState, createHttpCallContext } from '../http-call-context.js';
+import { markReachedProvider, reachedProvider, reportRefusal, type RequestRefusal } from '../refusal-tracking.js';
 import { readJsonBody } from '../request-body-reader.js';
 import { assertPairingScope, requestStateOf } from '../request-guard.js';
 import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
@@ -52,6 +53,7 @@ export interface OllamaRoutesOptions {
   shutdownSignal?: AbortSignal | undefined;
   /** This server's version, reported beside the Ollama API version. */
   version: string;
+  onRefused?: (refusal: RequestRefusal) => void;
 }
 
 type ChatChunk = RouteChunk<'chat.completions'>;
@@ -145,9 +147,12 @@ export class OllamaRoutes {
 
   mount(router: Router): void {
     const handle =
-      (work: (request: Request, response: Response) => Promise<void>) =>
+      (work: (request: Request, response: Response) => Promise<void>, path: string) =>
       (request: Request, response: Response): void => {
-        work(request, response).catch((error: unknown) => this.fail(response, error));
+        work(request, response).catch((error: unknown) => {
+          if (!reachedProvider(request)) reportRefusal(this.options.onRefused, `ollama ${path}`, error);
+          this.fail(response, error);
+        });
       };
     router.get('/', (request: Request, response: Response) => {
       const body = 'Ollama is running';
@@ -170,7 +175,7 @@ export class OllamaRoutes {
       ['post', '/api/copy', (request, response) => this.copy(request, response)],
       ['post', '/api/pull', (request, response) => this.pull(request, response)],
     ];
-    for (const [method, path, work] of routes) router[method](path, handle(work));
+    for (const [method, path, work] of routes) router[method](path, handle(work, path));
   }
 
   /** Ollama's error body: `{"error": "..."}` as application/json with the problem's status; a line once a stream started. */
@@ -202,7 +207,9 @@ export class OllamaRoutes {
     assertPairingScope(state, id);
     const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
-    return this.options.provider.handle(id, parseRouteRequest(id, raw), context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;
+    const parsed = parseRouteRequest(id, raw);
+    markReachedProvider(request);
+    return this.options.provider.handle(id, parsed, context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;
   }
 
   private async callOnce<K extends RouteId>(id: K, raw: RouteRequestInput<K>, request: Request, response: Response): Promise<RouteResponse<K>> {

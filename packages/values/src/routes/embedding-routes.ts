@@ -211,6 +211,9 @@ export const RagResult = z
     score: z.number(),
     source: z.object({ kind: z.string(), id: z.string(), title: z.string().nullable(), url: z.string().nullable(), chat_id: z.string().nullable() }),
     metadata: z.record(z.string(), z.unknown()),
+    indexed: z
+      .boolean()
+      .describe('False for an item saved but not indexed yet, found by its words in storage; scores are then rank-fused (RRF) across both lists.'),
   })
   .meta({ id: 'RagResult' });
 

@@ -155,8 +155,18 @@ export const MemoryStatusResponse = z
     embedding_model: z.string().nullable(),
     models: z.array(z.object({ model: z.string(), indexed_chunks: z.number().int().nonnegative() })),
     counts: z.record(z.string(), z.number().int().nonnegative()).describe('Stored nodes by kind.'),
-    items_per_second: z.number().nonnegative().describe('Outbox items the weaver finished per second over the last minute.'),
-    oldest_pending_age_ms: z.number().int().nonnegative().nullable().describe('Age of the oldest item not yet indexed (freshness); null when nothing waits.'),
+    unindexed: z
+      .number()
+      .int()
+      .nonnegative()
+      .describe('Saved messages and pages not in the vector index yet (text search still finds them, marked indexed: false).'),
+    items_per_second: z.number().nonnegative().describe('Saved items made searchable per second over the last minute.'),
+    oldest_pending_age_ms: z
+      .number()
+      .int()
+      .nonnegative()
+      .nullable()
+      .describe('Age of the oldest saved item not yet in the vector index (freshness); null when none waits.'),
   })
   .meta({ id: 'MemoryStatusResponse' });
 

@@ -85,6 +85,8 @@ export const LoadedModel = z
     device: z.string(),
     threads: z.number().int().nullable(),
     memory_mb: z.number().nonnegative(),
+    running: z.number().int().nonnegative().optional().describe('Requests being served by this model now (where its backend tracks them).'),
+    queued: z.number().int().nonnegative().optional().describe('Requests waiting for this model (for a GGUF: for a free sequence).'),
   })
   .meta({ id: 'LoadedModel' });
 
