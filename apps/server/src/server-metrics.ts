@@ -208,13 +208,21 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
       this.set(sources.activeGenerations());
     },
   });
+  // One status per scrape, not one per gauge: it counts the outbox and the nodes, which takes
+  // milliseconds of the event loop once memory holds tens of thousands of items.
+  let statusRead: { at: number; status: Promise<RouteResponse<'memory.status'>> } | undefined;
+  const memoryStatusOnce = (): Promise<RouteResponse<'memory.status'>> => {
+    const now = performance.now();
+    if (statusRead === undefined || now - statusRead.at > 1000) statusRead = { at: now, status: sources.memoryStatus() };
+    return statusRead.status;
+  };
   const memoryGauge = (name: string, help: string, read: (status: RouteResponse<'memory.status'>) => number | null): Gauge =>
     new Gauge({
       name,
       help,
       registers: [registry],
       async collect() {
-        const value = read(await sources.memoryStatus());
+        const value = read(await memoryStatusOnce());
         this.set(value ?? 0);
       },
     });

@@ -643,8 +643,12 @@ export class SqliteStorage implements Storage {
   outboxStats(): OutboxStats {
     const rows = this.sql('SELECT status, count(*) AS n FROM outbox GROUP BY status').all() as { status: string; n: number }[];
     const counts = Object.fromEntries(rows.map((row) => [row.status, row.n])) as Partial<Record<OutboxStatus, number>>;
-    const last = this.sql('SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1').pluck().get() as
-      string | undefined;
+    // Errors of items still open or dead (found through the status index); a done item's old error no longer matters.
+    const last = this.sql(
+      "SELECT last_error FROM outbox WHERE status IN ('pending', 'in_progress', 'dead') AND last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1",
+    )
+      .pluck()
+      .get() as string | undefined;
     const open = this.sql(
       "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')",
     ).get() as { n: number; oldest: number | null };
