@@ -145,36 +145,21 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
       for (const view of sources.loadedModels()) this.set({ model: view.model, format: view.format, device: view.device }, 1);
     },
   });
-  new Gauge({
-    name: 'tabagent_model_memory_bytes',
-    help: 'Memory a loaded model takes, as its backend estimates it.',
-    labelNames: ['model'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const view of sources.loadedModels()) this.set({ model: view.model }, view.memory_mb * 1024 * 1024);
-    },
-  });
-  new Gauge({
-    name: 'tabagent_model_queue_depth',
-    help: 'Requests waiting for a loaded model (for a GGUF: for a free sequence).',
-    labelNames: ['model'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const view of sources.loadedModels()) this.set({ model: view.model }, view.queued ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'tabagent_model_requests_running',
-    help: 'Requests a loaded model is serving now.',
-    labelNames: ['model'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const view of sources.loadedModels()) this.set({ model: view.model }, view.running ?? 0);
-    },
-  });
+  // One series per loaded model, read from the backends' views at each scrape.
+  const modelGauge = (name: string, help: string, read: (view: ReturnType<MetricsSources['loadedModels']>[number]) => number): Gauge<'model'> =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const view of sources.loadedModels()) this.set({ model: view.model }, read(view));
+      },
+    });
+  modelGauge('tabagent_model_memory_bytes', 'Memory a loaded model takes, as its backend estimates it.', (view) => view.memory_mb * 1024 * 1024);
+  modelGauge('tabagent_model_queue_depth', 'Requests waiting for a loaded model (for a GGUF: for a free sequence).', (view) => view.queued ?? 0);
+  modelGauge('tabagent_model_requests_running', 'Requests a loaded model is serving now.', (view) => view.running ?? 0);
   new Gauge({
     name: 'tabagent_downloads_active',
     help: 'Model files downloading now (a transfer shared by two pulls counts once).',
