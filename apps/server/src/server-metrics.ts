@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestRefusal } from '@tabagent/api';
 import {
@@ -175,6 +176,36 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     collect() {
       this.reset();
       this.inc(sources.downloads().bytesReceived);
+    },
+  });
+  // prom-client's nodejs_eventloop_lag_* figures are the intervals between ticks of a 50 ms
+  // timer, so an idle loop reads 50 ms: this gauge is the delay alone (the interval less the
+  // timer's period), over the time since the previous scrape.
+  const delayResolutionMs = 20;
+  const delays = monitorEventLoopDelay({ resolution: delayResolutionMs });
+  delays.enable();
+  new Gauge({
+    name: 'tabagent_event_loop_delay_seconds',
+    help: `Event-loop delay since the previous scrape by quantile (1: the longest), without the ${delayResolutionMs} ms period of the timer that measures it.`,
+    labelNames: ['quantile'] as const,
+    registers: [registry],
+    collect() {
+      const delay = (nanoseconds: number): number => (delays.count === 0 ? 0 : Math.max(0, nanoseconds / 1e6 - delayResolutionMs) / 1000);
+      this.set({ quantile: '0.5' }, delay(delays.percentile(50)));
+      this.set({ quantile: '0.99' }, delay(delays.percentile(99)));
+      this.set({ quantile: '1' }, delay(delays.max));
+      delays.reset();
+    },
+  });
+  let utilization = performance.eventLoopUtilization();
+  new Gauge({
+    name: 'tabagent_event_loop_utilization',
+    help: 'Share of the time since the previous scrape (0..1) that the event loop was running callbacks rather than waiting for I/O: how near the server is to saturation, which the delay percentiles show only once it is there.',
+    registers: [registry],
+    collect() {
+      const now = performance.eventLoopUtilization();
+      this.set(performance.eventLoopUtilization(now, utilization).utilization);
+      utilization = now;
     },
   });
   new Gauge({

@@ -93,6 +93,14 @@ describe('metrics and the request log', () => {
     expect(valueOf(families, 'tabagent_model_requests_running', { model: 'chat' })).toBe(0);
     expect(valueOf(families, 'tabagent_memory_queue_depth', {})).toBeGreaterThanOrEqual(0);
     expect(family(families, 'nodejs_eventloop_lag_p99_seconds').type).toBe('GAUGE');
+    // The delay alone, not the 20 ms period of the timer that measures it: a test server is far from blocked for 20 ms at the median.
+    expect(valueOf(families, 'tabagent_event_loop_delay_seconds', { quantile: '0.5' })).toBeLessThan(0.02);
+    expect(valueOf(families, 'tabagent_event_loop_delay_seconds', { quantile: '1' })).toBeGreaterThanOrEqual(
+      valueOf(families, 'tabagent_event_loop_delay_seconds', { quantile: '0.99' }),
+    );
+    const utilization = valueOf(families, 'tabagent_event_loop_utilization', {});
+    expect(utilization).toBeGreaterThan(0);
+    expect(utilization).toBeLessThanOrEqual(1);
     expect(family(families, 'process_resident_memory_bytes').type).toBe('GAUGE');
   });
 

@@ -57,6 +57,26 @@ describe('model registry', () => {
     expect((await registry.get('tiny-2')).details.quantization).toBe('F32');
   });
 
+  it('sees a model added to the models folder or a subfolder, or removed, on the next lookup; a file changed in place once the scan expires', async () => {
+    const cached = createModelRegistry({ dataDir, inspectors: [ggufModelInspector], scanTtlMs: 60_000 });
+    expect(await cached.list()).toEqual([]);
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'top.gguf'));
+    expect((await cached.list()).map((model) => model.id)).toEqual(['top']);
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'family', 'nested.gguf'));
+    expect((await cached.list()).map((model) => model.id)).toEqual(['top', 'nested']);
+    rmSync(path.join(dataDir, 'models', 'top.gguf'));
+    expect((await cached.list()).map((model) => model.id)).toEqual(['nested']);
+    // Rewritten in place: no folder changes, so the 60 s scan still answers; a registry whose scans expire at once sees it.
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'family', 'nested.gguf'), { tensorType: 'F32' });
+    expect((await cached.get('nested')).details.quantization).toBe('F16');
+    const fresh = createModelRegistry({ dataDir, inspectors: [ggufModelInspector], scanTtlMs: 0 });
+    expect((await fresh.get('nested')).details.quantization).toBe('F32');
+    // What a caller does to an answer does not change the next one.
+    const answer = await cached.get('nested');
+    answer.details.quantization = 'changed';
+    expect((await cached.get('nested')).details.quantization).toBe('F16');
+  });
+
   it('answers model_not_found for an unknown id and invalid_model for a broken file, and lists only good models', async () => {
     writeTinyLlamaGguf(path.join(dataDir, 'models', 'good.gguf'));
     writeBrokenGguf(path.join(dataDir, 'models', 'broken.gguf'), 'duplicate-token');

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
@@ -353,7 +354,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
         throw new OutOfMemoryError(`Could not create a context of ${estimate.contextSize} tokens for ${id}: ${(error as Error).message}`, { cause: error });
       }
     }
-    const chatWrapper = this.resolveChatWrapper(id, model);
+    const chatWrapper = await this.resolveChatWrapper(id, path, model);
     const now = new Date();
     const entry: ModelEntry = {
       id,
@@ -393,16 +394,35 @@ export class NodeLlamaModelManager implements GgufModelManager {
     return entry;
   }
 
+  /** Chat wrappers resolved by file (path, size and time), newest last; see resolveChatWrapper. */
+  private readonly resolvedWrappers = new Map<string, ChatWrapper>();
+
   /**
-   * The model's chat wrapper, once: node-llama-cpp's "auto" resolution renders the GGUF's Jinja
-   * template against every specialised wrapper to find an equivalent one, synchronously, which is
-   * why it must not run per request. A configured wrapper is used as it is.
+   * The model's chat wrapper, once per file: node-llama-cpp's "auto" resolution renders the GGUF's
+   * Jinja template against every specialised wrapper to find an equivalent one, synchronously
+   * (about a second of the event loop for a tool-calling template here), which is why it must not
+   * run per request, nor again when the same file is loaded again after an unload or a keep-alive
+   * expiry. A wrapper holds no reference to the model (the tokenizer is used while it is built),
+   * so one wrapper serves every load of its file. A configured wrapper is used as it is.
    */
-  private resolveChatWrapper(id: string, model: LlamaModel): ChatWrapper {
+  private async resolveChatWrapper(id: string, path: string, model: LlamaModel): Promise<ChatWrapper> {
     if (this.chatWrapper !== 'auto') return this.chatWrapper;
+    const fileStat = await stat(path);
+    const key = `${path}\0${fileStat.size}\0${fileStat.mtimeMs}`;
+    const known = this.resolvedWrappers.get(key);
+    if (known !== undefined) {
+      this.resolvedWrappers.delete(key);
+      this.resolvedWrappers.set(key, known);
+      return known;
+    }
     const started = performance.now();
     const wrapper = resolveChatWrapper(model);
     this.logger.info({ model: id, chatWrapper: wrapper.wrapperName, resolveMs: Math.round(performance.now() - started) }, 'Chat wrapper resolved');
+    this.resolvedWrappers.set(key, wrapper);
+    for (const oldest of this.resolvedWrappers.keys()) {
+      if (this.resolvedWrappers.size <= 16) break;
+      this.resolvedWrappers.delete(oldest);
+    }
     return wrapper;
   }
 

@@ -29,3 +29,43 @@ describe('createHardwareProbe (this machine)', () => {
     expect(huge.can_load).toBe(false);
   });
 });
+
+describe('createHardwareProbe GPU reads', () => {
+  const controller = (memoryFree: number | null) => ({
+    vendor: 'NVIDIA',
+    model: 'Test GPU',
+    bus: '',
+    vram: 8192,
+    vramDynamic: false,
+    memoryTotal: 8192,
+    ...(memoryFree === null ? {} : { memoryFree }),
+  });
+
+  it('reads the controllers once when none reports free memory: nothing a new read finds can change', async () => {
+    let reads = 0;
+    const probe = createHardwareProbe({
+      gpuMemoryTtlMs: 0,
+      readGraphics: () => {
+        reads += 1;
+        return Promise.resolve({ controllers: [controller(null)] });
+      },
+    });
+    for (let n = 0; n < 3; n++) await probe.availableMemory();
+    expect(reads).toBe(1);
+    expect((await probe.getInfo()).gpus.map((gpu) => gpu.vram_free_mb)).toEqual([null]);
+  });
+
+  it('reads free GPU memory again once its figures are older than gpuMemoryTtlMs', async () => {
+    let reads = 0;
+    const probe = createHardwareProbe({
+      gpuMemoryTtlMs: 0,
+      readGraphics: () => {
+        reads += 1;
+        return Promise.resolve({ controllers: [controller(1000 * reads)] });
+      },
+    });
+    expect((await probe.availableMemory()).vramBytes).toBe(1000 * 1048576);
+    expect((await probe.availableMemory()).vramBytes).toBe(2000 * 1048576);
+    expect(reads).toBe(2);
+  });
+});

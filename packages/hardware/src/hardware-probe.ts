@@ -17,6 +17,8 @@ export type HardwareInfo = z.input<typeof HardwareInfoResponse> & { os: Os };
 export interface HardwareProbeOptions {
   /** How long GPU free-memory figures are reused before asking the driver again (ms). Default 2000. */
   gpuMemoryTtlMs?: number;
+  /** Reads the graphics controllers (default systeminformation's `graphics()`, which spawns lspci and nvidia-smi). */
+  readGraphics?: () => Promise<Pick<si.Systeminformation.GraphicsData, 'controllers'>>;
 }
 
 /** Reads this machine's hardware once and its free memory cheaply on demand. */
@@ -42,9 +44,17 @@ interface StaticFacts {
 
 class SystemHardwareProbe implements HardwareProbe {
   private staticFacts: Promise<StaticFacts> | undefined;
-  private gpuCache: { at: number; gpus: Promise<Gpu[]> } | undefined;
+  /**
+   * `static`: no GPU reports its free memory (no GPU, or none nvidia-smi knows), so nothing a new
+   * probe reads can change. A probe spawns lspci and nvidia-smi: each spawn forks the server and
+   * holds its event loop for tens to hundreds of milliseconds, once per model load otherwise.
+   */
+  private gpuCache: { at: number; gpus: Promise<Gpu[]>; static: boolean } | undefined;
 
-  constructor(private readonly gpuMemoryTtlMs: number) {}
+  constructor(
+    private readonly gpuMemoryTtlMs: number,
+    private readonly readGraphics: () => Promise<Pick<si.Systeminformation.GraphicsData, 'controllers'>>,
+  ) {}
 
   private loadStaticFacts(): Promise<StaticFacts> {
     this.staticFacts ??= (async () => {
@@ -74,10 +84,9 @@ class SystemHardwareProbe implements HardwareProbe {
 
   private loadGpus(): Promise<Gpu[]> {
     const now = Date.now();
-    if (this.gpuCache && now - this.gpuCache.at < this.gpuMemoryTtlMs) return this.gpuCache.gpus;
+    if (this.gpuCache && (this.gpuCache.static || now - this.gpuCache.at < this.gpuMemoryTtlMs)) return this.gpuCache.gpus;
     // systeminformation finds no controllers on machines without lspci/nvidia-smi; zero GPUs is a valid answer.
-    const gpus = si
-      .graphics()
+    const gpus = this.readGraphics()
       .then((data) =>
         data.controllers.map((controller, index): Gpu => {
           const total = controller.memoryTotal ?? (controller.vram && !controller.vramDynamic ? controller.vram : null);
@@ -92,7 +101,11 @@ class SystemHardwareProbe implements HardwareProbe {
         }),
       )
       .catch((): Gpu[] => []);
-    this.gpuCache = { at: now, gpus };
+    const entry = { at: now, gpus, static: false };
+    this.gpuCache = entry;
+    void gpus.then((found) => {
+      entry.static = found.every((gpu) => gpu.vram_free_mb === null);
+    });
     return gpus;
   }
 
@@ -132,5 +145,5 @@ class SystemHardwareProbe implements HardwareProbe {
 
 /** Creates a probe over systeminformation. Static facts are read once; memory on each call. */
 export function createHardwareProbe(options: HardwareProbeOptions = {}): HardwareProbe {
-  return new SystemHardwareProbe(options.gpuMemoryTtlMs ?? 2000);
+  return new SystemHardwareProbe(options.gpuMemoryTtlMs ?? 2000, options.readGraphics ?? (() => si.graphics()));
 }

@@ -25,6 +25,15 @@ export interface ModelRegistryOptions {
   modelDirs?: readonly string[];
   /** Warnings about unreadable models. */
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
+  /**
+   * How long a scan of the models folder answers later lookups, in ms (default 1000). Every
+   * request that names a model looks it up; a scan reads the folder, stats every entry and reads
+   * the registry file, on the event loop's time. A scan is redone sooner when this registry
+   * changes, when the registry file's size or time changes (the `tabagent pull` CLI writes it) and
+   * when the models folder or one of its subfolders gains or loses an entry (their times change),
+   * so only a file changed in place waits this long to be seen again.
+   */
+  scanTtlMs?: number;
 }
 
 /**
@@ -105,6 +114,10 @@ interface Candidate {
 }
 
 type Scanned = { ok: true; model: RegisteredModel } | { ok: false; id: string; path: string; error: TabAgentError };
+interface ScanResult {
+  entries: Scanned[];
+  registry: RegistryFile;
+}
 
 /** Writes a file atomically: a temporary file in the same folder, then a rename. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
@@ -131,6 +144,14 @@ async function readJson(file: string): Promise<unknown> {
   return parsed.success ? parsed.value : undefined;
 }
 
+/** A scan for one caller: models and the registry copied (callers may change them), errors kept as they are (a copy would lose their class). */
+function copyScan(scan: ScanResult): ScanResult {
+  return {
+    registry: structuredClone(scan.registry),
+    entries: scan.entries.map((entry) => (entry.ok ? { ok: true, model: structuredClone(entry.model) } : entry)),
+  };
+}
+
 function isInside(child: string, parent: string): boolean {
   const relative = path.relative(parent, child);
   return relative.length > 0 && !relative.startsWith('..') && !path.isAbsolute(relative);
@@ -154,6 +175,7 @@ export class JsonModelRegistry implements ModelRegistry {
   private cachedRegistry: RegistryFile | null = null;
   private cachedStamp = '';
   private cachedParams: GenerationParams | null = null;
+  private lastScan: { at: number; stamp: string; folders: string[]; result: Promise<ScanResult> } | null = null;
 
   private async readRegistry(): Promise<RegistryFile> {
     // Another process (the `tabagent pull` CLI) may have written the file: the cache holds while its stamp does.
@@ -183,6 +205,7 @@ export class JsonModelRegistry implements ModelRegistry {
       const result = await change(registry);
       await writeFileAtomic(this.registryFile, `${JSON.stringify(registry, null, 2)}\n`);
       this.cachedRegistry = structuredClone(registry);
+      this.forgetScan();
       return result;
     });
     this.writes = run.catch(() => undefined);
@@ -239,8 +262,56 @@ export class JsonModelRegistry implements ModelRegistry {
     return result;
   }
 
-  private async scan(): Promise<{ entries: Scanned[]; registry: RegistryFile }> {
+  /** Sizes and times of what a scan depends on: the registry file, the models folder and the subfolders it visited. */
+  private async scanStamp(folders: readonly string[]): Promise<string> {
+    const stamps = await Promise.all(
+      [this.registryFile, this.modelsDir, ...folders].map(async (file) => {
+        const fileStat = await stat(file).catch(() => null);
+        return fileStat === null ? '-' : `${fileStat.size}:${fileStat.mtimeMs}`;
+      }),
+    );
+    return stamps.join('|');
+  }
+
+  /** The last scan while it holds (see `scanTtlMs`), else a new one; each caller gets its own copy. */
+  private async scan(): Promise<ScanResult> {
     await this.writes;
+    const ttl = this.options.scanTtlMs ?? 1000;
+    const previous = this.lastScan;
+    if (previous !== null && Date.now() - previous.at < ttl && (await this.scanStamp(previous.folders)) === previous.stamp) {
+      return copyScan(await previous.result);
+    }
+    const folders: string[] = [];
+    const at = Date.now();
+    // The stamp is taken before the scan, so a change made while it runs is seen by the next lookup.
+    const stamp = await this.scanFolders(folders);
+    const result = this.scanNow();
+    const entry = { at, stamp, folders, result };
+    this.lastScan = entry;
+    result.catch(() => {
+      if (this.lastScan === entry) this.lastScan = null;
+    });
+    return copyScan(await result);
+  }
+
+  /** The stamp of the models folder and its subfolders as they are now; fills `folders` with the subfolders. */
+  private async scanFolders(folders: string[]): Promise<string> {
+    const names = await readdir(this.modelsDir).catch((): string[] => []);
+    for (const name of names.sort()) {
+      if (name.startsWith('.')) continue;
+      const entryPath = path.join(this.modelsDir, name);
+      // stat, not the entry's type: a link to a folder counts as the folder.
+      if ((await stat(entryPath).catch(() => null))?.isDirectory() === true) folders.push(entryPath);
+    }
+    return this.scanStamp(folders);
+  }
+
+  /** Forgets the last scan: this registry changed the folder or the registry file. */
+  private forgetScan(): void {
+    this.lastScan = null;
+  }
+
+  private async scanNow(): Promise<ScanResult> {
     const registry = await this.readRegistry();
     const candidates = await this.folderCandidates();
     const seenPaths = new Set(candidates.map((candidate) => candidate.path));
@@ -398,6 +469,7 @@ export class JsonModelRegistry implements ModelRegistry {
       if (!isInside(real, modelsReal)) throw new ForbiddenError(`Refusing to delete ${model.path}: it resolves outside the models folder`);
       await rm(real, { recursive: true, force: true });
       this.inspections.delete(model.path);
+      this.forgetScan();
     }
     await this.mutate((registry) => {
       registry.registered = registry.registered.filter((entry) => path.resolve(entry.path) !== path.resolve(model.path));
