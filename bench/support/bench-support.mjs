@@ -122,11 +122,15 @@ function wrkScript({ method, body, headers }) {
  * Runs wrk (Debian's package: a C client, so the load generator takes little of the server's CPU)
  * and parses its latency percentiles, request count, non-2xx answers and socket errors.
  */
-export function runWrk(url, { seconds = 5, connections = 2, threads = 1, method, body, headers } = {}) {
+export function runWrk(url, { seconds = 5, connections = 2, threads = 1, method, body, headers, cpus } = {}) {
   const script = method === undefined && body === undefined && headers === undefined ? undefined : wrkScript({ method, body, headers });
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', ...(script ? ['-s', script.file] : []), url];
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // `cpus` ("1"): wrk on those cores only (taskset), apart from a server pinned elsewhere.
+    const child =
+      cpus === undefined
+        ? spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] })
+        : spawn('taskset', ['-c', cpus, 'wrk', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.once('error', (error) => {

@@ -37,7 +37,7 @@ export interface DownloadStats {
  * is one file) and bytes received in this process (a resumed partial counts from where it was).
  */
 function countDownloads(downloader: ModelDownloader): { downloader: ModelDownloader; downloadStats: () => DownloadStats } {
-  const inFlight = new Map<string, { callers: number; completed: number }>();
+  const inFlight = new Map<string, { callers: number; completed: number; ready: Promise<void> }>();
   let bytesReceived = 0;
   const counted: ModelDownloader = {
     get stagingDir() {
@@ -49,14 +49,25 @@ function countDownloads(downloader: ModelDownloader): { downloader: ModelDownloa
     freeBytes: () => downloader.freeBytes(),
     async download(task, callOptions) {
       const key = task.destination;
+      // The entry is made before anything is awaited: two pulls of one file that start together
+      // share it (one count in downloads_active, its bytes counted once).
       let entry = inFlight.get(key);
       if (entry === undefined) {
-        entry = { callers: 0, completed: await downloader.partialBytes(task).catch(() => 0) };
-        inFlight.set(key, entry);
+        const created = { callers: 0, completed: 0, ready: Promise.resolve() };
+        // Bytes already on disk from an earlier, interrupted pull were not received now.
+        created.ready = downloader
+          .partialBytes(task)
+          .catch(() => 0)
+          .then((bytes) => {
+            created.completed = Math.max(created.completed, bytes);
+          });
+        inFlight.set(key, created);
+        entry = created;
       }
       const shared = entry;
       shared.callers += 1;
       try {
+        await shared.ready;
         await downloader.download(task, {
           ...callOptions,
           onProgress: (progress) => {

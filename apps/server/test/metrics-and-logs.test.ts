@@ -119,15 +119,20 @@ describe('metrics and the request log', () => {
     expect((await post('/v1/chat/completions', JSON.stringify({ model: 'chat', messages: 'not a list' }))).status).toBe(400);
     expect((await post('/v1/chat/completions', JSON.stringify({ model: 'chat', messages: [] }), {})).status).toBe(401);
     expect((await fetch(`${base}/v1/no-such-route`, { headers: auth })).status).toBe(404);
+    expect((await fetch(`${base}/v1/no-such-route`)).status).toBe(401);
+    expect((await fetch(`${base}/v1/conversations/c-1`, { headers: { origin: 'https://evil.example', ...auth } })).status).toBe(403);
     expect((await post('/api/chat', '{"model": ')).status).toBe(400);
     const after = await scrape();
     expect(refused(after, 'chat.completions', '400') - refused(before, 'chat.completions', '400')).toBe(2);
+    // The guard's refusals of a catalogue route are counted by its id; of an unknown path, as unmatched.
+    expect(refused(after, 'chat.completions', '401') - refused(before, 'chat.completions', '401')).toBe(1);
+    expect(refused(after, 'conversations.get', '403') - refused(before, 'conversations.get', '403')).toBe(1);
     expect(refused(after, 'unmatched', '401') - refused(before, 'unmatched', '401')).toBe(1);
     expect(refused(after, 'unmatched', '404') - refused(before, 'unmatched', '404')).toBe(1);
     expect(refused(after, 'ollama /api/chat', '400') - refused(before, 'ollama /api/chat', '400')).toBe(1);
     // A request the provider answered is counted once, by the provider, not again as a refusal.
     expect(refused(after, 'chat.completions', '404') - refused(before, 'chat.completions', '404')).toBe(0);
-    expect(logLines.filter((line) => line.msg === 'request refused' && line.route === 'chat.completions').map((line) => line.status)).toEqual([400, 400]);
+    expect(logLines.filter((line) => line.msg === 'request refused' && line.route === 'chat.completions').map((line) => line.status)).toEqual([400, 400, 401]);
   });
 
   it('logs one line per request with route, transport, status, duration and id, and never a body or secret', async () => {

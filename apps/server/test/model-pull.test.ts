@@ -270,6 +270,28 @@ describe('pulling through a running server', () => {
     expect(fitting.models.every((model) => model.fits)).toBe(true);
     expect(fitting.models.length).toBe(all.models.filter((model) => model.fits).length);
   });
+
+  it('counts two pulls of one file that start together as one download: one active, its bytes once', async () => {
+    await hub.addRepo('acme/Twice-GGUF', { files: [{ path: 'Twice-Q8_0.gguf', content: ggufBytes }] });
+    const metrics = async (): Promise<Map<string, number>> => {
+      const families = parsePrometheusTextFormat(await (await fetch(`${base}/metrics`)).text());
+      return new Map(families.map((family) => [family.name, Number(family.metrics[0]?.value)]));
+    };
+    const before = (await metrics()).get('tabagent_download_bytes_total') ?? 0;
+    hub.faults = { throttleBytesPerSecond: 400 * 1024 };
+    const pulls = [post('/v1/models/pull', { model: 'acme/Twice-GGUF:Q8_0' }), post('/v1/models/pull', { model: 'acme/Twice-GGUF:Q8_0' })];
+    let active = 0;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      active = (await metrics()).get('tabagent_downloads_active') ?? 0;
+    } while (active === 0);
+    expect(active).toBe(1);
+    const answers = await Promise.all(pulls);
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    const after = await metrics();
+    expect([after.get('tabagent_download_bytes_total'), after.get('tabagent_downloads_active')]).toEqual([before + ggufBytes.length, 0]);
+    expect(cdnRanges()).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('pulling in a server process', () => {

@@ -23,7 +23,7 @@ import { markReachedProvider, reachedProvider, reportRefusal } from './refusal-t
 import { assertPairingScope, RequestGuard, requestStateOf } from './request-guard.js';
 import { createCounterRequestIdFactory } from './request-id.js';
 import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
-import { buildRouteTable } from './route-table.js';
+import { buildRouteTable, createRouteMatcher } from './route-table.js';
 import { sendChunkStream } from './sse-response.js';
 
 /** Path of the generated OpenAPI document. */
@@ -87,6 +87,8 @@ class ApiRouterBuilder {
   private readonly guard: RequestGuard;
   private readonly openPaths: ReadonlySet<string>;
   private openApiJson: string | undefined;
+  /** The route id at a method and path (set by build()), for refusals before Express routes a request. */
+  private routeAt: (method: string, path: string) => RouteId | undefined = () => undefined;
   private swaggerRouter: Router | undefined;
 
   constructor(
@@ -120,9 +122,10 @@ class ApiRouterBuilder {
   build(): Router {
     const router = express.Router({ caseSensitive: true });
     router.use((request: Request, response: Response, next: NextFunction) => {
-      const outcome = this.guard.check(request, response, pathOf(request));
+      const path = pathOf(request);
+      const outcome = this.guard.check(request, response, path);
       if (outcome === undefined) next();
-      else if (outcome !== 'handled') this.fail(request, response, outcome);
+      else if (outcome !== 'handled') this.fail(request, response, outcome, this.routeAt(request.method, path) ?? 'unmatched');
     });
     if (this.options.ollama ?? true) {
       new OllamaRoutes({
@@ -146,7 +149,9 @@ class ApiRouterBuilder {
           .catch((error: unknown) => this.fail(request, response, error));
       });
     }
-    for (const entry of buildRouteTable(this.routes)) {
+    const table = buildRouteTable(this.routes);
+    this.routeAt = createRouteMatcher(table);
+    for (const entry of table) {
       const route = router.route(entry.expressPath);
       for (const [method, id] of entry.methods) {
         const handler = (request: Request, response: Response): Promise<void> =>

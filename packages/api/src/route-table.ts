@@ -46,3 +46,23 @@ export function buildRouteTable(routes: readonly AnyRouteDefinition[]): MountedP
   const isLiteral = (entry: MountedPath): boolean => !entry.path.includes('{');
   return [...table.filter(isLiteral), ...table.filter((entry) => !isLiteral(entry))];
 }
+
+/**
+ * A matcher from method and path to the route id the table serves there (HEAD as GET), for
+ * what happens before Express routes a request (the guard's 401 and 403 are counted by route).
+ */
+export function createRouteMatcher(table: readonly MountedPath[]): (method: string, path: string) => RouteId | undefined {
+  const patterns = table.map((entry) => ({
+    pattern: new RegExp(`^${entry.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    methods: entry.methods,
+  }));
+  return (method, path) => {
+    const wanted = (method === 'HEAD' ? 'GET' : method) as RouteMethod;
+    for (const { pattern, methods } of patterns) {
+      if (!pattern.test(path)) continue;
+      const id = methods.get(wanted);
+      if (id !== undefined) return id;
+    }
+    return undefined;
+  };
+}

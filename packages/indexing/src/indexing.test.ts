@@ -209,6 +209,29 @@ describe('LanceMemoryIndex', () => {
     await reranked.close();
   });
 
+  it('adds saved items not indexed yet after the index hits in text mode, keeping the index scores, and reranks them with the rest', async () => {
+    await seed();
+    // Saved (an index item is queued) but not indexed: only storage's word index knows it.
+    storage.createNode({ kind: 'chat', id: 'c9', title: 'Chat', props: {} });
+    storage.createNode({ kind: 'message', id: 'pending', chat_id: 'c9', text: 'apples saved a moment ago', props: { role: 'user' } });
+    const indexedOnly = await index.search({ query: 'apples', k: 5, mode: 'text', unindexed: false });
+    const text = await index.search({ query: 'apples', k: 5, mode: 'text' });
+    expect(text.slice(0, -1).map((hit) => [hit.node_id, hit.score, hit.indexed])).toEqual(indexedOnly.map((hit) => [hit.node_id, hit.score, true]));
+    expect(text.at(-1)).toMatchObject({ node_id: 'pending', indexed: false });
+    const reranked = createMemoryIndex({
+      dir: join(dir, 'index'),
+      storage,
+      embedder: () => Promise.resolve(vectorsOnly),
+      rerank: (_query, docs) => Promise.resolve(docs.map((doc) => (doc.includes('moment') ? 10 : doc.length / 100))),
+    });
+    const hits = await reranked.search({ query: 'apples', k: 2, mode: 'text', rerank: true });
+    expect(hits.map((hit) => [hit.node_id, hit.score, hit.indexed])).toEqual([
+      ['pending', 10, false],
+      ['n0', 'apples grow on trees in the orchard'.length / 100, true],
+    ]);
+    await reranked.close();
+  });
+
   it('replaces a node’s chunks, deletes by node id and updates tiers', async () => {
     await seed();
     await index.upsertChunks(vectorsOnly.modelId, dims, [chunk('n0', 'replaced text', axis(0))]);

@@ -342,30 +342,53 @@ export class LanceMemoryIndex implements MemoryIndex {
 
   async search(request: MemorySearchRequest): Promise<MemorySearchHit[]> {
     const k = request.k ?? 10;
+    const mode = request.mode ?? 'hybrid';
+    if (request.rerank === true && this.options.rerank === undefined) throw new InvalidRequestError('rerank was requested but no rerank model is configured');
     const indexed = (await this.searchIndex(request)).map((hit) => ({ ...hit, indexed: true }));
-    if (request.unindexed === false || request.vector !== undefined) return indexed;
-    // Saved but not indexed yet (the weaver's backlog): found by words in storage, so an item
-    // saved a moment ago is never missing. Fused by rank with the index's results.
-    const seen = new Set(indexed.map((hit) => hit.node_id));
-    const tail = this.options.storage
-      .searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k })
-      .filter(({ node }) => !seen.has(node.id))
-      .map(({ node, score }) => tailHit(node, score, this.options.chunking));
-    if (tail.length === 0) return indexed;
-    const byId = new Map([...indexed, ...tail].map((hit) => [hit.id, hit]));
-    return reciprocalRankFusion([indexed.map((hit) => hit.id), tail.map((hit) => hit.id)])
-      .slice(0, k)
-      .flatMap(({ id, score }) => {
-        const hit = byId.get(id);
-        return hit === undefined ? [] : [{ ...hit, score }];
-      });
+    let tail: MemorySearchHit[] = [];
+    if (request.unindexed !== false && request.vector === undefined) {
+      // Saved but not indexed yet (the weaver's backlog): found by words in storage, so an item
+      // saved a moment ago is never missing.
+      const seen = new Set(indexed.map((hit) => hit.node_id));
+      tail = this.options.storage
+        .searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k })
+        .filter(({ node }) => !seen.has(node.id))
+        .map(({ node, score }) => tailHit(node, score, this.options.chunking));
+    }
+    // Reranked: the reranker scores the index's candidates and the backlog's alike.
+    if (request.rerank === true && this.options.rerank !== undefined) {
+      const candidates = [...indexed, ...tail];
+      if (candidates.length === 0) return [];
+      const scores = await this.options.rerank(
+        request.query,
+        candidates.map((hit) => hit.text),
+      );
+      return candidates
+        .map((hit, index) => ({ ...hit, score: scores[index] ?? Number.NEGATIVE_INFINITY }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, k);
+    }
+    if (tail.length === 0) return indexed.slice(0, k);
+    // Hybrid scores are ranks fused (RRF): the backlog's word ranking is one more list to fuse.
+    if (mode === 'hybrid') {
+      const byId = new Map([...indexed, ...tail].map((hit) => [hit.id, hit]));
+      return reciprocalRankFusion([indexed.slice(0, k).map((hit) => hit.id), tail.map((hit) => hit.id)])
+        .slice(0, k)
+        .flatMap(({ id, score }) => {
+          const hit = byId.get(id);
+          return hit === undefined ? [] : [{ ...hit, score }];
+        });
+    }
+    // Vector and text scores (cosine similarity, the index's BM25) have no common scale with
+    // storage's word match: the backlog's hits follow the index's, with their own score
+    // (SQLite FTS5's BM25), and say `indexed: false`.
+    return [...indexed.slice(0, k), ...tail].slice(0, k);
   }
 
   private async searchIndex(request: MemorySearchRequest): Promise<MemorySearchHit[]> {
     const k = request.k ?? 10;
     const mode = request.mode ?? 'hybrid';
     const where = filtersToWhere(request.filters);
-    if (request.rerank === true && this.options.rerank === undefined) throw new InvalidRequestError('rerank was requested but no rerank model is configured');
     const embedder = await this.options.embedder();
     const table = await this.openTable(embedder.modelId, embedder.dimensions, false);
     if (table === undefined) return [];
@@ -415,14 +438,8 @@ export class LanceMemoryIndex implements MemoryIndex {
         return row === undefined ? [] : [rowToHit(row, score)];
       });
     }
-    if (request.rerank === true && this.options.rerank !== undefined && hits.length > 0) {
-      const scores = await this.options.rerank(
-        request.query,
-        hits.map((hit) => hit.text),
-      );
-      hits = hits.map((hit, index) => ({ ...hit, score: scores[index] ?? Number.NEGATIVE_INFINITY })).sort((a, b) => b.score - a.score);
-    }
-    return hits.slice(0, k);
+    // Unsliced when reranking: search() reranks every candidate, then keeps k.
+    return request.rerank === true ? hits : hits.slice(0, k);
   }
 
   optimize(modelId?: string, dimensions?: number): Promise<void> {

@@ -261,6 +261,14 @@ export class MemoryWeaver implements Weaver {
               embedder,
             );
     } catch (error) {
+      // One bad item must not hold back the others: a failed batch is redone one item at a time,
+      // so only the item that fails alone is counted as failed (and retried with backoff).
+      // (Not when no embedding model exists yet: every item would wait for it alike.)
+      const waitingForModel = TabAgentError.isInstance(error) && error.code === 'model_not_found';
+      if (items.length > 1 && !isAborted(signal) && !(error instanceof YieldedError) && !waitingForModel) {
+        for (const item of items) await this.processIndexBatch([item], signal);
+        return;
+      }
       for (const item of items) this.fail(item, error, signal);
       return;
     }
@@ -272,18 +280,22 @@ export class MemoryWeaver implements Weaver {
     // transaction (one commit per batch), and the slower enrichment and summaries are queued in
     // it, so a crash either redoes the batch or finds its follow-up work queued.
     this.storage.transaction(() => {
+      // Read again inside the transaction: a node (or its chat) deleted while the batch was being
+      // embedded gets no edge; its delete-index item removes what was just indexed.
+      const alive = this.storage.getNodes([...entries.map(({ item }) => (item.payload as { node_id: string }).node_id), ...chats]);
       for (const { item, node } of entries) {
-        if (node === undefined) {
-          // Deleted after it was queued: its delete-index item cleans up.
+        if (node === undefined || !alive.has(node.id)) {
           done.push({ item, nodeId: (item.payload as { node_id: string }).node_id, chunks: 0 });
           continue;
         }
-        if (node.kind === 'message' && node.chat_id !== null) this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
+        if (node.kind === 'message' && node.chat_id !== null && alive.has(node.chat_id)) {
+          this.storage.createEdge({ type: 'CONTAINS', from_id: node.chat_id, to_id: node.id });
+        }
         done.push({ item, nodeId: node.id, chunks: chunksByNode.get(node.id)?.length ?? 0 });
       }
       this.storage.completeOutbox(done.map((entry) => entry.item.id));
       if (enrich.length > 0) this.storage.enqueue({ kind: 'enrich', node_ids: enrich });
-      if (this.options.summarize !== undefined) for (const chat of chats) this.storage.enqueueOnce({ kind: 'summarize', chat_id: chat });
+      if (this.options.summarize !== undefined) for (const chat of chats) if (alive.has(chat)) this.storage.enqueueOnce({ kind: 'summarize', chat_id: chat });
     });
     for (const entry of done) this.events.emit('index-end', { item: entry.item, node_id: entry.nodeId, chunks: entry.chunks });
   }
@@ -297,7 +309,7 @@ export class MemoryWeaver implements Weaver {
    * one query, the neighbours of all of them from one multi-vector query, and every edge in one
    * transaction.
    */
-  private async enrichNodes(nodeIds: readonly string[]): Promise<void> {
+  private async enrichNodes(nodeIds: readonly string[], signal: AbortSignal): Promise<void> {
     const nodes = [...this.storage.getNodes(nodeIds).values()];
     if (nodes.length === 0) return;
     const neighbours = new Map<string, { node_id: string; score: number }[]>();
@@ -327,6 +339,10 @@ export class MemoryWeaver implements Weaver {
     // (edges are upserts, so a retry writes nothing twice).
     const entitiesOf = new Map<string, ExtractedEntityLike[]>();
     for (const node of nodes) {
+      // An item holds a whole batch (up to 256 nodes, one extraction each): between nodes it stops
+      // for a stop and gives way to interactive work, and is redone from the start later.
+      if (isAborted(signal)) throw new CancelledError('Enrichment stopped; it is redone on the next start');
+      if (this.options.isBusy?.() === true) throw new YieldedError();
       if (this.extractsEntitiesFrom(node)) entitiesOf.set(node.id, (await this.options.extractEntities?.(node.text)) ?? []);
     }
     this.storage.transaction(() => {
@@ -393,7 +409,7 @@ export class MemoryWeaver implements Weaver {
         await this.index.setTier(payload.node_ids, payload.tier);
         return { nodeId: null, chunks: 0 };
       case 'enrich':
-        await this.enrichNodes(payload.node_ids);
+        await this.enrichNodes(payload.node_ids, signal);
         return { nodeId: null, chunks: 0 };
       case 'summarize':
         await this.summarizeChat(payload.chat_id, signal);
@@ -503,7 +519,11 @@ export class MemoryWeaver implements Weaver {
     try {
       if (this.options.isBusy?.() === true) throw new YieldedError();
       const result = await work(controller.signal);
-      if (controller.signal.reason instanceof YieldedError) throw controller.signal.reason;
+      // A generation that was stopped resolves with what it had written so far: that is not a
+      // summary, whether the weaver stopped or gave way.
+      if (controller.signal.aborted) {
+        throw controller.signal.reason instanceof YieldedError ? controller.signal.reason : new CancelledError('Stopped before the summary was finished');
+      }
       return result;
     } catch (error) {
       throw controller.signal.reason instanceof YieldedError ? controller.signal.reason : error;

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createMemoryIndex } from '@tabagent/indexing';
-import { ModelNotFoundError, type TextEmbedderResolver } from '@tabagent/values';
+import { ModelNotFoundError, type TextEmbedder, type TextEmbedderResolver, type TextEmbeddingResult } from '@tabagent/values';
 import { entityIdFor } from '../src/memory-weaver.js';
 import type { WeaverEvents } from '../src/weaver-types.js';
 import { createHarness, indexItems, waitFor, type Harness } from './weaver-harness.js';
@@ -15,6 +15,16 @@ function saveMessage(id: string, text: string, chatId = 'c1'): void {
   if (h.storage.getNode(chatId) === undefined) h.storage.createNode({ kind: 'chat', id: chatId, title: 'Chat', props: {} });
   h.storage.createNode({ kind: 'message', id, chat_id: chatId, text, props: { role: 'user' } });
   h.weaver.notifySaved(id, chatId);
+}
+
+/** A resolver whose embedders run `embed` in place of the real one's (which it may call). */
+function withEmbed(
+  embed: (real: TextEmbedder, texts: readonly string[], options?: { signal?: AbortSignal }) => Promise<TextEmbeddingResult>,
+): (resolver: TextEmbedderResolver) => TextEmbedderResolver {
+  return (resolver) => async (modelId) => {
+    const real = await resolver(modelId);
+    return { modelId: real.modelId, dimensions: real.dimensions, maxTokens: real.maxTokens, embed: (texts, options) => embed(real, texts, options) };
+  };
 }
 
 describe('weaver', () => {
@@ -150,6 +160,77 @@ describe('weaver', () => {
     await waitFor(() => h.storage.getNode('summary_c1_1') !== undefined);
     expect(h.storage.getNode('summary_c1_1')).toMatchObject({ kind: 'summary', text: 'summary of three', props: { message_ids: ['m1', 'm2', 'm3'] } });
     expect(h.storage.outboxStats().dead).toBe(0);
+  });
+
+  it('stop() during a summary stores nothing: the stopped generation resolves with its partial text, which is not a summary', async () => {
+    let started = false;
+    h = await createHarness({
+      summaryEvery: 3,
+      // node-llama-cpp resolves a stopped generation with what it had written so far.
+      summarize: (_texts, { signal }) =>
+        new Promise<string>((resolve) => {
+          started = true;
+          signal.addEventListener('abort', () => resolve('a half-writ'), { once: true });
+        }),
+    });
+    h.weaver.start();
+    for (const id of ['m1', 'm2', 'm3']) saveMessage(id, `message ${id}`);
+    await waitFor(() => started);
+    await h.weaver.stop();
+    expect(h.storage.getNode('summary_c1_1')).toBeUndefined();
+    expect(h.storage.listOutbox('pending').filter((item) => item.payload.kind === 'summarize')).toEqual([
+      expect.objectContaining({ attempts: 0, last_error: null }),
+    ]);
+  });
+
+  it('a node deleted while its batch is embedded is skipped: the rest of the batch completes at once and nothing fails', async () => {
+    let release: (() => void) | undefined;
+    let embedding = false;
+    h = await createHarness({
+      maxSimilarLinks: 0,
+      wrapResolver: withEmbed(async (real, texts, options) => {
+        embedding = true;
+        await new Promise<void>((resolve) => (release = resolve));
+        return real.embed(texts, options);
+      }),
+    });
+    saveMessage('keep-1', 'a message that stays');
+    saveMessage('gone', 'a message deleted mid-batch', 'c2');
+    saveMessage('keep-2', 'another message that stays');
+    const failed: WeaverEvents['item-failed'][] = [];
+    h.weaver.on('item-failed', (event) => failed.push(event));
+    h.weaver.start();
+    await waitFor(() => embedding);
+    // The chat goes with its message: neither the message nor its CONTAINS edge can be written.
+    h.storage.deleteNode('c2');
+    release?.();
+    await waitFor(() => indexItems(h.storage, 'done') === 3);
+    expect(failed).toEqual([]);
+    expect(h.storage.outboxStats().in_progress).toBe(0);
+    expect((await h.index.search({ query: 'stays', k: 5, mode: 'text' })).map((hit) => hit.node_id).sort()).toEqual(['keep-1', 'keep-2']);
+  });
+
+  it('one item whose embedding fails does not fail its batch: the others are indexed, it alone is retried', async () => {
+    h = await createHarness({
+      maxAttempts: 2,
+      wrapResolver: withEmbed((real, texts, options) =>
+        texts.some((text) => text.includes('poison')) ? Promise.reject(new Error('cannot embed poison')) : real.embed(texts, options),
+      ),
+    });
+    saveMessage('good-1', 'first good message');
+    saveMessage('bad', 'a poison message');
+    saveMessage('good-2', 'second good message');
+    h.weaver.start();
+    await waitFor(() => h.storage.outboxStats().dead === 1);
+    expect(h.storage.listOutbox('dead')).toEqual([
+      expect.objectContaining({ attempts: 2, last_error: 'cannot embed poison', payload: { kind: 'index-message', node_id: 'bad' } }),
+    ]);
+    expect(
+      h.storage
+        .listOutbox('done')
+        .flatMap((item) => (item.payload.kind === 'index-message' ? [item.payload.node_id] : []))
+        .sort(),
+    ).toEqual(['good-1', 'good-2']);
   });
 
   it('stop() with a backlog returns after the item in hand, puts claimed items back to pending, and start() resumes', async () => {
