@@ -50,7 +50,7 @@ const child = spawn(
 let crashed = null;
 child.once('exit', (code, signal) => (crashed = { code, signal }));
 
-const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, byKind: {} };
+const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, webrtcConnectFailures: [], byKind: {} };
 const count = (kind, status) => {
   stats.requests += 1;
   const entry = (stats.byKind[kind] ??= { n: 0, bad: 0, statuses: {} });
@@ -228,7 +228,17 @@ async function nativeClient() {
 
 async function webrtcClient() {
   while (running()) {
-    const peer = await connectNodePeer(async (sdp) => (await fetch(`${base}/v1/webrtc/offer`, json({ sdp }))).json());
+    let peer;
+    try {
+      peer = await connectNodePeer(async (sdp) => (await fetch(`${base}/v1/webrtc/offer`, json({ sdp }))).json(), 30_000);
+    } catch (error) {
+      // Counted as an unexpected webrtc status (0) and in the figures; the client tries again.
+      stats.webrtcConnectFailures.push(String(error));
+      count('webrtc', 0);
+      stats.byKind.webrtc.bad += 1;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      continue;
+    }
     const until = Date.now() + 60_000;
     for (let n = 0; running() && Date.now() < until; n += 1) {
       try {
@@ -360,6 +370,7 @@ const figures = {
   stuck: stats.stuck,
   crashed,
   worker_failures: failures,
+  webrtc_connect_failures: stats.webrtcConnectFailures,
   refused_connections: stats.refusedConnections,
   unexpected_statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, `${entry.bad}/${entry.n}`])),
   statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, entry.statuses])),
@@ -417,7 +428,7 @@ process.stdout.write(
     `heap growth after warm-up ${figures.heap_growth_mb.toFixed(1)} MB (floor < 5) ${ok(figures.heap_growth_mb < 5)}`,
     `open fds after warm-up    ${figures.fd_range[0]}..${figures.fd_range[1]} (floor ± 5) ${ok(figures.fd_range[1] - figures.fd_range[0] <= 10)}; low-water mark growth ${figures.fd_low_growth}`,
     `event-loop p99 max        ${figures.event_loop_p99_max_ms.toFixed(1)} ms after warm-up (floor < 20) ${ok(figures.event_loop_p99_max_ms < 20)}; ${figures.event_loop_p99_max_with_warmup_ms.toFixed(1)} ms with it; pace ${pace}, loop busy ${(figures.event_loop_utilization_mean * 100).toFixed(0)}% on average`,
-    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}`,
+    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}`,
     `unexpected statuses by kind ${JSON.stringify(figures.unexpected_statuses)}; statuses ${JSON.stringify(figures.statuses)}`,
     '',
   ].join('\n'),
@@ -425,3 +436,5 @@ process.stdout.write(
 child.kill('SIGTERM');
 await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
 rmSync(dataDir, { recursive: true, force: true });
+// Whatever a client left open (a peer that failed to connect, a socket in TIME_WAIT) must not keep the run alive.
+process.exit(0);

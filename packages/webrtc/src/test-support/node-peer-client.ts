@@ -95,13 +95,20 @@ function wire(sessionId: string, pc: RTCPeerConnection, channel: RTCDataChannel)
  */
 export async function connectNodePeer(signal: (offerSdp: string) => Promise<SignalledSdp>, timeoutMs = 10_000): Promise<NodePeerClient> {
   const pc = clientPeer();
-  const channel = pc.createDataChannel('tabagent');
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
-  const answer = await signal(pc.localDescription?.sdp ?? '');
-  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-  await opened(channel, timeoutMs);
-  return wire(answer.session_id, pc, channel);
+  try {
+    const channel = pc.createDataChannel('tabagent');
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const answer = await signal(pc.localDescription?.sdp ?? '');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    await opened(channel, timeoutMs);
+    return wire(answer.session_id, pc, channel);
+  } catch (error) {
+    // A peer that failed to connect still holds its UDP socket and timers: close it, or the
+    // caller's process cannot exit.
+    await pc.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Connects the other way: the server offers (`webrtc.offer` without an SDP) and the client answers through `answer`. */
