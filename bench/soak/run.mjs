@@ -50,7 +50,7 @@ const child = spawn(
 let crashed = null;
 child.once('exit', (code, signal) => (crashed = { code, signal }));
 
-const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, webrtcConnectFailures: [], byKind: {} };
+const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, webrtcConnectFailures: [], webrtcErrors: [], byKind: {} };
 const count = (kind, status) => {
   stats.requests += 1;
   const entry = (stats.byKind[kind] ??= { n: 0, bad: 0, statuses: {} });
@@ -257,6 +257,8 @@ async function webrtcClient() {
         }
         count('webrtc', 200);
       } catch (error) {
+        // An error without a problem document (the channel closed, a call timed out) is the client's 500.
+        if (stats.webrtcErrors.length < 20) stats.webrtcErrors.push(String(error?.problem?.detail ?? error));
         count('webrtc', error?.problem?.status ?? 500);
       }
       await think(100);
@@ -371,6 +373,7 @@ const figures = {
   crashed,
   worker_failures: failures,
   webrtc_connect_failures: stats.webrtcConnectFailures,
+  webrtc_errors: stats.webrtcErrors,
   refused_connections: stats.refusedConnections,
   unexpected_statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, `${entry.bad}/${entry.n}`])),
   statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, entry.statuses])),
