@@ -1,5 +1,5 @@
 import type { LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
-import { CancelledError, type TextEmbedder, type TextEmbeddingResult } from '@tabagent/values';
+import { CancelledError, ModelNotLoadedError, type TextEmbedder, type TextEmbeddingResult } from '@tabagent/values';
 
 /** Options of `createGgufTextEmbedder`. */
 export interface GgufTextEmbedderOptions {
@@ -36,6 +36,8 @@ export class GgufTextEmbedder implements TextEmbedder {
   }
 
   embed(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<TextEmbeddingResult> {
+    // Embeddings accepted before an unload finish first (dispose waits for the queue); later ones are refused, retryably.
+    if (this.disposed) return Promise.reject(new ModelNotLoadedError(`Embedding model ${this.modelId} was unloaded; send the request again`));
     const run = this.queue.then(() => this.embedNow(texts, options.signal));
     this.queue = run.catch(() => undefined);
     return run;

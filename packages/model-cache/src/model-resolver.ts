@@ -1,4 +1,4 @@
-import { InvalidRequestError, ModelNotFoundError, type RouteResponse, type TextEmbedder } from '@tabagent/values';
+import { InvalidRequestError, ModelNotFoundError, TabAgentError, type RouteResponse, type TextEmbedder } from '@tabagent/values';
 import type { EntityExtractor, LoadedModelView, ModelBackend, ModelLoadOptions, RerankScorer, TextGenerator } from './model-backend.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { ModelTask, RegisteredModel } from './model-types.js';
@@ -57,6 +57,28 @@ export function loadOptionsOf(model: RegisteredModel, options: ModelLoadOptions 
     if (value !== undefined) Object.assign(merged, { [key]: value });
   }
   return merged;
+}
+
+/**
+ * Runs each call on the model resolved last; when an unload released that model between the lookup and
+ * the call (a keep-alive expiry, an explicit unload, memory pressure), resolves it again (which
+ * loads it) and runs the call once more. Ollama and LM Studio answer such a request by loading the
+ * model again; a retryable 503 would push that work onto every client. A second unload in the
+ * retry's window, or a cancelled request, passes the error on.
+ */
+function reloading<M>(first: M, load: () => Promise<M | undefined>): <T>(call: (model: M) => Promise<T>, signal: AbortSignal | undefined) => Promise<T> {
+  let current = first;
+  return async (call, signal) => {
+    try {
+      return await call(current);
+    } catch (error) {
+      if (!TabAgentError.isInstance(error) || error.code !== 'model_not_loaded' || signal?.aborted === true) throw error;
+      const again = await load();
+      if (!again) throw error;
+      current = again;
+      return call(again);
+    }
+  };
 }
 
 /** Creates the resolver shared by the model, generation, embedding and memory handlers. */
@@ -131,21 +153,44 @@ export function createModelResolver(options: ModelResolverOptions): ModelResolve
       );
     }
     const model = await registry.get(id);
-    const embedder = await backendOf(model).embedder?.(model);
+    const backend = backendOf(model);
+    const load = async (): Promise<TextEmbedder | undefined> => backend.embedder?.(model);
+    const embedder = await load();
     if (!embedder) throw new InvalidRequestError(`Model ${model.id} is a ${model.task} model, not an embedding model`, { details: { model: model.id } });
-    return embedder;
+    const run = reloading(embedder, load);
+    // The same model loaded again: its id, width and token limit do not change.
+    return {
+      modelId: embedder.modelId,
+      dimensions: embedder.dimensions,
+      maxTokens: embedder.maxTokens,
+      embed: (texts, embedOptions) => run((current) => current.embed(texts, embedOptions), embedOptions?.signal),
+    };
   };
 
   const resolveReranker = async (modelId?: string): Promise<RerankScorer | null> => {
     const model = modelId ? await registry.get(modelId) : await firstOfTask('rerank');
     if (!model || model.task !== 'rerank') return null;
-    return (await backendOf(model).reranker?.(model)) ?? null;
+    const backend = backendOf(model);
+    const load = async (): Promise<RerankScorer | undefined> => backend.reranker?.(model);
+    const first = await load();
+    if (!first) return null;
+    const run = reloading(first, load);
+    return {
+      modelId: first.modelId,
+      score: (query, documents, scoreOptions) => run((scorer) => scorer.score(query, documents, scoreOptions), scoreOptions?.signal),
+    };
   };
 
   const resolveEntityExtractor = async (modelId?: string | null): Promise<EntityExtractor | null> => {
     const model = modelId ? await registry.get(modelId) : await firstOfTask('token-classification');
     if (!model || model.task !== 'token-classification') return null;
-    return (await findBackend(model.format)?.entityExtractor?.(model)) ?? null;
+    const load = async (): Promise<EntityExtractor | undefined> => findBackend(model.format)?.entityExtractor?.(model);
+    const first = await load();
+    if (!first) return null;
+    const run = reloading(first, load);
+    return {
+      extractEntities: (text, extractOptions) => run((extractor) => extractor.extractEntities(text, extractOptions), extractOptions?.signal),
+    };
   };
 
   return {

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { CancelledError, InvalidModelError } from '@tabagent/values';
+import { InvalidModelError, ModelNotLoadedError } from '@tabagent/values';
 import { sigmoid } from './embedding-math.js';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.js';
 import { floatData, OnnxEncoder, type OnnxModelOptions } from './onnx-encoder.js';
@@ -55,7 +55,7 @@ class OnnxCrossEncoderImpl implements OnnxCrossEncoder {
   }
 
   async score(query: string, documents: readonly string[], options: { signal?: AbortSignal } = {}): Promise<CrossEncoderScores> {
-    if (this.disposed) throw new CancelledError(`Rerank model ${this.modelId} was unloaded`);
+    if (this.disposed) throw new ModelNotLoadedError(`Rerank model ${this.modelId} was unloaded; send the request again`);
     const pairs = documents.map((document) => this.encoder.tokenizer.encodePair(query, document));
     const logits = await this.batcher.submit(pairs, options.signal);
     return { logits, scores: logits.map(sigmoid), tokenCounts: pairs.map((p) => p.ids.length) };

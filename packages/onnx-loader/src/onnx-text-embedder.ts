@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { CancelledError, InvalidModelError, type TextEmbedder, type TextEmbeddingResult } from '@tabagent/values';
+import { InvalidModelError, ModelNotLoadedError, type TextEmbedder, type TextEmbeddingResult } from '@tabagent/values';
 import { l2NormalizeInPlace } from './embedding-math.js';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.js';
 import type { PoolingMode } from './model-folder.js';
@@ -67,7 +67,7 @@ class OnnxTextEmbedderImpl implements OnnxTextEmbedder {
   }
 
   async embed(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<TextEmbeddingResult> {
-    if (this.disposed) throw new CancelledError(`Embedding model ${this.modelId} was unloaded`);
+    if (this.disposed) throw new ModelNotLoadedError(`Embedding model ${this.modelId} was unloaded; send the request again`);
     const tokenized = texts.map((text) => this.encoder.tokenizer.encode(text));
     // An unload waits for embeddings already accepted, batched ones included.
     const vectors = await this.encoder.use(() => this.batcher.submit(tokenized, options.signal));

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { CancelledError, InvalidModelError } from '@tabagent/values';
+import { InvalidModelError, ModelNotLoadedError } from '@tabagent/values';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.js';
 import { labelsFromConfig } from './model-folder.js';
 import { floatData, OnnxEncoder, type OnnxModelOptions } from './onnx-encoder.js';
@@ -52,7 +52,7 @@ class OnnxTokenClassifierImpl implements OnnxTokenClassifier {
   }
 
   async extractEntities(text: string, options: { signal?: AbortSignal } = {}): Promise<ExtractedEntity[]> {
-    if (this.disposed) throw new CancelledError(`Entity model ${this.modelId} was unloaded`);
+    if (this.disposed) throw new ModelNotLoadedError(`Entity model ${this.modelId} was unloaded; send the request again`);
     const tokenizer = this.encoder.tokenizer;
     // Long texts are read in consecutive windows of the model's length, all in one batch.
     const { windows, contentTokens, contentStart, room } = tokenizer.encodeWindows(text);

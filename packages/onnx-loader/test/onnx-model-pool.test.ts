@@ -43,7 +43,11 @@ describe('createOnnxModelPool', () => {
       const result = await inFlight;
       expect(result.vectors).toHaveLength(64);
       expect(await unloaded).toBe(true);
-      await expect(loaded.model.embed(['after'])).rejects.toMatchObject({ code: 'cancelled', message: 'Embedding model emb was unloaded' });
+      await expect(loaded.model.embed(['after'])).rejects.toMatchObject({
+        code: 'model_not_loaded',
+        retryable: true,
+        message: 'Embedding model emb was unloaded; send the request again',
+      });
     } finally {
       await pool.dispose();
       await folder.remove();
