@@ -350,8 +350,7 @@ export class LanceMemoryIndex implements MemoryIndex {
       // Saved but not indexed yet (the weaver's backlog): found by words in storage, so an item
       // saved a moment ago is never missing.
       const seen = new Set(indexed.map((hit) => hit.node_id));
-      tail = this.options.storage
-        .searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k })
+      tail = (await this.options.storage.searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k }))
         .filter(({ node }) => !seen.has(node.id))
         .map(({ node, score }) => tailHit(node, score, this.options.chunking));
     }

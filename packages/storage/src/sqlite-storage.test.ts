@@ -184,7 +184,7 @@ describe('createStorage', () => {
     expect(storage.listChats({ userId: 'a' }).items.map((chat) => chat.id)).toEqual(['c4', 'c2', 'c0']);
   });
 
-  it('deleting a chat cascades to messages and edges and queues index deletion', () => {
+  it('deleting a chat cascades to messages and edges and queues index deletion', async () => {
     storage.createNode({ kind: 'chat', id: 'c', props: {} });
     storage.createNode({ kind: 'message', id: 'm1', chat_id: 'c', text: 'a', props: { role: 'user' } });
     storage.createNode({ kind: 'message', id: 'm2', chat_id: 'c', text: 'b', props: { role: 'assistant' } });
@@ -199,7 +199,7 @@ describe('createStorage', () => {
     const last = storage.listOutbox().at(-1);
     expect(last?.payload.kind).toBe('delete-index');
     expect(last?.payload.kind === 'delete-index' ? [...last.payload.node_ids].sort() : []).toEqual(['c', 'm1', 'm2']);
-    expect(storage.searchChats('a')).toEqual([]);
+    expect(await storage.searchChats('a')).toEqual([]);
   });
 
   it('finds neighbours by edge type and direction; re-creating an edge updates it', () => {
@@ -216,21 +216,39 @@ describe('createStorage', () => {
     expect(() => storage.createEdge({ type: 'MENTIONS', from_id: 'm', to_id: 'ghost' })).toThrow(expect.objectContaining({ code: 'not_found' }));
   });
 
-  it('searches chats by words in title, topic and messages', () => {
+  it('searches chats by words in title, topic and messages', async () => {
     storage.createNode({ kind: 'chat', id: 'c1', title: 'Cooking', props: { topic: 'pasta recipes' } });
     storage.createNode({ kind: 'chat', id: 'c2', title: 'Travel', props: { user_id: 'u2' } });
     storage.createNode({ kind: 'message', chat_id: 'c2', text: 'The best pasta in Rome', props: { role: 'user' } });
     storage.createNode({ kind: 'chat', id: 'c3', title: 'Other', props: {} });
-    expect(
-      storage
-        .searchChats('pasta')
-        .map((hit) => hit.chat.id)
-        .sort(),
-    ).toEqual(['c1', 'c2']);
-    expect(storage.searchChats('rome').map((hit) => hit.chat.id)).toEqual(['c2']);
-    expect(storage.searchChats('pasta', { userId: 'u2' }).map((hit) => hit.chat.id)).toEqual(['c2']);
-    expect(storage.searchChats('"unbalanced OR NEAR(')).toEqual([]);
-    expect(storage.searchChats('  ')).toEqual([]);
+    expect((await storage.searchChats('pasta')).map((hit) => hit.chat.id).sort()).toEqual(['c1', 'c2']);
+    expect((await storage.searchChats('rome')).map((hit) => hit.chat.id)).toEqual(['c2']);
+    expect((await storage.searchChats('pasta', { userId: 'u2' })).map((hit) => hit.chat.id)).toEqual(['c2']);
+    expect(await storage.searchChats('"unbalanced OR NEAR(')).toEqual([]);
+    expect(await storage.searchChats('  ')).toEqual([]);
+  });
+
+  it('searches on its own read connection, which sees every commit made before the call', async () => {
+    storage.createNode({ kind: 'chat', id: 'c', title: 'Notes', props: {} });
+    const searches: Promise<string[]>[] = [];
+    for (let i = 0; i < 20; i++) {
+      storage.createNode({ kind: 'message', id: `m${i}`, chat_id: 'c', text: `word${i} here`, props: { role: 'user' } });
+      searches.push(storage.searchUnindexed(`word${i}`, { limit: 5 }).then((hits) => hits.map((hit) => hit.node.id)));
+    }
+    expect(await Promise.all(searches)).toEqual(Array.from({ length: 20 }, (_, i) => [`m${i}`]));
+    expect((await storage.searchChats('here')).map((hit) => hit.chat.id)).toEqual(['c']);
+    storage.close();
+    await expect(storage.searchChats('here')).rejects.toThrow('The storage is closed');
+  });
+
+  it('searches an in-memory database on its own connection (nothing else can open it)', async () => {
+    const memory = createStorage({ path: ':memory:', now: () => clock });
+    try {
+      memory.createNode({ kind: 'chat', id: 'c', title: 'Pasta', props: {} });
+      expect((await memory.searchChats('pasta')).map((hit) => hit.chat.id)).toEqual(['c']);
+    } finally {
+      memory.close();
+    }
   });
 
   it('merges pushed nodes with last write wins on updated_at', () => {
@@ -349,7 +367,7 @@ describe('migrations', () => {
     db.close();
   }
 
-  it('upgrades a version-1 database with data, indexing existing rows for search', () => {
+  it('upgrades a version-1 database with data, indexing existing rows for search', async () => {
     const path = join(dir, 'old.db');
     databaseAt(1, path, (db) => {
       db.prepare(
@@ -359,7 +377,7 @@ describe('migrations', () => {
     const upgraded = createStorage({ path, now: () => clock });
     expect(upgraded.schemaVersion).toBe(latestSchemaVersion);
     expect(upgraded.getNode('c')?.title).toBe('Old chat');
-    expect(upgraded.searchChats('gardening').map((hit) => hit.chat.id)).toEqual(['c']);
+    expect((await upgraded.searchChats('gardening')).map((hit) => hit.chat.id)).toEqual(['c']);
     upgraded.close();
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { ReadWorker } from './read-worker.js';
 import {
   ConflictError,
   InvalidRequestError,
@@ -154,6 +155,8 @@ export class SqliteStorage implements Storage {
   /** Prepared statements by SQL text: preparing is most of the cost of a small query. */
   private readonly statements = new Map<string, Database.Statement>();
   private runInTransaction: Database.Transaction<(inner: () => unknown) => unknown> | undefined;
+  /** Searches over every row run here, off the event loop (a file database only). */
+  private readonly reader: ReadWorker | undefined;
 
   constructor(options: StorageOptions) {
     this.path = options.path;
@@ -170,6 +173,18 @@ export class SqliteStorage implements Storage {
     this.db.pragma('foreign_keys = ON');
     migrate(this.db, undefined, this.now);
     this.schemaVersion = currentSchemaVersion(this.db);
+    // An in-memory or URI database cannot be opened a second time by path: its searches run here.
+    if (options.path !== ':memory:' && !options.path.startsWith('file:')) this.reader = new ReadWorker(options.path, options.busyTimeoutMs ?? 5000);
+  }
+
+  /** A read-only statement's rows, from the read worker when there is one. */
+  private readRows<Row>(text: string, params: ReadonlyArray<string | number | null>): Promise<Row[]> {
+    if (this.reader) return this.reader.all<Row>(text, params);
+    try {
+      return Promise.resolve(this.sql(text).all(...params) as Row[]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   transaction<T>(fn: () => T): T {
@@ -195,6 +210,7 @@ export class SqliteStorage implements Storage {
   }
 
   close(): void {
+    this.reader?.close().catch(() => undefined);
     if (this.db.open) this.db.close();
   }
 
@@ -469,12 +485,12 @@ export class SqliteStorage implements Storage {
     return result;
   }
 
-  searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): { node: MemoryNode; score: number }[] {
+  async searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): Promise<{ node: MemoryNode; score: number }[]> {
     const expression = toFtsQuery(query);
     if (expression === null) return [];
     const f = options.filters ?? {};
     // The open index items are few (the backlog); their node ids bound the FTS match.
-    const rows = this.sql(
+    const rows = await this.readRows<NodeRow & { score: number }>(
       `WITH open AS MATERIALIZED (
          SELECT DISTINCT json_extract(payload, '$.node_id') AS id FROM outbox
          WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')
@@ -485,29 +501,30 @@ export class SqliteStorage implements Storage {
          AND (? IS NULL OR n.tier IN (SELECT value FROM json_each(?))) AND (? IS NULL OR n.url = ?)
          AND (? IS NULL OR n.created_at >= ?) AND (? IS NULL OR n.created_at <= ?)
        ORDER BY score DESC, n.seq DESC LIMIT ?`,
-    ).all(
-      expression,
-      f.chat_id ?? null,
-      f.chat_id ?? null,
-      f.kinds === undefined ? null : 1,
-      JSON.stringify(f.kinds ?? []),
-      f.tiers === undefined ? null : 1,
-      JSON.stringify(f.tiers ?? []),
-      f.url ?? null,
-      f.url ?? null,
-      f.since ?? null,
-      f.since ?? null,
-      f.until ?? null,
-      f.until ?? null,
-      options.limit,
-    ) as (NodeRow & { score: number })[];
+      [
+        expression,
+        f.chat_id ?? null,
+        f.chat_id ?? null,
+        f.kinds === undefined ? null : 1,
+        JSON.stringify(f.kinds ?? []),
+        f.tiers === undefined ? null : 1,
+        JSON.stringify(f.tiers ?? []),
+        f.url ?? null,
+        f.url ?? null,
+        f.since ?? null,
+        f.since ?? null,
+        f.until ?? null,
+        f.until ?? null,
+        options.limit,
+      ],
+    );
     return rows.map((row) => ({ node: rowToNode(row), score: row.score }));
   }
 
-  searchChats(query: string, options: { userId?: string; limit?: number } = {}): ChatSearchHit[] {
+  async searchChats(query: string, options: { userId?: string; limit?: number } = {}): Promise<ChatSearchHit[]> {
     const expression = toFtsQuery(query);
     if (expression === null) return [];
-    const rows = this.sql(
+    const rows = await this.readRows<NodeRow & { score: number }>(
       `WITH hits AS MATERIALIZED (
            SELECT CASE WHEN kind = 'chat' THEN node_id ELSE chat_id END AS chat, -bm25(nodes_fts) AS score
            FROM nodes_fts WHERE nodes_fts MATCH ? AND (kind = 'chat' OR (kind = 'message' AND chat_id IS NOT NULL))
@@ -515,7 +532,8 @@ export class SqliteStorage implements Storage {
          SELECT n.*, sum(h.score) AS score FROM hits h JOIN nodes n ON n.id = h.chat
          WHERE (? IS NULL OR json_extract(n.props, '$.user_id') = ?)
          GROUP BY n.id ORDER BY score DESC, n.updated_at DESC, n.seq DESC LIMIT ?`,
-    ).all(expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20) as (NodeRow & { score: number })[];
+      [expression, options.userId ?? null, options.userId ?? null, options.limit ?? 20],
+    );
     return rows.map((row) => ({ chat: rowToNode(row) as MemoryNodeOf<'chat'>, score: row.score }));
   }
 

@@ -184,10 +184,12 @@ export interface Storage {
 
   /**
    * Full-text (FTS5, BM25) search over saved nodes whose index item has not been done yet: what
-   * the vector index cannot find yet. Best first.
+   * the vector index cannot find yet. Best first. Runs on a worker thread's read-only connection
+   * for a file database, off the event loop, and sees every commit made before the call.
    */
-  searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): { node: MemoryNode; score: number }[];
-  searchChats(query: string, options?: { userId?: string; limit?: number }): ChatSearchHit[];
+  searchUnindexed(query: string, options: { filters?: NodeFilters; limit: number }): Promise<{ node: MemoryNode; score: number }[]>;
+  /** Chats whose title or messages match the words of `query` (FTS5, BM25 summed per chat); like `searchUnindexed`, off the event loop. */
+  searchChats(query: string, options?: { userId?: string; limit?: number }): Promise<ChatSearchHit[]>;
   /** Merges pushed chats and messages (last write wins on updated_at). */
   mergeNodes(nodes: readonly SyncNode[]): MergeResult;
 

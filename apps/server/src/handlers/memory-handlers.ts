@@ -233,7 +233,7 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
       return { messages, count: messages.length };
     },
     'conversations.search': async (request) => {
-      const hits = storage.searchChats(request.query, { limit: request.limit, ...(request.user_id === undefined ? {} : { userId: request.user_id }) });
+      const hits = await storage.searchChats(request.query, { limit: request.limit, ...(request.user_id === undefined ? {} : { userId: request.user_id }) });
       const conversations = hits.map((hit) => ({ ...routes.conversation(hit.chat), score: hit.score }));
       return { query: request.query, conversations, total: conversations.length };
     },
