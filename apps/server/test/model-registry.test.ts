@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ggufModelInspector } from '@tabagent/gguf-loader';
@@ -75,6 +75,26 @@ describe('model registry', () => {
     const answer = await cached.get('nested');
     answer.details.quantization = 'changed';
     expect((await cached.get('nested')).details.quantization).toBe('F16');
+  });
+
+  it('reads the models folder once for lookups that miss the cached scan at the same moment', async () => {
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'a.gguf'));
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'family', 'b.gguf'));
+    const seen: string[] = [];
+    const counting = {
+      ...ggufModelInspector,
+      detect(file: string, fileStat: Stats): boolean {
+        seen.push(path.basename(file));
+        return ggufModelInspector.detect(file, fileStat);
+      },
+    };
+    const cached = createModelRegistry({ dataDir, inspectors: [counting], scanTtlMs: 60_000 });
+    const answers = await Promise.all([cached.list(), cached.list(), cached.get('b')]);
+    expect(answers.map((answer) => (Array.isArray(answer) ? answer.map((model) => model.id) : answer.id))).toEqual([['a', 'b'], ['a', 'b'], 'b']);
+    // One pass: the top level (a.gguf, family), then the subfolder (b.gguf).
+    expect(seen).toEqual(['a.gguf', 'family', 'b.gguf']);
+    await cached.list();
+    expect(seen).toHaveLength(3);
   });
 
   it('answers model_not_found for an unknown id and invalid_model for a broken file, and lists only good models', async () => {

@@ -145,6 +145,24 @@ async function readJson(file: string): Promise<unknown> {
 }
 
 /** A scan for one caller: models and the registry copied (callers may change them), errors kept as they are (a copy would lose their class). */
+/** A scan and what it depended on, remembered for `scanTtlMs`; `done` is set once it finished. */
+interface ScanEntry {
+  at: number;
+  result: Promise<{ scan: ScanResult; stamp: string; folders: string[] }>;
+  done?: { scan: ScanResult; stamp: string; folders: string[] };
+}
+
+/** Size and modification time: what changes when a file is rewritten or a folder gains or loses an entry. */
+function stampText(fileStat: Stats): string {
+  return `${fileStat.size}:${fileStat.mtimeMs}`;
+}
+
+/** The stamp of a path as it is now, `-` when it is absent. */
+async function stampOf(file: string): Promise<string> {
+  const fileStat = await stat(file).catch(() => null);
+  return fileStat === null ? '-' : stampText(fileStat);
+}
+
 function copyScan(scan: ScanResult): ScanResult {
   return {
     registry: structuredClone(scan.registry),
@@ -175,12 +193,12 @@ export class JsonModelRegistry implements ModelRegistry {
   private cachedRegistry: RegistryFile | null = null;
   private cachedStamp = '';
   private cachedParams: GenerationParams | null = null;
-  private lastScan: { at: number; stamp: string; folders: string[]; result: Promise<ScanResult> } | null = null;
+  private lastScan: ScanEntry | null = null;
 
-  private async readRegistry(): Promise<RegistryFile> {
+  /** The registry file; `knownStamp` is its stamp when the caller has just taken it. */
+  private async readRegistry(knownStamp?: string): Promise<RegistryFile> {
     // Another process (the `tabagent pull` CLI) may have written the file: the cache holds while its stamp does.
-    const fileStat = await stat(this.registryFile).catch(() => null);
-    const stamp = fileStat === null ? 'absent' : `${fileStat.size}:${fileStat.mtimeMs}`;
+    const stamp = knownStamp ?? (await stampOf(this.registryFile));
     if (this.cachedRegistry && this.cachedStamp === stamp) return structuredClone(this.cachedRegistry);
     this.cachedStamp = stamp;
     const raw = (await readJson(this.registryFile)) as { [K in keyof RegistryFile]?: unknown } | undefined;
@@ -216,7 +234,8 @@ export class JsonModelRegistry implements ModelRegistry {
     return this.options.inspectors.find((inspector) => inspector.detect(candidatePath, fileStat));
   }
 
-  private async folderCandidates(): Promise<Candidate[]> {
+  /** Model files and folders in the models folder and its subfolders; each subfolder's stamp goes to `stamps` (a link to a folder counts as the folder). */
+  private async folderCandidates(stamps: { path: string; stamp: string }[]): Promise<Candidate[]> {
     const found: Candidate[] = [];
     const visit = async (dir: string, depth: number): Promise<void> => {
       let names: string[];
@@ -234,6 +253,7 @@ export class JsonModelRegistry implements ModelRegistry {
         } catch {
           continue;
         }
+        if (depth === 0 && entryStat.isDirectory()) stamps.push({ path: entryPath, stamp: stampText(entryStat) });
         const inspector = this.detect(entryPath, entryStat);
         if (inspector) found.push({ path: entryPath, stat: entryStat, inspector, source: 'models-folder', created: Math.floor(entryStat.mtimeMs / 1000) });
         else if (entryStat.isDirectory() && depth === 0) subfolders.push(entryPath);
@@ -262,48 +282,36 @@ export class JsonModelRegistry implements ModelRegistry {
     return result;
   }
 
-  /** Sizes and times of what a scan depends on: the registry file, the models folder and the subfolders it visited. */
+  /** Sizes and times of what a scan depends on: the registry file, the models folder and its subfolders. */
   private async scanStamp(folders: readonly string[]): Promise<string> {
-    const stamps = await Promise.all(
-      [this.registryFile, this.modelsDir, ...folders].map(async (file) => {
-        const fileStat = await stat(file).catch(() => null);
-        return fileStat === null ? '-' : `${fileStat.size}:${fileStat.mtimeMs}`;
-      }),
-    );
-    return stamps.join('|');
+    return (await Promise.all([this.registryFile, this.modelsDir, ...folders].map(stampOf))).join('|');
   }
 
-  /** The last scan while it holds (see `scanTtlMs`), else a new one; each caller gets its own copy. */
+  /**
+   * The last scan while it holds (see `scanTtlMs`), else a new one; each caller gets its own copy.
+   * Lookups that miss at the same moment share one scan: it is remembered before it starts.
+   */
   private async scan(): Promise<ScanResult> {
     await this.writes;
     const ttl = this.options.scanTtlMs ?? 1000;
     const previous = this.lastScan;
-    if (previous !== null && Date.now() - previous.at < ttl && (await this.scanStamp(previous.folders)) === previous.stamp) {
-      return copyScan(await previous.result);
+    if (previous !== null && Date.now() - previous.at < ttl) {
+      const done = previous.done;
+      // In flight: it started within the TTL and stamps what it reads as it goes.
+      if (done === undefined) return copyScan((await previous.result).scan);
+      if ((await this.scanStamp(done.folders)) === done.stamp) return copyScan(done.scan);
     }
-    const folders: string[] = [];
-    const at = Date.now();
-    // The stamp is taken before the scan, so a change made while it runs is seen by the next lookup.
-    const stamp = await this.scanFolders(folders);
-    const result = this.scanNow();
-    const entry = { at, stamp, folders, result };
+    const entry: ScanEntry = { at: Date.now(), result: this.scanNow() };
     this.lastScan = entry;
-    result.catch(() => {
-      if (this.lastScan === entry) this.lastScan = null;
-    });
-    return copyScan(await result);
-  }
-
-  /** The stamp of the models folder and its subfolders as they are now; fills `folders` with the subfolders. */
-  private async scanFolders(folders: string[]): Promise<string> {
-    const names = await readdir(this.modelsDir).catch((): string[] => []);
-    for (const name of names.sort()) {
-      if (name.startsWith('.')) continue;
-      const entryPath = path.join(this.modelsDir, name);
-      // stat, not the entry's type: a link to a folder counts as the folder.
-      if ((await stat(entryPath).catch(() => null))?.isDirectory() === true) folders.push(entryPath);
-    }
-    return this.scanStamp(folders);
+    entry.result.then(
+      (done) => {
+        entry.done = done;
+      },
+      () => {
+        if (this.lastScan === entry) this.lastScan = null;
+      },
+    );
+    return copyScan((await entry.result).scan);
   }
 
   /** Forgets the last scan: this registry changed the folder or the registry file. */
@@ -311,9 +319,15 @@ export class JsonModelRegistry implements ModelRegistry {
     this.lastScan = null;
   }
 
-  private async scanNow(): Promise<ScanResult> {
-    const registry = await this.readRegistry();
-    const candidates = await this.folderCandidates();
+  /**
+   * Reads the registry file and the models folder once. Each stamp is taken before what it covers
+   * is read, so a change made while the scan runs is seen by the next lookup.
+   */
+  private async scanNow(): Promise<{ scan: ScanResult; stamp: string; folders: string[] }> {
+    const [registryStamp, folderStamp] = await Promise.all([stampOf(this.registryFile), stampOf(this.modelsDir)]);
+    const registry = await this.readRegistry(registryStamp);
+    const subfolders: { path: string; stamp: string }[] = [];
+    const candidates = await this.folderCandidates(subfolders);
     const seenPaths = new Set(candidates.map((candidate) => candidate.path));
     for (const entry of registry.registered) {
       if (seenPaths.has(entry.path)) continue;
@@ -367,7 +381,11 @@ export class JsonModelRegistry implements ModelRegistry {
         },
       });
     }
-    return { entries, registry };
+    return {
+      scan: { entries, registry },
+      stamp: [registryStamp, folderStamp, ...subfolders.map((folder) => folder.stamp)].join('|'),
+      folders: subfolders.map((folder) => folder.path),
+    };
   }
 
   async list(): Promise<RegisteredModel[]> {
