@@ -125,7 +125,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     case '--version':
     case '-v':
-      process.stderr.write(`${serverVersion}\n`);
+      // Asked for, so on stdout as every CLI does (`tabagent --version | …`); stdout carries frames only in native mode.
+      process.stdout.write(`${serverVersion}\n`);
       return;
     case undefined:
     case '--help':
