@@ -4,6 +4,9 @@
 // descriptors, event-loop delay p99, request and error rates. Writes samples.csv and chart.svg
 // (vega) and prints the floors: after the warm-up RSS growth < 30 MB, heap growth < 5 MB, fds
 // flat (± 5), zero 5xx, zero crashes, zero stuck requests, event-loop p99 < 20 ms throughout.
+// Beside the server runs an idle probe process that measures its own event-loop delay over the
+// same windows: what the machine's scheduling alone costs a Node process at that moment (another
+// job on the cores raises it), the baseline the server's delay is judged against.
 // Usage (after `npx nx build server`):
 //   node bench/soak/run.mjs [--duration-s 600] [--warmup-s 120] [--sample-s 10] [--cycles 100] [--out bench/soak/out]
 import { spawn } from 'node:child_process';
@@ -50,7 +53,64 @@ const child = spawn(
 let crashed = null;
 child.once('exit', (code, signal) => (crashed = { code, signal }));
 
-const stats = { requests: 0, errors: 0, fiveXx: 0, stuck: 0, aborted: 0, refusedConnections: 0, webrtcConnectFailures: [], webrtcErrors: [], byKind: {} };
+// The baseline of the event-loop delay: an idle Node process beside the server, measuring its own
+// loop as the server's metric does (same timer resolution, the resolution subtracted), over the
+// same windows (both are read at each sample). Whatever the machine's other work does to a Node
+// process's scheduling shows in it; what the server adds on top is its own.
+const probeResolutionMs = 20;
+const probe = spawn(
+  process.execPath,
+  [
+    '-e',
+    `const { monitorEventLoopDelay } = require('node:perf_hooks');
+const delays = monitorEventLoopDelay({ resolution: ${probeResolutionMs} });
+delays.enable();
+const alone = (nanoseconds) => (delays.count === 0 ? 0 : Math.max(0, nanoseconds / 1e6 - ${probeResolutionMs}));
+process.on('message', () => {
+  process.send({ p99_ms: alone(delays.percentile(99)), max_ms: alone(delays.max) });
+  delays.reset();
+});
+process.on('disconnect', () => process.exit(0));`,
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+);
+/** The probe's delay since the previous read. */
+const readProbe = () =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the event-loop probe did not answer in 10 s')), 10_000);
+    probe.once('message', (message) => {
+      clearTimeout(timer);
+      resolve(message);
+    });
+    probe.send('read');
+  });
+
+let started;
+const stats = {
+  requests: 0,
+  errors: 0,
+  fiveXx: 0,
+  stuck: 0,
+  stuckWhere: [],
+  aborted: 0,
+  refusedConnections: 0,
+  connectionErrors: [],
+  sampleFailures: [],
+  webrtcConnectFailures: [],
+  webrtcErrors: [],
+  byKind: {},
+};
+/** A request that neither answered nor failed within the guard: counted, and the first few named. */
+const stuckAt = (where) => {
+  stats.stuck += 1;
+  if (stats.stuckWhere.length < 20) stats.stuckWhere.push(`${where} at ${Math.round((Date.now() - (started ?? Date.now())) / 1000)} s`);
+};
+/** A request that failed without any HTTP status (refused, reset, closed early): an unexpected status 0 of its kind. */
+const connectionError = (kind, error) => {
+  count(kind, 0);
+  stats.byKind[kind].bad += 1;
+  if (stats.connectionErrors.length < 20) stats.connectionErrors.push(`${kind}: ${String(error?.cause ?? error)}`);
+};
 const count = (kind, status) => {
   stats.requests += 1;
   const entry = (stats.byKind[kind] ??= { n: 0, bad: 0, statuses: {} });
@@ -71,11 +131,11 @@ async function call(kind, path, init = {}, expected = [200]) {
     if (!expected.includes(response.status)) stats.byKind[kind].bad += 1;
     return { status: response.status, body: Buffer.from(body) };
   } catch (error) {
-    if (controller.signal.aborted) stats.stuck += 1;
+    if (controller.signal.aborted) stuckAt(`${kind} ${path}`);
     else if (init.signal?.aborted) stats.aborted += 1;
     // A server that answers 413 closes the connection while a large body is still uploading: fetch sees a reset.
     else if (kind === 'bad') stats.refusedConnections += 1;
-    else throw error;
+    else connectionError(kind, error);
     return { status: 0, body: Buffer.alloc(0) };
   } finally {
     clearTimeout(timer);
@@ -93,7 +153,7 @@ for (let attempt = 0; ; attempt += 1) {
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
-const started = Date.now();
+started = Date.now();
 const deadline = started + durationS * 1000;
 const running = () => Date.now() < deadline && crashed === null;
 
@@ -103,23 +163,41 @@ async function chatClient(id) {
     history.push({ role: 'user', content: `client ${id} turn ${turn}: tell me about tabs` });
     const disconnect = turn % 5 === 4;
     const controller = new AbortController();
-    const response = await fetch(`${base}/v1/chat/completions`, {
-      ...json({ model: 'chat', messages: history, max_tokens: 12, stream: true }),
-      signal: controller.signal,
-    }).catch(() => null);
-    if (response === null) continue;
-    count('chat', response.status);
+    const stuck = new AbortController();
+    const timer = setTimeout(() => {
+      stuck.abort(new Error('stuck'));
+      controller.abort();
+    }, requestTimeoutMs);
     let text = '';
     try {
-      for await (const bytes of response.body) {
-        text += Buffer.from(bytes).toString('utf8');
-        if (disconnect) {
-          controller.abort();
-          break;
-        }
+      let response;
+      try {
+        response = await fetch(`${base}/v1/chat/completions`, {
+          ...json({ model: 'chat', messages: history, max_tokens: 12, stream: true }),
+          signal: controller.signal,
+        });
+      } catch (error) {
+        if (stuck.signal.aborted) stuckAt('chat (no response)');
+        else connectionError('chat', error);
+        await think(1000);
+        continue;
       }
-    } catch {
-      stats.aborted += 1;
+      count('chat', response.status);
+      try {
+        for await (const bytes of response.body) {
+          text += Buffer.from(bytes).toString('utf8');
+          if (disconnect) {
+            controller.abort();
+            break;
+          }
+        }
+      } catch (error) {
+        if (stuck.signal.aborted) stuckAt('chat (stream)');
+        else if (disconnect) stats.aborted += 1;
+        else connectionError('chat', error);
+      }
+    } finally {
+      clearTimeout(timer);
     }
     history.push({ role: 'assistant', content: text.slice(0, 200) || 'ok' });
     if (history.length > 12) history = [];
@@ -168,17 +246,26 @@ async function healthAndBadClient() {
 async function stopClient() {
   for (let n = 0; running(); n += 1) {
     const requestId = `stop-${n}`;
-    const response = await fetch(`${base}/v1/chat/completions`, {
-      ...json({ model: 'chat', messages: [{ role: 'user', content: 'long story' }], max_tokens: 200, stream: true, ignore_eos: true }),
-      headers: { 'content-type': 'application/json', 'x-request-id': requestId },
-    }).catch(() => null);
-    if (response === null) continue;
-    count('stop', response.status);
-    const reader = response.body.getReader();
-    await reader.read();
-    // A stream that already ended answers its stop with 404 not_found.
-    await call('stop', n % 10 === 9 ? '/v1/generation/halt' : '/v1/generation/stop', json(n % 10 === 9 ? {} : { request_id: requestId }), [200, 404]);
-    while (!(await reader.read()).done);
+    const stuck = new AbortController();
+    const timer = setTimeout(() => stuck.abort(new Error('stuck')), requestTimeoutMs);
+    try {
+      const response = await fetch(`${base}/v1/chat/completions`, {
+        ...json({ model: 'chat', messages: [{ role: 'user', content: 'long story' }], max_tokens: 200, stream: true, ignore_eos: true }),
+        headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+        signal: stuck.signal,
+      });
+      count('stop', response.status);
+      const reader = response.body.getReader();
+      await reader.read();
+      // A stream that already ended answers its stop with 404 not_found.
+      await call('stop', n % 10 === 9 ? '/v1/generation/halt' : '/v1/generation/stop', json(n % 10 === 9 ? {} : { request_id: requestId }), [200, 404]);
+      while (!(await reader.read()).done);
+    } catch (error) {
+      if (stuck.signal.aborted) stuckAt('stop (stream)');
+      else connectionError('stop', error);
+    } finally {
+      clearTimeout(timer);
+    }
     await think(1000);
   }
 }
@@ -199,7 +286,8 @@ async function nativeClient() {
   const send = (message, key) =>
     new Promise((resolve) => {
       const timer = setTimeout(() => {
-        stats.stuck += 1;
+        stuckAt(`native ${message.id ?? message.action}`);
+        waiting.delete(key);
         resolve(null);
       }, requestTimeoutMs);
       waiting.set(key, (reply) => {
@@ -229,11 +317,24 @@ async function nativeClient() {
 async function webrtcClient() {
   while (running()) {
     let peer;
+    let sessionId;
     try {
-      peer = await connectNodePeer(async (sdp) => (await fetch(`${base}/v1/webrtc/offer`, json({ sdp }))).json(), 30_000);
+      peer = await connectNodePeer(async (sdp) => {
+        const answer = await (await fetch(`${base}/v1/webrtc/offer`, json({ sdp }))).json();
+        sessionId = answer.session_id;
+        return answer;
+      }, 30_000);
     } catch (error) {
-      // Counted as an unexpected webrtc status (0) and in the figures; the client tries again.
-      stats.webrtcConnectFailures.push(String(error));
+      // Counted as an unexpected webrtc status (0) and in the figures, with the server's view of
+      // the session; the client tries again.
+      const server =
+        sessionId === undefined
+          ? 'no session'
+          : await fetch(`${base}/v1/webrtc/session/${sessionId}`).then(
+              async (response) => `server: ${response.status} ${await response.text()}`,
+              (failure) => `server: ${String(failure)}`,
+            );
+      stats.webrtcConnectFailures.push(`${Math.round((Date.now() - started) / 1000)} s: ${String(error)}; ${server}`);
       count('webrtc', 0);
       stats.byKind.webrtc.bad += 1;
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -301,7 +402,9 @@ function openFilesByFolder() {
 let lastRequests = 0;
 let lastErrors = 0;
 async function sample() {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const [response, probed] = await Promise.all([fetch(`${base}/metrics`), readProbe()]);
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  const text = await response.text();
   const metric = (name) => Number(new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
   const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
@@ -315,6 +418,7 @@ async function sample() {
     // The delay alone: prom-client's nodejs_eventloop_lag_p99_seconds counts its 50 ms sampling period in.
     event_loop_p99_ms: Number(/^tabagent_event_loop_delay_seconds\{quantile="0\.99"\} ([\d.eE+-]+)$/m.exec(text)?.[1] ?? Number.NaN) * 1000,
     event_loop_utilization: metric('tabagent_event_loop_utilization'),
+    probe_event_loop_p99_ms: probed.p99_ms,
     requests_per_s: (stats.requests - lastRequests) / sampleS,
     errors_per_s: (stats.errors - lastErrors) / sampleS,
   };
@@ -326,7 +430,19 @@ async function sample() {
   process.stderr.write(`${JSON.stringify(entry)}\n`);
 }
 
-const sampler = setInterval(() => void sample().catch(() => undefined), sampleS * 1000);
+// One sample at a time; a sample that fails (the scrape refused, an error status, the probe
+// silent) or is skipped because the previous one still runs is counted and named.
+let sampling = null;
+const takeSample = () => {
+  sampling = sample()
+    .catch((error) => void stats.sampleFailures.push(`${Math.round((Date.now() - started) / 1000)} s: ${String(error?.cause ?? error)}`))
+    .finally(() => (sampling = null));
+  return sampling;
+};
+const sampler = setInterval(() => {
+  if (sampling === null) void takeSample();
+  else stats.sampleFailures.push(`${Math.round((Date.now() - started) / 1000)} s: skipped, the previous sample had not finished`);
+}, sampleS * 1000);
 const workers = [
   chatClient(1),
   chatClient(2),
@@ -341,7 +457,8 @@ const workers = [
 ];
 const failures = (await Promise.allSettled(workers)).filter((result) => result.status === 'rejected').map((result) => String(result.reason));
 clearInterval(sampler);
-await sample().catch(() => undefined);
+await sampling;
+await takeSample();
 
 // Figures
 const after = samples.filter((entry) => entry.t_s >= warmupS);
@@ -367,14 +484,20 @@ const figures = {
   // After the warm-up: the first samples hold the server's start (module loading, first model loads).
   event_loop_p99_max_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms)),
   event_loop_p99_max_with_warmup_ms: Math.max(...samples.map((entry) => entry.event_loop_p99_ms)),
+  // The baseline, and the server's delay beyond it in the same window (the worst such window).
+  probe_event_loop_p99_max_ms: Math.max(...after.map((entry) => entry.probe_event_loop_p99_ms)),
+  event_loop_p99_excess_max_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms - entry.probe_event_loop_p99_ms)),
   event_loop_utilization_mean: after.reduce((sum, entry) => sum + entry.event_loop_utilization, 0) / Math.max(1, after.length),
   five_xx: stats.fiveXx,
   stuck: stats.stuck,
+  stuck_where: stats.stuckWhere,
   crashed,
   worker_failures: failures,
   webrtc_connect_failures: stats.webrtcConnectFailures,
   webrtc_errors: stats.webrtcErrors,
   refused_connections: stats.refusedConnections,
+  connection_errors: stats.connectionErrors,
+  sample_failures: stats.sampleFailures,
   unexpected_statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, `${entry.bad}/${entry.n}`])),
   statuses: Object.fromEntries(Object.entries(stats.byKind).map(([kind, entry]) => [kind, entry.statuses])),
 };
@@ -384,7 +507,7 @@ writeFileSync(join(outDir, 'samples.csv'), `${columns.join(',')}\n${samples.map(
 writeFileSync(join(outDir, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
 
 // Chart: one line per series against time (vega, rendered to SVG without a browser).
-const series = ['rss_mb', 'heap_used_mb', 'external_mb', 'array_buffers_mb', 'open_fds', 'event_loop_p99_ms', 'requests_per_s'];
+const series = ['rss_mb', 'heap_used_mb', 'external_mb', 'array_buffers_mb', 'open_fds', 'event_loop_p99_ms', 'probe_event_loop_p99_ms', 'requests_per_s'];
 const values = samples.flatMap((entry) => series.map((name) => ({ t: entry.t_s, series: name, value: entry[name] })));
 const spec = {
   $schema: 'https://vega.github.io/schema/vega/v5.json',
@@ -431,11 +554,13 @@ process.stdout.write(
     `heap growth after warm-up ${figures.heap_growth_mb.toFixed(1)} MB (floor < 5) ${ok(figures.heap_growth_mb < 5)}`,
     `open fds after warm-up    ${figures.fd_range[0]}..${figures.fd_range[1]} (floor ± 5) ${ok(figures.fd_range[1] - figures.fd_range[0] <= 10)}; low-water mark growth ${figures.fd_low_growth}`,
     `event-loop p99 max        ${figures.event_loop_p99_max_ms.toFixed(1)} ms after warm-up (floor < 20) ${ok(figures.event_loop_p99_max_ms < 20)}; ${figures.event_loop_p99_max_with_warmup_ms.toFixed(1)} ms with it; pace ${pace}, loop busy ${(figures.event_loop_utilization_mean * 100).toFixed(0)}% on average`,
-    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}`,
+    `event-loop baseline       an idle Node process beside it: p99 up to ${figures.probe_event_loop_p99_max_ms.toFixed(1)} ms; the server's p99 beyond it in the same window: ${figures.event_loop_p99_excess_max_ms.toFixed(1)} ms at worst`,
+    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}, connection errors ${stats.connectionErrors.length}, failed samples ${stats.sampleFailures.length}`,
     `unexpected statuses by kind ${JSON.stringify(figures.unexpected_statuses)}; statuses ${JSON.stringify(figures.statuses)}`,
     '',
   ].join('\n'),
 );
+probe.kill();
 child.kill('SIGTERM');
 await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
 rmSync(dataDir, { recursive: true, force: true });

@@ -31,10 +31,16 @@ function gathered(pc: RTCPeerConnection): Promise<void> {
   });
 }
 
-function opened(channel: RTCDataChannel, timeoutMs: number): Promise<void> {
+/** Where a connection got to: which of ICE, DTLS and SCTP did not finish, when the channel did not open. */
+function connectionStates(pc: RTCPeerConnection, channel: RTCDataChannel): string {
+  const dtls = pc.dtlsTransports.map((transport) => transport.state).join('/') || 'none';
+  return `connection ${pc.connectionState}, ice ${pc.iceConnectionState}, dtls ${dtls}, sctp ${pc.sctpTransport?.sctp.state ?? 'none'}, channel ${channel.readyState}`;
+}
+
+function opened(pc: RTCPeerConnection, channel: RTCDataChannel, timeoutMs: number): Promise<void> {
   if (channel.readyState === 'open') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the data channel did not open within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`the data channel did not open within ${timeoutMs} ms (${connectionStates(pc, channel)})`)), timeoutMs);
     channel.stateChanged.subscribe((state) => {
       if (state === 'open') {
         clearTimeout(timer);
@@ -101,7 +107,7 @@ export async function connectNodePeer(signal: (offerSdp: string) => Promise<Sign
     await gathered(pc);
     const answer = await signal(pc.localDescription?.sdp ?? '');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    await opened(channel, timeoutMs);
+    await opened(pc, channel, timeoutMs);
     return wire(answer.session_id, pc, channel);
   } catch (error) {
     // A peer that failed to connect still holds its UDP socket and timers: close it, or the
@@ -127,6 +133,6 @@ export async function connectNodePeerToServerOffer(
   await gathered(pc);
   await answer(serverOffer.session_id, pc.localDescription?.sdp ?? '');
   const channel = await channelArrived;
-  await opened(channel, timeoutMs);
+  await opened(pc, channel, timeoutMs);
   return wire(serverOffer.session_id, pc, channel);
 }
