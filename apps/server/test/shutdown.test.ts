@@ -1,8 +1,10 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
+import { runInPlainNode } from './support/plain-node.js';
 import { createStorage } from '@tabagent/storage';
 import { ServerProcess } from './support/server-process.js';
 
@@ -16,7 +18,18 @@ beforeAll(async () => {
   mkdirSync(path.join(root, 'models'), { recursive: true });
   writeTinyLlamaGguf(path.join(root, 'models', 'tiny-llama.gguf'));
   await writeTinyEmbedderModel(path.join(root, 'models', 'tiny-embedder'));
-});
+  // Models whose load takes long enough for a signal to land in the middle of it: a GGUF with a
+  // real-sized vocabulary and a Jinja chat template, and a BERT-shaped ONNX encoder of 12 layers
+  // (all-MiniLM-L12-v2's shape). First loads measured here: 2.0 s and 0.4 s.
+  const slow = path.join(root, 'slow-models');
+  mkdirSync(slow);
+  await runInPlainNode(`
+    import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+    import { writeBertEncoderModel } from '@tabagent/onnx-loader/test-support';
+    writeTinyLlamaGguf(${JSON.stringify(path.join(slow, 'slow-llama.gguf'))}, { chatTemplate: chatMlToolsTemplate, vocabularySize: 32000, contextLength: 8192 });
+    await writeBertEncoderModel(${JSON.stringify(path.join(slow, 'slow-encoder'))}, { layers: 12 });
+  `);
+}, 60_000);
 
 afterAll(() => {
   rmSync(root, { recursive: true, force: true });
@@ -47,6 +60,39 @@ function outbox(dir: string): { pending: number; in_progress: number; done: numb
   } finally {
     storage.close();
   }
+}
+
+/** Every file under a folder, relative, with its bytes' hash. */
+function filesOf(folder: string, prefix = ''): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const entry of readdirSync(path.join(folder, prefix), { withFileTypes: true })) {
+    const relative = path.join(prefix, entry.name);
+    if (entry.isDirectory()) for (const [name, hash] of filesOf(folder, relative)) files.set(name, hash);
+    else
+      files.set(
+        relative,
+        createHash('sha256')
+          .update(readFileSync(path.join(folder, relative)))
+          .digest('hex'),
+      );
+  }
+  return files;
+}
+
+/**
+ * What a stop must leave: no temporary file (registry and settings are written to a temporary and
+ * renamed), every JSON file whole, every log line a whole JSON line, the database readable with
+ * nothing claimed, the model files as they were.
+ */
+function expectNothingHalfWritten(dir: string, modelsBefore: Map<string, string>): void {
+  const files = filesOf(dir);
+  expect([...files.keys()].filter((name) => /\.tmp$|\.partial$|\.lock$/u.test(name))).toEqual([]);
+  for (const name of files.keys()) if (name.endsWith('.json')) expect(() => JSON.parse(readFileSync(path.join(dir, name), 'utf8'))).not.toThrow();
+  const log = readFileSync(path.join(dir, 'logs', 'tabagent.log'), 'utf8');
+  expect(log.endsWith('\n')).toBe(true);
+  for (const line of log.trimEnd().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+  expect(outbox(dir).in_progress).toBe(0);
+  expect(new Map([...files].filter(([name]) => name.startsWith(`models${path.sep}`)))).toEqual(modelsBefore);
 }
 
 describe('shutdown of tabagent serve (child process)', () => {
@@ -128,4 +174,50 @@ describe('shutdown of tabagent serve (child process)', () => {
     expect([forced.code, forced.elapsedMs < 2000]).toEqual([130, true]);
     expect(twice.stderr).toContain('second signal: exiting now');
   }, 60_000);
+  it.each([
+    ['a GGUF', 'slow-llama.gguf', 'slow-llama'],
+    ['an ONNX', 'slow-encoder', 'slow-encoder'],
+  ])(
+    'stops on SIGTERM while %s model is loading, within the bound, and leaves nothing half-written; the next start loads it',
+    async (_format, file, model) => {
+      const dir = dataDir();
+      cpSync(path.join(root, 'slow-models', file), path.join(dir, 'models', file), { recursive: true });
+      const modelsBefore = new Map([...filesOf(dir)].filter(([name]) => name.startsWith(`models${path.sep}`)));
+      const server = serve(dir, '--mode', 'http');
+      const base = await server.httpUrl();
+      const load = fetch(`${base}/v1/models/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model }) }).then(
+        (response) => response.status,
+        () => 'connection closed',
+      );
+      const loading = `"model":"${model}","path":`;
+      await server.waitForStderr((stderr) => stderr.includes(loading) && stderr.includes('"msg":"Loading model"'), 'the load to start');
+      // The signal goes while the load runs: it started and has not finished.
+      const seen = server.stderr;
+      expect(seen.split('\n').filter((line) => line.includes('"msg":"Model loaded"') && line.includes(`"model":"${model}"`))).toEqual([]);
+      const stopped = await server.stop('SIGTERM');
+      expect([stopped.code, stopped.signal]).toEqual([0, null]);
+      expect(stopped.elapsedMs).toBeLessThan(10_000);
+      expect(server.stderr).not.toContain('shutdown did not finish in time');
+      // The load's request got an answer or a closed connection, never a hang.
+      expect([200, 503, 'connection closed']).toContain(await load);
+      expectNothingHalfWritten(dir, modelsBefore);
+
+      // The next start loads the same model and uses it.
+      const again = serve(dir, '--mode', 'http');
+      const nextBase = await again.httpUrl();
+      const loaded = await post(`${nextBase}/v1/models/load`, { model });
+      expect(loaded['status']).toBe('loaded');
+      if (file.endsWith('.gguf')) {
+        const completion = await post(`${nextBase}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+        expect((completion['usage'] as { completion_tokens: number }).completion_tokens).toBeGreaterThan(0);
+      } else {
+        const embedded = await post(`${nextBase}/v1/embeddings`, { model, input: ['a lighthouse'] });
+        expect(((embedded['data'] as { embedding: number[] }[])[0]?.embedding ?? []).length).toBe(384);
+      }
+      const second = await again.stop('SIGTERM');
+      expect([second.code, second.elapsedMs < 10_000]).toEqual([0, true]);
+      expectNothingHalfWritten(dir, modelsBefore);
+    },
+    90_000,
+  );
 });

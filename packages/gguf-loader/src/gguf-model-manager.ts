@@ -292,6 +292,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
 
   private async loadNow(id: string, path: string, options: GgufLoadOptions): Promise<ModelEntry> {
     const started = performance.now();
+    this.logger.info({ model: id, path }, 'Loading model');
     const keepAliveMs = options.keepAlive === undefined ? this.defaultKeepAliveMs() : parseKeepAlive(options.keepAlive);
     // Validation first: a malformed file can abort the process inside llama.cpp.
     const info = await inspectGgufFile(path);

@@ -43,6 +43,8 @@ class OnnxModelPoolImpl implements OnnxModelPool {
   }
 
   private async create(id: string, folder: string, task?: OnnxModelTask): Promise<LoadedOnnxModel> {
+    const started = performance.now();
+    this.options.logger?.info({ model: id, path: folder }, 'Loading model');
     const resolvedTask = task ?? (await inspectOnnxModelFolder(folder)).task;
     const options = { ...this.options, modelId: id, task: resolvedTask };
     const loadedAt = new Date();
@@ -51,6 +53,7 @@ class OnnxModelPoolImpl implements OnnxModelPool {
     else if (resolvedTask === 'rerank') entry = { id, folder, loadedAt, task: resolvedTask, model: await createOnnxCrossEncoder(folder, options) };
     else entry = { id, folder, loadedAt, task: resolvedTask, model: await createOnnxTokenClassifier(folder, options) };
     this.loaded.set(id, entry);
+    this.options.logger?.info({ model: id, task: resolvedTask, loadTimeMs: Math.round(performance.now() - started) }, 'Model loaded');
     return entry;
   }
 

@@ -103,6 +103,11 @@ export class ServerProcess {
     await this.until(() => (this.stderr.includes('"msg":"server ready"') ? true : undefined), 'server ready', timeoutMs);
   }
 
+  /** Resolves as soon as stderr (the log) passes the test. */
+  async waitForStderr(test: (stderr: string) => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    await this.until(() => (test(this.stderr) ? true : undefined), what, timeoutMs);
+  }
+
   /** Sends a signal and resolves with the exit and how long it took. */
   async stop(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; elapsedMs: number }> {
     const started = performance.now();
