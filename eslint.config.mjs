@@ -1,6 +1,8 @@
 // One ESLint config for the workspace: typescript-eslint's strict type-checked rules for our
 // TypeScript, the recommended rules for the scripts, Prettier for layout, and the rule of direction
 // (ARCHITECTURE.md) as Nx module boundaries over the project tags in each project.json.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import js from '@eslint/js';
 import nx from '@nx/eslint-plugin';
 import prettier from 'eslint-config-prettier';
@@ -24,6 +26,15 @@ const direction = [
   { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory'] },
   { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:app'] },
 ];
+
+/**
+ * The TypeScript programs the type-aware rules read. Nx lints each project in its own folder:
+ * that project's program alone (its sources and tests, other packages through their built
+ * declarations) is all its files need, and building every project's program for each one made
+ * each lint several times slower. Linting from the root covers every project.
+ */
+const ownProgram = path.join(process.cwd(), 'tsconfig.spec.json');
+const lintedProjects = existsSync(ownProgram) ? [ownProgram] : ['./packages/*/tsconfig.spec.json', './apps/*/tsconfig.spec.json'];
 
 /** Tests may also load real models through a backend's test-support fixtures; production code may not. */
 const testDirection = direction.map((constraint) =>
@@ -55,7 +66,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         // Each project's spec tsconfig covers its sources and its tests.
-        project: ['./packages/*/tsconfig.spec.json', './apps/*/tsconfig.spec.json'],
+        project: lintedProjects,
         projectFolderIgnoreList: ['**/node_modules/**'],
         tsconfigRootDir: import.meta.dirname,
       },
