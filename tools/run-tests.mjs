@@ -19,10 +19,22 @@ const nxCli = join(dirname(nxManifest), JSON.parse(readFileSync(nxManifest, 'utf
 const env = { ...process.env, NX_DAEMON: process.env.NX_DAEMON ?? 'false', NX_TUI: 'false', NX_NO_CLOUD: 'true' };
 const checks = ['format-check', 'lint', 'typecheck'];
 
-/** Runs one Nx command, its output passed on line by line (two run at once), and resolves with its exit code and duration. */
+let commands = 0;
+
+/**
+ * Runs one Nx command, its output passed on line by line (two run at once), and resolves with its
+ * exit code and duration. With NX_PROFILE=file.json each command writes its task timings to
+ * file-1.json, file-2.json, ... (Nx would have them overwrite one file).
+ */
 function nx(label, args) {
   const started = performance.now();
-  const child = spawn(process.execPath, [nxCli, ...args, '--outputStyle=stream'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  commands += 1;
+  const profile = process.env.NX_PROFILE ? { NX_PROFILE: process.env.NX_PROFILE.replace(/(\.json)?$/u, `-${commands}.json`) } : {};
+  const child = spawn(process.execPath, [nxCli, ...args, '--outputStyle=stream'], {
+    cwd: root,
+    env: { ...env, ...profile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   for (const [from, to] of [
     [child.stdout, process.stdout],
     [child.stderr, process.stderr],
