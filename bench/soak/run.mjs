@@ -557,6 +557,17 @@ process.stdout.write(
     `event-loop baseline       an idle Node process beside it: p99 up to ${figures.probe_event_loop_p99_max_ms.toFixed(1)} ms; the server's p99 beyond it in the same window: ${figures.event_loop_p99_excess_max_ms.toFixed(1)} ms at worst`,
     `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}, connection errors ${stats.connectionErrors.length}, failed samples ${stats.sampleFailures.length}`,
     `unexpected statuses by kind ${JSON.stringify(figures.unexpected_statuses)}; statuses ${JSON.stringify(figures.statuses)}`,
+    // What went wrong, named, so that a failed run can be read without running it again.
+    ...Object.entries({
+      'webrtc connections that failed': figures.webrtc_connect_failures,
+      'webrtc call errors': figures.webrtc_errors,
+      'connection errors': figures.connection_errors,
+      'stuck requests': figures.stuck_where,
+      'failed samples': figures.sample_failures,
+      'worker failures': figures.worker_failures,
+    })
+      .filter(([, list]) => list.length > 0)
+      .map(([what, list]) => `${what}:\n  ${list.join('\n  ')}`),
     '',
   ].join('\n'),
 );
