@@ -1,1 +1,9 @@
-export { connectNodePeer, connectNodePeerToServerOffer, type NodePeerClient, type SignalledSdp } from './node-peer-client.js';
+export {
+  connectNodePeer,
+  connectNodePeerToServerOffer,
+  patientCheckRetransmissions,
+  weriftCheckRetransmissions,
+  type NodePeerClient,
+  type NodePeerOptions,
+  type SignalledSdp,
+} from './node-peer-client.js';

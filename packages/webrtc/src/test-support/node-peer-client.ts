@@ -50,6 +50,46 @@ function opened(pc: RTCPeerConnection, channel: RTCDataChannel, timeoutMs: numbe
   });
 }
 
+/** A STUN request sender of werift's ICE agent (its `request` takes the retransmission count fourth). */
+interface StunRequester {
+  request(...args: unknown[]): Promise<unknown>;
+}
+
+/** Retransmissions of a connectivity check: with werift's 50 ms first timeout, doubling, 51 s in all. */
+export const patientCheckRetransmissions = 9;
+/** werift's own count (1.55 s in all), for comparison (`bench/webrtc/held-server.mjs`). */
+export const weriftCheckRetransmissions = 4;
+
+/** Options of `connectNodePeer`. */
+export interface NodePeerOptions {
+  /** Retransmissions of each ICE connectivity check (default `patientCheckRetransmissions`). */
+  checkRetransmissions?: number;
+}
+
+/**
+ * Keeps the client's ICE connectivity checks going as long as a browser does. werift gives a check
+ * 4 retransmissions from 50 ms (1.55 s in all), after which the only candidate pair fails and the
+ * connection stays "checking" until the caller's timeout: a server whose event loop is held 2 s
+ * right after it answers (a first model load resolving its Jinja chat template, on a busy machine)
+ * never connects. Chromium, measured against the server paused with SIGSTOP right after the answer,
+ * connects after pauses of 2, 4 and 8 s (RFC 8489's default is 7 transmissions from 500 ms, 39.5 s).
+ * So the test client, which stands in for the browser, retransmits over 51 s; consent checks and
+ * other requests, which pass an options object, keep werift's values.
+ */
+function patientChecks(pc: RTCPeerConnection, retransmissions = patientCheckRetransmissions): void {
+  for (const transport of pc.iceTransports) {
+    // Not in werift's types (IceConnection), but on its agent (ice.ts `Connection.protocols`): a
+    // werift without it fails here, not with a flaky timeout later.
+    const protocols = (transport.connection as unknown as { protocols?: StunRequester[] }).protocols;
+    if (protocols === undefined || protocols.length === 0) throw new Error("werift's ICE agent has no STUN protocols to patch (changed werift?)");
+    for (const protocol of protocols) {
+      const request = protocol.request.bind(protocol);
+      protocol.request = (...args: unknown[]) =>
+        request(...args.map((arg, index) => (index === 3 && typeof arg === 'number' && arg > 0 ? retransmissions : arg)));
+    }
+  }
+}
+
 function clientPeer(): RTCPeerConnection {
   return new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'], iceUseIpv6: false, maxMessageSize: 262_144 });
 }
@@ -99,12 +139,17 @@ function wire(sessionId: string, pc: RTCPeerConnection, channel: RTCDataChannel)
  * Connects as a browser does: the client offers a `tabagent` channel, `signal` posts the offer
  * (to `webrtc.offer`, over HTTP or directly) and returns the server's answer.
  */
-export async function connectNodePeer(signal: (offerSdp: string) => Promise<SignalledSdp>, timeoutMs = 10_000): Promise<NodePeerClient> {
+export async function connectNodePeer(
+  signal: (offerSdp: string) => Promise<SignalledSdp>,
+  timeoutMs = 10_000,
+  options: NodePeerOptions = {},
+): Promise<NodePeerClient> {
   const pc = clientPeer();
   try {
     const channel = pc.createDataChannel('tabagent');
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
+    patientChecks(pc, options.checkRetransmissions);
     const answer = await signal(pc.localDescription?.sdp ?? '');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     await opened(pc, channel, timeoutMs);
@@ -131,6 +176,7 @@ export async function connectNodePeerToServerOffer(
   await pc.setRemoteDescription({ type: 'offer', sdp: serverOffer.sdp });
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);
+  patientChecks(pc);
   await answer(serverOffer.session_id, pc.localDescription?.sdp ?? '');
   const channel = await channelArrived;
   await opened(pc, channel, timeoutMs);
