@@ -81,7 +81,7 @@ async function chromiumPeer(holdMs) {
     });
     const started = performance.now();
     const result = await page.evaluate(async (timeout) => {
-      const pc = new RTCPeerConnection();
+      const pc = new globalThis.RTCPeerConnection();
       const channel = pc.createDataChannel('tabagent');
       await pc.setLocalDescription(await pc.createOffer());
       await new Promise((resolve) => {
@@ -89,7 +89,7 @@ async function chromiumPeer(holdMs) {
         pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
         setTimeout(resolve, 2000);
       });
-      const answer = await window.signal(pc.localDescription.sdp);
+      const answer = await globalThis.signal(pc.localDescription.sdp);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
       try {
         await new Promise((resolve, reject) => {
