@@ -68,8 +68,11 @@ if (results[0].code === 0) {
       await Promise.all([
         inOrder([['server tests', ['run', 'server:test', '--excludeTaskDependencies']]]),
         inOrder([
-          ['every other project: checks and tests', ['run-many', '-t', ...checks, 'test', '--exclude=server', '--parallel=1']],
-          ['server: checks', ['run-many', '-t', ...checks, '-p', 'server', '--parallel=1']],
+          // Without their task dependencies: the builds ran in the first phase, and Nx, asked again,
+          // restores each package's dist/ from its cache (deleting it first) while the server's
+          // tests import from those folders (a run failed on a dist file missing for that moment).
+          ['every other project: checks and tests', ['run-many', '-t', ...checks, 'test', '--exclude=server', '--parallel=1', '--excludeTaskDependencies']],
+          ['server: checks', ['run-many', '-t', ...checks, '-p', 'server', '--parallel=1', '--excludeTaskDependencies']],
         ]),
       ])
     ).flat(),
