@@ -137,6 +137,22 @@ describe('LanceMemoryIndex', () => {
     ]);
   }
 
+  it('finds what was written while status reads and searches opened the table at the same moment', async () => {
+    // Status reads (stats) and searches racing the first write, which creates the table: each of
+    // them once opened a handle of its own, and whichever reached the cache last was used for
+    // every search after, blind to what the writer's handle wrote.
+    let written = false;
+    const writing = index.upsertChunks(vectorsOnly.modelId, dims, [chunk('n0', 'apples grow on trees', axis(0))]).finally(() => (written = true));
+    const race = async (): Promise<void> => {
+      while (!written) await Promise.all([index.stats(), index.search({ query: 'q', vector: axis(0), k: 3, mode: 'vector' })]);
+    };
+    await Promise.all([writing, race(), race(), race(), race()]);
+    await index.upsertChunks(vectorsOnly.modelId, dims, [chunk('n1', 'bananas are yellow', axis(1))]);
+    const hits = await index.search({ query: 'q', vector: axis(0), k: 3, mode: 'vector' });
+    expect(hits.map((hit) => hit.node_id).sort()).toEqual(['n0', 'n1']);
+    expect((await index.stats()).map((table) => table.rows)).toEqual([2]);
+  });
+
   it('vector search ranks by cosine similarity and reports it as the score', async () => {
     await seed();
     const hits = await index.search({ query: 'q', vector: axis(0), k: 3, mode: 'vector' });

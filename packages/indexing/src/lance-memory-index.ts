@@ -165,6 +165,8 @@ export class LanceMemoryIndex implements MemoryIndex {
   private readonly annThreshold: number;
   private connection: Promise<lancedb.Connection> | undefined;
   private readonly tables = new Map<string, lancedb.Table>();
+  /** Tables being opened or created, by name: concurrent callers share the one handle. */
+  private readonly opening = new Map<string, Promise<lancedb.Table | undefined>>();
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(options: MemoryIndexOptions) {
@@ -185,21 +187,54 @@ export class LanceMemoryIndex implements MemoryIndex {
     return run;
   }
 
-  private async openTable(modelId: string, dimensions: number, create: boolean): Promise<lancedb.Table | undefined> {
-    const name = tableNameForModel(modelId, dimensions);
-    const cached = this.tables.get(name);
-    if (cached !== undefined) return cached;
-    const db = await this.connect();
-    const names = await db.tableNames();
-    let table: lancedb.Table;
-    if (names.includes(name)) table = await db.openTable(name);
-    else if (create) {
-      const schema = chunkTableSchema(dimensions);
-      schema.metadata.set('tabagent.model', modelId);
-      table = await db.createEmptyTable(name, schema, { existOk: true });
-    } else return undefined;
-    this.tables.set(name, table);
-    return table;
+  private openTable(modelId: string, dimensions: number, create: boolean): Promise<lancedb.Table | undefined> {
+    return this.tableByName(
+      tableNameForModel(modelId, dimensions),
+      create
+        ? () => {
+            const schema = chunkTableSchema(dimensions);
+            schema.metadata.set('tabagent.model', modelId);
+            return schema;
+          }
+        : undefined,
+    );
+  }
+
+  /**
+   * The one handle of a table, opened (or created, with `schemaToCreate`) once however many
+   * callers ask at the same moment. A LanceDB handle sees only its own writes and the version it
+   * opened (no read-consistency checks, for speed), so two handles of one table must never
+   * exist: a status read (`stats`) or a search that opened its own handle while the weaver was
+   * creating the table and put it in the cache left every search blind to what the weaver's
+   * handle wrote after.
+   */
+  private async tableByName(name: string, schemaToCreate?: () => ReturnType<typeof chunkTableSchema>): Promise<lancedb.Table | undefined> {
+    for (;;) {
+      const cached = this.tables.get(name);
+      if (cached !== undefined) return cached;
+      const pending = this.opening.get(name);
+      if (pending !== undefined) {
+        // Another caller is opening it: wait, then look again (it may not have created it).
+        await pending.catch(() => undefined);
+        continue;
+      }
+      const opening = (async () => {
+        const db = await this.connect();
+        const names = await db.tableNames();
+        let table: lancedb.Table;
+        if (names.includes(name)) table = await db.openTable(name);
+        else if (schemaToCreate !== undefined) table = await db.createEmptyTable(name, schemaToCreate(), { existOk: true });
+        else return undefined;
+        this.tables.set(name, table);
+        return table;
+      })();
+      this.opening.set(name, opening);
+      try {
+        return await opening;
+      } finally {
+        this.opening.delete(name);
+      }
+    }
   }
 
   private async allTables(): Promise<lancedb.Table[]> {
@@ -207,13 +242,8 @@ export class LanceMemoryIndex implements MemoryIndex {
     const names = (await db.tableNames()).filter((name) => name.startsWith('chunks_'));
     const result: lancedb.Table[] = [];
     for (const name of names) {
-      const cached = this.tables.get(name);
-      if (cached !== undefined) result.push(cached);
-      else {
-        const table = await db.openTable(name);
-        this.tables.set(name, table);
-        result.push(table);
-      }
+      const table = await this.tableByName(name);
+      if (table !== undefined) result.push(table);
     }
     return result;
   }
