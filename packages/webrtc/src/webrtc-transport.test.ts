@@ -80,6 +80,7 @@ describe('WebRTC transport', () => {
       state: 'connected',
       data_channel_open: true,
       calls_in_flight: 0,
+      ended_because: null,
     });
   });
 
@@ -142,7 +143,10 @@ describe('WebRTC transport', () => {
     peer.channel.close();
     await until(() => call?.signal.aborted === true);
     await until(() => !state.generations.has('gen-2'));
-    await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({ state: 'disconnected' });
+    await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({
+      state: 'disconnected',
+      ended_because: expect.stringMatching(/^the data channel closed, \d+ ms after the offer$/u),
+    });
     expect(transport.openSessions).toBe(0);
   });
 
@@ -155,7 +159,10 @@ describe('WebRTC transport', () => {
     // Only the peer connection goes, as when a tab is killed: no channel close reaches the server.
     await peer.pc.close();
     await until(() => !state.generations.has('gen-3'), 20_000);
-    await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({ state: 'disconnected' });
+    await expect(transport.handlers['webrtc.session']({ session_id: peer.sessionId }, httpContext)).resolves.toMatchObject({
+      state: 'disconnected',
+      ended_because: expect.stringMatching(/^no ICE consent check for 7000 ms, \d+ ms after the offer$/u),
+    });
   }, 30_000);
 
   it('answers bad channel messages with errors and keeps serving', async () => {
@@ -170,7 +177,8 @@ describe('WebRTC transport', () => {
     peer.sendRaw('{not json');
     peer.sendRaw(Buffer.from([1, 2, 3]));
     peer.sendRaw(JSON.stringify({ id: 'health', request_id: 'big', payload: { pad: 'x'.repeat(20_000) } }));
-    await until(() => peer.received.length === 3);
+    peer.sendRaw(`{"id":"health","request_id":"deep","payload":${'['.repeat(100)}${']'.repeat(100)}}`);
+    await until(() => peer.received.length === 4);
     expect(peer.received.map(parse)).toEqual([
       {
         request_id: null,
@@ -189,6 +197,11 @@ describe('WebRTC transport', () => {
           code: 'payload_too_large',
           detail: 'A channel message of 20055 bytes exceeds the 16384-byte limit; send large requests as continuation parts',
         }),
+      },
+      {
+        request_id: null,
+        ok: false,
+        error: expect.objectContaining({ code: 'invalid_request', detail: 'A channel message must be JSON: The JSON message nests deeper than 64 levels' }),
       },
     ]);
     await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });

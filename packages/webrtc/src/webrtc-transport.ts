@@ -148,7 +148,7 @@ class WebRtcSession {
     this.state = initialState;
     pc.onDataChannel.subscribe((channel) => this.attach(channel));
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'failed' || state === 'closed') this.end('disconnected');
+      if (state === 'failed' || state === 'closed') this.end('disconnected', `the peer connection ${state} (${this.transportStates()})`);
     });
   }
 
@@ -179,15 +179,25 @@ class WebRtcSession {
     this.channel = channel;
     channel.stateChanged.subscribe((state) => {
       if (state === 'open') this.opened(channel);
-      else if (state === 'closed') this.end('disconnected');
+      else if (state === 'closed') this.end('disconnected', 'the data channel closed');
     });
     if (channel.readyState === 'open') this.opened(channel);
   }
 
+  /** Why the session ended, with how long after its start; null while open. */
+  endedBecause: string | null = null;
+
+  /** ICE and DTLS states of the peer connection, for `endedBecause`. */
+  transportStates(): string {
+    const dtls = this.pc.dtlsTransports.map((transport) => transport.state).join('/') || 'none';
+    return `ice ${this.pc.iceConnectionState}, dtls ${dtls}, sctp ${this.pc.sctpTransport?.sctp.state ?? 'none'}`;
+  }
+
   /** Ends the session: aborts its calls, closes its channel (so the peer learns) and then its peer connection. */
-  end(state: 'disconnected' | 'closed'): void {
+  end(state: 'disconnected' | 'closed', because: string): void {
     if (!this.open) return;
     this.state = state;
+    this.endedBecause = `${because}, ${Date.now() - this.createdAt} ms after the offer`;
     this.closedAt = Date.now();
     this.envelope?.close(new DOMException('The WebRTC data channel closed', 'AbortError'));
     const channel = this.channel;
@@ -209,7 +219,7 @@ class WebRtcSession {
     this.ended = channelClosed
       .then(() => this.pc.close())
       .catch((error: unknown) => this.options.logger.debug({ err: error, session_id: this.id }, 'WebRTC peer close failed'));
-    this.options.logger.debug({ session_id: this.id, state }, 'WebRTC session ended');
+    this.options.logger.debug({ session_id: this.id, state, because: this.endedBecause }, 'WebRTC session ended');
   }
 
   /** Resolves once an ended session's peer connection is closed. */
@@ -223,7 +233,7 @@ class WebRtcSession {
     if (this.envelope !== undefined || !this.open) return;
     const writer = createChannelWriter(channel, (error) => {
       this.options.logger.warn({ err: error, session_id: this.id }, 'WebRTC channel write failed; the session ends');
-      this.end('disconnected');
+      this.end('disconnected', `a channel write failed: ${String(error)}`);
     });
     const { authorize } = this.options;
     const caller = { ...this.caller, peerId: this.id };
@@ -304,7 +314,7 @@ class PeerSessions implements WebRtcTransport {
     this.closing = true;
     clearInterval(this.sweeper);
     const sessions = [...this.sessions.values()];
-    for (const session of sessions) session.end('closed');
+    for (const session of sessions) session.end('closed', 'the server shut down');
     await Promise.all(sessions.map(async (session) => Promise.all([session.settle(2000), session.ended])));
   }
 
@@ -399,7 +409,7 @@ class PeerSessions implements WebRtcTransport {
       }
       await gatheringComplete(pc, 5000);
     } catch (error) {
-      session.end('closed');
+      session.end('closed', `its offer was refused: ${messageOf(error)}`);
       if (error instanceof TabAgentError) throw error;
       throw new InvalidRequestError(`The SDP offer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
     }
@@ -430,7 +440,7 @@ class PeerSessions implements WebRtcTransport {
     try {
       await session.pc.setRemoteDescription({ type: 'answer', sdp: withoutMdnsCandidates(request.sdp) });
     } catch (error) {
-      session.end('closed');
+      session.end('closed', `its answer was refused: ${messageOf(error)}`);
       throw new InvalidRequestError(`The SDP answer was refused: ${messageOf(error)}`, { issues: [{ path: 'sdp', message: messageOf(error) }] });
     }
     session.lastActivity = Date.now();
@@ -487,6 +497,7 @@ class PeerSessions implements WebRtcTransport {
       data_channel_open: session.channelOpen,
       ice_candidate_count: session.iceCandidates,
       calls_in_flight: session.callsInFlight,
+      ended_because: session.endedBecause,
     };
   }
 
@@ -503,9 +514,10 @@ class PeerSessions implements WebRtcTransport {
         continue;
       }
       const connecting = session.state === 'waiting_for_answer' || session.state === 'connecting';
-      if (connecting && now - session.createdAt > connectTimeout) session.end('closed');
-      else if (!connecting && now - session.lastConsent > consentTimeout) session.end('disconnected');
-      else if (!connecting && session.callsInFlight === 0 && now - session.lastActivity > idleTimeout) session.end('closed');
+      if (connecting && now - session.createdAt > connectTimeout)
+        session.end('closed', `it did not connect within ${connectTimeout} ms (${session.transportStates()})`);
+      else if (!connecting && now - session.lastConsent > consentTimeout) session.end('disconnected', `no ICE consent check for ${consentTimeout} ms`);
+      else if (!connecting && session.callsInFlight === 0 && now - session.lastActivity > idleTimeout) session.end('closed', `idle for ${idleTimeout} ms`);
     }
     // Closed sessions are kept for their state only; a flood of them must not grow the map.
     const closed = [...this.sessions.values()].filter((session) => !session.open);

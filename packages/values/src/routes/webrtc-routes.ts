@@ -31,10 +31,13 @@ export const WebRtcOfferResponse = z
   })
   .meta({ id: 'WebRtcOfferResponse' });
 
-export const WebRtcAnswerRequest = z.object({ session_id: z.string().min(1), sdp: z.string().min(1).max(100_000) }).meta({ id: 'WebRtcAnswerRequest' });
+/** A session id as the server makes them (a UUID, 36 characters); longer input is refused, never echoed back. */
+const SessionId = z.string().min(1).max(64);
+
+export const WebRtcAnswerRequest = z.object({ session_id: SessionId, sdp: z.string().min(1).max(100_000) }).meta({ id: 'WebRtcAnswerRequest' });
 export const WebRtcIceRequest = z
   .object({
-    session_id: z.string().min(1),
+    session_id: SessionId,
     candidate: z.string().max(10_000).describe('One `candidate:...` line (with or without `a=`); an empty string ends the candidates.'),
     sdp_mid: z.string().nullable().optional(),
     sdp_mline_index: z.number().int().nonnegative().nullable().optional(),
@@ -42,7 +45,7 @@ export const WebRtcIceRequest = z
   .meta({ id: 'WebRtcIceRequest' });
 export const WebRtcAckResponse = z.object({ success: z.literal(true), session_id: z.string() }).meta({ id: 'WebRtcAckResponse' });
 
-export const WebRtcSessionRequest = z.object({ session_id: z.string().min(1) }).meta({ id: 'WebRtcSessionRequest' });
+export const WebRtcSessionRequest = z.object({ session_id: SessionId }).meta({ id: 'WebRtcSessionRequest' });
 export const WebRtcSessionResponse = z
   .object({
     session_id: z.string(),
@@ -53,6 +56,12 @@ export const WebRtcSessionResponse = z
     data_channel_open: z.boolean(),
     ice_candidate_count: z.number().int().nonnegative().describe("The client's candidates received through `webrtc.ice`."),
     calls_in_flight: z.number().int().nonnegative(),
+    ended_because: z
+      .string()
+      .nullable()
+      .describe(
+        'Why an ended session ended (the peer closed the channel, ICE or DTLS failed and when, no consent checks, never connected, idle); null while open.',
+      ),
   })
   .meta({ id: 'WebRtcSessionResponse' });
 
