@@ -1,4 +1,4 @@
-import { isChunkStream, type Handler, type RouteChunk, type RouteRequest } from '@tabagent/values';
+import { ForbiddenError, isChunkStream, type Handler, type RouteChunk, type RouteRequest } from '@tabagent/values';
 import type { MemoryRetrieval } from './handlers/memory-handlers.js';
 
 type ChatMessage = RouteRequest<'chat.completions'>['messages'][number];
@@ -17,6 +17,13 @@ function textOf(message: ChatMessage): string {
 export function withChatMemory(chat: Handler<'chat.completions'>, retrieval: MemoryRetrieval): Handler<'chat.completions'> {
   return async (request, context) => {
     if (request.memory === undefined || request.memory === false) return chat(request, context);
+    // The memory option reads the user's saved pages and messages (their text goes to the model,
+    // their titles and URLs come back): a `chat` pairing token opens generation, not the memory.
+    // Checked here, in the handler, so every transport (HTTP, WebRTC, native) gets the same answer.
+    if (context.caller.pairing?.scope === 'chat')
+      throw new ForbiddenError('This pairing token is for chat only; the memory option reads saved memory and needs a token of scope "full"', {
+        details: { option: 'memory', scope: 'chat' },
+      });
     const query = [...request.messages].reverse().find((message) => message.role === 'user');
     if (!query) return chat(request, context);
     const { context: memoryText, sources } = await retrieval.retrieveMemoryContext(textOf(query), request.memory);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -42,9 +42,13 @@ export function prepareDataDir(root: string): DataDirLayout {
 }
 
 /**
- * Makes the files the server keeps in the data directory owner-only (0600): the database and
- * its WAL, the log, the registry and settings. Files created later inherit the 0077 umask the CLI
- * sets; this covers files left by an older version or created before it.
+ * Makes the files the server keeps in the data directory owner-only: the database and its WAL,
+ * the log, the registry and settings. Files created later inherit the 0077 umask the CLI sets;
+ * this covers files left by an older version or created before it. Only the group's and others'
+ * bits are taken away: the owner's stay, so the native-host launcher that `install-native-host`
+ * writes here (0755) stays executable for its owner (0700) and Chrome can still start it (a chmod
+ * to 0600 made the first `serve` break the extension's transport). Symbolic links are left alone
+ * (lstat), never followed to a file elsewhere.
  */
 export function restrictDataFiles(layout: DataDirLayout): void {
   for (const dir of [layout.root, layout.logs]) {
@@ -57,7 +61,8 @@ export function restrictDataFiles(layout: DataDirLayout): void {
     for (const name of names) {
       const file = path.join(dir, name);
       try {
-        if (statSync(file).isFile()) chmodSync(file, 0o600);
+        const stats = lstatSync(file);
+        if (stats.isFile() && (stats.mode & 0o077) !== 0) chmodSync(file, stats.mode & 0o700);
       } catch {
         // Gone between the listing and the chmod: nothing to protect.
       }

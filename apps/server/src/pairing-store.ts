@@ -1,8 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PairingGrant, PairingVerifier } from '@tabagent/api';
-import { safeParseJson } from '@tabagent/values';
+import { RateLimitedError, safeParseJson } from '@tabagent/values';
 
 interface StoredPairing {
   id: string;
@@ -27,6 +27,11 @@ export interface PairingStore extends PairingVerifier {
   isActive(id: string): boolean;
 }
 
+/** Lifetime of a token minted without `ttl_seconds`: 30 days (a leaked token stops working by itself). */
+export const defaultPairingTtlSeconds = 30 * 24 * 3600;
+/** Unexpired tokens at once; minting another answers 429 until one is revoked or expires. */
+export const maxActivePairings = 256;
+
 const hashOf = (token: string): string => createHash('sha256').update(token).digest('hex');
 const infoOf = ({ hash: _hash, ...info }: StoredPairing): PairingInfo => info;
 
@@ -45,25 +50,42 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
     return Array.isArray(entries) ? (entries as StoredPairing[]).filter((entry) => typeof entry.hash === 'string' && typeof entry.id === 'string') : [];
   };
   let pairings = read();
+  const expired = (entry: StoredPairing, at: number): boolean => entry.expires_at !== null && Date.parse(entry.expires_at) <= at;
+  // Tokens by hash: one lookup per request, whatever the number of tokens.
+  let byHash = new Map(pairings.map((entry) => [entry.hash, entry]));
+  const changed = (next: StoredPairing[]): void => {
+    pairings = next;
+    byHash = new Map(pairings.map((entry) => [entry.hash, entry]));
+  };
+  // Written whole to a temporary file, then renamed over the old one: a crash mid-write leaves the
+  // previous file, never a cut one that would drop every pairing.
   const write = (): void => {
-    writeFileSync(file, `${JSON.stringify({ pairings }, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, `${JSON.stringify({ pairings }, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(temporary, 0o600);
+    renameSync(temporary, file);
   };
   let lastWrite = 0;
   return {
     create({ label, scope, ttlSeconds }) {
-      const token = `tap_${randomBytes(32).toString('base64url')}`;
       const created = now();
+      const live = pairings.filter((entry) => !expired(entry, created.getTime()));
+      if (live.length >= maxActivePairings)
+        throw new RateLimitedError(`${maxActivePairings} pairing tokens are active; revoke one (pairing.revoke) before minting another`, {
+          details: { active: live.length },
+        });
+      const token = `tap_${randomBytes(32).toString('base64url')}`;
       const entry: StoredPairing = {
         id: randomUUID(),
         label,
         scope,
         hash: hashOf(token),
         created_at: created.toISOString(),
-        expires_at: ttlSeconds === undefined ? null : new Date(created.getTime() + ttlSeconds * 1000).toISOString(),
+        expires_at: new Date(created.getTime() + (ttlSeconds ?? defaultPairingTtlSeconds) * 1000).toISOString(),
         last_used_at: null,
       };
-      pairings = [...pairings, entry];
+      // Expired tokens are dropped as new ones are minted.
+      changed([...live, entry]);
       write();
       return { ...infoOf(entry), token };
     },
@@ -74,16 +96,15 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
     },
     revoke(id) {
       const before = pairings.length;
-      pairings = pairings.filter((entry) => entry.id !== id);
+      changed(pairings.filter((entry) => entry.id !== id));
       if (pairings.length === before) return false;
       write();
       return true;
     },
     verify(token): PairingGrant | null {
-      const hash = hashOf(token);
-      const entry = pairings.find((candidate) => candidate.hash === hash);
+      const entry = byHash.get(hashOf(token));
       const at = now();
-      if (!entry || (entry.expires_at !== null && Date.parse(entry.expires_at) <= at.getTime())) return null;
+      if (!entry || expired(entry, at.getTime())) return null;
       entry.last_used_at = at.toISOString();
       // Last use is advisory: written at most once a minute, not on every request.
       if (at.getTime() - lastWrite > 60_000) {

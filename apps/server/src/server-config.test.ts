@@ -29,6 +29,35 @@ describe('parseServeArguments', () => {
     ]);
   });
 
+  it('refuses an allowed origin that is not exactly scheme://host[:port]: null, wildcards, paths, credentials', () => {
+    const refusals = Object.fromEntries(
+      ['null', '*', 'http://*.example.com', 'http://localhost:5173/app', 'http://user:pw@localhost', 'http://localhost?x=1', 'localhost:5173', 'not a url'].map(
+        (origin) => {
+          try {
+            parseServeArguments(['--allowed-origin', origin], {});
+            return [origin, 'accepted'];
+          } catch (error) {
+            return [origin, (error as Error).message.replace(/^--allowed-origin "[^"]*" is not an origin: /u, '').replace(/; give one as .*$/u, '')];
+          }
+        },
+      ),
+    );
+    expect(refusals).toEqual({
+      null: '"null" is what sandboxed frames and file:// pages send',
+      '*': 'wildcards are not accepted',
+      'http://*.example.com': 'wildcards are not accepted',
+      'http://localhost:5173/app': 'it has more than a scheme, a host and a port',
+      'http://user:pw@localhost': 'it has more than a scheme, a host and a port',
+      'http://localhost?x=1': 'it has more than a scheme, a host and a port',
+      'localhost:5173': 'it has more than a scheme, a host and a port',
+      'not a url': 'it does not parse as a URL',
+    });
+    expect(parseServeArguments(['--allowed-origin', 'http://localhost:5173,https://app.example/'], {}).allowedOrigins).toEqual([
+      'http://localhost:5173',
+      'https://app.example/',
+    ]);
+  });
+
   it('collects allowed hosts from TABAGENT_ALLOWED_HOSTS, or from repeated flags', () => {
     expect(parseServeArguments([], { TABAGENT_ALLOWED_HOSTS: 'nas.lan, *.home.arpa' }).allowedHosts).toEqual(['nas.lan', '*.home.arpa']);
     expect(parseServeArguments(['--allowed-host', 'a.lan', '--allowed-host=b.lan'], { TABAGENT_ALLOWED_HOSTS: 'x.lan' }).allowedHosts).toEqual([

@@ -86,6 +86,31 @@ const parseUrl =
     return value.replace(/\/+$/u, '');
   };
 
+/**
+ * An allowed origin is exact: `scheme://host[:port]`, as a browser sends it. `null` (every
+ * sandboxed iframe and `file://` page sends it) and wildcards are refused, as is anything with a
+ * path, a query or credentials: they would let in far more than the one web app meant.
+ */
+function checkOrigin(origin: string): string {
+  const refuse = (why: string): never => {
+    throw new InvalidRequestError(
+      `--allowed-origin ${JSON.stringify(origin)} is not an origin: ${why}; give one as scheme://host[:port], e.g. http://localhost:5173`,
+    );
+  };
+  if (origin === 'null') refuse('"null" is what sandboxed frames and file:// pages send');
+  if (origin.includes('*')) refuse('wildcards are not accepted');
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return refuse('it does not parse as a URL');
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || !/^[a-z][a-z0-9+.-]*:\/\/[^/]+\/?$/iu.test(origin))
+    refuse('it has more than a scheme, a host and a port');
+  if (url.host === '') refuse('it has no host');
+  return origin;
+}
+
 const optionSpecs: Record<string, OptionSpec> = {
   '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all'] as const) },
   '--host': { key: 'host', env: 'TABAGENT_HOST', parse: (value) => value },
@@ -98,7 +123,8 @@ const optionSpecs: Record<string, OptionSpec> = {
       value
         .split(',')
         .map((origin) => origin.trim())
-        .filter(Boolean),
+        .filter(Boolean)
+        .map(checkOrigin),
     repeatable: true,
   },
   '--allowed-host': {

@@ -158,6 +158,36 @@ describe('metrics and the request log', () => {
   });
 });
 
+describe('Ollama options this server does not use', () => {
+  it('names at most 64 short ones in the log, once each, and counts the rest', async () => {
+    const chat = (options: Record<string, number>) =>
+      fetch(`${base}/api/chat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 1, ...options } }),
+      });
+    const longName = 'x'.repeat(10_000);
+    const warnings = () => logLines.filter((line) => line['msg'] === 'Ollama options not used by this server were ignored');
+    const before = warnings().length;
+    // 100 short names at once, one 10,000-character name, then the same again.
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, index) => [`unknown_${index}`, 1]));
+    for (const options of [
+      { ...many, [longName]: 1 },
+      { ...many, [longName]: 1 },
+    ])
+      expect((await chat(options)).status).toBe(200);
+    const logged = warnings()
+      .slice(before)
+      .map((line) => [line['options'], line['unnamed']]);
+    // The first request names the first 64 (each once for the process) and counts 36 short ones and the long one.
+    expect(logged).toEqual([
+      [Object.keys(many).slice(0, 64), 37],
+      [[], 37],
+    ]);
+    expect(rawLog).not.toContain(longName);
+  });
+});
+
 describe('the start banner', () => {
   it('says what runs where and what to do next', () => {
     expect(startBanner({ version: '1.2.3', url: 'http://127.0.0.1:8080', dataDir: '/home/u/.tabagent', models: 0, nativeHostOrigins: 0, metrics: true })).toBe(

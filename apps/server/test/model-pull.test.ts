@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -292,6 +292,95 @@ describe('pulling through a running server', () => {
     expect([after.get('tabagent_download_bytes_total'), after.get('tabagent_downloads_active')]).toEqual([before + ggufBytes.length, 0]);
     expect(cdnRanges()).toHaveLength(1);
   }, 60_000);
+});
+
+describe('hostile repositories (a hostile Hub mirror at HF_ENDPOINT, or a hostile upload)', () => {
+  let outer: string;
+  let server: RunningServer;
+  let base: string;
+
+  /** Every file under `folder`, relative to it. */
+  const allFiles = (folder: string, prefix = ''): string[] =>
+    readdirSync(path.join(folder, prefix), { withFileTypes: true }).flatMap((entry) => {
+      const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+      return entry.isDirectory() ? allFiles(folder, relative) : [relative];
+    });
+  /** What exists outside the models folder, less the server's own database and log (which change with every request). */
+  const outsideModels = (): string[] => allFiles(outer).filter((file) => !file.startsWith('data/models/') && !/^data\/(?:tabagent\.db|logs\/)/u.test(file));
+
+  beforeAll(async () => {
+    // The data directory one level down, so that a file escaping it lands where the test sees it.
+    outer = mkdtempSync(path.join(tmpdir(), 'pull-hostile-'));
+    const embedder = filesOf(path.join(fixtures, 'embedder'));
+    const weights = Buffer.from('weights of an external-data file');
+    await hub.addRepo('evil/onnx-dots', { files: [...embedder, { path: 'onnx/model.onnx_data/../../../../../escape-dots.txt', content: weights }] });
+    await hub.addRepo('evil/onnx-backslash', { files: [...embedder, { path: 'onnx/model.onnx_data\\..\\..\\..\\..\\escape.cmd', content: weights }] });
+    // A name git and the Hub accept: a split GGUF whose stem is `..`, saved as `<stem>/<name>`.
+    await hub.addRepo('evil/split-dots', { files: [{ path: '..-00001-of-00001.gguf', content: ggufBytes }] });
+    await hub.addRepo('evil/device-name', { files: [{ path: 'aux.gguf', content: ggufBytes }] });
+    const config = parseServeArguments(['--port', '0', '--data-dir', path.join(outer, 'data'), '--threads', '1', '--gpu', 'off', '--hf-endpoint', hub.url], {});
+    server = await startServer(config, { logger: pino({ level: 'silent' }) });
+    base = server.httpUrl as string;
+  }, 60_000);
+
+  afterAll(async () => {
+    await server.close();
+    rmSync(outer, { recursive: true, force: true });
+  });
+
+  it('refuses each with a clear problem before a byte is downloaded, writing nothing outside the models folder', async () => {
+    const before = outsideModels();
+    const refusals: Record<string, unknown>[] = [];
+    for (const model of ['evil/onnx-dots', 'evil/onnx-backslash', 'evil/split-dots', 'evil/device-name']) {
+      for (const stream of [false, true]) {
+        const response = await fetch(`${base}/v1/models/pull`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model, stream }),
+        });
+        const problem = (await response.json()) as { code: string; detail: string };
+        refusals.push({ model, stream, status: response.status, code: problem.code, detail: problem.detail });
+      }
+    }
+    const expected = (model: string, detail: string) => [false, true].map((stream) => ({ model, stream, status: 502, code: 'upstream_error', detail }));
+    expect(refusals).toEqual([
+      ...expected(
+        'evil/onnx-dots',
+        'The Hub\'s listing of evil/onnx-dots names a file that cannot be saved safely, "onnx/model.onnx_data/../../../../../escape-dots.txt": it has a ".." segment. Nothing was downloaded.',
+      ),
+      ...expected(
+        'evil/onnx-backslash',
+        'The Hub\'s listing of evil/onnx-backslash names a file that cannot be saved safely, "onnx/model.onnx_data\\\\..\\\\..\\\\..\\\\..\\\\escape.cmd": it holds a backslash. Nothing was downloaded.',
+      ),
+      ...expected(
+        'evil/split-dots',
+        'evil/split-dots would save a file as "../..-00001-of-00001.gguf", which is not inside the models folder; nothing was downloaded.',
+      ),
+      ...expected(
+        'evil/device-name',
+        'The Hub\'s listing of evil/device-name names a file that cannot be saved safely, "aux.gguf": "aux.gguf" is a device name on Windows. Nothing was downloaded.',
+      ),
+    ]);
+    expect(cdnRanges()).toEqual([]);
+    expect(outsideModels()).toEqual(before);
+    expect(allFiles(path.join(outer, 'data', 'models'))).toEqual([]);
+  });
+
+  it('discards partials by repository and name only: a path in the name reaches nothing outside the staging folder', async () => {
+    const staging = path.join(outer, 'data', 'models', '.downloads');
+    const victims = ['victim.partial', 'victim.json'].map((name) => path.join(outer, name));
+    for (const victim of victims) writeFileSync(victim, 'keep me');
+    for (const file of ['../../../victim', '..\\..\\..\\victim', '/etc/passwd']) {
+      const response = await fetch(`${base}/v1/models/downloads`, {
+        method: 'DELETE',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ repo: 'evil/onnx-dots', file }),
+      });
+      expect([file, response.status, await response.json()]).toEqual([file, 200, { status: 'not_found', repo: 'evil/onnx-dots', file }]);
+    }
+    for (const victim of victims) expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    expect(existsSync(staging) ? readdirSync(staging) : []).toEqual([]);
+  });
 });
 
 describe('pulling in a server process', () => {

@@ -97,6 +97,24 @@ describe('model registry', () => {
     expect(seen).toHaveLength(3);
   });
 
+  it('treats toString and constructor as model names like any other, never as members every object has', async () => {
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'toString.gguf'));
+    writeTinyLlamaGguf(path.join(dataDir, 'models', 'plain.gguf'));
+    expect((await registry.get('toString')).id).toBe('toString');
+    const unknown: [string, string][] = [];
+    for (const id of ['constructor', 'hasOwnProperty', '__proto__']) unknown.push([id, (await caught(registry.get(id))).code]);
+    expect(unknown).toEqual([
+      ['constructor', 'model_not_found'],
+      ['hasOwnProperty', 'model_not_found'],
+      ['__proto__', 'model_not_found'],
+    ]);
+    expect((await caught(registry.remove('constructor'))).code).toBe('model_not_found');
+    expect(await registry.aliasTarget('valueOf')).toBeUndefined();
+    await registry.setAlias('constructor', 'plain');
+    expect(await registry.aliasTarget('constructor')).toBe('plain');
+    expect((await registry.get('constructor')).id).toBe('plain');
+  });
+
   it('answers model_not_found for an unknown id and invalid_model for a broken file, and lists only good models', async () => {
     writeTinyLlamaGguf(path.join(dataDir, 'models', 'good.gguf'));
     writeBrokenGguf(path.join(dataDir, 'models', 'broken.gguf'), 'duplicate-token');

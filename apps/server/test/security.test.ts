@@ -81,14 +81,16 @@ describe('who may call', () => {
     expect(((await (await fetch(`${base}/v1/models/loaded`)).json()) as { models: unknown[] }).models).toEqual([]);
   });
 
-  it('sends nosniff, same-origin CORP and Vary: Origin, Swagger UI included', async () => {
+  it('sends nosniff, same-origin CORP, no framing and Vary: Origin, Swagger UI included', async () => {
     for (const route of ['/v1/health', '/swagger-ui/', '/api/tags']) {
       const response = await fetch(`${base}${route}`);
-      expect([route, response.headers.get('x-content-type-options'), response.headers.get('cross-origin-resource-policy')]).toEqual([
+      expect([
         route,
-        'nosniff',
-        'same-origin',
-      ]);
+        response.headers.get('x-content-type-options'),
+        response.headers.get('cross-origin-resource-policy'),
+        response.headers.get('x-frame-options'),
+        response.headers.get('content-security-policy'),
+      ]).toEqual([route, 'nosniff', 'same-origin', 'DENY', "frame-ancestors 'none'"]);
       expect(response.headers.get('vary')).toContain('Origin');
     }
   });
@@ -185,8 +187,17 @@ describe('generations belong to their caller', () => {
     await reader.read();
     const other = await fetch(`${base}/v1/generation/stop`, json({ request_id: 'mine-1' }));
     expect(await other.json()).toEqual({ status: 'not_found', request_id: 'mine-1', stopped: 0 });
-    const status = (await (await fetch(`${base}/v1/halt`)).json()) as { active_request_ids: string[] };
-    expect(status.active_request_ids).toContain('mine-1');
+    // Another caller sees that one runs, not its id; its own caller sees the id.
+    const status = (await (await fetch(`${base}/v1/halt`)).json()) as { active_requests: number; active_request_ids: string[] };
+    expect([status.active_requests, status.active_request_ids]).toEqual([1, []]);
+    const ownStatus = (await (await fetch(`${base}/v1/halt`, { headers: { origin: extension } })).json()) as { active_request_ids: string[] };
+    expect(ownStatus.active_request_ids).toEqual(['mine-1']);
+    // Another caller starting a generation under the same id does not take it over: the owner still stops its own.
+    const squatter = await fetch(
+      `${base}/v1/chat/completions`,
+      json({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }, { 'x-request-id': 'mine-1' }),
+    );
+    expect(squatter.status).toBe(200);
     const own = await fetch(`${base}/v1/generation/stop`, json({ request_id: 'mine-1' }, { origin: extension }));
     expect(await own.json()).toEqual({ status: 'stopped', request_id: 'mine-1', stopped: 1 });
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
@@ -213,9 +224,28 @@ describe('pairing', () => {
     expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([204, page]);
     expect((await fetch(`${base}/v1/models`, { headers: bearer })).status).toBe(200);
     expect((await fetch(`${base}/v1/models`, { headers: { origin: page } })).status).toBe(403);
-    // A chat token does not open the memory.
+    // A chat token does not open the memory: not its routes, not chat's memory option, not the metrics.
     const memory = await fetch(`${base}/v1/sync/pull`, json({}, bearer));
     expect([memory.status, ((await memory.json()) as { code: string }).code]).toEqual([403, 'forbidden']);
+    const ask = { model: 'tiny', messages: [{ role: 'user', content: 'bank password reset' }], max_tokens: 2 };
+    for (const stream of [false, true]) {
+      const withMemory = await fetch(`${base}/v1/chat/completions`, json({ ...ask, stream, memory: { k: 50 } }, bearer));
+      expect([stream, withMemory.status, await withMemory.json()]).toEqual([
+        stream,
+        403,
+        expect.objectContaining({
+          code: 'forbidden',
+          detail: 'This pairing token is for chat only; the memory option reads saved memory and needs a token of scope "full"',
+        }),
+      ]);
+    }
+    expect((await fetch(`${base}/v1/chat/completions`, json(ask, bearer))).status).toBe(200);
+    const metrics = await fetch(`${base}/metrics`, { headers: bearer });
+    expect([metrics.status, ((await metrics.json()) as { detail: string }).detail]).toEqual([
+      403,
+      'This pairing token is for chat only; /metrics needs a token of scope "full"',
+    ]);
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
     const revoked = await server.provider.handle(
       'pairing.revoke',
       { id: minted.id },

@@ -3,6 +3,7 @@ import { parse as parseQueryString } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import {
+  ForbiddenError,
   InvalidRequestError,
   NotFoundError,
   isChunkStream,
@@ -141,6 +142,15 @@ class ApiRouterBuilder {
     const { metrics } = this.options;
     if (metrics !== undefined) {
       router.get(metricsPath, (request: Request, response: Response) => {
+        // Not a catalogue route, so the scope check is here: the metrics name every route and model in use.
+        if (requestStateOf(request, this.requestIdFactory).pairing?.scope === 'chat') {
+          this.fail(
+            request,
+            response,
+            new ForbiddenError('This pairing token is for chat only; /metrics needs a token of scope "full"', { details: { scope: 'chat' } }),
+          );
+          return;
+        }
         metrics()
           .then(({ contentType, body }) => {
             response.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });

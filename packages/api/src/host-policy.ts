@@ -1,14 +1,13 @@
-import { hostname } from 'node:os';
-
 /**
- * Host names accepted by default, as Ollama accepts them on loopback: loopback names and any
- * `*.localhost` (RFC 6761 keeps them on this machine), this machine's own name, and
- * `host.docker.internal` (what a container, e.g. Open WebUI in Docker, calls the host). None of
- * them can be pointed at this server by a web page's DNS, which is what the check is against.
+ * Host names accepted by default: loopback names and any `*.localhost` (RFC 6761 keeps them on
+ * this machine), and `host.docker.internal` (what a container, e.g. Open WebUI in Docker, calls
+ * the host). None of them can be pointed at this server by a web page's DNS, which is what the
+ * check is against. This machine's own name and `<name>.local` are not among them: anyone on the
+ * LAN can answer mDNS (or LLMNR) for them, serve a page there, then rebind the name to 127.0.0.1.
+ * `--allowed-host` adds them where wanted.
  */
 export function defaultAllowedHosts(): string[] {
-  const own = hostname().trim().toLowerCase();
-  return ['localhost', '127.0.0.1', '[::1]', '*.localhost', 'host.docker.internal', ...(own === '' ? [] : [own, `${own}.local`])];
+  return ['localhost', '127.0.0.1', '[::1]', '*.localhost', 'host.docker.internal'];
 }
 
 /**

@@ -80,21 +80,11 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number, optio
         resolve(emptyBody);
         return;
       }
-      // Nesting is measured before parsing, so a deeply nested body fails at its first bytes
-      // instead of costing a full parse (and a stack overflow deeper down).
-      const shapeError = nestingError(text);
-      if (shapeError) {
-        reject(shapeError);
-        return;
-      }
-      const parsed = safeParseJson(text);
-      if (!parsed.success) {
-        reject(parsed.error);
-        return;
-      }
-      const arrayError = longArrayError(parsed.value);
-      if (arrayError) reject(arrayError);
-      else resolve(parsed.value);
+      // Nesting is measured before parsing (a deeply nested body fails at its first bytes), and
+      // arrays after: the limits every transport applies, in `safeParseJson`.
+      const parsed = safeParseJson(text, { subject: 'body' });
+      if (parsed.success) resolve(parsed.value);
+      else reject(parsed.error);
     };
     const onError = (error: Error): void => fail(new InvalidRequestError('The request body could not be read', { cause: error }));
     const onAborted = (): void => fail(new InvalidRequestError('The client aborted the request body'));
@@ -109,46 +99,4 @@ function tooLarge(limitBytes: number): Error {
   return new PayloadTooLargeError(`The request body exceeds the limit of ${limitBytes} bytes`, { details: { limit_bytes: limitBytes } });
 }
 
-/** Deepest JSON nesting a request may have (objects and arrays). */
-export const maxJsonDepth = 64;
-/** Longest JSON array a request may have (token prompts and embedding batches stay well under it). */
-export const maxJsonArrayLength = 100_000;
-
-/** A 400 when `text` nests deeper than `maxJsonDepth`; scans only as far as the first violation. */
-function nestingError(text: string): InvalidRequestError | null {
-  let depth = 0;
-  let inString = false;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c)
-        index++; // backslash: skip the escaped character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x7b || code === 0x5b) {
-      depth++;
-      if (depth > maxJsonDepth)
-        return new InvalidRequestError(`The JSON body nests deeper than ${maxJsonDepth} levels`, { details: { max_depth: maxJsonDepth } });
-    } else if (code === 0x7d || code === 0x5d) depth--;
-  }
-  return null;
-}
-
-/** A 400 when any array in the parsed body is longer than `maxJsonArrayLength` (walked without recursion). */
-function longArrayError(value: unknown): InvalidRequestError | null {
-  const pending: unknown[] = [value];
-  while (pending.length > 0) {
-    const next = pending.pop();
-    if (Array.isArray(next)) {
-      if (next.length > maxJsonArrayLength) {
-        return new InvalidRequestError(`A JSON array in the body has ${next.length} items; the limit is ${maxJsonArrayLength}`, {
-          details: { max_array_length: maxJsonArrayLength },
-        });
-      }
-      for (const item of next) if (typeof item === 'object' && item !== null) pending.push(item);
-    } else if (typeof next === 'object' && next !== null) {
-      for (const item of Object.values(next)) if (typeof item === 'object' && item !== null) pending.push(item);
-    }
-  }
-  return null;
-}
+export { maxJsonArrayLength, maxJsonDepth } from '@tabagent/values';

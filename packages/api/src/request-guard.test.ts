@@ -30,10 +30,17 @@ describe('Host and Origin checks', () => {
     }
   });
 
-  it("accepts, as Ollama does, *.localhost, host.docker.internal (a container calling the host) and this machine's name", async () => {
-    for (const host of ['app.localhost:5173', 'host.docker.internal:8080', hostname()]) {
+  it('accepts *.localhost and host.docker.internal (a container calling the host)', async () => {
+    for (const host of ['app.localhost:5173', 'host.docker.internal:8080']) {
       const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
       expect({ host, status: response.status }).toEqual({ host, status: 200 });
+    }
+  });
+
+  it("refuses this machine's name and <name>.local unless configured: the LAN can answer mDNS for them and rebind", async () => {
+    for (const host of [hostname(), `${hostname()}.local`, `${hostname()}.local:8080`]) {
+      const response = await rawRequest({ port: server.port, method: 'GET', path: '/v1/health', headers: { host } });
+      expect({ host, status: response.status }).toEqual({ host, status: 403 });
     }
   });
 
@@ -94,15 +101,24 @@ describe('Host and Origin checks', () => {
     expect((await fetch(`${server.baseUrl}/v1/health`, { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(200);
   });
 
-  it('sends nosniff, same-origin CORP and Vary: Origin on every response, errors and Swagger UI included', async () => {
+  it('sends nosniff, same-origin CORP, no framing and Vary: Origin on every response, errors and Swagger UI included', async () => {
     for (const route of ['/v1/health', '/v1/no-such-route', '/swagger-ui/', '/api-doc/openapi.json']) {
       const response = await fetch(`${server.baseUrl}${route}`);
       expect({
         route,
         nosniff: response.headers.get('x-content-type-options'),
         corp: response.headers.get('cross-origin-resource-policy'),
+        frameOptions: response.headers.get('x-frame-options'),
+        csp: response.headers.get('content-security-policy'),
         vary: response.headers.get('vary'),
-      }).toEqual({ route, nosniff: 'nosniff', corp: 'same-origin', vary: expect.stringContaining('Origin') });
+      }).toEqual({
+        route,
+        nosniff: 'nosniff',
+        corp: 'same-origin',
+        frameOptions: 'DENY',
+        csp: "frame-ancestors 'none'",
+        vary: expect.stringContaining('Origin'),
+      });
     }
   });
 

@@ -64,10 +64,16 @@ const preflightHeaders = {
   'Access-Control-Max-Age': '600',
 } as const;
 
-/** On every response: no MIME sniffing, no embedding by other sites, and caches keyed on the Origin. */
+/**
+ * On every response: no MIME sniffing, no embedding by other sites (CORP for subresources; no
+ * framing at all, so no page can lay Swagger UI's "Execute" buttons under a decoy and have them
+ * clicked), and caches keyed on the Origin.
+ */
 const securityHeaders = {
   'X-Content-Type-Options': 'nosniff',
   'Cross-Origin-Resource-Policy': 'same-origin',
+  'X-Frame-Options': 'DENY',
+  'Content-Security-Policy': "frame-ancestors 'none'",
   Vary: 'Origin',
 } as const;
 

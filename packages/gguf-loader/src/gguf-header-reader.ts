@@ -34,21 +34,37 @@ export interface GgufHeader {
 
 /** Options of `readGgufHeader`. */
 export interface ReadGgufHeaderOptions {
-  /** Largest header accepted, in bytes (default 256 MiB); a bigger one is refused as malformed. */
+  /** Largest header accepted, in bytes (default 64 MiB); a bigger one is refused as malformed. */
   maxHeaderBytes?: number;
 }
 
 const initialReadBytes = 1 << 20;
-const defaultMaxHeaderBytes = 256 * 1024 * 1024;
+// Bounds of a header, each well above what real models hold (a 256k-token vocabulary is three
+// arrays of 256k; the largest models have a few thousand tensors), and each checked before
+// anything is allocated, so a crafted header (a sparse file claiming 250 million elements, a
+// 20,000-deep nest of arrays, 10 million tensors) is refused as invalid instead of exhausting the
+// heap or the stack, which no catch survives.
+const defaultMaxHeaderBytes = 64 * 1024 * 1024;
+/** Elements of one metadata array. */
+export const maxGgufArrayElements = 4 * 1024 * 1024;
+/** Elements of every metadata array together. */
+export const maxGgufTotalElements = 16 * 1024 * 1024;
+/** Arrays inside arrays: the format's own keys use none; one level is allowed. */
+export const maxGgufArrayDepth = 2;
+export const maxGgufTensors = 100_000;
+export const maxGgufMetadataEntries = 65_536;
 
 class NeedMoreBytes extends Error {}
 
 class HeaderCursor {
   private position = 0;
   private readonly view: DataView;
+  /** Array elements read so far, against maxGgufTotalElements. */
+  elements = 0;
   constructor(
     private readonly buffer: Buffer,
     private readonly fileSize: number,
+    private readonly maxHeaderBytes: number,
   ) {
     this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }
@@ -60,6 +76,11 @@ class HeaderCursor {
   /** Bytes of the file after the cursor (not only of the buffer). */
   get remainingInFile(): number {
     return this.fileSize - this.position;
+  }
+
+  /** Bytes the header may still take: what is left of the file, and of the largest header accepted. */
+  get remainingInHeader(): number {
+    return Math.min(this.fileSize, this.maxHeaderBytes) - this.position;
   }
 
   private take(bytes: number): number {
@@ -105,13 +126,14 @@ class HeaderCursor {
   }
   string(what: string): string {
     const length = this.u64();
-    if (length > this.remainingInFile) throw new InvalidModelError(`GGUF ${what} claims ${length} bytes but only ${this.remainingInFile} remain in the file`);
+    if (length > this.remainingInHeader)
+      throw new InvalidModelError(`GGUF ${what} claims ${length} bytes but only ${this.remainingInHeader} remain in the file's header`);
     const start = this.take(length);
     return this.buffer.toString('utf8', start, start + length);
   }
 }
 
-function readValue(cursor: HeaderCursor, type: number, key: string): GgufValue {
+function readValue(cursor: HeaderCursor, type: number, key: string, depth = 0): GgufValue {
   switch (type) {
     case GgufValueType.UINT8:
       return cursor.u8();
@@ -142,14 +164,19 @@ function readValue(cursor: HeaderCursor, type: number, key: string): GgufValue {
       const count = cursor.u64();
       const minimum = minimumValueBytes(elementType);
       if (minimum === undefined) throw new InvalidModelError(`GGUF metadata "${key}" is an array of unknown type ${elementType}`);
+      if (elementType === GgufValueType.ARRAY && depth + 1 >= maxGgufArrayDepth)
+        throw new InvalidModelError(`GGUF metadata "${key}" nests arrays deeper than ${maxGgufArrayDepth} levels`);
       // Checked before allocating anything: a corrupt count must not make us allocate gigabytes.
-      if (count * minimum > cursor.remainingInFile) {
+      if (count > maxGgufArrayElements) throw new InvalidModelError(`GGUF metadata "${key}" claims ${count} array elements (at most ${maxGgufArrayElements})`);
+      if (count * minimum > cursor.remainingInHeader) {
         throw new InvalidModelError(
-          `GGUF metadata "${key}" claims ${count} array elements, more than the ${cursor.remainingInFile} bytes left in the file can hold`,
+          `GGUF metadata "${key}" claims ${count} array elements, more than the ${cursor.remainingInHeader} bytes left in the file's header can hold`,
         );
       }
+      cursor.elements += count;
+      if (cursor.elements > maxGgufTotalElements) throw new InvalidModelError(`GGUF metadata holds more than ${maxGgufTotalElements} array elements in all`);
       const values: GgufValue[] = new Array<GgufValue>(count);
-      for (let index = 0; index < count; index++) values[index] = readValue(cursor, elementType, key);
+      for (let index = 0; index < count; index++) values[index] = readValue(cursor, elementType, key, depth + 1);
       return values;
     }
     default:
@@ -157,8 +184,8 @@ function readValue(cursor: HeaderCursor, type: number, key: string): GgufValue {
   }
 }
 
-function parseHeader(path: string, buffer: Buffer, fileSize: number): GgufHeader {
-  const cursor = new HeaderCursor(buffer, fileSize);
+function parseHeader(path: string, buffer: Buffer, fileSize: number, maxHeaderBytes: number): GgufHeader {
+  const cursor = new HeaderCursor(buffer, fileSize, maxHeaderBytes);
   if (fileSize < 4) throw new InvalidModelError(`Not a GGUF file (${fileSize} bytes): ${path}`);
   const magic = buffer.toString('latin1', 0, Math.min(4, buffer.length));
   if (magic !== 'GGUF') throw new InvalidModelError(`Not a GGUF file: the magic is ${JSON.stringify(magic)} instead of "GGUF"`);
@@ -167,9 +194,13 @@ function parseHeader(path: string, buffer: Buffer, fileSize: number): GgufHeader
   if (version !== 2 && version !== 3) throw new InvalidModelError(`Unsupported GGUF version ${version} (2 and 3 are supported)`);
   const tensorCount = cursor.u64();
   const kvCount = cursor.u64();
-  if (kvCount * 13 > cursor.remainingInFile) throw new InvalidModelError(`GGUF header claims ${kvCount} metadata entries, more than the file can hold`);
+  if (kvCount > maxGgufMetadataEntries || kvCount * 13 > cursor.remainingInHeader)
+    throw new InvalidModelError(
+      `GGUF header claims ${kvCount} metadata entries, more than ${Math.min(maxGgufMetadataEntries, Math.floor(cursor.remainingInHeader / 13))}`,
+    );
   // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
-  if (tensorCount * 24 > cursor.remainingInFile) throw new InvalidModelError(`GGUF header claims ${tensorCount} tensors, more than the file can hold`);
+  if (tensorCount > maxGgufTensors || tensorCount * 24 > cursor.remainingInHeader)
+    throw new InvalidModelError(`GGUF header claims ${tensorCount} tensors, more than ${Math.min(maxGgufTensors, Math.floor(cursor.remainingInHeader / 24))}`);
 
   const metadata = new Map<string, GgufValue>();
   for (let index = 0; index < kvCount; index++) {
@@ -225,7 +256,7 @@ export async function readGgufHeader(path: string, options: ReadGgufHeaderOption
       const buffer = Buffer.alloc(want);
       const { bytesRead } = await handle.read(buffer, 0, want, 0);
       try {
-        return parseHeader(path, buffer.subarray(0, bytesRead), fileSize);
+        return parseHeader(path, buffer.subarray(0, bytesRead), fileSize, maxHeaderBytes);
       } catch (error) {
         if (!(error instanceof NeedMoreBytes)) throw error;
         if (want >= maxHeaderBytes) throw new InvalidModelError(`GGUF header of ${path} is larger than ${maxHeaderBytes} bytes`);

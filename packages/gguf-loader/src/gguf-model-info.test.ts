@@ -66,6 +66,9 @@ describe('readGgufHeader / inspectGgufFile', () => {
     'tensor-outside-file': /beyond the end of the file/,
     'unsupported-tensor-type': /unsupported type 31/,
     'absurd-array-count': /"tokenizer\.ggml\.merges" claims 4000000000 array elements/,
+    'deeply-nested-array': /GGUF metadata "bomb\.nested" nests arrays deeper than 2 levels/,
+    'sparse-huge-array': /GGUF metadata "bomb\.bytes" claims 250000000 array elements \(at most 4194304\)/,
+    'huge-tensor-count': /GGUF header claims 10000000 tensors, more than 100000/,
   };
 
   it.each(brokenGgufKinds.map((kind) => [kind]))('refuses a broken file: %s', async (kind) => {

@@ -6,12 +6,21 @@ import {
   ConflictError,
   ForbiddenError,
   GenerationParams as GenerationParamsSchema,
+  InvalidModelError,
   InvalidRequestError,
   ModelNotFoundError,
   TabAgentError,
   safeParseJson,
 } from '@tabagent/values';
 import type { GenerationParams, ModelInspection, ModelInspector, ModelSettings, ModelTask, RegisteredModel } from './model-types.js';
+
+/**
+ * A record's own entry: ids are chosen by callers and file names, and `toString` or `constructor`
+ * must be a model's name like any other, never a member every object inherits.
+ */
+function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
 
 /** Options of `createModelRegistry`. */
 export interface ModelRegistryOptions {
@@ -274,9 +283,18 @@ export class JsonModelRegistry implements ModelRegistry {
     try {
       result = await candidate.inspector.inspect(candidate.path, candidate.task === undefined ? undefined : { task: candidate.task });
     } catch (error) {
-      if (!TabAgentError.isInstance(error)) throw error;
-      result = error;
-      this.options.logger?.warn({ path: candidate.path, err: error }, 'Model cannot be used');
+      // Whatever an inspector throws on a file (a parser's RangeError on a crafted header, an I/O
+      // error) makes that model invalid, never the listing: one bad file must not fail every
+      // model route, or the server's start.
+      result = TabAgentError.isInstance(error)
+        ? error
+        : new InvalidModelError(
+            `${path.basename(candidate.path)} cannot be read as a ${candidate.inspector.format} model: ${error instanceof Error ? error.message : String(error)}`,
+            {
+              cause: error,
+            },
+          );
+      this.options.logger?.warn({ path: candidate.path, err: result }, 'Model cannot be used');
     }
     this.inspections.set(candidate.path, { key, result });
     return result;
@@ -377,7 +395,7 @@ export class JsonModelRegistry implements ModelRegistry {
           created: candidate.created,
           details: inspection.details,
           source: candidate.source,
-          settings: registry.settings[id] ?? {},
+          settings: own(registry.settings, id) ?? {},
         },
       });
     }
@@ -400,7 +418,7 @@ export class JsonModelRegistry implements ModelRegistry {
 
   async get(id: string): Promise<RegisteredModel> {
     const { entries, registry } = await this.scan();
-    const target = registry.aliases[id] ?? id;
+    const target = own(registry.aliases, id) ?? id;
     const entry = entries.find((candidate) => (candidate.ok ? candidate.model.id : candidate.id) === target);
     if (!entry) throw new ModelNotFoundError(`No model with id "${id}" is registered`, { details: { model: id } });
     if (!entry.ok) throw entry.error;
@@ -458,7 +476,7 @@ export class JsonModelRegistry implements ModelRegistry {
       throw new ConflictError(`"${alias}" is the id of a model; an alias must be a new name`, { details: { model: alias } });
     }
     // An alias of an alias names the model itself.
-    const model = await this.get(registry.aliases[target] ?? target);
+    const model = await this.get(own(registry.aliases, target) ?? target);
     await this.mutate((stored) => {
       stored.aliases[alias] = model.id;
     });
@@ -467,12 +485,12 @@ export class JsonModelRegistry implements ModelRegistry {
 
   async aliasTarget(id: string): Promise<string | undefined> {
     const { registry } = await this.scan();
-    return registry.aliases[id];
+    return own(registry.aliases, id);
   }
 
   async remove(id: string): Promise<'deleted' | 'unregistered'> {
     const { registry } = await this.scan();
-    if (registry.aliases[id] !== undefined) {
+    if (own(registry.aliases, id) !== undefined) {
       await this.mutate((stored) => {
         stored.aliases = Object.fromEntries(Object.entries(stored.aliases).filter(([alias]) => alias !== id));
       });
@@ -520,7 +538,7 @@ export class JsonModelRegistry implements ModelRegistry {
 
   async setModelSettings(id: string, settings: ModelSettings): Promise<void> {
     await this.mutate((registry) => {
-      registry.settings[id] = { ...registry.settings[id], ...settings };
+      registry.settings[id] = { ...own(registry.settings, id), ...settings };
     });
   }
 

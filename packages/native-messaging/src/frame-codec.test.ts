@@ -85,6 +85,18 @@ describe('frame codec', () => {
     );
   });
 
+  it('reports JSON nested deeper than 64 levels, or with an array over 100,000 items, as malformed, as HTTP bodies are', () => {
+    const decoder = createFrameDecoder();
+    const deep = `${'['.repeat(65)}${']'.repeat(65)}`;
+    const long = JSON.stringify({ id: 'embeddings', payload: { input: new Array<number>(100_001).fill(1) } });
+    const decoded = decoder.push(Buffer.concat([rawFrame(Buffer.from(deep)), rawFrame(Buffer.from(long)), encodeFrame({ after: true })]));
+    expect(decoded.map((frame) => (frame.kind === 'malformed' ? frame.error.message : frame.kind))).toEqual([
+      'The JSON message nests deeper than 64 levels',
+      'A JSON array in the message has 100001 items; the limit is 100000',
+      'message',
+    ]);
+  });
+
   it('stops at a declared length above the limit: the stream can no longer be trusted', () => {
     const decoder = createFrameDecoder({ maxFrameBytes: 100 });
     const stream = Buffer.concat([encodeFrame({ ok: 1 }), rawFrame(Buffer.alloc(10), 101), encodeFrame({ ignored: true })]);

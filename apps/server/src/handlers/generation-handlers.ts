@@ -9,10 +9,10 @@ import type {
   ModelResolver,
   ReasoningSetting,
 } from '@tabagent/model-cache';
-import { InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
+import { ConflictError, InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
 import type { GenerationParams } from '@tabagent/model-cache';
 import type { HandlerGroup } from './handler-group.js';
-import { callerKeyOf } from './request-cancellation.js';
+import { callerKeyOf, runningKeyOf } from './request-cancellation.js';
 
 /** Minimal logger of the handlers (pino-compatible). */
 export interface GenerationHandlerLogger {
@@ -207,7 +207,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const statsHistory = deps.statsHistory ?? 20;
   /** Running generations by request id, with who started them: only that caller (or halt) stops one. */
-  const running = new Map<string, { controller: AbortController; caller: string }>();
+  const running = new Map<string, { controller: AbortController; caller: string; requestId: string }>();
   const statsByModel = new Map<string, GenerationStats[]>();
   const generationCount = new Map<string, number>();
   let lastStats: GenerationStats | null = null;
@@ -243,12 +243,20 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     start: (signal: AbortSignal) => GenerationRun<GenerationResult, GenerationDelta>,
   ): GenerationRun<GenerationResult, GenerationDelta> => {
     const controller = new AbortController();
-    const entry = { controller, caller: callerKeyOf(context) };
-    running.set(context.requestId, entry);
+    const caller = callerKeyOf(context);
+    const key = runningKeyOf(caller, context.requestId);
+    // Ids are the caller's own: one caller's id never replaces another's entry, and a caller's
+    // second live generation under one id is refused (its stop would be ambiguous).
+    if (running.has(key))
+      throw new ConflictError(`A generation with request id ${context.requestId} is already running; give each request its own id`, {
+        details: { request_id: context.requestId },
+      });
+    const entry = { controller, caller, requestId: context.requestId };
+    running.set(key, entry);
     const endActivity = deps.activity?.begin();
     const release = (): void => {
       endActivity?.();
-      if (running.get(context.requestId) === entry) running.delete(context.requestId);
+      if (running.get(key) === entry) running.delete(key);
     };
     let run: GenerationRun<GenerationResult, GenerationDelta>;
     try {
@@ -355,7 +363,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         } finally {
           // The consumer left early (client disconnect): stop generating.
           if (!finished) {
-            running.get(context.requestId)?.controller.abort();
+            running.get(runningKeyOf(callerKeyOf(context), context.requestId))?.controller.abort();
             await run.result.catch(() => undefined);
           }
         }
@@ -411,7 +419,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           yield chunk('', result);
         } finally {
           if (!finished) {
-            running.get(context.requestId)?.controller.abort();
+            running.get(runningKeyOf(callerKeyOf(context), context.requestId))?.controller.abort();
             await run.result.catch(() => undefined);
           }
         }
@@ -420,9 +428,9 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
 
     'generation.stop': async (request, context) => {
       const caller = callerKeyOf(context);
-      const entry = running.get(request.request_id);
+      const entry = running.get(runningKeyOf(caller, request.request_id));
       // Another caller's generation is answered as not found: its id is not this caller's to know.
-      if (entry?.caller !== caller) {
+      if (entry === undefined) {
         const stopped = deps.otherRequests?.cancel(request.request_id, caller) ?? false;
         return stopped
           ? { status: 'stopped', request_id: request.request_id, stopped: 1 }
@@ -433,17 +441,19 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
     },
 
     'generation.halt': async () => {
-      const ids = [...running.keys()];
-      for (const id of ids) running.get(id)?.controller.abort();
+      const entries = [...running.values()];
+      for (const entry of entries) entry.controller.abort();
+      const ids = entries.map((entry) => entry.requestId);
       lastHaltTime = new Date().toISOString();
       deps.logger?.info({ stopped: ids.length }, 'Halted all generations');
       return { status: 'halted', was_generating: ids.length > 0, stopped: ids.length, stopped_request_ids: ids };
     },
 
-    'generation.halt_status': async () => ({
+    // How many run is everyone's to know; which ids, only the caller's own.
+    'generation.halt_status': async (_request, context) => ({
       generating: running.size > 0,
       active_requests: running.size,
-      active_request_ids: [...running.keys()],
+      active_request_ids: [...running.values()].filter((entry) => entry.caller === callerKeyOf(context)).map((entry) => entry.requestId),
       last_halt_time: lastHaltTime,
     }),
 

@@ -1,12 +1,19 @@
 import type { CallContext } from '@tabagent/values';
 
 /**
- * Who a call comes from, for "only its caller may stop it": the transport plus the browser
- * origin or WebRTC peer. Local programs over HTTP (no Origin) are one identity, as are the
- * extension's native-messaging session and each allowed origin.
+ * Who a call comes from, for "only its caller may stop it": the transport, the browser origin or
+ * WebRTC peer, the pairing token and whether the API key was given. Local programs over HTTP (no
+ * Origin, no token) are one identity, as are the extension's native-messaging session and each
+ * allowed origin; two tokens used from one origin are two callers.
  */
 export function callerKeyOf(context: Pick<CallContext, 'transport' | 'caller'>): string {
-  return `${context.transport}|${context.caller.origin ?? ''}|${context.caller.peerId ?? ''}`;
+  const { caller } = context;
+  return JSON.stringify([context.transport, caller.origin ?? '', caller.peerId ?? '', caller.pairing?.id ?? '', caller.apiKey === true]);
+}
+
+/** The key of a caller's running request: its id within that caller's own. */
+export function runningKeyOf(caller: string, requestId: string): string {
+  return `${caller}\u0000${requestId}`;
 }
 
 /**
@@ -27,17 +34,18 @@ export function createRequestCancellation(): RequestCancellation {
   return {
     register(requestId, parent, caller) {
       const entry = { controller: new AbortController(), caller };
-      running.set(requestId, entry);
+      const key = runningKeyOf(caller, requestId);
+      running.set(key, entry);
       return {
         signal: AbortSignal.any([parent, entry.controller.signal]),
         release: () => {
-          if (running.get(requestId) === entry) running.delete(requestId);
+          if (running.get(key) === entry) running.delete(key);
         },
       };
     },
     cancel(requestId, caller) {
-      const entry = running.get(requestId);
-      if (entry?.caller !== caller) return false;
+      const entry = running.get(runningKeyOf(caller, requestId));
+      if (entry === undefined) return false;
       entry.controller.abort();
       return true;
     },

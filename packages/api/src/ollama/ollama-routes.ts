@@ -140,6 +140,10 @@ function chatRequestOf(parts: {
   };
 }
 
+/** Ignored Ollama option names remembered (and logged by name, once each), and the longest name kept. */
+const maxRememberedOptions = 64;
+const maxOptionNameLength = 64;
+
 export class OllamaRoutes {
   private readonly ignoredOptions = new Set<string>();
 
@@ -218,11 +222,18 @@ export class OllamaRoutes {
     return result;
   }
 
+  /**
+   * Logs the Ollama options this server does not use, each known name once. A caller chooses the
+   * names: at most 64 names of at most 64 characters are remembered and logged by name; any
+   * others are logged as a count only, so no request can grow the process's memory or write its
+   * own long text into the log.
+   */
   private noteIgnored(keys: readonly string[]): void {
     const fresh = keys.filter((key) => !this.ignoredOptions.has(key));
     if (fresh.length === 0) return;
-    for (const key of fresh) this.ignoredOptions.add(key);
-    this.options.logger.warn({ options: fresh }, 'Ollama options not used by this server were ignored');
+    const named = fresh.filter((key) => key.length <= maxOptionNameLength).slice(0, Math.max(0, maxRememberedOptions - this.ignoredOptions.size));
+    for (const key of named) this.ignoredOptions.add(key);
+    this.options.logger.warn({ options: named, unnamed: fresh.length - named.length }, 'Ollama options not used by this server were ignored');
   }
 
   /**

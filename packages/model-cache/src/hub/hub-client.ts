@@ -12,6 +12,7 @@ import {
   safeParseJson,
 } from '@tabagent/values';
 import type { HubFile } from '../model-types.js';
+import { checkListedPath } from './hub-path.js';
 
 /** Options of `createHubClient`. */
 export interface HubClientOptions {
@@ -185,11 +186,13 @@ export function createHubClient(options: HubClientOptions = {}): HubClient {
         const body = await readSmallBody(response, 32 * 1024 * 1024);
         const status = response.statusCode ?? 0;
         if (status !== 200) throw hubError(status, response.headers, body, { endpoint, repo, hasToken });
-        const parsedBody = safeParseJson(body);
+        const parsedBody = safeParseJson(body, { subject: 'listing' });
         const entries = parsedBody.success ? parsedBody.value : undefined;
         if (!Array.isArray(entries)) throw new UpstreamError(`The Hub's file listing of ${repo} is not a JSON array`, { details: { repo } });
         for (const entry of entries as TreeEntry[]) {
           if (entry.type !== 'file' || typeof entry.path !== 'string' || typeof entry.size !== 'number') continue;
+          // Every listed name, before any is used: one that cannot be a local path refuses the repository.
+          checkListedPath(repo, entry.path);
           const lfs = entry.lfs ?? null;
           files.push({
             path: entry.path,

@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '@tabagent/values';
+import { unsafePathReason } from './hub-path.js';
 
 /** What a pull names: a repository, a revision, and optionally a variant (quantisation) or one file. */
 export interface HubReference {
@@ -52,8 +53,9 @@ export function parseHubReference(
   if (!/^[\w.\-/]+$/u.test(resolvedRevision) || resolvedRevision.includes('..')) {
     throw new InvalidRequestError(`"${resolvedRevision}" is not a revision (a branch, tag or commit)`, { details: { revision: resolvedRevision } });
   }
-  if (file !== null && (file.startsWith('/') || file.split('/').includes('..'))) {
-    throw new InvalidRequestError(`"${file}" is not a file path inside the repository`, { details: { file } });
+  const fileProblem = file === null ? null : unsafePathReason(file);
+  if (file !== null && fileProblem !== null) {
+    throw new InvalidRequestError(`"${file}" is not a file path inside the repository: ${fileProblem}`, { details: { file } });
   }
   return { repo, revision: resolvedRevision, variant: variant ?? null, file };
 }

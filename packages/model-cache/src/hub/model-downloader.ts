@@ -235,9 +235,11 @@ export function createModelDownloader(options: ModelDownloaderOptions): ModelDow
     });
 
   const keyOf = (task: { repo: string; revision: string; file: string }): string => `${task.repo}@${task.revision}/${task.file}`;
-  const stagingName = (key: string, file: string): string => `${createHash('sha256').update(key).digest('hex').slice(0, 16)}-${path.posix.basename(file)}`;
+  // Staging files are named by a hash of (repo, revision, file) only: no part of a name from the
+  // Hub or from a caller (`models.downloads.discard`) becomes a path, on any OS.
+  const stagingName = (key: string): string => createHash('sha256').update(key).digest('hex').slice(0, 32);
   const pathsOf = (task: { repo: string; revision: string; file: string }) => {
-    const base = path.join(stagingDir, stagingName(keyOf(task), task.file));
+    const base = path.join(stagingDir, stagingName(keyOf(task)));
     return { partial: `${base}.partial`, state: `${base}.json`, lock: `${base}.lock` };
   };
 

@@ -1,9 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConflictError, InsufficientStorageError, InvalidModelError, InvalidRequestError, NotFoundError } from '@tabagent/values';
 import type { ModelRegistry } from '../model-registry.js';
 import type { HubFile, HubVariant, ModelInspector, RegisteredModel } from '../model-types.js';
 import type { HubClient } from './hub-client.js';
+import { containedPath } from './hub-path.js';
 import { hubAlias, parseHubReference, type HubReference } from './hub-reference.js';
 import type { ModelDownloader } from './model-downloader.js';
 
@@ -131,10 +132,17 @@ export function createModelPuller(options: ModelPullerOptions): ModelPuller {
       const variant = chooseVariant(parsed, scan.variants, files);
       const modelsDir = registry.modelsDir;
 
+      // Where each file goes, checked before the first byte: inside the models folder, even through
+      // a symbolic link already there (a hostile listing's `..`, or a split model whose stem is `..`).
+      await mkdir(modelsDir, { recursive: true });
+      const destinations = new Map<string, string>();
+      for (const file of variant.files) destinations.set(file.target, await containedPath(modelsDir, file.target, parsed.repo));
+      const destinationOf = (file: (typeof variant.files)[number]): string => destinations.get(file.target) as string;
+
       // Files already in place (same size) are kept; another file of the same name is a conflict, never overwritten.
       const pending: typeof variant.files = [];
       for (const file of variant.files) {
-        const destination = path.join(modelsDir, file.target);
+        const destination = destinationOf(file);
         const existing = await stat(destination).catch(() => null);
         if (existing === null) pending.push(file);
         else if (!existing.isFile() || existing.size !== file.size) {
@@ -156,7 +164,7 @@ export function createModelPuller(options: ModelPullerOptions): ModelPuller {
       for (const file of pending) {
         const before = await downloader.partialBytes({ repo: parsed.repo, revision: parsed.revision, file });
         await downloader.download(
-          { repo: parsed.repo, revision: parsed.revision, file, destination: path.join(modelsDir, file.target) },
+          { repo: parsed.repo, revision: parsed.revision, file, destination: destinationOf(file) },
           {
             signal: pullOptions.signal,
             onProgress: (progress) =>

@@ -21,7 +21,7 @@ export const CreatePairingRequest = z
   .object({
     label: z.string().min(1).max(100).describe('Who the token is for, shown when listing (e.g. "side panel web app").'),
     scope: PairingScope.default('chat'),
-    ttl_seconds: z.number().int().min(60).max(31_536_000).optional().describe('Lifetime; default: until revoked.'),
+    ttl_seconds: z.number().int().min(60).max(31_536_000).optional().describe('Lifetime in seconds (at most a year); default 30 days.'),
   })
   .meta({ id: 'CreatePairingRequest' });
 
