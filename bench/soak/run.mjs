@@ -98,6 +98,7 @@ const stats = {
   sampleFailures: [],
   webrtcConnectFailures: [],
   webrtcErrors: [],
+  nativeErrors: [],
   byKind: {},
 };
 /** A request that neither answered nor failed within the guard: counted, and the first few named. */
@@ -305,7 +306,11 @@ async function nativeClient() {
     ];
     const request = kinds[n % kinds.length];
     const reply = await send({ ...request, request_id: `n${n}` }, `n${n}`);
-    if (reply !== null) count('native', reply.ok === true ? 200 : (reply.error?.status ?? 500));
+    if (reply !== null) {
+      count('native', reply.ok === true ? 200 : (reply.error?.status ?? 500));
+      if (reply.ok !== true && stats.nativeErrors.length < 20)
+        stats.nativeErrors.push(`${request.id}: ${reply.error?.status ?? '?'} ${reply.error?.detail ?? JSON.stringify(reply.error)}`);
+    }
     if (n % 7 === 0) {
       const legacy = await send({ action: 'ping', messageId: `m${n}` }, `m${n}`);
       if (legacy !== null) count('native', legacy.status === 'success' ? 200 : 500);
@@ -495,6 +500,7 @@ const figures = {
   worker_failures: failures,
   webrtc_connect_failures: stats.webrtcConnectFailures,
   webrtc_errors: stats.webrtcErrors,
+  native_errors: stats.nativeErrors,
   refused_connections: stats.refusedConnections,
   connection_errors: stats.connectionErrors,
   sample_failures: stats.sampleFailures,
@@ -561,6 +567,7 @@ process.stdout.write(
     ...Object.entries({
       'webrtc connections that failed': figures.webrtc_connect_failures,
       'webrtc call errors': figures.webrtc_errors,
+      'native messaging errors': figures.native_errors,
       'connection errors': figures.connection_errors,
       'stuck requests': figures.stuck_where,
       'failed samples': figures.sample_failures,

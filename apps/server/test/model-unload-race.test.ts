@@ -73,6 +73,28 @@ describe('a model unloaded between lookup and use', () => {
     expect([first, second].map((result) => Array.from(result.vectors[0] as Float32Array))).toEqual(expected.map((vector) => Array.from(vector)));
   });
 
+  it('embeds when the model it reloaded is unloaded too (an unload and a load arriving together), up to 3 reloads', async () => {
+    const onnx = createOnnxModelBackend(pool);
+    let loads = 0;
+    // The first reload is released again at once, as the soak's unload-then-load cycle can do.
+    const releasingOnce: typeof onnx = {
+      ...onnx,
+      embedder: async (model) => {
+        const loaded = await onnx.embedder?.(model);
+        loads += 1;
+        if (loads === 2) await onnx.unload(model.id);
+        return loaded;
+      },
+    };
+    const resolver = createModelResolver({ registry: models.registry, backends: [releasingOnce, createGgufModelBackend(manager)] });
+    const id = await idOf('embedding');
+    const embedder = await resolver.resolveEmbedder(id);
+    await onnx.unload(id);
+    const result = await embedder.embed(['hello world', 'cat']);
+    expect(result.vectors.map((vector) => Array.from(vector))).toEqual(expected.map((vector) => Array.from(vector)));
+    expect(loads).toBe(3);
+  });
+
   it('passes the 503 on for a request that was cancelled: nothing is loaded for nobody', async () => {
     const id = await idOf('embedding');
     const embedder = await models.resolveEmbedder(id);

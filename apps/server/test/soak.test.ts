@@ -26,6 +26,7 @@ interface SoakFigures {
   event_loop_p99_max_ms: number;
   five_xx: number;
   webrtc_errors: string[];
+  native_errors: string[];
   stuck: number;
   stuck_where: string[];
   connection_errors: string[];
@@ -84,10 +85,12 @@ describe('soak (40 s)', () => {
         five_xx: figures.five_xx,
         statuses: figures.five_xx === 0 ? {} : figures.statuses,
         webrtc: figures.five_xx === 0 ? [] : figures.webrtc_errors,
+        native: figures.five_xx === 0 ? [] : figures.native_errors,
       }).toEqual({
         five_xx: 0,
         statuses: {},
         webrtc: [],
+        native: [],
       });
       expect({ stuck: figures.stuck, where: figures.stuck_where }).toEqual({ stuck: 0, where: [] });
       // Every kind of request got only the statuses it should (e.g. bad JSON 400, unknown model 404);

@@ -59,24 +59,30 @@ export function loadOptionsOf(model: RegisteredModel, options: ModelLoadOptions 
   return merged;
 }
 
+/** Loads a call may make after unloads released its model under it, before the 503 is passed on. */
+const maxReloadsPerCall = 3;
+
 /**
  * Runs each call on the model resolved last; when an unload released that model between the lookup and
  * the call (a keep-alive expiry, an explicit unload, memory pressure), resolves it again (which
- * loads it) and runs the call once more. Ollama and LM Studio answer such a request by loading the
- * model again; a retryable 503 would push that work onto every client. A second unload in the
- * retry's window, or a cancelled request, passes the error on.
+ * loads it) and runs the call again. Ollama and LM Studio answer such a request by loading the
+ * model again; a retryable 503 would push that work onto every client. An unload and a load
+ * arriving together (POST /v1/models/unload then /load, as the soak cycles them) can release the
+ * reloaded model too, so a call reloads up to 3 times; past that, or for a cancelled request, the
+ * error is passed on.
  */
 function reloading<M>(first: M, load: () => Promise<M | undefined>): <T>(call: (model: M) => Promise<T>, signal: AbortSignal | undefined) => Promise<T> {
   let current = first;
   return async (call, signal) => {
-    try {
-      return await call(current);
-    } catch (error) {
-      if (!TabAgentError.isInstance(error) || error.code !== 'model_not_loaded' || signal?.aborted === true) throw error;
-      const again = await load();
-      if (!again) throw error;
-      current = again;
-      return call(again);
+    for (let reloads = 0; ; reloads += 1) {
+      try {
+        return await call(current);
+      } catch (error) {
+        if (!TabAgentError.isInstance(error) || error.code !== 'model_not_loaded' || signal?.aborted === true || reloads >= maxReloadsPerCall) throw error;
+        const again = await load();
+        if (!again) throw error;
+        current = again;
+      }
     }
   };
 }
