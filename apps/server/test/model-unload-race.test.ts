@@ -130,4 +130,26 @@ describe('a model unloaded between lookup and use', () => {
     expect(after.tokenCounts).toEqual(before.tokenCounts);
     expect(models.isLoaded(id)).toBe(true);
   });
+
+  it('chats with a GGUF model unloaded between its load and the generation, loading it again', async () => {
+    const id = await idOf('text-generation');
+    const { model, generator } = await models.resolveTextModel(id);
+    await models.ensureLoaded(model, {});
+    // The soak's cycle: an unload lands after the request's load, before its generation starts.
+    await models.backendOf({ id, format: 'gguf' }).unload(id);
+    expect(models.isLoaded(id)).toBe(false);
+    const result = await generator.chat(id, { messages: [{ role: 'user', content: 'hi' }], maxTokens: 2 }).result;
+    expect(result.completionTokens).toBeGreaterThan(0);
+    expect(models.isLoaded(id)).toBe(true);
+    // A cancelled request loads nothing.
+    await models.backendOf({ id, format: 'gguf' }).unload(id);
+    const controller = new AbortController();
+    controller.abort();
+    const cancelled: unknown = await generator.chat(id, { messages: [{ role: 'user', content: 'hi' }], maxTokens: 2, signal: controller.signal }).result.then(
+      () => null,
+      (reason: unknown) => reason,
+    );
+    expect(TabAgentError.isInstance(cancelled) ? cancelled.code : cancelled).toBe('model_not_loaded');
+    expect(models.isLoaded(id)).toBe(false);
+  });
 });

@@ -162,6 +162,8 @@ export class NodeLlamaModelManager implements GgufModelManager {
   private llamaPromise: Promise<Llama> | null = null;
   private readonly entries = new Map<string, ModelEntry>();
   private readonly loading = new Map<string, Promise<ModelEntry>>();
+  /** How each model was last loaded (file and options): a generation whose model was unloaded under it loads it again. */
+  private readonly lastLoads = new Map<string, { path: string; options: GgufLoadOptions }>();
   private readonly logger: GgufLoaderLogger;
   private disposed = false;
   /** Aborted by dispose(): loads in progress give up instead of holding the shutdown. */
@@ -283,6 +285,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
     }
     let pending = this.loading.get(id);
     const joined = pending !== undefined;
+    this.lastLoads.set(id, { path, options });
     if (!pending) {
       pending = this.loadNow(id, path, options).finally(() => this.loading.delete(id));
       this.loading.set(id, pending);
@@ -500,6 +503,23 @@ export class NodeLlamaModelManager implements GgufModelManager {
     return entry;
   }
 
+  /**
+   * The model's entry for a generation about to start. An unload (keep-alive expiry, POST
+   * /v1/models/unload, memory pressure) can release the model between the request's load and this
+   * moment; the model is then loaded again as it was, as Ollama and LM Studio do, instead of a 503
+   * the client must retry. An unload and a load arriving together can release the new one too: up
+   * to 3 loads, then the error is passed on; a cancelled request loads nothing.
+   */
+  private async entryForGeneration(id: string, signal: AbortSignal | undefined): Promise<ModelEntry> {
+    for (let reloads = 0; ; reloads += 1) {
+      const entry = this.entries.get(id);
+      if (entry) return entry;
+      const last = this.lastLoads.get(id);
+      if (last === undefined || reloads >= 3 || signal?.aborted === true || this.disposed) return this.entryFor(id);
+      await this.load(id, last.path, last.options);
+    }
+  }
+
   private startGeneration(
     id: string,
     keepAlive: KeepAlive | undefined,
@@ -508,7 +528,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
   ): GenerationRun<GenerationResult, GenerationDelta> {
     const requestStart = performance.now();
     return new GenerationRunController<GenerationResult, GenerationDelta>(async (push) => {
-      const entry = this.entryFor(id);
+      const entry = await this.entryForGeneration(id, signal);
       const pool = entry.pool;
       if (!pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
       const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);

@@ -287,7 +287,12 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
     await manager.load('gone', modelPath, { contextSize: 256 });
     expect(await manager.unload('gone')).toBe(true);
     expect(await manager.unload('gone')).toBe(false);
-    const error = await caught(manager.chat('gone', ask('Hi')).result);
+    // A generation for a model unloaded under it loads it again as it was (Ollama's on-demand load)...
+    expect((await manager.chat('gone', ask('Hi', { maxTokens: 2 })).result).completionTokens).toBeGreaterThan(0);
+    expect(manager.get('gone')?.contextSize).toBe(256);
+    expect(await manager.unload('gone')).toBe(true);
+    // ...and one for a model this manager never loaded is not loaded.
+    const error = await caught(manager.chat('never-loaded', ask('Hi')).result);
     expect(error.code).toBe('model_not_loaded');
   });
 });
