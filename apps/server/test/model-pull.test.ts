@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { pino } from 'pino';
-import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+import { chatMlToolsTemplate, writeBrokenGguf, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { startFakeHub, type FakeHub, type FakeHubFile } from '@tabagent/model-cache/test-support';
 import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -191,6 +191,8 @@ describe('pulling through a running server', () => {
     expect(await response.json()).toMatchObject({ code: 'invalid_model' });
     const models = (await (await fetch(`${base}/v1/models`)).json()) as { data: { id: string }[] };
     expect(models.data.map((model) => model.id)).not.toContain('Broken-Q4_K_M');
+    // Inspected while staged: the file never reached the models folder.
+    expect(existsSync(path.join(root, 'models', 'Broken-Q4_K_M.gguf'))).toBe(false);
   });
 
   it('answers a problem with its status before the stream starts: unknown repository, gated, no disk space', async () => {
@@ -318,6 +320,13 @@ describe('hostile repositories (a hostile Hub mirror at HF_ENDPOINT, or a hostil
     // A name git and the Hub accept: a split GGUF whose stem is `..`, saved as `<stem>/<name>`.
     await hub.addRepo('evil/split-dots', { files: [{ path: '..-00001-of-00001.gguf', content: ggufBytes }] });
     await hub.addRepo('evil/device-name', { files: [{ path: 'aux.gguf', content: ggufBytes }] });
+    // Header bombs: a 20,000-deep nest of arrays, and an array claiming 4 billion elements.
+    for (const kind of ['deeply-nested-array', 'absurd-array-count'] as const) {
+      const crafted = path.join(outer, `${kind}.gguf`);
+      writeBrokenGguf(crafted, kind);
+      await hub.addRepo(`evil/${kind}`, { files: [{ path: `Bomb-Q4_K_M.gguf`, content: readFileSync(crafted) }] });
+      rmSync(crafted);
+    }
     const config = parseServeArguments(['--port', '0', '--data-dir', path.join(outer, 'data'), '--threads', '1', '--gpu', 'off', '--hf-endpoint', hub.url], {});
     server = await startServer(config, { logger: pino({ level: 'silent' }) });
     base = server.httpUrl as string;
@@ -364,6 +373,41 @@ describe('hostile repositories (a hostile Hub mirror at HF_ENDPOINT, or a hostil
     expect(cdnRanges()).toEqual([]);
     expect(outsideModels()).toEqual(before);
     expect(allFiles(path.join(outer, 'data', 'models'))).toEqual([]);
+  });
+
+  it('inspects a pulled GGUF while it is staged: a header bomb is refused and deleted, and never reaches the models folder', async () => {
+    const refusals: Record<string, unknown> = {};
+    for (const kind of ['deeply-nested-array', 'absurd-array-count']) {
+      const response = await fetch(`${base}/v1/models/pull`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: `evil/${kind}` }),
+      });
+      const problem = (await response.json()) as { code: string; detail: string };
+      refusals[kind] = [response.status, problem.code, problem.detail];
+    }
+    const refused = (kind: string, why: string): RegExp =>
+      new RegExp(
+        `^evil/${kind}/Bomb-Q4_K_M\\.gguf is not a model this server can read \\(${why}\\); it was deleted and nothing was added to the models folder$`,
+        'u',
+      );
+    expect(refusals).toEqual({
+      'deeply-nested-array': [
+        422,
+        'invalid_model',
+        expect.stringMatching(refused('deeply-nested-array', 'GGUF metadata "bomb\\.nested" nests arrays deeper than 2 levels')),
+      ],
+      'absurd-array-count': [
+        422,
+        'invalid_model',
+        expect.stringMatching(
+          refused('absurd-array-count', 'GGUF metadata "tokenizer\\.ggml\\.merges" claims 4000000000 array elements \\(at most 4194304\\)'),
+        ),
+      ],
+    });
+    expect(allFiles(path.join(outer, 'data', 'models'))).toEqual([]);
+    const listed = (await (await fetch(`${base}/v1/models`)).json()) as { data: unknown[] };
+    expect(listed.data).toEqual([]);
   });
 
   it('discards partials by repository and name only: a path in the name reaches nothing outside the staging folder', async () => {

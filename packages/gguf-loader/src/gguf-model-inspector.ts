@@ -1,6 +1,7 @@
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { HubFile, HubVariant, ModelInspection, ModelInspector } from '@tabagent/model-cache';
+import { readGgufHeader } from './gguf-header-reader.js';
 import { inspectGgufFile } from './gguf-model-info.js';
 
 /** Header facts in the shape of the `ModelDetails` schema of @tabagent/values. */
@@ -160,4 +161,12 @@ export const ggufModelInspector: GgufModelInspector = {
     };
   },
   hubVariants: (files) => ggufHubVariants(files),
+  async checkDownload(stagedPath, target) {
+    if (!target.toLowerCase().endsWith('.gguf')) return;
+    const split = splitOf(target);
+    // A whole model, or a split model's first part, holds the full header; later parts hold only
+    // their own tensors, so they are parsed (within the same bounds) but not validated as a model.
+    if (split === null || split.part === 1) await inspectGgufFile(stagedPath);
+    else await readGgufHeader(stagedPath);
+  },
 };

@@ -66,6 +66,12 @@ export interface ModelInspector {
    * is what a pull that names no variant downloads when it fits (see `pickDefaultVariant`).
    */
   hubVariants?(files: readonly HubFile[], repo: string): HubVariant[];
+  /**
+   * Checks one pulled file of this format while it is still in the staging folder, before it is
+   * renamed into the models folder (`target` is its path there, relative to the folder). Throws
+   * `InvalidModelError` for a file that must not go in; does nothing for files it does not own.
+   */
+  checkDownload?(stagedPath: string, target: string): Promise<void>;
 }
 
 /** Load options remembered per model. */

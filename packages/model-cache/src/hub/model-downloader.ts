@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } f
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { CancelledError, ConflictError, InsufficientStorageError, TabAgentError, UpstreamError, safeParseJson } from '@tabagent/values';
+import { CancelledError, ConflictError, InsufficientStorageError, InvalidModelError, TabAgentError, UpstreamError, safeParseJson } from '@tabagent/values';
 import type { HubFile } from '../model-types.js';
 import type { HubClient } from './hub-client.js';
 
@@ -24,6 +24,11 @@ export interface FileDownload {
   file: HubFile;
   /** Absolute path the verified file is renamed to. */
   destination: string;
+  /**
+   * Checks the verified file while it is still in the staging folder (a GGUF header), so a file
+   * that must not go into the models folder never does: a throw deletes it and fails the download.
+   */
+  check?: (stagedPath: string) => Promise<void>;
 }
 
 /** A download that has not finished: running now, or a partial left by a cancel, a failure or a crash. */
@@ -379,6 +384,20 @@ export function createModelDownloader(options: ModelDownloaderOptions): ModelDow
           `${task.repo}/${file.path} failed its check: the ${verifier.algorithm} of the downloaded data is ${digest}, the Hub lists ${verifier.expected}; the download was deleted`,
           { retryable: false, details: { repo: task.repo, file: file.path, expected: verifier.expected, actual: digest } },
         );
+      }
+      if (task.check) {
+        try {
+          await task.check(paths.partial);
+        } catch (error) {
+          await rm(paths.partial, { force: true });
+          await rm(paths.state, { force: true });
+          throw TabAgentError.isInstance(error)
+            ? error
+            : new InvalidModelError(`${task.repo}/${file.path} is not a model this server can read; the download was deleted`, {
+                cause: error,
+                details: { repo: task.repo, file: file.path },
+              });
+        }
       }
       await mkdir(path.dirname(task.destination), { recursive: true });
       await rename(paths.partial, task.destination);

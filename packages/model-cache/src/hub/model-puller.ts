@@ -164,7 +164,24 @@ export function createModelPuller(options: ModelPullerOptions): ModelPuller {
       for (const file of pending) {
         const before = await downloader.partialBytes({ repo: parsed.repo, revision: parsed.revision, file });
         await downloader.download(
-          { repo: parsed.repo, revision: parsed.revision, file, destination: destinationOf(file) },
+          {
+            repo: parsed.repo,
+            revision: parsed.revision,
+            file,
+            destination: destinationOf(file),
+            // Inspected before it is renamed in: a hostile header never reaches the models folder,
+            // where every listing and the next start would read it.
+            check: async (stagedPath) => {
+              try {
+                for (const inspector of options.inspectors) await inspector.checkDownload?.(stagedPath, file.target);
+              } catch (error) {
+                throw new InvalidModelError(
+                  `${parsed.repo}/${file.path} is not a model this server can read (${(error as Error).message}); it was deleted and nothing was added to the models folder`,
+                  { cause: error, details: { repo: parsed.repo, file: file.path } },
+                );
+              }
+            },
+          },
           {
             signal: pullOptions.signal,
             onProgress: (progress) =>
