@@ -4,6 +4,8 @@ import { claimStdoutForFrames } from '@tabagent/native-messaging';
 import { TabAgentError } from '@tabagent/values';
 import { runList, runPull, runRemove, type CommandOutput } from './model-commands.js';
 import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
+import { prepareDataDir } from './data-dir.js';
+import { ensureOwnerKey } from './owner-key.js';
 import { parseServeArguments } from './server-config.js';
 import { startServer, type RunningServer } from './start-server.js';
 import { serverVersion } from './version.js';
@@ -12,16 +14,17 @@ const usage = `tabagent ${serverVersion}
 
 Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
-                 [--allowed-origin ORIGIN ...] [--api-key-file FILE] [--model-dir DIR ...] [--embedding-model ID]
+                 [--allowed-origin ORIGIN ...] [--auth none|owner] [--api-key-file FILE] [--model-dir DIR ...] [--embedding-model ID]
                  [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--webrtc on|off] [--metrics on|off] [--log-level info]
                  [--shutdown-timeout 8]
   tabagent pull <hf.co/owner/repo[:Q4_K_M]> [--variant KEY] [--file PATH] [--revision REV] [--data-dir DIR]
   tabagent list [--data-dir DIR]
   tabagent rm <model> [--data-dir DIR]
-  tabagent install-native-host --extension-id ID [--browser chrome|chromium|edge|brave|firefox|all]
+  tabagent install-native-host --extension-id ID [--firefox-extension-id ID] [--browser chrome|chromium|edge|brave|firefox|all]
                  [--data-dir DIR] [--manifest-dir DIR]
   tabagent uninstall-native-host [--browser ...] [--data-dir DIR]
   tabagent doctor [--browser ...]
+  tabagent key [--data-dir DIR]      the owner key that --auth owner requires (made on first use)
   tabagent --version
 
 Every option also reads a TABAGENT_* variable (TABAGENT_PORT, TABAGENT_DATA_DIR, ...).
@@ -123,6 +126,12 @@ async function main(argv: string[]): Promise<void> {
     case 'doctor':
       if (!(await runDoctor(rest, (text) => process.stdout.write(text)))) process.exitCode = 1;
       return;
+    case 'key': {
+      // Printed because it was asked for: the only output, so `$(tabagent key)` works in scripts.
+      const { dataDir } = parseServeArguments(rest);
+      process.stdout.write(`${ensureOwnerKey(prepareDataDir(dataDir).root)}\n`);
+      return;
+    }
     case '--version':
     case '-v':
       // Asked for, so on stdout as every CLI does (`tabagent --version | …`); stdout carries frames only in native mode.

@@ -1,4 +1,5 @@
-import { chmodSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { InvalidRequestError } from '@tabagent/values';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -22,9 +23,29 @@ export interface DataDirLayout {
   logFile: string;
 }
 
+/**
+ * Refuses a data directory another account controls: one it owns (it could read everything the
+ * server writes, or swap files under it), or a symbolic link it owns (it could point it elsewhere
+ * between two starts). A risk for `--data-dir /tmp/...`, where anyone may create the name first.
+ * A link of the user's own to a folder of theirs (a data directory on another disk) is fine.
+ */
+function checkDataDirOwner(root: string, uid: number | undefined): void {
+  if (uid === undefined) return; // Windows: no uids; the profile folder's ACL is the user's.
+  const refuse = (why: string): never => {
+    throw new InvalidRequestError(`The data directory ${root} ${why}; choose a folder of your own with --data-dir`);
+  };
+  const link = lstatSync(root);
+  if (link.isSymbolicLink() && link.uid !== uid) refuse(`is a symbolic link owned by another account (uid ${link.uid})`);
+  const target = statSync(root);
+  if (!target.isDirectory()) refuse('is not a folder');
+  if (target.uid !== uid) refuse(`belongs to another account (uid ${target.uid})`);
+}
+
 /** Creates the data directory and its folders if missing, and returns their paths. */
-export function prepareDataDir(root: string): DataDirLayout {
+export function prepareDataDir(root: string, options: { uid?: number } = {}): DataDirLayout {
   const absolute = path.resolve(root);
+  mkdirSync(absolute, { recursive: true, mode: 0o700 });
+  checkDataDirOwner(absolute, options.uid ?? process.getuid?.());
   const layout: DataDirLayout = {
     root: absolute,
     database: path.join(absolute, 'tabagent.db'),

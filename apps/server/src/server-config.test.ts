@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { defaultDataDir } from './data-dir.js';
 import { defaultServerConfig, parseServeArguments } from './server-config.js';
 
@@ -20,6 +23,44 @@ describe('parseServeArguments', () => {
     expect(config.dataDir).toBe('/tmp/ta');
     expect(config.allowedOrigins).toEqual(['chrome-extension://abc']);
     expect(config.apiKey).toBe('k');
+  });
+
+  it('warns about secrets on the command line, reads them from files instead, and refuses a token a header cannot carry', () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'config-'));
+    try {
+      const tokenFile = path.join(folder, 'hf-token');
+      writeFileSync(tokenFile, 'hf_FromAFile123\n');
+      expect(parseServeArguments(['--api-key', 'k', '--hf-token', 'hf_OnArgv123'], {}).warnings).toEqual([
+        '--api-key on the command line can be read by every account on this machine (ps, /proc/<pid>/cmdline); use --api-key-file FILE instead',
+        '--hf-token on the command line can be read by every account on this machine (ps, /proc/<pid>/cmdline); use --hf-token-file FILE instead',
+      ]);
+      expect(parseServeArguments([], { TABAGENT_API_KEY: 'k', HF_TOKEN: 'hf_FromEnv123' }).warnings).toEqual([]);
+      expect(parseServeArguments(['--hf-token-file', tokenFile], {})).toMatchObject({ hfToken: 'hf_FromAFile123', warnings: [] });
+      expect(parseServeArguments([], { HF_TOKEN_PATH: tokenFile }).hfToken).toBe('hf_FromAFile123');
+      const refusal = (argv: string[], env: NodeJS.ProcessEnv = {}): string => {
+        try {
+          parseServeArguments(argv, env);
+          return 'accepted';
+        } catch (error) {
+          return (error as Error).message;
+        }
+      };
+      expect({
+        newline: refusal([], { HF_TOKEN: 'hf_abc\ndef' }),
+        space: refusal(['--hf-token', 'hf abc']),
+        missingFile: refusal(['--hf-token-file', path.join(folder, 'nope')]).replace(folder, '<folder>'),
+        auth: refusal(['--auth', 'everyone']),
+      }).toEqual({
+        newline: '--hf-token (HF_TOKEN): a Hugging Face token is printable ASCII without spaces or control characters',
+        space: '--hf-token (HF_TOKEN): a Hugging Face token is printable ASCII without spaces or control characters',
+        missingFile: expect.stringMatching(/^--hf-token-file <folder>\/nope cannot be read: ENOENT/u),
+        auth: '--auth must be one of none, owner, got "everyone"',
+      });
+      expect(parseServeArguments(['--auth', 'owner'], {}).auth).toBe('owner');
+      expect(parseServeArguments([], { TABAGENT_AUTH: 'owner' }).auth).toBe('owner');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('collects repeated origins from flags', () => {

@@ -1,4 +1,5 @@
-import { InvalidRequestError } from '@tabagent/values';
+import { readFileSync } from 'node:fs';
+import { InvalidRequestError, hfTokenPattern } from '@tabagent/values';
 import path from 'node:path';
 import { defaultDataDir } from './data-dir.js';
 
@@ -22,6 +23,12 @@ export interface ServerConfig {
   apiKey: string | undefined;
   /** A file holding the API key (keeps it out of `ps` and shell history); read at start. */
   apiKeyFile: string | undefined;
+  /**
+   * Who may call: `none` lets every program of every account on this machine call over loopback;
+   * `owner` makes a random key in `<data-dir>/owner.key` (0600) on first start and requires it, or a
+   * pairing token, from every caller (see `SECURITY.md`).
+   */
+  auth: 'none' | 'owner';
   /** Folders besides the models folder that `models.register` may take paths from. */
   modelDirs: string[];
   /** Embedding model of the memory pipeline (default: first registered embedding model). */
@@ -39,8 +46,10 @@ export interface ServerConfig {
   shutdownTimeoutSeconds: number;
   /** Base URL of the Hugging Face Hub or a mirror (`HF_ENDPOINT`, the variable Hugging Face's own libraries read). */
   hfEndpoint: string;
-  /** Hugging Face token from `HF_TOKEN`, used when none is stored with POST /v1/hf/token. */
+  /** Hugging Face token from `HF_TOKEN` or `--hf-token-file`, used when none is stored with POST /v1/hf/token. */
   hfToken: string | undefined;
+  /** What the start-up should warn about (secrets given on the command line). */
+  warnings: string[];
   /** The WebRTC transport (signalling routes and data channels) in `http` and `all` modes. */
   webrtc: 'on' | 'off';
   /** Prometheus metrics at `GET /metrics` (and the counting behind them). */
@@ -111,6 +120,15 @@ function checkOrigin(origin: string): string {
   return origin;
 }
 
+/** A Hugging Face token goes into an HTTP header: a newline or control character would fail every pull with a 500. */
+function checkHfToken(source: string, token: string): string {
+  if (!hfTokenPattern.test(token)) throw new InvalidRequestError(`${source}: a Hugging Face token is printable ASCII without spaces or control characters`);
+  return token;
+}
+
+/** Secrets that every local account can read when given as flags (`ps`, `/proc/<pid>/cmdline`). */
+const secretFlags: Record<string, string> = { '--api-key': '--api-key-file', '--hf-token': '--hf-token-file' };
+
 const optionSpecs: Record<string, OptionSpec> = {
   '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all'] as const) },
   '--host': { key: 'host', env: 'TABAGENT_HOST', parse: (value) => value },
@@ -139,6 +157,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   },
   '--api-key': { key: 'apiKey', env: 'TABAGENT_API_KEY', parse: (value) => value },
   '--api-key-file': { key: 'apiKeyFile', env: 'TABAGENT_API_KEY_FILE', parse: (value) => value },
+  '--auth': { key: 'auth', env: 'TABAGENT_AUTH', parse: oneOf('--auth', ['none', 'owner'] as const) },
   '--model-dir': {
     key: 'modelDirs',
     env: 'TABAGENT_MODEL_DIRS',
@@ -159,7 +178,20 @@ const optionSpecs: Record<string, OptionSpec> = {
   '--threads': { key: 'threads', env: 'TABAGENT_THREADS', parse: parseInteger('--threads', 1, 1024) },
   '--gpu': { key: 'gpu', env: 'TABAGENT_GPU', parse: oneOf('--gpu', ['auto', 'off'] as const) },
   '--hf-endpoint': { key: 'hfEndpoint', env: 'HF_ENDPOINT', parse: parseUrl('--hf-endpoint') },
-  '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => value },
+  '--hf-token': { key: 'hfToken', env: 'HF_TOKEN', parse: (value) => checkHfToken('--hf-token (HF_TOKEN)', value) },
+  '--hf-token-file': {
+    key: 'hfToken',
+    env: 'HF_TOKEN_PATH',
+    parse: (file) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new InvalidRequestError(`--hf-token-file ${file} cannot be read: ${(error as Error).message}`);
+      }
+      return checkHfToken(`--hf-token-file ${file}`, text.trim());
+    },
+  },
   '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
   '--metrics': { key: 'metrics', env: 'TABAGENT_METRICS', parse: oneOf('--metrics', ['on', 'off'] as const) },
   '--memory-duty-cycle': { key: 'memoryDutyCycle', env: 'TABAGENT_MEMORY_DUTY_CYCLE', parse: parseFraction('--memory-duty-cycle', 0.05, 1) },
@@ -177,6 +209,7 @@ export function defaultServerConfig(): ServerConfig {
     allowedHosts: [],
     apiKey: undefined,
     apiKeyFile: undefined,
+    auth: 'none',
     modelDirs: [],
     embeddingModel: undefined,
     keepAliveSeconds: 300,
@@ -188,6 +221,7 @@ export function defaultServerConfig(): ServerConfig {
     shutdownTimeoutSeconds: 8,
     hfEndpoint: 'https://huggingface.co',
     hfToken: undefined,
+    warnings: [],
     webrtc: 'on',
     metrics: 'on',
     // Full speed when idle: the weaver already pauses for every generation and embedding request.
@@ -235,6 +269,10 @@ export function parseServeArguments(argv: readonly string[], env: NodeJS.Process
     if (spec.repeatable && !fromFlags.has(flag)) (config as unknown as Record<string, unknown>)[spec.key] = [];
     fromFlags.add(flag);
     assign(spec, value);
+    const safer = secretFlags[flag];
+    if (safer !== undefined) {
+      config.warnings.push(`${flag} on the command line can be read by every account on this machine (ps, /proc/<pid>/cmdline); use ${safer} FILE instead`);
+    }
   }
   return config;
 }
@@ -250,7 +288,22 @@ export function isLoopbackHost(host: string): boolean {
  * non-loopback address without one: the whole API (the user's memory, their HF token) would be
  * open to the network.
  */
-export function resolveApiKey(config: Pick<ServerConfig, 'apiKey' | 'apiKeyFile' | 'host' | 'mode'>, readFile: (file: string) => string): string | undefined {
+export function resolveApiKey(
+  config: Pick<ServerConfig, 'apiKey' | 'apiKeyFile' | 'auth' | 'host' | 'mode'>,
+  readFile: (file: string) => string,
+  ownerKey: () => string = () => {
+    throw new InvalidRequestError('--auth owner needs the data directory');
+  },
+): string | undefined {
+  if (config.auth === 'owner') {
+    // One key, in one place: two would leave the user unsure which one a client needs.
+    if (config.apiKey !== undefined || config.apiKeyFile !== undefined) {
+      throw new InvalidRequestError(
+        '--auth owner makes and keeps its own key in <data-dir>/owner.key (print it with tabagent key); drop --api-key and --api-key-file',
+      );
+    }
+    return ownerKey();
+  }
   let key = config.apiKey;
   if (config.apiKeyFile !== undefined) {
     const fromFile = readFile(config.apiKeyFile).trim();

@@ -13,6 +13,7 @@ import { createWebRtcTransport } from '@tabagent/webrtc';
 import type { Readable, Writable } from 'node:stream';
 import { BusyError, ForbiddenError, UnauthorizedError, chatScopeRouteIds, createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-dir.js';
+import { ensureOwnerKey, ownerKeyPath } from './owner-key.js';
 import { withChatMemory } from './chat-memory.js';
 import { composeHandlers } from './handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
@@ -72,6 +73,18 @@ const responseGraceMs = 1000;
 
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
 
+/** The banner's line on who may call the HTTP API. */
+function accessLine(access: Parameters<typeof startBanner>[0]['access']): string {
+  switch (access.kind) {
+    case 'open':
+      return '  Access    open to every program of every account on this machine (no key); --auth owner requires a key only you can read';
+    case 'owner':
+      return `  Access    owner only: send Authorization: Bearer <key in ${access.keyFile}> (tabagent key prints it); the extension pairs over native messaging`;
+    case 'key':
+      return '  Access    API key required: send Authorization: Bearer <key>';
+  }
+}
+
 /** The start banner: what is running where, and what to do next. */
 export function startBanner(info: {
   version: string;
@@ -80,12 +93,15 @@ export function startBanner(info: {
   models: number;
   nativeHostOrigins: number;
   metrics: boolean;
+  /** Who may call: anyone on this machine, the owner's key (`--auth owner`), or a given API key. */
+  access: { kind: 'open' } | { kind: 'owner'; keyFile: string } | { kind: 'key' };
 }): string {
   const lines = [
     `TabAgent Server ${info.version}`,
     info.url === undefined ? '  HTTP      not listening (native messaging only)' : `  API       ${info.url}/v1   (OpenAI and Ollama clients: ${info.url})`,
     ...(info.url === undefined ? [] : [`  Docs      ${info.url}${swaggerUiPath}/`, ...(info.metrics ? [`  Metrics   ${info.url}${metricsPath}`] : [])]),
     `  Data      ${info.dataDir}`,
+    ...(info.url === undefined ? [] : [accessLine(info.access)]),
     `  Models    ${info.models === 0 ? 'none yet: tabagent pull hf.co/<owner>/<repo>, or drop a .gguf into the models folder' : `${info.models} found`}`,
     `  Extension ${info.nativeHostOrigins === 0 ? 'native host not installed: tabagent install-native-host --extension-id <id>' : `native host installed for ${info.nativeHostOrigins} extension(s)`}`,
   ];
@@ -95,9 +111,17 @@ export function startBanner(info: {
 /** Composes every package into one provider and starts the transports the mode asks for. */
 export async function startServer(given: ServerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   // Refused before anything is opened: a LAN bind without a key, an empty key file.
-  const config: ServerConfig = { ...given, apiKey: resolveApiKey(given, (file) => readFileSync(file, 'utf8')) };
+  const config: ServerConfig = {
+    ...given,
+    apiKey: resolveApiKey(
+      given,
+      (file) => readFileSync(file, 'utf8'),
+      () => ensureOwnerKey(prepareDataDir(given.dataDir).root),
+    ),
+  };
   const layout = prepareDataDir(config.dataDir);
   const logger = options.logger ?? createServerLogger({ level: config.logLevel, logFile: layout.logFile });
+  for (const warning of config.warnings) logger.warn(warning);
   // Chrome's extension sends `handshake` at once and gives up after 30 s; the native host starts
   // before the models and stores are opened, and calls wait for the provider below.
   let resolveProvider: (provider: AppStateProvider) => void = () => undefined;
@@ -394,7 +418,16 @@ async function composeServer(
   // A person at a terminal gets a short banner; native mode never (stdout is the browser's, and Chrome started us).
   if (options.logger === undefined && config.mode !== 'native' && process.stderr.isTTY) {
     process.stderr.write(
-      startBanner({ version: serverVersion, url: httpUrl, dataDir: layout.root, models: modelsFound, nativeHostOrigins, metrics: metrics !== undefined }),
+      startBanner({
+        version: serverVersion,
+        url: httpUrl,
+        dataDir: layout.root,
+        models: modelsFound,
+        nativeHostOrigins,
+        metrics: metrics !== undefined,
+        access:
+          config.auth === 'owner' ? { kind: 'owner', keyFile: ownerKeyPath(layout.root) } : config.apiKey === undefined ? { kind: 'open' } : { kind: 'key' },
+      }),
     );
   }
   return { config, layout, provider, logger, httpUrl, nativeSessionEnded, close };

@@ -190,19 +190,29 @@ describe('Ollama options this server does not use', () => {
 
 describe('the start banner', () => {
   it('says what runs where and what to do next', () => {
-    expect(startBanner({ version: '1.2.3', url: 'http://127.0.0.1:8080', dataDir: '/home/u/.tabagent', models: 0, nativeHostOrigins: 0, metrics: true })).toBe(
+    const http = { version: '1.2.3', url: 'http://127.0.0.1:8080', dataDir: '/home/u/.tabagent', models: 0, nativeHostOrigins: 0, metrics: true };
+    expect(startBanner({ ...http, access: { kind: 'open' } })).toBe(
       [
         'TabAgent Server 1.2.3',
         '  API       http://127.0.0.1:8080/v1   (OpenAI and Ollama clients: http://127.0.0.1:8080)',
         '  Docs      http://127.0.0.1:8080/swagger-ui/',
         '  Metrics   http://127.0.0.1:8080/metrics',
         '  Data      /home/u/.tabagent',
+        '  Access    open to every program of every account on this machine (no key); --auth owner requires a key only you can read',
         '  Models    none yet: tabagent pull hf.co/<owner>/<repo>, or drop a .gguf into the models folder',
         '  Extension native host not installed: tabagent install-native-host --extension-id <id>',
         '',
       ].join('\n'),
     );
-    expect(startBanner({ version: '1.2.3', url: undefined, dataDir: '/d', models: 2, nativeHostOrigins: 1, metrics: false })).toBe(
+    const accessOf = (access: Parameters<typeof startBanner>[0]['access']): string | undefined =>
+      startBanner({ ...http, access })
+        .split('\n')
+        .find((line) => line.startsWith('  Access'));
+    expect(accessOf({ kind: 'owner', keyFile: '/home/u/.tabagent/owner.key' })).toBe(
+      '  Access    owner only: send Authorization: Bearer <key in /home/u/.tabagent/owner.key> (tabagent key prints it); the extension pairs over native messaging',
+    );
+    expect(accessOf({ kind: 'key' })).toBe('  Access    API key required: send Authorization: Bearer <key>');
+    expect(startBanner({ version: '1.2.3', url: undefined, dataDir: '/d', models: 2, nativeHostOrigins: 1, metrics: false, access: { kind: 'open' } })).toBe(
       [
         'TabAgent Server 1.2.3',
         '  HTTP      not listening (native messaging only)',

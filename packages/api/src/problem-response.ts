@@ -65,7 +65,8 @@ export function problemFromError(error: unknown, instance: string, requestId: st
   if (problem.status >= 500 && problem.code === 'internal_error') {
     logger.error({ err: error, requestId, path: instance }, 'Unexpected error while serving a request');
   } else {
-    logger.debug({ requestId, path: instance, code: problem.code, status: problem.status }, problem.detail);
+    // The title, not the detail: a JSON parse error's detail quotes the start of the body (a token, a message).
+    logger.debug({ requestId, path: instance, code: problem.code, status: problem.status }, problem.title);
   }
   return answered;
 }

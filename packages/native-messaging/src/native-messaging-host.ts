@@ -117,7 +117,8 @@ class NativeMessagingHostSession implements NativeMessagingHost {
       return;
     }
     if (frame.kind === 'malformed') {
-      this.logger.warn({ code: frame.error.code, bytes: frame.byteLength }, `native messaging: ${frame.error.message}`);
+      // The code and size only: the parser's message quotes the start of the input, which may be a token.
+      this.logger.warn({ code: frame.error.code, bytes: frame.byteLength }, 'native messaging: a frame was not valid JSON');
       void this.sendProtocolError(frame.error);
       return;
     }

@@ -213,7 +213,11 @@ export const RegisterModelRequest = z
 
 export const DeleteModelResponse = z.object({ status: z.enum(['deleted', 'unregistered']), model: z.string() }).meta({ id: 'DeleteModelResponse' });
 
-export const HfTokenRequest = z.object({ token: z.string().min(8).max(4096) }).meta({ id: 'HfTokenRequest' });
+/** Printable ASCII without spaces: a token goes into an HTTP header, where a newline or a control character would fail every pull. */
+export const hfTokenPattern = /^[\x21-\x7e]+$/u;
+export const HfTokenRequest = z
+  .object({ token: z.string().min(8).max(4096).regex(hfTokenPattern, 'A Hugging Face token is printable ASCII without spaces or control characters') })
+  .meta({ id: 'HfTokenRequest' });
 export const HfTokenStatusResponse = z.object({ has_token: z.boolean(), message: z.string() }).meta({ id: 'HfTokenStatusResponse' });
 export const MessageResponse = z.object({ message: z.string() }).meta({ id: 'MessageResponse' });
 
