@@ -240,6 +240,15 @@ describe('pairing', () => {
       ]);
     }
     expect((await fetch(`${base}/v1/chat/completions`, json(ask, bearer))).status).toBe(200);
+    // Ollama's chat loads the model first, as a step of the chat: a chat token may (it answered 403).
+    const ollamaChat = await fetch(`${base}/api/chat`, json({ model: 'tiny', messages: ask.messages, stream: false, options: { num_predict: 2 } }, bearer));
+    expect([ollamaChat.status, ((await ollamaChat.json()) as { done: boolean }).done]).toEqual([200, true]);
+    // Unloading takes the model from every caller, so keep_alive 0 stays a full token's.
+    const unload = await fetch(`${base}/api/generate`, json({ model: 'tiny', keep_alive: 0 }, bearer));
+    expect([unload.status, ((await unload.json()) as { error: string }).error]).toEqual([
+      403,
+      'This pairing token is for chat only; models.unload needs a token of scope "full"',
+    ]);
     const metrics = await fetch(`${base}/metrics`, { headers: bearer });
     expect([metrics.status, ((await metrics.json()) as { detail: string }).detail]).toEqual([
       403,

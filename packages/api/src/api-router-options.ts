@@ -35,7 +35,11 @@ export interface ApiRouterOptions {
    * `Authorization: Bearer <apiKey>`; compared in constant time.
    */
   apiKey?: string;
-  /** Largest accepted request body in bytes; larger bodies get 413. Default 32 MiB. */
+  /**
+   * When set, the largest request body any route accepts, in bytes (larger bodies get 413). Each
+   * route has its own limit in the catalogue (`maxBodyBytes`: 1 MiB by default, 16 MiB for chat
+   * and embedding batches, 32 MiB for bulk imports); this only lowers it.
+   */
   bodyLimitBytes?: number;
   /** Where errors (500s with their cause) and request problems are logged. Default: silent. */
   logger?: ApiLogger;
@@ -71,9 +75,6 @@ export interface ApiRouterOptions {
    */
   onRefused?: (refusal: RequestRefusal) => void;
 }
-
-/** Default body limit: 32 MiB (documents and page text can be large). */
-export const defaultBodyLimitBytes = 32 * 1024 * 1024;
 
 const noop = (): void => undefined;
 

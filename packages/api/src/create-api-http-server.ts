@@ -53,5 +53,17 @@ export function createApiHttpServer(app: Express, serverOptions: ServerOptions =
   // Bounded waits for a request to arrive: a client that trickles its headers (or body) is cut
   // off instead of holding a socket for minutes. Responses (SSE streams) are not limited.
   const bounded: ServerOptions = { headersTimeout: 10_000, requestTimeout: 60_000, connectionsCheckingInterval: 1_000, ...serverOptions };
-  return createServer(classes === undefined ? bounded : { ...bounded, ...classes }, app);
+  const server = createServer(classes === undefined ? bounded : { ...bounded, ...classes }, app);
+  // A bound on sockets held at once (each idle keep-alive or streaming client holds one): past it
+  // Node closes new connections at once instead of letting one program exhaust file descriptors.
+  server.maxConnections = maxApiConnections;
+  return server;
 }
+
+/**
+ * Connections the API server holds at once (`server.maxConnections`): below the 1,024 descriptors
+ * a Linux desktop session often allows a process, with room left for the database, the models,
+ * the log and WebRTC's sockets; above the hundreds of clients a burst can bring (each of which
+ * gets a 429 from a full queue, which a client can act on, rather than a reset connection).
+ */
+export const maxApiConnections = 900;

@@ -369,3 +369,53 @@ describe('createApiRouter over HTTP', () => {
     }
   });
 });
+
+describe('per-route body limits', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  /** Status, and the limit a 413 names, for a JSON body of `bytes` bytes. */
+  const limitOf = async (method: string, path: string, bytes: number): Promise<[number | 'taken', unknown]> => {
+    const filler = 'a'.repeat(bytes - JSON.stringify({ model: 'x', messages: [{ role: 'user', content: '' }] }).length);
+    const response = await fetch(`${server.baseUrl}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: filler }] }),
+    });
+    // A problem document names the limit; Ollama's error, its message.
+    const body = (await response.json()) as { limit_bytes?: number; error?: unknown };
+    return [response.status === 413 ? 413 : 'taken', body.limit_bytes ?? (response.status === 413 ? body.error : undefined)];
+  };
+  const mebibyte = 1024 * 1024;
+
+  it('takes 1 MiB on most routes, 16 MiB where images and batches travel, and says which limit a refusal met', async () => {
+    expect({
+      paramsJustUnder: await limitOf('POST', '/v1/params', mebibyte),
+      params: await limitOf('POST', '/v1/params', mebibyte + 1),
+      ollamaShow: await limitOf('POST', '/api/show', mebibyte + 1),
+      chat: await limitOf('POST', '/v1/chat/completions', 2 * mebibyte),
+      ollamaChat: await limitOf('POST', '/api/chat', 2 * mebibyte),
+      embeddings: await limitOf('POST', '/v1/embeddings', 2 * mebibyte),
+      chatTooLarge: await limitOf('POST', '/v1/chat/completions', 16 * mebibyte + 1),
+      ollamaGenerateTooLarge: await limitOf('POST', '/api/generate', 16 * mebibyte + 1),
+      ingest: await limitOf('POST', '/v1/documents', 16 * mebibyte + 1),
+      ingestTooLarge: await limitOf('POST', '/v1/documents', 32 * mebibyte + 1),
+    }).toEqual({
+      paramsJustUnder: ['taken', undefined],
+      params: [413, mebibyte],
+      ollamaShow: [413, 'The request body exceeds the limit of 1048576 bytes'],
+      chat: ['taken', undefined],
+      ollamaChat: ['taken', undefined],
+      embeddings: ['taken', undefined],
+      chatTooLarge: [413, 16 * mebibyte],
+      ollamaGenerateTooLarge: [413, 'The request body exceeds the limit of 16777216 bytes'],
+      ingest: ['taken', undefined],
+      ingestTooLarge: [413, 32 * mebibyte],
+    });
+  }, 30_000);
+});

@@ -8,13 +8,15 @@ import {
   NotFoundError,
   isChunkStream,
   parseRouteRequest,
+  routeBodyLimit,
+  routeCatalogue,
   routeList,
   type AnyRouteDefinition,
   type AppStateProvider,
   type RouteId,
   type RouteMethod,
 } from '@tabagent/values';
-import { defaultBodyLimitBytes, silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
+import { silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
 import { callerOfRequestState, createHttpCallContext } from './http-call-context.js';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
@@ -83,7 +85,8 @@ function sendJson(response: ServerResponse, value: unknown): void {
 
 class ApiRouterBuilder {
   private readonly logger: ApiLogger;
-  private readonly bodyLimitBytes: number;
+  /** A cap on every route's own body limit, when the options set one. */
+  private readonly bodyLimitBytes: number | undefined;
   private readonly requestIdFactory: () => string;
   private readonly guard: RequestGuard;
   private readonly openPaths: ReadonlySet<string>;
@@ -98,8 +101,9 @@ class ApiRouterBuilder {
     private readonly routes: readonly AnyRouteDefinition[],
   ) {
     this.logger = options.logger ?? silentLogger;
-    this.bodyLimitBytes = options.bodyLimitBytes ?? defaultBodyLimitBytes;
-    if (!Number.isSafeInteger(this.bodyLimitBytes) || this.bodyLimitBytes < 0) throw new RangeError('bodyLimitBytes must be a non-negative integer');
+    this.bodyLimitBytes = options.bodyLimitBytes;
+    if (this.bodyLimitBytes !== undefined && (!Number.isSafeInteger(this.bodyLimitBytes) || this.bodyLimitBytes < 0))
+      throw new RangeError('bodyLimitBytes must be a non-negative integer');
     this.requestIdFactory = options.requestIdFactory ?? createCounterRequestIdFactory();
     const health = routes.find((route) => route.id === 'health');
     const healthPaths = health === undefined ? [] : [health.path, ...(health.aliases ?? [])];
@@ -132,7 +136,7 @@ class ApiRouterBuilder {
       new OllamaRoutes({
         provider: this.provider,
         logger: this.logger,
-        bodyLimitBytes: this.bodyLimitBytes,
+        ...(this.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: this.bodyLimitBytes }),
         requestIdFactory: this.requestIdFactory,
         shutdownSignal: this.options.shutdownSignal,
         version: this.options.version ?? '0.0.0',
@@ -226,7 +230,9 @@ class ApiRouterBuilder {
     const body =
       method === 'GET' || method === 'HEAD'
         ? undefined
-        : await readJsonBody(request, this.bodyLimitBytes, { requireJsonContentType: state.origin !== undefined });
+        : await readJsonBody(request, Math.min(routeBodyLimit(routeCatalogue[id]), this.bodyLimitBytes ?? Number.POSITIVE_INFINITY), {
+            requireJsonContentType: state.origin !== undefined,
+          });
     const validated = parseRouteRequest(id, mergeRequest(method, body, queryOf(request), request.params as Record<string, string>));
     const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);

@@ -1,4 +1,4 @@
-import { CancelledError } from '@tabagent/values';
+import { CancelledError, RateLimitedError } from '@tabagent/values';
 
 /** Options of the micro-batcher. */
 export interface MicroBatcherOptions {
@@ -6,6 +6,11 @@ export interface MicroBatcherOptions {
   maxBatchSize?: number;
   /** How long the first queued item waits for company before a run starts, in ms. Default 2. */
   batchWindowMs?: number;
+  /**
+   * Most requests waiting (not yet finished) at once; more are refused with 429 and
+   * `retry_after_seconds`, as a GGUF model's queue is. Default 64.
+   */
+  maxQueuedRequests?: number;
 }
 
 interface PendingRequest<O> {
@@ -33,6 +38,9 @@ export class MicroBatcher<I, O> {
   private pending: PendingItem<I, O>[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private readonly maxQueuedRequests: number;
+  /** Requests submitted and not yet settled. */
+  private queuedRequests = 0;
 
   constructor(
     private readonly runBatch: (items: I[]) => Promise<O[]>,
@@ -41,12 +49,21 @@ export class MicroBatcher<I, O> {
   ) {
     this.maxBatchSize = options.maxBatchSize ?? 32;
     this.batchWindowMs = options.batchWindowMs ?? 2;
+    this.maxQueuedRequests = options.maxQueuedRequests ?? 64;
   }
 
   /** Queues the items of one request; resolves with their outputs in order. */
   submit(items: readonly I[], signal?: AbortSignal): Promise<O[]> {
     if (signal?.aborted) return Promise.reject(new CancelledError('The request was cancelled before it ran'));
     if (items.length === 0) return Promise.resolve([]);
+    if (this.queuedRequests >= this.maxQueuedRequests) {
+      return Promise.reject(
+        new RateLimitedError(`${this.queuedRequests} requests are already waiting for this model; try again shortly`, {
+          details: { queued: this.queuedRequests, max_queued: this.maxQueuedRequests, retry_after_seconds: 1 },
+        }),
+      );
+    }
+    this.queuedRequests += 1;
     return new Promise<O[]>((resolve, reject) => {
       const onAbort = () => request.reject(new CancelledError('The request was cancelled'));
       const request: PendingRequest<O> = {
@@ -56,12 +73,14 @@ export class MicroBatcher<I, O> {
         resolve: (results) => {
           if (request.settled) return;
           request.settled = true;
+          this.queuedRequests -= 1;
           signal?.removeEventListener('abort', onAbort);
           resolve(results);
         },
         reject: (error) => {
           if (request.settled) return;
           request.settled = true;
+          this.queuedRequests -= 1;
           signal?.removeEventListener('abort', onAbort);
           reject(error);
         },

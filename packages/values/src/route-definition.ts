@@ -38,6 +38,24 @@ export interface RouteDefinition<
   /** Schema of one stream chunk when the route can stream. */
   readonly chunk: Chunk;
   readonly streaming: RouteStreaming;
+  /**
+   * Largest request body this route takes, in bytes (default `defaultMaxBodyBytes`, 1 MiB): more
+   * only where the route needs it (images in a chat, a bulk import), so a burst of concurrent
+   * requests cannot make the server buffer gigabytes.
+   */
+  readonly maxBodyBytes?: number;
+}
+
+/** The request body limit of a route that names none: 1 MiB. */
+export const defaultMaxBodyBytes = 1024 * 1024;
+/** For routes that carry images or long texts (chat with images, embedding batches): 16 MiB. */
+export const largeBodyBytes = 16 * 1024 * 1024;
+/** For bulk imports (documents, sync): 32 MiB. */
+export const bulkBodyBytes = 32 * 1024 * 1024;
+
+/** The request body limit of a route. */
+export function routeBodyLimit(route: Pick<RouteDefinition, 'maxBodyBytes'>): number {
+  return route.maxBodyBytes ?? defaultMaxBodyBytes;
 }
 
 /** Declares a route while keeping its literal id and schema types. */

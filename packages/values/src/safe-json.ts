@@ -14,22 +14,36 @@ export interface SafeJsonOptions {
   subject?: string;
 }
 
-/** An error when `text` nests deeper than `maxJsonDepth`; scans only as far as the first violation. */
+/** The next quote or bracket: what the nesting scan needs to look at, found natively. */
+const structural = /["[\]{}]/gu;
+
+/**
+ * An error when `text` nests deeper than `maxJsonDepth`; scans only as far as the first violation.
+ * It jumps from one quote or bracket to the next, and over a string's content to its closing
+ * quote, with native searches: a character loop cost 6 times a JSON.parse (90 ms for a 16 MiB
+ * body holding one image), this about one.
+ */
 function nestingError(text: string, subject: string): InvalidRequestError | null {
   let depth = 0;
-  let inString = false;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c)
-        index++; // backslash: skip the escaped character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x7b || code === 0x5b) {
+  structural.lastIndex = 0;
+  for (let match = structural.exec(text); match !== null; match = structural.exec(text)) {
+    const code = text.charCodeAt(match.index);
+    if (code === 0x22) {
+      // A string: its end is the next quote not escaped by an odd run of backslashes.
+      let end = text.indexOf('"', match.index + 1);
+      for (;;) {
+        if (end === -1) return null; // unterminated: JSON.parse reports it
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      structural.lastIndex = end + 1;
+    } else if (code === 0x7b || code === 0x5b) {
       depth++;
       if (depth > maxJsonDepth)
         return new InvalidRequestError(`The JSON ${subject} nests deeper than ${maxJsonDepth} levels`, { details: { max_depth: maxJsonDepth } });
-    } else if (code === 0x7d || code === 0x5d) depth--;
+    } else depth--;
   }
   return null;
 }

@@ -6,6 +6,8 @@ import {
   isChunkStream,
   parseRouteRequest,
   problemStatusForCode,
+  routeBodyLimit,
+  routeCatalogue,
   toTabAgentError,
   type AppStateProvider,
   type RouteChunk,
@@ -48,7 +50,8 @@ export const ollamaOpenPaths = ['/', '/api/version'];
 export interface OllamaRoutesOptions {
   provider: AppStateProvider;
   logger: ApiLogger;
-  bodyLimitBytes: number;
+  /** When set, caps every route's body limit (each takes its catalogue route's, 1 MiB by default). */
+  bodyLimitBytes?: number;
   requestIdFactory: () => string;
   shutdownSignal?: AbortSignal | undefined;
   /** This server's version, reported beside the Ollama API version. */
@@ -195,20 +198,27 @@ export class OllamaRoutes {
     sendJson(response, problemStatusForCode(failure.code), { error: message });
   }
 
-  private async body(request: IncomingMessage): Promise<unknown> {
+  /** Reads the body within the limit of the catalogue route this path serves (`models.get` and the like: 1 MiB). */
+  private async body(request: IncomingMessage, served: RouteId = 'models.get'): Promise<unknown> {
+    const limit = Math.min(routeBodyLimit(routeCatalogue[served]), this.options.bodyLimitBytes ?? Number.POSITIVE_INFINITY);
     // Ollama reads any body as JSON; a browser's (with Origin) must say it is JSON.
-    return readJsonBody(request, this.options.bodyLimitBytes, { requireJsonContentType: request.headers.origin !== undefined });
+    return readJsonBody(request, limit, { requireJsonContentType: request.headers.origin !== undefined });
   }
 
-  /** Calls one catalogue route for this HTTP request, validated as every transport validates. */
+  /**
+   * Calls one catalogue route for this HTTP request, validated as every transport validates. The
+   * pairing scope is checked for `scopedAs`: the route the client asked for, when this call is a
+   * step of it (the load before a chat is part of the chat, as chat completions load on demand).
+   */
   private async call<K extends RouteId>(
     id: K,
     raw: RouteRequestInput<K>,
     request: Request,
     response: Response,
+    scopedAs: RouteId = id,
   ): Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>> {
     const state = requestStateOf(request, this.options.requestIdFactory);
-    assertPairingScope(state, id);
+    assertPairingScope(state, scopedAs);
     const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     const parsed = parseRouteRequest(id, raw);
@@ -216,8 +226,14 @@ export class OllamaRoutes {
     return this.options.provider.handle(id, parsed, context) as Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>>;
   }
 
-  private async callOnce<K extends RouteId>(id: K, raw: RouteRequestInput<K>, request: Request, response: Response): Promise<RouteResponse<K>> {
-    const result = await this.call(id, raw, request, response);
+  private async callOnce<K extends RouteId>(
+    id: K,
+    raw: RouteRequestInput<K>,
+    request: Request,
+    response: Response,
+    scopedAs: RouteId = id,
+  ): Promise<RouteResponse<K>> {
+    const result = await this.call(id, raw, request, response, scopedAs);
     if (isChunkStream(result)) throw new Error(`${id} streamed`);
     return result;
   }
@@ -246,19 +262,33 @@ export class OllamaRoutes {
     load: Record<string, unknown>,
     request: Request,
     response: Response,
+    servedRoute: RouteId,
   ): Promise<number> {
     const started = performance.now();
-    const loaded = await this.callOnce('models.load', { model: id, ...load, ...(keepAlive === undefined ? {} : { keep_alive: keepAlive }) }, request, response);
+    const loaded = await this.callOnce(
+      'models.load',
+      { model: id, ...load, ...(keepAlive === undefined ? {} : { keep_alive: keepAlive }) },
+      request,
+      response,
+      servedRoute,
+    );
     return loaded.status === 'loaded' ? nanoseconds(started, performance.now()) : 0;
   }
 
   /** An empty chat or generate: Ollama loads the model, or with keep_alive 0 unloads it. */
-  private async loadOrUnload(id: string, keepAlive: number | string | undefined, request: Request, response: Response): Promise<'load' | 'unload'> {
+  private async loadOrUnload(
+    id: string,
+    keepAlive: number | string | undefined,
+    request: Request,
+    response: Response,
+    servedRoute: RouteId,
+  ): Promise<'load' | 'unload'> {
+    // Unloading takes the model from every other caller: that stays a `full` token's to do.
     if (keepAlive === 0 || keepAlive === '0' || keepAlive === '0s') {
       await this.callOnce('models.unload', { model: id }, request, response);
       return 'unload';
     }
-    await this.ensureLoaded(id, keepAlive, {}, request, response);
+    await this.ensureLoaded(id, keepAlive, {}, request, response, servedRoute);
     return 'load';
   }
 
@@ -409,18 +439,18 @@ export class OllamaRoutes {
 
   private async chat(request: Request, response: Response): Promise<void> {
     const started = performance.now();
-    const body = parseOllamaRequest(OllamaChatRequest, await this.body(request), '/api/chat');
+    const body = parseOllamaRequest(OllamaChatRequest, await this.body(request, 'chat.completions'), '/api/chat');
     const name = requiredModelName(body);
     const id = modelIdOf(name);
     if (body.messages === undefined || body.messages === null || body.messages.length === 0) {
-      const reason = await this.loadOrUnload(id, body.keep_alive, request, response);
+      const reason = await this.loadOrUnload(id, body.keep_alive, request, response, 'chat.completions');
       sendJson(response, 200, { model: name, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: reason });
       return;
     }
     const { fields, load, ignored } = samplingFromOptions(body.options);
     this.noteIgnored(ignored);
     const messages = openAiMessagesOf(body.messages);
-    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response, 'chat.completions');
     const format = responseFormatOf(body.format);
     const think = thinkOf(body.think);
     const chunks = (await this.call(
@@ -451,7 +481,7 @@ export class OllamaRoutes {
 
   private async generate(request: Request, response: Response): Promise<void> {
     const started = performance.now();
-    const body = parseOllamaRequest(OllamaGenerateRequest, await this.body(request), '/api/generate');
+    const body = parseOllamaRequest(OllamaGenerateRequest, await this.body(request, 'completions'), '/api/generate');
     const name = requiredModelName(body);
     const id = modelIdOf(name);
     if (body.images !== undefined && body.images !== null && body.images.length > 0) {
@@ -469,13 +499,13 @@ export class OllamaRoutes {
     }
     const prompt = body.prompt ?? '';
     if (prompt === '') {
-      const reason = await this.loadOrUnload(id, body.keep_alive, request, response);
+      const reason = await this.loadOrUnload(id, body.keep_alive, request, response, 'completions');
       sendJson(response, 200, { model: name, created_at: nowIso(), response: '', done: true, done_reason: reason });
       return;
     }
     const { fields, load, ignored } = samplingFromOptions(body.options);
     this.noteIgnored(ignored);
-    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response, 'completions');
     const format = responseFormatOf(body.format);
     const keepAlive = body.keep_alive === undefined ? {} : { keep_alive: body.keep_alive };
     const merge = (all: Record<string, unknown>[]): Record<string, unknown> => {
@@ -535,10 +565,10 @@ export class OllamaRoutes {
 
   private async embed(request: Request, response: Response): Promise<void> {
     const started = performance.now();
-    const body = parseOllamaRequest(OllamaEmbedRequest, await this.body(request), '/api/embed');
+    const body = parseOllamaRequest(OllamaEmbedRequest, await this.body(request, 'embeddings'), '/api/embed');
     const name = requiredModelName(body);
     const id = modelIdOf(name);
-    const loadNs = await this.ensureLoaded(id, body.keep_alive, {}, request, response);
+    const loadNs = await this.ensureLoaded(id, body.keep_alive, {}, request, response, 'embeddings');
     const inputs = body.input === undefined || body.input === null ? [] : typeof body.input === 'string' ? [body.input] : body.input;
     if (inputs.length === 0) {
       sendJson(response, 200, { model: name, embeddings: [] });
@@ -560,9 +590,9 @@ export class OllamaRoutes {
   }
 
   private async embeddings(request: Request, response: Response): Promise<void> {
-    const body = parseOllamaRequest(OllamaEmbeddingsRequest, await this.body(request), '/api/embeddings');
+    const body = parseOllamaRequest(OllamaEmbeddingsRequest, await this.body(request, 'embeddings'), '/api/embeddings');
     const id = modelIdOf(requiredModelName(body));
-    await this.ensureLoaded(id, body.keep_alive, {}, request, response);
+    await this.ensureLoaded(id, body.keep_alive, {}, request, response, 'embeddings');
     if (body.prompt === undefined || body.prompt === null || body.prompt === '') {
       sendJson(response, 200, { embedding: [] });
       return;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRoute } from '../route-definition.js';
+import { defineRoute, largeBodyBytes } from '../route-definition.js';
 import { acceptFieldAlias, EmptyRequest, ModelId, nullMeansUnset } from './common-schemas.js';
 
 const InputText = z.string().min(1).max(1_000_000);
@@ -223,6 +223,7 @@ export const RagQueryResponse = z
 
 export const embeddingsRoute = defineRoute({
   id: 'embeddings',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/embeddings',
   summary: 'Embeddings (OpenAI compatible)',
@@ -233,6 +234,7 @@ export const embeddingsRoute = defineRoute({
 
 export const rerankRoute = defineRoute({
   id: 'rerank',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/rerank',
   aliases: ['/v1/reranking'],
@@ -245,6 +247,7 @@ export const rerankRoute = defineRoute({
 
 export const similarityRoute = defineRoute({
   id: 'similarity',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/similarity',
   summary: 'Similarity of two texts',
@@ -265,6 +268,7 @@ export const semanticSearchRoute = defineRoute({
 
 export const evaluateEmbeddingsRoute = defineRoute({
   id: 'embeddings.evaluate',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/evaluate-embeddings',
   summary: 'Retrieval quality of an embedding model on query/document pairs',
@@ -276,6 +280,7 @@ export const evaluateEmbeddingsRoute = defineRoute({
 
 export const clusterRoute = defineRoute({
   id: 'cluster',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/cluster',
   summary: 'k-means clustering of texts (k-means++ initialisation) with silhouette score',
@@ -286,6 +291,7 @@ export const clusterRoute = defineRoute({
 
 export const recommendRoute = defineRoute({
   id: 'recommend',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/recommend',
   summary: 'Candidates most related to a query',

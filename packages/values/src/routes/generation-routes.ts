@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRoute } from '../route-definition.js';
+import { defineRoute, largeBodyBytes } from '../route-definition.js';
 import { EmptyRequest, ModelId, nullMeansUnset, Usage } from './common-schemas.js';
 
 /**
@@ -310,6 +310,7 @@ export const SetGenerationParamsRequest = GenerationParams.partial().meta({ id: 
 
 export const chatCompletionsRoute = defineRoute({
   id: 'chat.completions',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/chat/completions',
   aliases: ['/v1/chat'],
@@ -324,6 +325,7 @@ export const chatCompletionsRoute = defineRoute({
 
 export const completionsRoute = defineRoute({
   id: 'completions',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/completions',
   aliases: ['/v1/generate'],

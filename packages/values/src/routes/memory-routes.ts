@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRoute } from '../route-definition.js';
+import { bulkBodyBytes, defineRoute, largeBodyBytes } from '../route-definition.js';
 import { acceptFieldAlias, Cursor, EmptyRequest, ModelId, QueryInt } from './common-schemas.js';
 
 /** Memory tier of a stored item, by age (see the storage package). */
@@ -194,6 +194,7 @@ export const sessionHistoryRoute = defineRoute({
 
 export const sessionSaveMessageRoute = defineRoute({
   id: 'sessions.save_message',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/sessions/{session_id}/messages',
   summary: 'Save one message to a session (creates the session if needed)',
@@ -244,6 +245,7 @@ export const conversationsDeleteRoute = defineRoute({
 
 export const conversationsAddMessagesRoute = defineRoute({
   id: 'conversations.add_messages',
+  maxBodyBytes: largeBodyBytes,
   method: 'POST',
   path: '/v1/conversations/{conversation_id}/messages',
   summary: 'Add messages to a conversation',
@@ -265,6 +267,7 @@ export const conversationsSearchRoute = defineRoute({
 
 export const syncPushRoute = defineRoute({
   id: 'sync.push',
+  maxBodyBytes: bulkBodyBytes,
   method: 'POST',
   path: '/v1/sync/push',
   summary: 'Push conversations and messages from the extension (last write wins on updated_at)',
@@ -286,6 +289,7 @@ export const syncPullRoute = defineRoute({
 
 export const documentsIngestRoute = defineRoute({
   id: 'documents.ingest',
+  maxBodyBytes: bulkBodyBytes,
   method: 'POST',
   path: '/v1/documents',
   summary: 'Save a web page, document or bookmark to memory (indexed in the background)',
