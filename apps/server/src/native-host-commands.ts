@@ -21,6 +21,8 @@ interface ParsedInstallArguments {
   browsers: NativeHostBrowser[] | 'all';
   dataDir: string;
   extraManifestDirs: string[];
+  /** Firefox add-on ids (`--firefox-extension-id`); without any, no Firefox manifest is written. */
+  firefoxExtensionIds: string[];
   serveArgs: string[];
 }
 
@@ -30,6 +32,7 @@ function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
     browsers: 'all',
     dataDir: env['TABAGENT_DATA_DIR'] || defaultDataDir(),
     extraManifestDirs: [],
+    firefoxExtensionIds: [],
     serveArgs: [],
   };
   for (let index = 0; index < argv.length; index += 1) {
@@ -63,6 +66,14 @@ function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
       case '--manifest-dir':
         parsed.extraManifestDirs.push(need());
         break;
+      case '--firefox-extension-id':
+        parsed.firefoxExtensionIds.push(
+          ...need()
+            .split(',')
+            .map((id) => id.trim())
+            .filter(Boolean),
+        );
+        break;
       default:
         throw new InvalidRequestError(`Unknown option: ${flag}`);
     }
@@ -77,10 +88,12 @@ function locationOptions(parsed: ParsedInstallArguments): NativeHostLocationOpti
 /** `tabagent install-native-host --extension-id <id> [--browser ...] [--data-dir DIR] [--manifest-dir DIR]` */
 export async function runInstallNativeHost(argv: readonly string[], write: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const parsed = parseInstallArguments(argv, env);
-  if (parsed.extensionIds.length === 0) throw new InvalidRequestError('--extension-id is required (the id shown in chrome://extensions)');
+  if (parsed.extensionIds.length === 0 && parsed.firefoxExtensionIds.length === 0)
+    throw new InvalidRequestError('--extension-id is required (the id shown in chrome://extensions; for Firefox, --firefox-extension-id)');
   const result = await installNativeHost({
     ...locationOptions(parsed),
     extensionIds: parsed.extensionIds,
+    firefoxExtensionIds: parsed.firefoxExtensionIds,
     scriptPath: fileURLToPath(new URL('./cli.js', import.meta.url)),
     extraServeArgs: parsed.serveArgs,
   });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +32,7 @@ describe('native host installer', () => {
   it('writes a launcher and the manifests into every Linux browser folder', async () => {
     const result = await installNativeHost({
       extensionIds: [extensionId],
+      firefoxExtensionIds: ['tabagent@tabagent.com'],
       nodePath: '/usr/bin/node',
       scriptPath: '/opt/tabagent/dist/cli.js',
       homeDir,
@@ -69,6 +71,7 @@ describe('native host installer', () => {
     const result = await installNativeHost({
       extensionIds: [origin, 'abcdefghijklmnopabcdefghijklmnop'],
       browsers: ['chrome', 'edge', 'firefox'],
+      firefoxExtensionIds: ['tabagent@tabagent.com'],
       nodePath: '/opt/homebrew/bin/node',
       scriptPath: "/Applications/Tab Agent's/cli.js",
       homeDir,
@@ -97,6 +100,7 @@ describe('native host installer', () => {
     await installNativeHost({
       extensionIds: [extensionId],
       browsers: ['chrome', 'firefox'],
+      firefoxExtensionIds: ['tabagent@tabagent.com'],
       nodePath: '/usr/bin/node',
       scriptPath: '/opt/cli.js',
       homeDir,
@@ -155,6 +159,22 @@ describe('native host installer', () => {
     expect(after[0]).toMatchObject({ found: false, problems: ['manifest not found'] });
   });
 
+  it('writes a Firefox manifest only for add-on ids the user names: an unclaimed default id could be claimed by anyone', async () => {
+    const result = await installNativeHost({ extensionIds: [extensionId], nodePath: '/usr/bin/node', scriptPath: '/opt/cli.js', homeDir, platform: 'linux' });
+    expect(result.manifests.map((manifest) => manifest.browser)).toEqual(['chrome', 'chromium', 'edge', 'brave']);
+    expect(existsSync(path.join(homeDir, '.mozilla/native-messaging-hosts/com.tabagent.host.json'))).toBe(false);
+    await expect(
+      installNativeHost({
+        extensionIds: [extensionId],
+        browsers: ['chrome', 'firefox'],
+        nodePath: '/usr/bin/node',
+        scriptPath: '/opt/cli.js',
+        homeDir,
+        platform: 'linux',
+      }),
+    ).rejects.toThrow("Firefox needs the add-on id to allow: give --firefox-extension-id ID (the extension's id in about:debugging)");
+  });
+
   it('flags a manifest whose launcher is missing or not executable', async () => {
     await installNativeHost({
       extensionIds: [extensionId],
@@ -176,6 +196,9 @@ describe('native host installer', () => {
   });
 
   it('writes the Windows manifests and registry keys through the command runner', async () => {
+    // By its full path: a bare `reg` would be searched for in the working directory first.
+    const regExe = 'C:\\Windows\\System32\\reg.exe';
+    expect(process.env['SystemRoot']).toBeUndefined();
     const commands: Array<[string, readonly string[]]> = [];
     const registry = new Map<string, string>();
     const runCommand: CommandRunner = async (command, args) => {
@@ -197,6 +220,7 @@ describe('native host installer', () => {
     const localAppDataDir = path.join(homeDir, 'AppData', 'Local');
     const result = await installNativeHost({
       extensionIds: [extensionId],
+      firefoxExtensionIds: ['tabagent@tabagent.com'],
       nodePath: 'C:\\Program Files\\nodejs\\node.exe',
       scriptPath: 'C:\\tabagent\\dist\\cli.js',
       homeDir,
@@ -214,14 +238,14 @@ describe('native host installer', () => {
     expect(await readJson(chromiumManifest)).toMatchObject({ path: result.launcherPath, allowed_origins: [origin] });
     expect(await readJson(firefoxManifest)).toMatchObject({ path: result.launcherPath, allowed_extensions: ['tabagent@tabagent.com'] });
     expect(commands).toEqual([
-      ['reg', ['add', 'HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
-      ['reg', ['add', 'HKCU\\Software\\Chromium\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
-      ['reg', ['add', 'HKCU\\Software\\Microsoft\\Edge\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
+      [regExe, ['add', 'HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
+      [regExe, ['add', 'HKCU\\Software\\Chromium\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
+      [regExe, ['add', 'HKCU\\Software\\Microsoft\\Edge\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f']],
       [
-        'reg',
+        regExe,
         ['add', 'HKCU\\Software\\BraveSoftware\\Brave-Browser\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', chromiumManifest, '/f'],
       ],
-      ['reg', ['add', 'HKCU\\Software\\Mozilla\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', firefoxManifest, '/f']],
+      [regExe, ['add', 'HKCU\\Software\\Mozilla\\NativeMessagingHosts\\com.tabagent.host', '/ve', '/t', 'REG_SZ', '/d', firefoxManifest, '/f']],
     ]);
     const report = await doctorNativeHost({ homeDir, platform: 'win32', localAppDataDir, runCommand, browsers: ['edge', 'firefox'] });
     expect(report.map((entry) => [entry.browser, entry.registryKey, entry.manifestPath, entry.found, entry.launcherExists, entry.problems])).toEqual([
@@ -232,7 +256,7 @@ describe('native host installer', () => {
     const removed = await uninstallNativeHost({ homeDir, platform: 'win32', localAppDataDir, runCommand });
     expect(removed.removed).toEqual([chromiumManifest, firefoxManifest, result.launcherPath]);
     expect(removed.registryKeysRemoved).toHaveLength(5);
-    expect(commands.every(([command, args]) => command === 'reg' && args[0] === 'delete' && args[2] === '/f')).toBe(true);
+    expect(commands.every(([command, args]) => command === regExe && args[0] === 'delete' && args[2] === '/f')).toBe(true);
     expect(registry.size).toBe(0);
   });
 
@@ -259,7 +283,17 @@ describe('native host installer', () => {
     await expect(installNativeHost({ extensionIds: [extensionId], nodePath: 'node', scriptPath: '/s', homeDir, platform: 'linux' })).rejects.toThrow(
       'nodePath and scriptPath must be absolute paths',
     );
-    expect(await installNativeHost({ extensionIds: [], browsers: ['firefox'], nodePath: '/n', scriptPath: '/s', homeDir, platform: 'linux' })).toMatchObject({
+    expect(
+      await installNativeHost({
+        extensionIds: [],
+        browsers: ['firefox'],
+        firefoxExtensionIds: ['tabagent@tabagent.com'],
+        nodePath: '/n',
+        scriptPath: '/s',
+        homeDir,
+        platform: 'linux',
+      }),
+    ).toMatchObject({
       manifests: [{ browser: 'firefox' }],
     });
   });

@@ -10,7 +10,6 @@ import { defaultDataDir } from './data-dir.js';
 export const nativeHostName = 'com.tabagent.host';
 
 /** The extension's Firefox add-on id (`browser_specific_settings.gecko.id`). */
-export const defaultFirefoxExtensionIds: readonly string[] = ['tabagent@tabagent.com'];
 
 /** Browsers the installer knows. */
 export const nativeHostBrowsers = ['chrome', 'chromium', 'edge', 'brave', 'firefox'] as const;
@@ -52,7 +51,12 @@ export interface NativeHostLocationOptions {
 export interface NativeHostInstallOptions extends NativeHostLocationOptions {
   /** Chromium extension ids (32 letters a-p) or their `chrome-extension://<id>/` origins. */
   extensionIds: readonly string[];
-  /** Firefox add-on ids for `allowed_extensions` (default `tabagent@tabagent.com`). */
+  /**
+   * Firefox add-on ids for `allowed_extensions`. None by default: the Firefox manifest is written
+   * only for ids the user names (an id nobody has claimed on addons.mozilla.org could be claimed
+   * by anyone, and native messaging mints pairing tokens). Without any, `all` browsers means the
+   * Chromium ones, and naming `firefox` is an error.
+   */
   firefoxExtensionIds?: readonly string[];
   /** Absolute path of the Node binary the launcher runs (default `process.execPath`). */
   nodePath?: string;
@@ -168,6 +172,14 @@ export function toChromiumOrigin(extensionIdOrOrigin: string): string {
   return `chrome-extension://${match[1] as string}/`;
 }
 
+/**
+ * reg.exe by its full path: a bare `reg` is looked up through Windows' search order, which tries
+ * the working directory first, so a reg.exe planted there would run with the user's rights.
+ */
+function regExe(): string {
+  return path.win32.join(process.env['SystemRoot'] ?? 'C:\\Windows', 'System32', 'reg.exe');
+}
+
 const defaultRunCommand: CommandRunner = (command, args) =>
   new Promise((resolve) => {
     execFile(command, [...args], { windowsHide: true }, (error, stdout, stderr) => {
@@ -254,7 +266,15 @@ function windowsManifestFor(browser: NativeHostBrowser, windowsDir: string): str
  * host manifest into each browser's per-user folder (Linux, macOS), or one manifest per family
  * plus the HKCU registry keys (Windows).
  */
-export async function installNativeHost(options: NativeHostInstallOptions): Promise<NativeHostInstallResult> {
+export async function installNativeHost(given: NativeHostInstallOptions): Promise<NativeHostInstallResult> {
+  const allowedExtensions = [...new Set(given.firefoxExtensionIds ?? [])];
+  if (allowedExtensions.length === 0 && Array.isArray(given.browsers) && given.browsers.includes('firefox')) {
+    throw new InvalidRequestError("Firefox needs the add-on id to allow: give --firefox-extension-id ID (the extension's id in about:debugging)");
+  }
+  const options: NativeHostInstallOptions =
+    allowedExtensions.length === 0 && (given.browsers === undefined || given.browsers === 'all')
+      ? { ...given, browsers: nativeHostBrowsers.filter((browser) => browser !== 'firefox') }
+      : given;
   const locations = resolveLocations(options);
   const homeDir = options.homeDir ?? os.homedir();
   const nodePath = options.nodePath ?? process.execPath;
@@ -265,7 +285,6 @@ export async function installNativeHost(options: NativeHostInstallOptions): Prom
   const chromiumWanted = locations.browsers.some((browser) => browser !== 'firefox') || locations.extraDirs.length > 0;
   if (chromiumWanted && allowedOrigins.length === 0)
     throw new InvalidRequestError('At least one --extension-id is required for Chromium browsers (see chrome://extensions)');
-  const allowedExtensions = [...(options.firefoxExtensionIds ?? defaultFirefoxExtensionIds)];
 
   await mkdir(path.dirname(locations.launcherPath), { recursive: true });
   await writeFile(locations.launcherPath, renderLauncherScript(locations.platform, nodePath, options.scriptPath, options.extraServeArgs));
@@ -297,7 +316,7 @@ export async function installNativeHost(options: NativeHostInstallOptions): Prom
     const keys = nativeHostRegistryKeys();
     for (const browser of locations.browsers) {
       const manifestPath = windowsManifestFor(browser, locations.windowsDir);
-      const result = await locations.runCommand('reg', ['add', keys[browser], '/ve', '/t', 'REG_SZ', '/d', manifestPath, '/f']);
+      const result = await locations.runCommand(regExe(), ['add', keys[browser], '/ve', '/t', 'REG_SZ', '/d', manifestPath, '/f']);
       if (result.code !== 0) throw new InvalidRequestError(`reg add ${keys[browser]} failed: ${result.stderr.trim() || `exit code ${result.code}`}`);
       registry.push({ browser, key: keys[browser], manifestPath });
     }
@@ -336,7 +355,7 @@ export async function uninstallNativeHost(options: NativeHostLocationOptions = {
   if (locations.platform === 'win32') {
     const keys = nativeHostRegistryKeys();
     for (const browser of locations.browsers) {
-      const result = await locations.runCommand('reg', ['delete', keys[browser], '/f']);
+      const result = await locations.runCommand(regExe(), ['delete', keys[browser], '/f']);
       if (result.code === 0) registryKeysRemoved.push(keys[browser]);
     }
   }
@@ -426,7 +445,7 @@ export async function doctorNativeHost(options: NativeHostLocationOptions = {}):
   if (locations.platform === 'win32') {
     const keys = nativeHostRegistryKeys();
     for (const browser of locations.browsers) {
-      const result = await locations.runCommand('reg', ['query', keys[browser], '/ve']);
+      const result = await locations.runCommand(regExe(), ['query', keys[browser], '/ve']);
       const manifestPath = result.code === 0 ? parseRegQueryDefault(result.stdout) : null;
       if (manifestPath === null) {
         entries.push({

@@ -158,6 +158,24 @@ describe('model registry', () => {
     expect((await caught(registry.register(other, { id: 'custom' }))).code).toBe('conflict');
   });
 
+  it('logs the same refusal for an outside file that exists and one that does not (the log is served by /v1/logs)', async () => {
+    const logged: unknown[] = [];
+    const logging = createModelRegistry({
+      dataDir,
+      inspectors: [ggufModelInspector],
+      modelDirs: [outside],
+      logger: { warn: (fields: object | string, message?: string) => logged.push([fields, message]) },
+    });
+    const secret = path.join(root, 'not-allowed', 'id_ed25519');
+    mkdirSync(path.dirname(secret));
+    writeFileSync(secret, 'private key');
+    for (const candidate of [secret, path.join(root, 'not-allowed', 'no-such-file')]) await caught(logging.register(candidate));
+    expect(logged).toEqual([
+      [{ path: secret, reason: 'outside the models folder and --model-dir folders' }, 'models.register refused'],
+      [{ path: path.join(root, 'not-allowed', 'no-such-file'), reason: 'outside the models folder and --model-dir folders' }, 'models.register refused'],
+    ]);
+  });
+
   it('refuses any path outside the models folder and --model-dir folders, links included, revealing nothing and storing nothing', async () => {
     const elsewhere = path.join(root, 'not-allowed');
     mkdirSync(elsewhere);

@@ -427,22 +427,25 @@ export class JsonModelRegistry implements ModelRegistry {
 
   async register(modelPath: string, options: { id?: string; task?: ModelTask } = {}): Promise<RegisteredModel> {
     const refuse = (reason: string, cause?: unknown): InvalidRequestError => {
-      this.options.logger?.warn({ path: modelPath, reason, err: cause }, 'models.register refused');
+      this.options.logger?.warn({ path: modelPath, reason, ...(cause === undefined ? {} : { err: cause }) }, 'models.register refused');
       return new InvalidRequestError(registerRefusal);
     };
     if (!path.isAbsolute(modelPath)) throw refuse('not absolute');
+    const given = [this.modelsDir, ...(this.options.modelDirs ?? [])].map((root) => path.resolve(root));
+    const roots = [...new Set([...given, ...(await Promise.all(given.map((root) => realpath(root).catch(() => root))))])];
+    // Checked on the name alone before the file system is asked anything: a path outside every
+    // root is refused without a realpath or stat, so neither the answer nor the log (served by
+    // /v1/logs) can tell whether it exists.
+    if (!roots.some((root) => isInside(path.resolve(modelPath), root))) throw refuse('outside the models folder and --model-dir folders');
     let resolved: string;
     let entryStat: Stats;
     try {
-      // Symlinks are followed first, so a link in the models folder cannot point outside it.
+      // Symlinks are followed next, so a link in the models folder cannot point outside it.
       resolved = await realpath(path.resolve(modelPath));
       entryStat = await stat(resolved);
     } catch (error) {
       throw refuse('missing or unreadable', error);
     }
-    const roots = await Promise.all(
-      [this.modelsDir, ...(this.options.modelDirs ?? [])].map((root) => realpath(path.resolve(root)).catch(() => path.resolve(root))),
-    );
     if (!roots.some((root) => isInside(resolved, root))) throw refuse('outside the models folder and --model-dir folders');
     const inspector = this.detect(resolved, entryStat);
     if (!inspector) throw refuse('not a model of any format');

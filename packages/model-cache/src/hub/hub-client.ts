@@ -46,6 +46,53 @@ export interface HubClient {
 }
 
 const maxRedirects = 10;
+/** Pages of one listing (`Link: next`); the Hub pages by 1,000 files or more. */
+export const maxListingPages = 100;
+/** Files of one repository listing. */
+export const maxListedFiles = 100_000;
+/** Bytes of one listing page. */
+const maxListingPageBytes = 32 * 1024 * 1024;
+
+/** True for a host name or address only this machine, or only a private network, can reach. */
+export function isPrivateHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/gu, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal')) return true;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/u.exec(host.replace(/^::ffff:/u, ''));
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
+  }
+  if (host.includes(':')) return host === '::' || host === '::1' || /^f[cd]/u.test(host) || /^fe[89ab]/u.test(host);
+  return false;
+}
+
+/**
+ * Why a redirect from `from` to `to` is refused, or null: never from https down to http, and never
+ * into loopback or a private network unless the endpoint itself is there (a mirror on the LAN, a
+ * test Hub on 127.0.0.1). Content is hash-checked either way; this keeps a hostile redirect from
+ * making the server probe the user's network (blind SSRF) or leak what it pulls over plain http.
+ */
+export function redirectRefusal(endpoint: URL, from: URL, to: URL): string | null {
+  if (to.protocol !== 'https:' && to.protocol !== 'http:') return `an unsupported URL scheme (${to.protocol})`;
+  if (from.protocol === 'https:' && to.protocol === 'http:') return `plain http (${to.host}) from https`;
+  if (!isPrivateHost(endpoint.hostname) && isPrivateHost(to.hostname)) return `a local or private address (${to.host})`;
+  return null;
+}
+
+/** Whether the token may go to `url`: the endpoint's own origin, over https or on loopback only (never in clear over a network). */
+export function mayAuthorize(endpointOrigin: string, url: URL): boolean {
+  if (url.origin !== endpointOrigin) return false;
+  const host = url.hostname.replace(/^\[|\]$/gu, '');
+  return url.protocol === 'https:' || host === 'localhost' || host === '::1' || /^127\./u.test(host);
+}
 
 /** The default Hub URL, honouring `HF_ENDPOINT` as Hugging Face's own libraries do. */
 export function defaultHubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
@@ -54,14 +101,23 @@ export function defaultHubEndpoint(env: NodeJS.ProcessEnv = process.env): string
 
 const encodePath = (value: string): string => value.split('/').map(encodeURIComponent).join('/');
 
-async function readSmallBody(response: IncomingMessage, limit = 64 * 1024): Promise<string> {
+/**
+ * Reads a body of at most `limit` bytes. Past it the response is destroyed (nothing more is read):
+ * with `refuse`, that is an error; without, the first `limit` bytes are what an error message needs.
+ */
+async function readSmallBody(response: IncomingMessage, limit = 64 * 1024, refuse?: () => Error): Promise<string> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of response as AsyncIterable<Buffer>) {
-    if (length < limit) chunks.push(chunk);
+    chunks.push(chunk);
     length += chunk.length;
+    if (length > limit) {
+      response.destroy();
+      if (refuse) throw refuse();
+      break;
+    }
   }
-  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
 /** Turns a Hub error answer into the error a user can act on. */
@@ -123,7 +179,8 @@ function nextLink(headers: IncomingHttpHeaders): string | null {
 /** Creates a Hub client over node:http(s) with redirects handled here, so the token never leaves the Hub's origin. */
 export function createHubClient(options: HubClientOptions = {}): HubClient {
   const endpoint = (options.endpoint ?? defaultHubEndpoint()).replace(/\/+$/u, '');
-  const endpointOrigin = new URL(endpoint).origin;
+  const endpointUrl = new URL(endpoint);
+  const endpointOrigin = endpointUrl.origin;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const tokenOf = async (): Promise<string | null> => (await options.token?.()) ?? null;
 
@@ -161,13 +218,18 @@ export function createHubClient(options: HubClientOptions = {}): HubClient {
     let url = new URL(start);
     for (let hop = 0; hop <= maxRedirects; hop++) {
       // The token goes to the Hub itself and never to a CDN or any other host a redirect names.
-      const authorized = token !== null && url.origin === endpointOrigin;
+      const authorized = token !== null && mayAuthorize(endpointOrigin, url);
       const response = await get(url, { 'user-agent': 'tabagent-server', ...headers, ...(authorized ? { authorization: `Bearer ${token}` } : {}) }, signal);
       const status = response.statusCode ?? 0;
       const location = response.headers.location;
       if (status >= 300 && status < 400 && typeof location === 'string') {
         response.resume();
-        url = new URL(location, url);
+        const target = new URL(location, url);
+        const refusal = redirectRefusal(endpointUrl, url, target);
+        if (refusal !== null) {
+          throw new UpstreamError(`${url.host} redirected to ${refusal}; refused`, { retryable: false, details: { from: url.host, to: target.host } });
+        }
+        url = target;
         continue;
       }
       return { response, url: url.toString(), hasToken: token !== null };
@@ -181,9 +243,23 @@ export function createHubClient(options: HubClientOptions = {}): HubClient {
     async listFiles(repo, revision, callOptions = {}) {
       const files: HubFile[] = [];
       let next: string | null = `${endpoint}/api/models/${encodePath(repo)}/tree/${encodeURIComponent(revision)}?recursive=true`;
-      while (next !== null) {
+      for (let page = 1; next !== null; page++) {
+        if (page > maxListingPages) {
+          throw new UpstreamError(`The Hub's listing of ${repo} runs past ${maxListingPages} pages; refused`, {
+            retryable: false,
+            details: { repo, max_pages: maxListingPages },
+          });
+        }
         const { response, hasToken } = await fetchFollowing(next, { accept: 'application/json' }, callOptions.signal);
-        const body = await readSmallBody(response, 32 * 1024 * 1024);
+        const body = await readSmallBody(
+          response,
+          maxListingPageBytes,
+          () =>
+            new UpstreamError(`A page of the Hub's listing of ${repo} is larger than ${maxListingPageBytes} bytes; refused`, {
+              retryable: false,
+              details: { repo, max_bytes: maxListingPageBytes },
+            }),
+        );
         const status = response.statusCode ?? 0;
         if (status !== 200) throw hubError(status, response.headers, body, { endpoint, repo, hasToken });
         const parsedBody = safeParseJson(body, { subject: 'listing' });
@@ -194,6 +270,22 @@ export function createHubClient(options: HubClientOptions = {}): HubClient {
           // Every listed name, before any is used: one that cannot be a local path refuses the repository.
           checkListedPath(repo, entry.path);
           const lfs = entry.lfs ?? null;
+          // Every file is checked against a hash after download; one the listing gives none for cannot be.
+          if (typeof lfs?.oid !== 'string' && typeof entry.oid !== 'string') {
+            throw new UpstreamError(
+              `The Hub's listing of ${repo} gives no hash for ${JSON.stringify(entry.path.slice(0, 200))}, so its download could not be checked; refused`,
+              {
+                retryable: false,
+                details: { repo, file: entry.path.slice(0, 200) },
+              },
+            );
+          }
+          if (files.length >= maxListedFiles) {
+            throw new UpstreamError(`The Hub's listing of ${repo} holds more than ${maxListedFiles} files; refused`, {
+              retryable: false,
+              details: { repo, max_files: maxListedFiles },
+            });
+          }
           files.push({
             path: entry.path,
             size: typeof lfs?.size === 'number' ? lfs.size : entry.size,
