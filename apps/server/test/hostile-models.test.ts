@@ -18,6 +18,10 @@ beforeAll(async () => {
   root = mkdtempSync(path.join(tmpdir(), 'hostile-models-'));
   mkdirSync(path.join(root, 'models'));
   writeTinyLlamaGguf(path.join(root, 'models', 'good.gguf'));
+  // A chat template that loops for minutes: it runs on the event loop whenever a chat is rendered.
+  writeTinyLlamaGguf(path.join(root, 'models', 'looping-template.gguf'), {
+    chatTemplate: '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}',
+  });
   for (const kind of crafted) writeBrokenGguf(path.join(root, 'models', `${kind}.gguf`), kind);
   server = new ServerProcess({ args: ['--mode', 'http', '--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off'] });
   base = await server.httpUrl();
@@ -31,7 +35,7 @@ afterAll(async () => {
 
 it('starts, lists only the good model, answers each crafted file as invalid, and chats with the good one', async () => {
   const listed = (await (await fetch(`${base}/v1/models`)).json()) as { data: { id: string }[] };
-  expect(listed.data.map((model) => model.id)).toEqual(['good']);
+  expect(listed.data.map((model) => model.id)).toEqual(['good', 'looping-template']);
   const answers: Record<string, unknown> = {};
   for (const kind of crafted) {
     const response = await fetch(`${base}/v1/models/${kind}`);
@@ -49,5 +53,37 @@ it('starts, lists only the good model, answers each crafted file as invalid, and
     body: JSON.stringify({ model: 'good', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
   });
   expect(chat.status).toBe(200);
+  expect(server.child.exitCode).toBeNull();
+}, 60_000);
+
+it('stops a chat template that loops with a clear error, answering health meanwhile and chatting with the good model after', async () => {
+  const started = performance.now();
+  const chat = fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'looping-template', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+  });
+  // Health while the template is being stopped: the loop holds the event loop for one budget at a time at most.
+  const healthLatencies: number[] = [];
+  while (healthLatencies.length < 5) {
+    const asked = performance.now();
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    healthLatencies.push(performance.now() - asked);
+  }
+  const answer = await chat;
+  const problem = (await answer.json()) as { code: string; detail: string };
+  expect([answer.status, problem.code, problem.detail]).toEqual([
+    422,
+    'invalid_model',
+    expect.stringContaining("The model's chat template did not finish rendering within 250 ms"),
+  ]);
+  expect(performance.now() - started).toBeLessThan(30_000);
+  expect(Math.max(...healthLatencies)).toBeLessThan(5_000);
+  const good = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'good', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+  });
+  expect(good.status).toBe(200);
   expect(server.child.exitCode).toBeNull();
 }, 60_000);

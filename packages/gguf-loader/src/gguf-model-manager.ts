@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import { chatTemplateBudgetError, chatTemplateBudgetTrips, chatTemplateRenderBudgetMs, installChatTemplateBudget } from './chat-template-budget.js';
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
@@ -173,6 +174,8 @@ export class NodeLlamaModelManager implements GgufModelManager {
   private readonly chatWrapper: 'auto' | ChatWrapper;
 
   constructor(private readonly options: GgufModelManagerOptions = {}) {
+    // A chat template comes with the model file: its rendering runs on the event loop, so it gets a time budget.
+    installChatTemplateBudget();
     this.logger = options.logger ?? silentLogger;
     this.chatWrapper = options.chatWrapper === 'general' ? new GeneralChatWrapper() : (options.chatWrapper ?? 'auto');
   }
@@ -358,7 +361,14 @@ export class NodeLlamaModelManager implements GgufModelManager {
         throw new OutOfMemoryError(`Could not create a context of ${estimate.contextSize} tokens for ${id}: ${(error as Error).message}`, { cause: error });
       }
     }
-    const chatWrapper = await this.resolveChatWrapper(id, path, model);
+    let chatWrapper: ChatWrapper;
+    try {
+      chatWrapper = await this.resolveChatWrapper(id, path, model);
+    } catch (error) {
+      await context?.dispose();
+      await model.dispose();
+      throw error;
+    }
     const now = new Date();
     const entry: ModelEntry = {
       id,
@@ -420,7 +430,14 @@ export class NodeLlamaModelManager implements GgufModelManager {
       return known;
     }
     const started = performance.now();
+    // node-llama-cpp catches a template that fails (the render budget stopped it) and falls back to
+    // a guessed format: a template over the budget refuses the model instead, saying why.
+    const tripsBefore = chatTemplateBudgetTrips();
     const wrapper = resolveChatWrapper(model);
+    if (chatTemplateBudgetTrips() > tripsBefore) {
+      this.logger.warn({ model: id, resolveMs: Math.round(performance.now() - started) }, 'Chat template stopped by the render budget');
+      throw chatTemplateBudgetError(chatTemplateRenderBudgetMs);
+    }
     this.logger.info({ model: id, chatWrapper: wrapper.wrapperName, resolveMs: Math.round(performance.now() - started) }, 'Chat wrapper resolved');
     this.resolvedWrappers.set(key, wrapper);
     for (const oldest of this.resolvedWrappers.keys()) {

@@ -48,7 +48,9 @@ export class GgufTextEmbedder implements TextEmbedder {
     const tokenCounts: number[] = [];
     for (const text of texts) {
       if (signal?.aborted) throw new CancelledError('Embedding was cancelled');
-      const tokens = this.model.tokenize(text).slice(0, this.maxTokens);
+      // Two short of the context: node-llama-cpp adds BOS/EOS where the model wants them and needs the
+      // input shorter than the context, or throws (an input of the context's length was a 500).
+      const tokens = this.model.tokenize(text).slice(0, Math.max(1, this.maxTokens - 2));
       const embedding = await this.context.getEmbeddingFor(tokens);
       const vector = Float32Array.from(embedding.vector);
       let norm = 0;

@@ -238,6 +238,13 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
     expect(Array.from(again.vectors[0] ?? [])).toEqual(Array.from(vectors[0] ?? []));
   });
 
+  it('truncates an input longer than its context to what fits, BOS and EOS included (it was an internal error)', async () => {
+    const embedder = await manager.embedder('tiny');
+    const { vectors, tokenCounts } = await embedder.embed(['x'.repeat(20_000), 'word '.repeat(5_000)]);
+    expect(vectors.map((vector) => vector.length)).toEqual([64, 64]);
+    expect(tokenCounts).toEqual([embedder.maxTokens - 2, embedder.maxTokens - 2]);
+  });
+
   it('refuses every broken file with invalid_model and keeps working', async () => {
     for (const kind of ['duplicate-token', 'missing-feed-forward-length', 'missing-head-count', 'tensor-outside-file'] as const) {
       const path = join(directory, `${kind}.gguf`);

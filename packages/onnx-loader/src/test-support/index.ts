@@ -18,3 +18,4 @@ export { writeBrokenModelFolder, brokenModelDefects } from './broken-model-write
 export type { BrokenModelDefect } from './broken-model-writers.js';
 export { writeBertEncoderModel } from './bert-encoder-writer.js';
 export type { BertEncoderOptions, BertEncoderFixture } from './bert-encoder-writer.js';
+export { createSeededRandom } from './seeded-random.js';
