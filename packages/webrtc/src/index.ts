@@ -1,5 +1,6 @@
 export {
   createWebRtcTransport,
+  weriftIsPatched,
   tabAgentChannelLabel,
   type WebRtcHandlers,
   type WebRtcRouteId,

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { createEnvelopeSession, type EnvelopeSession } from '@tabagent/route-envelope';
 import {
   BusyError,
@@ -85,6 +87,21 @@ let weriftModule: Promise<Werift> | undefined;
 function loadWerift(): Promise<Werift> {
   weriftModule ??= import('werift');
   return weriftModule;
+}
+
+let weriftPatched: Promise<boolean> | undefined;
+/**
+ * Whether the installed werift carries this repository's security patch (`patches/werift+0.24.4.patch`:
+ * ICE checks authenticated, data-channel reassembly bounded). `npm ci --ignore-scripts`, or a
+ * project that installs this package from the registry without the patch, gets werift as
+ * published; the transport then says so in the log at its first offer.
+ */
+export function weriftIsPatched(): Promise<boolean> {
+  weriftPatched ??= readFile(fileURLToPath(import.meta.resolve('werift')), 'utf8').then(
+    (source) => source.includes('authenticateRequest(msg, data)') && source.includes('MAX_INBOUND_PENDING_CHUNKS'),
+    () => false,
+  );
+  return weriftPatched;
 }
 
 function gatheringComplete(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
@@ -290,6 +307,8 @@ class PeerSessions implements WebRtcTransport {
   private closing = false;
   /** Offers past their limit checks but not yet holding a session (waiting for werift to load). */
   private reserved = 0;
+  /** Whether the werift patch was checked (once, at the first offer). */
+  private patchChecked = false;
   private readonly reservedBy = new Map<string, number>();
 
   constructor(private readonly options: WebRtcTransportOptions) {
@@ -318,13 +337,12 @@ class PeerSessions implements WebRtcTransport {
     await Promise.all(sessions.map(async (session) => Promise.all([session.settle(2000), session.ended])));
   }
 
-  private peerConfig(onConsent: (username: unknown) => void): Partial<PeerConfig> {
+  private peerConfig(onConsent: (username: unknown) => boolean): Partial<PeerConfig> {
     return {
-      // Called for each binding request the peer sends: a live browser sends one every ~5 s.
-      iceFilterStunResponse: (message) => {
-        onConsent(message.getAttributeValue('USERNAME'));
-        return true;
-      },
+      // Called for each binding request the peer sends (a live browser sends one every ~5 s), after
+      // werift checked its USERNAME and MESSAGE-INTEGRITY (patches/werift+0.24.4.patch); `false`
+      // drops it unanswered.
+      iceFilterStunResponse: (message) => onConsent(message.getAttributeValue('USERNAME')),
       // No STUN or TURN: the browser and the server are on one machine or one LAN, and werift
       // would otherwise contact a public STUN server (werift-webrtc#691). ICE-lite answers at once.
       iceServers: [],
@@ -366,6 +384,15 @@ class PeerSessions implements WebRtcTransport {
     let PeerConnection: Werift['RTCPeerConnection'];
     try {
       ({ RTCPeerConnection: PeerConnection } = await loadWerift());
+      if (!this.patchChecked) {
+        this.patchChecked = true;
+        if (!(await weriftIsPatched())) {
+          this.logger.warn(
+            {},
+            'werift is not patched (patches/werift+0.24.4.patch was not applied: npm ci --ignore-scripts?): data-channel messages are not bounded and ICE checks are not authenticated',
+          );
+        }
+      }
     } finally {
       this.reserved -= 1;
       const left = (this.reservedBy.get(key) ?? 1) - 1;
@@ -374,7 +401,7 @@ class PeerSessions implements WebRtcTransport {
     }
     // close() may have run while werift loaded.
     if (this.isClosing()) throw new BusyError('The server is shutting down');
-    let onConsent = (_username: unknown): void => undefined;
+    let onConsent = (_username: unknown): boolean => true;
     const session = new WebRtcSession(
       new PeerConnection(this.peerConfig((username) => onConsent(username))),
       request.peer_id ?? null,
@@ -390,12 +417,14 @@ class PeerSessions implements WebRtcTransport {
       clientSdp === undefined ? 'waiting_for_answer' : 'connecting',
     );
     const { pc } = session;
-    // A consent check counts only when it names this session's ICE credentials (`<ours>:<theirs>`).
+    // A consent check counts only when it names this session's ICE credentials (`<ours>:<theirs>`);
+    // one naming others is dropped. Before both are known (a check ahead of the answer) werift's check stands.
     onConsent = (username) => {
       const local = ufragOf(pc.localDescription?.sdp);
-      if (typeof username === 'string' && local !== undefined && session.remoteUfrag !== undefined && username === `${local}:${session.remoteUfrag}`) {
-        session.lastConsent = Date.now();
-      }
+      if (local === undefined || session.remoteUfrag === undefined) return true;
+      if (username !== `${local}:${session.remoteUfrag}`) return false;
+      session.lastConsent = Date.now();
+      return true;
     };
     this.sessions.set(session.id, session);
     try {
