@@ -7,6 +7,7 @@ import { writeTinyCrossEncoderModel, writeTinyEmbedderModel, writeTinyTokenClass
 import { createStorage } from '@tabagent/storage';
 import { parseServeArguments } from '../src/server-config.js';
 import { startServer, type RunningServer } from '../src/start-server.js';
+import { waitUntilIndexed } from './support/memory-status.js';
 
 // Each memory setting, set over the API, read back, and used by the pipeline that reads it: the
 // entity model by the weaver, the rerank model by rag.query, the embedding model by the index.
@@ -31,14 +32,7 @@ async function start(): Promise<void> {
 }
 
 /** Waits until the weaver has processed everything saved so far. */
-async function indexed(): Promise<void> {
-  for (;;) {
-    const status = (await call('GET', '/v1/memory/status')).body as { queue_depth: number; in_progress: number; failed: number; last_error: string | null };
-    expect([status.failed, status.last_error]).toEqual([0, null]);
-    if (status.queue_depth === 0 && status.in_progress === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const indexed = (): Promise<void> => waitUntilIndexed(base);
 
 /** Entity nodes in the database, read over a second connection (WAL). */
 function entities(): string[] {

@@ -8,6 +8,7 @@ import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import { routeList } from '@tabagent/values';
 import { parseServeArguments } from '../src/server-config.js';
 import { startServer, type RunningServer } from '../src/start-server.js';
+import { waitUntilIndexed } from './support/memory-status.js';
 
 // The whole server as `tabagent serve` composes it (registry, GGUF and ONNX backends, memory,
 // HTTP), driven by the official openai client and plain fetch.
@@ -121,19 +122,7 @@ describe('tabagent serve (in-process)', () => {
     expect(saved.status).toBe(200);
     const page = await post('/v1/documents', { url: 'https://example.org/bread', title: 'Bread', text: 'Sourdough bread needs a starter and a long rise.' });
     expect(page.body).toMatchObject({ status: 'queued', kind: 'webpage' });
-    // Waits for the weaver to finish both items (its own queue, not a time budget: on a busy
-    // machine indexing took longer than the 10 s this loop once allowed).
-    for (;;) {
-      const status = (await json('/v1/memory/status')).body as unknown as {
-        queue_depth: number;
-        in_progress: number;
-        failed: number;
-        last_error: string | null;
-      };
-      expect([status.failed, status.last_error]).toEqual([0, null]);
-      if (status.queue_depth === 0 && status.in_progress === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await waitUntilIndexed(base);
     const hits = (await post('/v1/rag/query', { query: 'lighthouse door', k: 5 })).body['results'] as { source: { id: string } }[];
     expect(hits.map((hit) => hit.source.id)).toEqual([saved.body['message_id'], page.body['document_id']]);
     const chat = await post('/v1/chat/completions', {
