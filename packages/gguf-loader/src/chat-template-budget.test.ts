@@ -1,8 +1,10 @@
 import { Template } from '@huggingface/jinja';
-import { chatTemplateBudgetTrips, chatTemplateRenderBudgetMs, chatTemplateTurnBudgetMs, installChatTemplateBudget } from './chat-template-budget.js';
+import { chatTemplateBudgetTrips, chatTemplateRenderBudgetMs, chatTemplateStopsPerStretch, installChatTemplateBudget } from './chat-template-budget.js';
 
 describe('the chat template render budget', () => {
   beforeAll(() => installChatTemplateBudget());
+  // Each test in a stretch of the event loop of its own: the stretch's count of stopped renderings starts from nothing.
+  beforeEach(() => new Promise((resolve) => setImmediate(resolve)));
 
   it('stops a template that loops with a clear invalid-model error, near the budget', () => {
     const started = performance.now();
@@ -23,9 +25,7 @@ describe('the chat template render budget', () => {
     expect(elapsed).toBeLessThan(chatTemplateRenderBudgetMs * 8);
   });
 
-  it('fails at once past the stretch budget: hundreds of renderings in one go (chat-wrapper resolution) cost about a second, and each is counted', async () => {
-    // A new turn of the event loop: the stretch budget starts from nothing.
-    await new Promise((resolve) => setImmediate(resolve));
+  it('fails at once after two stopped renderings in one stretch: hundreds of them in one go (chat-wrapper resolution) cost half a second, and each is counted', () => {
     const looping = new Template('{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}');
     const before = chatTemplateBudgetTrips();
     const started = performance.now();
@@ -39,10 +39,25 @@ describe('the chat template render budget', () => {
     }
     const elapsed = performance.now() - started;
     expect([stopped, chatTemplateBudgetTrips() - before]).toEqual([200, 200]);
-    // Four renderings use the stretch's 1 s; the other 196 fail without running (not 200 × 250 ms).
-    expect(elapsed).toBeLessThan(chatTemplateTurnBudgetMs + 2 * chatTemplateRenderBudgetMs);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(new Template('{{ 1 + 1 }}').render({})).toBe('2');
+    // Two renderings run to the budget; the other 198 fail without running (not 200 × 250 ms).
+    expect(elapsed).toBeLessThan((chatTemplateStopsPerStretch + 8) * chatTemplateRenderBudgetMs);
+  });
+
+  it('never stops a template that renders, however many times one stretch renders it (a real template on a busy machine)', () => {
+    const chatMl = new Template(
+      "{% for message in messages %}{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    );
+    const messages = Array.from({ length: 50 }, (_, index) => ({ role: index % 2 === 0 ? 'user' : 'assistant', content: `message ${index}` }));
+    const before = chatTemplateBudgetTrips();
+    const started = performance.now();
+    let rendered = 0;
+    // Well past a second of renderings in one synchronous stretch.
+    while (performance.now() - started < 1500) {
+      chatMl.render({ messages, add_generation_prompt: true });
+      rendered += 1;
+    }
+    expect(chatTemplateBudgetTrips() - before).toBe(0);
+    expect(rendered).toBeGreaterThan(100);
   });
 
   it('refuses a range() too long to build before the loop starts (it would exhaust the heap in one call)', () => {

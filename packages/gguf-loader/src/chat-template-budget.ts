@@ -41,14 +41,15 @@ interface InterpreterMethods {
 let installedBudgetMs: number | undefined;
 
 /**
- * Rendering time one synchronous stretch of the event loop may spend in all: node-llama-cpp's
- * chat-wrapper resolution renders a template hundreds of times in one go (856 times for a looping
- * one, 221 s at 250 ms each), catching each failure. Past this, every further rendering in the same
- * stretch fails at once.
+ * Renderings the budget may stop in one synchronous stretch of the event loop before every further
+ * rendering in that stretch fails at once: node-llama-cpp's chat-wrapper resolution renders a
+ * template hundreds of times in one go, catching each failure (856 times for a looping template,
+ * 221 s at 250 ms each). A template that renders is never counted, however many times it renders
+ * (a tool-calling template's resolution takes about a second of renderings on a busy machine).
  */
-export const chatTemplateTurnBudgetMs = 1000;
-/** Rendering time spent since the event loop last turned, and whether a reset is scheduled. */
-const turn = { spentMs: 0, resetScheduled: false };
+export const chatTemplateStopsPerStretch = 2;
+/** Renderings stopped since the event loop last turned, and whether a reset is scheduled. */
+const stretch = { stopped: 0, resetScheduled: false };
 /** How many renderings the budget has stopped, ever (see `chatTemplateBudgetTrips`). */
 let trips = 0;
 
@@ -61,13 +62,15 @@ export function chatTemplateBudgetTrips(): number {
   return trips;
 }
 
-function spend(ms: number): void {
-  turn.spentMs += ms;
-  if (!turn.resetScheduled) {
-    turn.resetScheduled = true;
+/** Counts a stopped rendering, in all and in this stretch of the event loop. */
+function countStop(): void {
+  trips += 1;
+  stretch.stopped += 1;
+  if (!stretch.resetScheduled) {
+    stretch.resetScheduled = true;
     setImmediate(() => {
-      turn.spentMs = 0;
-      turn.resetScheduled = false;
+      stretch.stopped = 0;
+      stretch.resetScheduled = false;
     });
   }
 }
@@ -119,20 +122,19 @@ export function installChatTemplateBudget(budgetMs: number = chatTemplateRenderB
   const evaluate = methods.evaluate;
   methods.run = function budgetedRun(program) {
     const outer = this[budgetState];
-    if (outer === undefined && turn.spentMs >= chatTemplateTurnBudgetMs) {
-      trips += 1;
+    if (outer === undefined && stretch.stopped >= chatTemplateStopsPerStretch) {
+      countStop();
       throw chatTemplateBudgetError(budgetMs);
     }
-    const started = performance.now();
-    this[budgetState] = outer ?? { deadline: started + budgetMs, steps: 0 };
+    this[budgetState] = outer ?? { deadline: performance.now() + budgetMs, steps: 0 };
     if (outer === undefined) boundRange(this);
     try {
       return run.call(this, program);
     } catch (error) {
-      if (TabAgentError.isInstance(error) && error.code === 'invalid_model') trips += 1;
+      if (outer === undefined && TabAgentError.isInstance(error) && error.code === 'invalid_model') countStop();
       // An explosion (text doubled past the longest string, recursion past the stack) is the template's fault too.
       if (error instanceof RangeError) {
-        trips += 1;
+        if (outer === undefined) countStop();
         throw new InvalidModelError(
           `The model's chat template failed to render (${error.message}): it builds too much text or recurses too deep. Replace the template (tokenizer.chat_template) or use another model.`,
           {
@@ -143,7 +145,6 @@ export function installChatTemplateBudget(budgetMs: number = chatTemplateRenderB
       throw error;
     } finally {
       this[budgetState] = outer;
-      if (outer === undefined) spend(performance.now() - started);
     }
   };
   methods.evaluate = function budgetedEvaluate(statement, environment) {
