@@ -26,6 +26,14 @@ interface ParsedInstallArguments {
   serveArgs: string[];
 }
 
+/** The ids of a comma-separated flag value (`--extension-id a,b`), blanks dropped. */
+function idList(value: string): string[] {
+  return value
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean);
+}
+
 function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedInstallArguments {
   const parsed: ParsedInstallArguments = {
     extensionIds: [],
@@ -45,12 +53,7 @@ function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
     };
     switch (flag) {
       case '--extension-id':
-        parsed.extensionIds.push(
-          ...need()
-            .split(',')
-            .map((id) => id.trim())
-            .filter(Boolean),
-        );
+        parsed.extensionIds.push(...idList(need()));
         break;
       case '--browser': {
         const browser = need();
@@ -67,12 +70,7 @@ function parseInstallArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
         parsed.extraManifestDirs.push(need());
         break;
       case '--firefox-extension-id':
-        parsed.firefoxExtensionIds.push(
-          ...need()
-            .split(',')
-            .map((id) => id.trim())
-            .filter(Boolean),
-        );
+        parsed.firefoxExtensionIds.push(...idList(need()));
         break;
       default:
         throw new InvalidRequestError(`Unknown option: ${flag}`);

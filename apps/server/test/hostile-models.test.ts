@@ -28,6 +28,14 @@ beforeAll(async () => {
   await server.ready();
 }, 60_000);
 
+/** A two-token chat with one model, as a client would send it. */
+const chatWith = (model: string): Promise<Response> =>
+  fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+  });
+
 afterAll(async () => {
   await server.stop('SIGTERM');
   rmSync(root, { recursive: true, force: true });
@@ -47,22 +55,14 @@ it('starts, lists only the good model, answers each crafted file as invalid, and
     'sparse-huge-array': [422, 'invalid_model', expect.stringContaining('GGUF metadata "bomb.bytes" claims 250000000 array elements (at most 4194304)')],
     'huge-tensor-count': [422, 'invalid_model', expect.stringContaining('GGUF header claims 10000000 tensors, more than 100000')],
   });
-  const chat = await fetch(`${base}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'good', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
-  });
+  const chat = await chatWith('good');
   expect(chat.status).toBe(200);
   expect(server.child.exitCode).toBeNull();
 }, 60_000);
 
 it('stops a chat template that loops with a clear error, answering health meanwhile and chatting with the good model after', async () => {
   const started = performance.now();
-  const chat = fetch(`${base}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'looping-template', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
-  });
+  const chat = chatWith('looping-template');
   // Health while the template is being stopped: the loop holds the event loop for one budget at a time at most.
   const healthLatencies: number[] = [];
   while (healthLatencies.length < 5) {
@@ -79,11 +79,7 @@ it('stops a chat template that loops with a clear error, answering health meanwh
   ]);
   expect(performance.now() - started).toBeLessThan(30_000);
   expect(Math.max(...healthLatencies)).toBeLessThan(5_000);
-  const good = await fetch(`${base}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'good', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
-  });
+  const good = await chatWith('good');
   expect(good.status).toBe(200);
   expect(server.child.exitCode).toBeNull();
 }, 60_000);
