@@ -60,7 +60,7 @@ async function nodePeer(holdMs, checkRetransmissions) {
         return answer;
       },
       timeoutMs,
-      { checkRetransmissions },
+      { checkRetransmissions, attempts: 1 },
     );
     const health = await peer.client.call('health', null);
     await peer.close();

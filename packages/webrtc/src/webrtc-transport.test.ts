@@ -1,9 +1,10 @@
 import fc from 'fast-check';
+import { jest } from '@jest/globals';
 import { RouteCallError, createContinuationReassembler } from '@tabagent/route-envelope';
 import { RTCPeerConnection } from 'werift';
 import { createTestProvider, type TestBackendState } from '@tabagent/route-envelope/test-support';
 import { safeParseJson, type CallContext, type RouteRequest } from '@tabagent/values';
-import { connectNodePeer, connectNodePeerToServerOffer, type NodePeerClient } from './test-support/node-peer-client.js';
+import { ChannelOpenTimeoutError, connectNodePeer, connectNodePeerToServerOffer, type NodePeerClient } from './test-support/node-peer-client.js';
 import { createWebRtcTransport, type WebRtcTransport, type WebRtcTransportOptions } from './webrtc-transport.js';
 
 const httpContext: CallContext = {
@@ -52,6 +53,31 @@ describe('WebRTC transport', () => {
     // The server closes first, so each channel closes cleanly on both sides.
     await transport.close();
     for (const peer of peers.splice(0)) await peer.close();
+  });
+
+  it('the test client connects again, once, when its first channel does not open (an answer from a server that is gone)', async () => {
+    start();
+    const deadAnswer = async (sdp: string) => {
+      const gone = createWebRtcTransport({ provider: createTestProvider().provider, network: 'loopback' });
+      const answer = await gone.handlers['webrtc.offer']({ sdp, peer_id: 'gone' }, httpContext);
+      await gone.close();
+      return answer;
+    };
+    await expect(connectNodePeer(deadAnswer, 1500, { attempts: 1 })).rejects.toBeInstanceOf(ChannelOpenTimeoutError);
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      let signals = 0;
+      const peer = await connectNodePeer(async (sdp) => {
+        signals += 1;
+        return signals === 1 ? deadAnswer(sdp) : offer({ sdp, peer_id: 'test-page' });
+      }, 1500);
+      peers.push(peer);
+      expect(signals).toBe(2);
+      expect(warn.mock.calls.map(([message]) => String(message).split(':')[0])).toEqual(['connectNodePeer']);
+      await expect(peer.client.call('health', null)).resolves.toMatchObject({ status: 'ok' });
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('answers an offer with loopback candidates only and serves calls over the channel', async () => {

@@ -48,7 +48,7 @@ describe('a real Chromium page over the WebRTC transport', () => {
   let root: string;
   let pages: http.Server;
   let pageOrigin: string;
-  let server: RunningServer;
+  let server: RunningServer | undefined;
   let browser: Browser | undefined;
 
   beforeAll(async () => {
@@ -71,7 +71,7 @@ describe('a real Chromium page over the WebRTC transport', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await server.close();
+    await server?.close();
     await new Promise<void>((resolve) => pages.close(() => resolve()));
     rmSync(root, { recursive: true, force: true });
   });
@@ -79,7 +79,7 @@ describe('a real Chromium page over the WebRTC transport', () => {
   it('connects, calls health, streams and stops a chat, and moves over 1 MB each way in continuation parts', async () => {
     const page = await (browser as Browser).newPage();
     await page.goto(`${pageOrigin}/`);
-    const base = server.httpUrl as string;
+    const base = (server as RunningServer).httpUrl as string;
     const result = (await page.evaluate(
       async ([serverBase, model]) => (globalThis as unknown as { runWebRtcTest: (b: string, m: string) => Promise<unknown> }).runWebRtcTest(serverBase, model),
       [base, 'chat'] as const,

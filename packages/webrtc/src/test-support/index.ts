@@ -1,6 +1,7 @@
 export {
   connectNodePeer,
   connectNodePeerToServerOffer,
+  ChannelOpenTimeoutError,
   patientCheckRetransmissions,
   weriftCheckRetransmissions,
   type NodePeerClient,
