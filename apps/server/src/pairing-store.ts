@@ -8,6 +8,8 @@ interface StoredPairing {
   id: string;
   label: string;
   scope: 'chat' | 'full';
+  /** The web origin the token works from, or `*` (any; also what files from before origins were recorded read as). */
+  origin: string;
   /** sha256 of the token: the token itself is never stored. */
   hash: string;
   created_at: string;
@@ -20,7 +22,9 @@ export type PairingInfo = Omit<StoredPairing, 'hash'>;
 
 /** Pairing tokens of a data directory (`pairings.json`, mode 0600). */
 export interface PairingStore extends PairingVerifier {
-  create(options: { label: string; scope: 'chat' | 'full'; ttlSeconds?: number | undefined }): PairingInfo & { token: string };
+  create(options: { label: string; scope: 'chat' | 'full'; ttlSeconds?: number | undefined; origin?: string | undefined }): PairingInfo & {
+    token: string;
+  };
   list(): PairingInfo[];
   revoke(id: string): boolean;
   /** Whether the pairing with this id still exists and has not expired. */
@@ -47,7 +51,11 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
     }
     const parsed = safeParseJson(text);
     const entries = parsed.success ? (parsed.value as { pairings?: unknown } | null)?.pairings : undefined;
-    return Array.isArray(entries) ? (entries as StoredPairing[]).filter((entry) => typeof entry.hash === 'string' && typeof entry.id === 'string') : [];
+    return Array.isArray(entries)
+      ? (entries as StoredPairing[])
+          .filter((entry) => typeof entry.hash === 'string' && typeof entry.id === 'string')
+          .map((entry) => ({ ...entry, origin: typeof entry.origin === 'string' ? entry.origin : '*' }))
+      : [];
   };
   let pairings = read();
   const expired = (entry: StoredPairing, at: number): boolean => entry.expires_at !== null && Date.parse(entry.expires_at) <= at;
@@ -67,7 +75,7 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
   };
   let lastWrite = 0;
   return {
-    create({ label, scope, ttlSeconds }) {
+    create({ label, scope, ttlSeconds, origin }) {
       const created = now();
       const live = pairings.filter((entry) => !expired(entry, created.getTime()));
       if (live.length >= maxActivePairings)
@@ -79,6 +87,7 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
         id: randomUUID(),
         label,
         scope,
+        origin: origin ?? '*',
         hash: hashOf(token),
         created_at: created.toISOString(),
         expires_at: new Date(created.getTime() + (ttlSeconds ?? defaultPairingTtlSeconds) * 1000).toISOString(),
@@ -111,7 +120,7 @@ export function createPairingStore(dataDir: string, now: () => Date = () => new 
         lastWrite = at.getTime();
         write();
       }
-      return { id: entry.id, scope: entry.scope };
+      return { id: entry.id, scope: entry.scope, origin: entry.origin };
     },
   };
 }

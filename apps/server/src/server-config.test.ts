@@ -10,6 +10,9 @@ describe('parseServeArguments', () => {
     expect(config).toEqual({ ...defaultServerConfig(), dataDir: defaultDataDir() });
     expect(config.host).toBe('127.0.0.1');
     expect(config.port).toBe(8080);
+    expect(config.swaggerUi).toBe('off');
+    expect(parseServeArguments(['--swagger-ui', 'on'], {}).swaggerUi).toBe('on');
+    expect(parseServeArguments([], { TABAGENT_SWAGGER_UI: 'on' }).swaggerUi).toBe('on');
   });
 
   it('reads TABAGENT_* variables and lets flags win', () => {

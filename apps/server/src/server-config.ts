@@ -54,6 +54,8 @@ export interface ServerConfig {
   webrtc: 'on' | 'off';
   /** Prometheus metrics at `GET /metrics` (and the counting behind them). */
   metrics: 'on' | 'off';
+  /** Swagger UI at `/swagger-ui/` (off by default: a page that can run every route). */
+  swaggerUi: 'on' | 'off';
   /** Share of the time the memory weaver may work while it drains a backlog (0.05–1). */
   memoryDutyCycle: number;
 }
@@ -194,6 +196,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   },
   '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
   '--metrics': { key: 'metrics', env: 'TABAGENT_METRICS', parse: oneOf('--metrics', ['on', 'off'] as const) },
+  '--swagger-ui': { key: 'swaggerUi', env: 'TABAGENT_SWAGGER_UI', parse: oneOf('--swagger-ui', ['on', 'off'] as const) },
   '--memory-duty-cycle': { key: 'memoryDutyCycle', env: 'TABAGENT_MEMORY_DUTY_CYCLE', parse: parseFraction('--memory-duty-cycle', 0.05, 1) },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
@@ -224,6 +227,7 @@ export function defaultServerConfig(): ServerConfig {
     warnings: [],
     webrtc: 'on',
     metrics: 'on',
+    swaggerUi: 'off',
     // Full speed when idle: the weaver already pauses for every generation and embedding request.
     memoryDutyCycle: 1,
   };

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createApiApp, createApiHttpServer, metricsPath, swaggerUiPath } from '@tabagent/api';
+import { createApiApp, createApiHttpServer, metricsPath, openApiDocumentPath, swaggerUiPath } from '@tabagent/api';
 import { createGgufModelBackend, createGgufModelManager } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
@@ -93,13 +93,20 @@ export function startBanner(info: {
   models: number;
   nativeHostOrigins: number;
   metrics: boolean;
+  /** Swagger UI is served (`--swagger-ui on`); otherwise the banner names the OpenAPI document. */
+  swaggerUi: boolean;
   /** Who may call: anyone on this machine, the owner's key (`--auth owner`), or a given API key. */
   access: { kind: 'open' } | { kind: 'owner'; keyFile: string } | { kind: 'key' };
 }): string {
   const lines = [
     `TabAgent Server ${info.version}`,
     info.url === undefined ? '  HTTP      not listening (native messaging only)' : `  API       ${info.url}/v1   (OpenAI and Ollama clients: ${info.url})`,
-    ...(info.url === undefined ? [] : [`  Docs      ${info.url}${swaggerUiPath}/`, ...(info.metrics ? [`  Metrics   ${info.url}${metricsPath}`] : [])]),
+    ...(info.url === undefined
+      ? []
+      : [
+          info.swaggerUi ? `  Docs      ${info.url}${swaggerUiPath}/` : `  Docs      ${info.url}${openApiDocumentPath}   (Swagger UI: --swagger-ui on)`,
+          ...(info.metrics ? [`  Metrics   ${info.url}${metricsPath}`] : []),
+        ]),
     `  Data      ${info.dataDir}`,
     ...(info.url === undefined ? [] : [accessLine(info.access)]),
     `  Models    ${info.models === 0 ? 'none yet: tabagent pull hf.co/<owner>/<repo>, or drop a .gguf into the models folder' : `${info.models} found`}`,
@@ -360,6 +367,7 @@ async function composeServer(
       logger,
       version: serverVersion,
       shutdownSignal: shuttingDown.signal,
+      swaggerUi: config.swaggerUi === 'on',
       ...(metrics === undefined ? {} : { metrics: () => metrics.render() }),
       // Refused before any handler: counted and logged like every other request.
       onRefused: (refusal) => {
@@ -425,6 +433,7 @@ async function composeServer(
         models: modelsFound,
         nativeHostOrigins,
         metrics: metrics !== undefined,
+        swaggerUi: config.swaggerUi === 'on',
         access:
           config.auth === 'owner' ? { kind: 'owner', keyFile: ownerKeyPath(layout.root) } : config.apiKey === undefined ? { kind: 'open' } : { kind: 'key' },
       }),

@@ -190,7 +190,15 @@ describe('Ollama options this server does not use', () => {
 
 describe('the start banner', () => {
   it('says what runs where and what to do next', () => {
-    const http = { version: '1.2.3', url: 'http://127.0.0.1:8080', dataDir: '/home/u/.tabagent', models: 0, nativeHostOrigins: 0, metrics: true };
+    const http = {
+      version: '1.2.3',
+      url: 'http://127.0.0.1:8080',
+      dataDir: '/home/u/.tabagent',
+      models: 0,
+      nativeHostOrigins: 0,
+      metrics: true,
+      swaggerUi: true,
+    };
     expect(startBanner({ ...http, access: { kind: 'open' } })).toBe(
       [
         'TabAgent Server 1.2.3',
@@ -212,7 +220,23 @@ describe('the start banner', () => {
       '  Access    owner only: send Authorization: Bearer <key in /home/u/.tabagent/owner.key> (tabagent key prints it); the extension pairs over native messaging',
     );
     expect(accessOf({ kind: 'key' })).toBe('  Access    API key required: send Authorization: Bearer <key>');
-    expect(startBanner({ version: '1.2.3', url: undefined, dataDir: '/d', models: 2, nativeHostOrigins: 1, metrics: false, access: { kind: 'open' } })).toBe(
+    expect(
+      startBanner({ ...http, swaggerUi: false, access: { kind: 'open' } })
+        .split('\n')
+        .find((line) => line.startsWith('  Docs')),
+    ).toBe('  Docs      http://127.0.0.1:8080/api-doc/openapi.json   (Swagger UI: --swagger-ui on)');
+    expect(
+      startBanner({
+        version: '1.2.3',
+        url: undefined,
+        dataDir: '/d',
+        models: 2,
+        nativeHostOrigins: 1,
+        metrics: false,
+        swaggerUi: false,
+        access: { kind: 'open' },
+      }),
+    ).toBe(
       [
         'TabAgent Server 1.2.3',
         '  HTTP      not listening (native messaging only)',

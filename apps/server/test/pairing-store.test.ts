@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createPairingStore, defaultPairingTtlSeconds, maxActivePairings } from '../src/pairing-store.js';
@@ -21,7 +21,7 @@ it('gives a token 30 days by default, and stops verifying it after', () => {
   expect(defaultPairingTtlSeconds).toBe(30 * 24 * 3600);
   expect(minted.expires_at).toBe('2027-01-06T12:00:00.000Z');
   clock += defaultPairingTtlSeconds * 1000 - 1;
-  expect(store.verify(minted.token)).toEqual({ id: minted.id, scope: 'chat' });
+  expect(store.verify(minted.token)).toEqual({ id: minted.id, scope: 'chat', origin: '*' });
   clock += 1;
   expect(store.verify(minted.token)).toBeNull();
   expect(store.isActive(minted.id)).toBe(false);
@@ -42,17 +42,27 @@ it('keeps at most 256 active tokens: the next is refused with 429 until one expi
   const next = store.create({ label: 'one more', scope: 'full' });
   expect(store.list()).toHaveLength(maxActivePairings);
   expect(store.list().map((entry) => entry.id)).not.toContain(first.id);
-  expect(store.verify(next.token)).toEqual({ id: next.id, scope: 'full' });
+  expect(store.verify(next.token)).toEqual({ id: next.id, scope: 'full', origin: '*' });
 });
 
 it('writes the file whole (owner-only, no temporary left) and reads it back, without the tokens', () => {
   const store = createPairingStore(root, now);
-  const minted = store.create({ label: 'app', scope: 'full' });
+  const minted = store.create({ label: 'app', scope: 'full', origin: 'http://localhost:5173' });
   expect(readdirSync(root)).toEqual(['pairings.json']);
   expect((statSync(path.join(root, 'pairings.json')).mode & 0o777).toString(8)).toBe('600');
   expect(readFileSync(path.join(root, 'pairings.json'), 'utf8')).not.toContain(minted.token);
   const reopened = createPairingStore(root, now);
-  expect(reopened.verify(minted.token)).toEqual({ id: minted.id, scope: 'full' });
+  expect(reopened.verify(minted.token)).toEqual({ id: minted.id, scope: 'full', origin: 'http://localhost:5173' });
   expect(reopened.revoke(minted.id)).toBe(true);
   expect(createPairingStore(root, now).verify(minted.token)).toBeNull();
+});
+
+it('reads a token recorded before origins were (no origin field) as working from any origin', () => {
+  const store = createPairingStore(root, now);
+  const minted = store.create({ label: 'old', scope: 'chat' });
+  const file = path.join(root, 'pairings.json');
+  const stored = JSON.parse(readFileSync(file, 'utf8')) as { pairings: Record<string, unknown>[] };
+  for (const entry of stored.pairings) delete entry['origin'];
+  writeFileSync(file, JSON.stringify(stored));
+  expect(createPairingStore(root, now).verify(minted.token)).toEqual({ id: minted.id, scope: 'chat', origin: '*' });
 });

@@ -26,7 +26,10 @@ beforeAll(async () => {
   await writeTinyEmbedderModel(path.join(root, 'models', 'embedder'));
   // What install-native-host records: the extension is let in with no --allowed-origin.
   recordAllowedOrigins(root, [extension]);
-  const config = parseServeArguments(['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--hf-endpoint', 'http://127.0.0.1:9'], {});
+  const config = parseServeArguments(
+    ['--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off', '--hf-endpoint', 'http://127.0.0.1:9', '--swagger-ui', 'on'],
+    {},
+  );
   server = await startServer(config, { logger: pino({ level: 'silent' }) });
   base = server.httpUrl as string;
 }, 60_000);
@@ -211,10 +214,10 @@ describe('pairing', () => {
     expect(overHttp.status).toBe(403);
     const minted = (await server.provider.handle(
       'pairing.create',
-      { label: 'side panel app', scope: 'chat' },
+      { label: 'side panel app', scope: 'chat', origin: page },
       { requestId: 'p1', signal: new AbortController().signal, transport: 'native-messaging', caller: { origin: extension } },
     )) as { id: string; token: string; scope: string };
-    expect(minted).toMatchObject({ scope: 'chat', token: expect.stringMatching(/^tap_[A-Za-z0-9_-]{43}$/u) });
+    expect(minted).toMatchObject({ scope: 'chat', origin: page, token: expect.stringMatching(/^tap_[A-Za-z0-9_-]{43}$/u) });
     expect(readFileSync(path.join(root, 'pairings.json'), 'utf8')).not.toContain(minted.token);
     const bearer = { authorization: `Bearer ${minted.token}`, origin: page };
     const preflight = await fetch(`${base}/v1/models`, {
@@ -222,8 +225,23 @@ describe('pairing', () => {
       headers: { origin: page, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
     });
     expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([204, page]);
-    expect((await fetch(`${base}/v1/models`, { headers: bearer })).status).toBe(200);
+    // A paired page is not told where the user keeps files: the model's path is its last part only.
+    const pathsOf = async (headers: Record<string, string>): Promise<string[]> =>
+      ((await (await fetch(`${base}/v1/models`, { headers })).json()) as { data: { id: string; path: string }[] }).data
+        .filter((model) => model.id === 'tiny')
+        .map((model) => model.path);
+    expect(await pathsOf(bearer)).toEqual(['tiny.gguf']);
+    expect(await pathsOf({})).toEqual([path.join(root, 'models', 'tiny.gguf')]);
+    const shown = await fetch(`${base}/api/show`, json({ model: 'tiny' }, bearer));
+    expect(((await shown.json()) as { modelfile: string }).modelfile.split('\n')[1]).toBe('FROM tiny.gguf');
     expect((await fetch(`${base}/v1/models`, { headers: { origin: page } })).status).toBe(403);
+    // The token works from the page it was minted for (and from a program, which sends no Origin), not from another site.
+    const elsewhere = await fetch(`${base}/v1/models`, { headers: { ...bearer, origin: 'https://evil.example' } });
+    expect([elsewhere.status, ((await elsewhere.json()) as { detail: string }).detail]).toEqual([
+      403,
+      `This pairing token was issued for ${page}; it does not work from "https://evil.example"`,
+    ]);
+    expect((await fetch(`${base}/v1/models`, { headers: { authorization: bearer.authorization } })).status).toBe(200);
     // A chat token does not open the memory: not its routes, not chat's memory option, not the metrics.
     const memory = await fetch(`${base}/v1/sync/pull`, json({}, bearer));
     expect([memory.status, ((await memory.json()) as { code: string }).code]).toEqual([403, 'forbidden']);

@@ -49,7 +49,11 @@ export interface ApiRouterOptions {
    * characters `[A-Za-z0-9._:-]` is used as is.
    */
   requestIdFactory?: () => string;
-  /** Serve Swagger UI at `/swagger-ui/`. Default true. The document is always served at `/api-doc/openapi.json`. */
+  /**
+   * Serve Swagger UI at `/swagger-ui/`. Default false: its "Try it out" runs any route from a page
+   * of the server's own origin, which the origin check admits (a clickjacking target if framing
+   * protection ever failed). The document is always served at `/api-doc/openapi.json`.
+   */
   swaggerUi?: boolean;
   /** Version written into the OpenAPI document's `info.version`. Default `0.0.0`. */
   version?: string;

@@ -119,8 +119,7 @@ class ApiRouterBuilder {
         this.openPaths.has(path) ||
         ((this.options.ollama ?? true) && ollamaOpenPaths.includes(path)) ||
         path === openApiDocumentPath ||
-        path === swaggerUiPath ||
-        path.startsWith(`${swaggerUiPath}/`),
+        (this.options.swaggerUi === true && (path === swaggerUiPath || path.startsWith(`${swaggerUiPath}/`))),
     });
   }
 
@@ -183,7 +182,7 @@ class ApiRouterBuilder {
       response.writeHead(200, { 'Content-Type': jsonContentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
       response.end(body);
     });
-    if (this.options.swaggerUi ?? true) {
+    if (this.options.swaggerUi === true) {
       router.use(swaggerUiPath, (request: Request, response: Response, next: NextFunction) => this.swaggerUi()(request, response, next));
     }
     router.use((request: Request, response: Response) =>

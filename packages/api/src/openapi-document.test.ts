@@ -65,22 +65,29 @@ describe('OpenAPI document and Swagger UI', () => {
     expect(await again.json()).toEqual(document);
   });
 
-  it('serves Swagger UI as HTML', async () => {
-    const response = await fetch(`${server.baseUrl}/swagger-ui/`);
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
-    const html = await response.text();
-    expect(html).toContain('swagger-ui');
-    const init = await fetch(`${server.baseUrl}/swagger-ui/swagger-ui-init.js`);
-    expect(init.status).toBe(200);
-    expect(await init.text()).toContain('"operationId": "chat.completions"');
+  it('serves Swagger UI as HTML when asked to', async () => {
+    const withUi = await startTestServer({ swaggerUi: true });
+    try {
+      const response = await fetch(`${withUi.baseUrl}/swagger-ui/`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await response.text();
+      expect(html).toContain('swagger-ui');
+      const init = await fetch(`${withUi.baseUrl}/swagger-ui/swagger-ui-init.js`);
+      expect(init.status).toBe(200);
+      expect(await init.text()).toContain('"operationId": "chat.completions"');
+    } finally {
+      await withUi.close();
+    }
   });
 
-  it('does not serve Swagger UI when disabled', async () => {
+  it('does not serve Swagger UI by default, nor when disabled', async () => {
     const plain = await startTestServer({ swaggerUi: false });
     try {
-      const response = await fetch(`${plain.baseUrl}/swagger-ui/`);
-      expect(response.status).toBe(404);
+      for (const base of [server.baseUrl, plain.baseUrl]) {
+        const response = await fetch(`${base}/swagger-ui/`);
+        expect({ base, status: response.status }).toEqual({ base, status: 404 });
+      }
     } finally {
       await plain.close();
     }

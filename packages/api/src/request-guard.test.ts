@@ -8,7 +8,7 @@ const extensionOrigin = 'chrome-extension://abcdefghijklmnopabcdefghijklmnop';
 describe('Host and Origin checks', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ allowedHosts: ['tabagent.lan', '*.home.arpa'], plainNodeServer: true });
+    server = await startTestServer({ allowedHosts: ['tabagent.lan', '*.home.arpa'], plainNodeServer: true, swaggerUi: true });
   });
   afterAll(async () => {
     await server.close();

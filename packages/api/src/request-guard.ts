@@ -20,6 +20,8 @@ export interface RequestState {
 export interface PairingGrant {
   id: string;
   scope: 'chat' | 'full';
+  /** The web origin the token was minted for; `*` (or absent) for any. */
+  origin?: string;
 }
 
 /** Checks pairing tokens (minted by the extension over native messaging). */
@@ -132,6 +134,13 @@ export class RequestGuard {
     }
     if (bearer !== undefined && pairing === null && !authenticated)
       return new UnauthorizedError('This pairing token is not valid: it was revoked, it expired, or it never existed');
+    // A token minted for one web app does not work from another site's pages. (A program sends no
+    // Origin, or any it likes: the binding stops a leaked token being used from a browser.)
+    if (pairing !== null && origin !== undefined && pairing.origin !== undefined && pairing.origin !== '*' && pairing.origin !== origin) {
+      return new ForbiddenError(`This pairing token was issued for ${pairing.origin}; it does not work from ${JSON.stringify(origin)}`, {
+        details: { token_origin: pairing.origin },
+      });
+    }
     // A preflight cannot carry the token; one that announces an Authorization header is answered,
     // since the request that follows is refused unless its token checks out.
     const pairedPreflight =

@@ -110,6 +110,13 @@ describe('parseRouteRequest', () => {
     expect(parseRouteRequest('system.logs', { lines: '20' })).toEqual({ lines: 20 });
   });
 
+  it('takes a pairing origin only as an exact scheme://host[:port] or "*"', () => {
+    for (const origin of ['http://localhost:5173', 'https://app.example', 'chrome-extension://abcdefghijklmnopabcdefghijklmnop', '*'])
+      expect(parseRouteRequest('pairing.create', { label: 'app', origin })).toEqual({ label: 'app', scope: 'chat', origin });
+    for (const origin of ['null', 'http://localhost:5173/app', 'https://*.example', 'http://user@host', 'localhost:5173', ''])
+      expect(() => parseRouteRequest('pairing.create', { label: 'app', origin })).toThrow(/origin/u);
+  });
+
   it('lists every bad field', () => {
     let thrown: unknown;
     try {

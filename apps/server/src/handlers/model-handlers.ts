@@ -1,5 +1,6 @@
 import { toMegabytes, type LoadedModelView, type ModelResolver, type RegisteredModel } from '@tabagent/model-cache';
-import type { RouteResponse } from '@tabagent/values';
+import { basename } from 'node:path';
+import type { CallerIdentity, RouteResponse } from '@tabagent/values';
 import type { HandlerGroup } from './handler-group.js';
 
 /** Free RAM and VRAM in bytes (the hardware package). */
@@ -33,14 +34,19 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
   const { models } = deps;
   const { registry } = models;
 
-  const info = (model: RegisteredModel, defaultModel: string | null): RouteResponse<'models.list'>['data'][number] => ({
+  /**
+   * The model as a caller sees it. A caller with a pairing token (a web app the user paired) sees
+   * only the last part of the path: where the user keeps files, their account name included, is
+   * not what a chat token was given for (security review M2).
+   */
+  const info = (model: RegisteredModel, defaultModel: string | null, caller: CallerIdentity): RouteResponse<'models.list'>['data'][number] => ({
     id: model.id,
     object: 'model',
     created: model.created,
     owned_by: 'tabagent',
     format: model.format,
     task: model.task,
-    path: model.path,
+    path: caller.pairing === undefined ? model.path : basename(model.path),
     size_bytes: model.sizeBytes,
     loaded: models.isLoaded(model.aliasOf ?? model.id),
     is_default: model.id === defaultModel,
@@ -67,15 +73,15 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
   };
 
   return {
-    'models.list': async () => {
+    'models.list': async (_request, context) => {
       const [models, defaultModel] = await Promise.all([registry.list(), registry.defaultModel()]);
-      return { object: 'list', data: models.map((model) => info(model, defaultModel)) };
+      return { object: 'list', data: models.map((model) => info(model, defaultModel, context.caller)) };
     },
 
-    'models.get': async (request) => {
+    'models.get': async (request, context) => {
       const model = await registry.get(request.model);
       const chatTemplate = (await models.backendOf(model).chatTemplate?.(model)) ?? null;
-      return { ...info(model, await registry.defaultModel()), chat_template: chatTemplate };
+      return { ...info(model, await registry.defaultModel(), context.caller), chat_template: chatTemplate };
     },
 
     'models.alias': async (request) => {
@@ -113,9 +119,9 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       return { status: 'selected', default_model: request.model };
     },
 
-    'models.register': async (request) => {
+    'models.register': async (request, context) => {
       const model = await registry.register(request.path, { id: request.id, task: request.task });
-      return info(model, await registry.defaultModel());
+      return info(model, await registry.defaultModel(), context.caller);
     },
 
     'models.delete': async (request) => {

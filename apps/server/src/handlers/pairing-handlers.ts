@@ -16,7 +16,7 @@ export function createPairingHandlers(store: PairingStore): HandlerGroup<'pairin
   return {
     'pairing.create': async (request, context) => {
       requireExtension(context, 'pairing.create', false);
-      return store.create({ label: request.label, scope: request.scope, ttlSeconds: request.ttl_seconds });
+      return store.create({ label: request.label, scope: request.scope, ttlSeconds: request.ttl_seconds, origin: request.origin });
     },
     'pairing.list': async (_request, context) => {
       requireExtension(context, 'pairing.list', true);

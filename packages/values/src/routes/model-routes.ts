@@ -31,7 +31,7 @@ export const ModelInfo = z
     owned_by: z.string(),
     format: ModelFormat,
     task: ModelTask,
-    path: z.string(),
+    path: z.string().describe("The model's file or folder on this machine; only its last part for a caller with a pairing token."),
     size_bytes: z.number().int().nonnegative(),
     loaded: z.boolean(),
     is_default: z.boolean(),

@@ -17,11 +17,20 @@ export const chatScopeRouteIds = [
   'generation.stop',
 ] as const;
 
+/** An exact origin, `scheme://host[:port]` (no path, credentials or wildcard), or `*`. */
+export const PairingOrigin = z
+  .string()
+  .max(300)
+  .regex(/^(\*|[a-z][a-z0-9+.-]*:\/\/[^\s/?#@*]+)$/u, 'an origin is scheme://host[:port], e.g. http://localhost:5173, or "*"');
+
 export const CreatePairingRequest = z
   .object({
     label: z.string().min(1).max(100).describe('Who the token is for, shown when listing (e.g. "side panel web app").'),
     scope: PairingScope.default('chat'),
     ttl_seconds: z.number().int().min(60).max(31_536_000).optional().describe('Lifetime in seconds (at most a year); default 30 days.'),
+    origin: PairingOrigin.optional().describe(
+      'The web origin (scheme://host[:port], as a browser sends it) the token works from: a request with another Origin is refused, so a token that leaks cannot be used by another web site. "*" or none: any origin.',
+    ),
   })
   .meta({ id: 'CreatePairingRequest' });
 
@@ -29,6 +38,7 @@ const PairingInfo = z.object({
   id: z.string(),
   label: z.string(),
   scope: PairingScope,
+  origin: z.string().describe('The origin the token works from, or "*" for any.'),
   created_at: z.string(),
   expires_at: z.string().nullable(),
   last_used_at: z.string().nullable(),
