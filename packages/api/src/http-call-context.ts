@@ -55,15 +55,17 @@ function disconnected(): Error {
   return new CancelledError('The client disconnected');
 }
 
-/** Who an HTTP request comes from, as the guard found it: origin, API key, pairing token. */
+/** Who an HTTP request comes from, as the guard found it: origin, API key, pairing token, remote address. */
 export function callerOfRequestState(state: {
   origin: string | undefined;
   authenticated: boolean;
   pairing?: { id: string; scope: 'chat' | 'full' };
+  address?: string;
 }): CallerIdentity {
   return {
     ...(state.origin === undefined ? {} : { origin: state.origin }),
     apiKey: state.authenticated,
-    ...(state.pairing === undefined ? {} : { pairing: state.pairing }),
+    ...(state.pairing === undefined ? {} : { pairing: { id: state.pairing.id, scope: state.pairing.scope } }),
+    ...(state.address === undefined ? {} : { address: state.address }),
   };
 }

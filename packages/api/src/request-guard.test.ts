@@ -203,7 +203,7 @@ describe('API key', () => {
     const response = await fetch(`${server.baseUrl}/v1/models/x`, { headers: { authorization: 'Bearer s3cret-key' } });
     expect(response.status).toBe(200);
     const context = server.probe.contexts.find((entry) => entry.requestId === response.headers.get('x-request-id'));
-    expect(context?.caller).toEqual({ apiKey: true });
+    expect(context?.caller).toEqual({ apiKey: true, address: '127.0.0.1' });
   });
 
   it('keeps health open without a key, on every health path', async () => {

@@ -14,6 +14,8 @@ export interface RequestState {
   readonly authenticated: boolean;
   /** The pairing token the request presented, when it presented a valid one. */
   readonly pairing?: PairingGrant;
+  /** The connection's remote IP address. */
+  readonly address?: string;
 }
 
 /** What a valid pairing token grants. */
@@ -125,7 +127,14 @@ export class RequestGuard {
     const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
     const bearer = /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(request.headers.authorization ?? '')?.[1];
     const pairing = bearer === undefined ? null : (this.options.pairing?.verify(bearer) ?? null);
-    (request as TaggedRequest)[requestStateKey] = { requestId, origin, authenticated, ...(pairing ? { pairing } : {}) };
+    const address = request.socket.remoteAddress;
+    (request as TaggedRequest)[requestStateKey] = {
+      requestId,
+      origin,
+      authenticated,
+      ...(pairing ? { pairing } : {}),
+      ...(address === undefined ? {} : { address }),
+    };
 
     if (this.options.anyHost !== true && !this.hosts.allows(request.headers.host)) {
       return new ForbiddenError(

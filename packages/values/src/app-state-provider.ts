@@ -15,6 +15,8 @@ export interface CallerIdentity {
   peerId?: string;
   /** The pairing token the caller presented (its id and scope), when it authenticated with one. */
   pairing?: { id: string; scope: 'chat' | 'full' };
+  /** The remote IP address of the HTTP connection that carried the call, when it came over HTTP. */
+  address?: string;
 }
 
 /** Everything a handler knows about the call besides its request. */

@@ -358,6 +358,23 @@ describe('WebRTC transport', () => {
     expect(transport.openSessions).toBe(3);
   });
 
+  it('bounds sessions per remote address whatever callers it claims to be, except loopback', async () => {
+    start({ maxSessions: 10, maxSessionsPerCaller: 8, maxSessionsPerAddress: 2 });
+    const from = (address: string, origin: string): CallContext => ({ ...httpContext, caller: { origin, address } });
+    const lan = ['http://a.localhost:1', 'http://b.localhost:2', 'http://c.localhost:3'].map((origin) => from('::ffff:192.168.1.20', origin));
+    const results = await Promise.allSettled(lan.map((context) => transport.handlers['webrtc.offer']({}, context)));
+    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(results.find((result) => result.status === 'rejected')).toMatchObject({
+      reason: { code: 'rate_limited', message: '192.168.1.20 has 2 WebRTC sessions open; close one, or wait for unused ones to expire' },
+    });
+    await expect(transport.handlers['webrtc.offer']({}, from('192.168.1.21', 'http://a.localhost:1'))).resolves.toMatchObject({ state: 'waiting_for_answer' });
+    for (const [index, address] of ['127.0.0.1', '127.0.0.2', '::1', '::ffff:127.0.0.1'].entries())
+      await expect(transport.handlers['webrtc.offer']({}, from(address, `http://local${index}.localhost`))).resolves.toMatchObject({
+        state: 'waiting_for_answer',
+      });
+    expect(transport.openSessions).toBe(7);
+  });
+
   it('bounds open sessions (429 past the limit), expires unconnected ones, and closes all on shutdown', async () => {
     // The connect timeout must leave the first peer time to connect on a loaded CI machine.
     start({ maxSessions: 2, connectTimeoutMs: 4000, sweepIntervalMs: 50 });

@@ -47,6 +47,13 @@ export interface WebRtcTransportOptions {
   /** Sessions one caller (origin, API key, pairing token) may hold open at once (default 8). */
   maxSessionsPerCaller?: number;
   /**
+   * Sessions one remote address (of the signalling request) may hold open at once, whatever
+   * callers it claims to be (default 8). Loopback addresses are not counted: every local program
+   * comes from one (any of 127/8, which it picks), and the extension too, so a cap there would only
+   * cap the extension; on a shared machine `--auth owner` is what keeps other programs out.
+   */
+  maxSessionsPerAddress?: number;
+  /**
    * Checks each call over a channel with the identity of the caller that opened the session, e.g.
    * that its pairing token is still valid and its scope opens the route; throws to refuse.
    */
@@ -123,6 +130,13 @@ function gatheringComplete(pc: RTCPeerConnection, timeoutMs: number): Promise<vo
  * Whose session it is: the origin (without a trailing slash, as native messaging names it), the
  * API key and the pairing token. Signalling for a session needs the same caller.
  */
+/** The remote address an offer counts against, or undefined for loopback (see `maxSessionsPerAddress`). */
+function addressKeyOf(caller: CallerIdentity): string | undefined {
+  const address = caller.address?.replace(/^::ffff:/u, '');
+  if (address === undefined || address === '::1' || /^127\./u.test(address)) return undefined;
+  return address;
+}
+
 function callerKeyOf(caller: CallerIdentity): string {
   return JSON.stringify([caller.origin?.replace(/\/$/u, '') ?? null, caller.apiKey === true, caller.pairing?.id ?? null]);
 }
@@ -130,6 +144,13 @@ function callerKeyOf(caller: CallerIdentity): string {
 /** The `a=ice-ufrag` of an SDP. */
 function ufragOf(sdp: string | undefined): string | undefined {
   return sdp === undefined ? undefined : /^a=ice-ufrag:(\S+)/mu.exec(sdp)?.[1];
+}
+
+/** Adds `by` to the count under `key`, dropping it at zero. */
+function adjust(counts: Map<string, number>, key: string, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next <= 0) counts.delete(key);
+  else counts.set(key, next);
 }
 
 function messageOf(error: unknown): string {
@@ -156,6 +177,8 @@ class WebRtcSession {
     private readonly caller: CallerIdentity,
     /** Who opened the session: only the same caller may signal for it or read it. */
     readonly callerKey: string,
+    /** The remote address it was offered from, when that is not loopback (counted against `maxSessionsPerAddress`). */
+    readonly addressKey: string | undefined,
     private readonly options: Required<Pick<WebRtcTransportOptions, 'provider' | 'maxMessageBytes' | 'maxConcurrentCalls'>> & {
       logger: WebRtcLogger;
       authorize: WebRtcTransportOptions['authorize'];
@@ -310,6 +333,7 @@ class PeerSessions implements WebRtcTransport {
   /** Whether the werift patch was checked (once, at the first offer). */
   private patchChecked = false;
   private readonly reservedBy = new Map<string, number>();
+  private readonly reservedAt = new Map<string, number>();
 
   constructor(private readonly options: WebRtcTransportOptions) {
     this.logger = options.logger ?? silentWebRtcLogger;
@@ -376,11 +400,19 @@ class PeerSessions implements WebRtcTransport {
         details: { max_sessions_per_caller: perCaller, retry_after_seconds: 5 },
       });
     }
+    const address = addressKeyOf(caller);
+    const perAddress = this.options.maxSessionsPerAddress ?? 8;
+    if (address !== undefined && this.openSessionsAt(address) + (this.reservedAt.get(address) ?? 0) >= perAddress) {
+      throw new RateLimitedError(`${address} has ${perAddress} WebRTC sessions open; close one, or wait for unused ones to expire`, {
+        details: { max_sessions_per_address: perAddress, retry_after_seconds: 5 },
+      });
+    }
     const clientSdp = request.sdp;
     if (clientSdp !== undefined) checkRemoteSdp(clientSdp, 'offer');
     // The slot is held across the first (slow) import of werift, so concurrent offers cannot overrun the limits.
     this.reserved += 1;
-    this.reservedBy.set(key, (this.reservedBy.get(key) ?? 0) + 1);
+    adjust(this.reservedBy, key, 1);
+    if (address !== undefined) adjust(this.reservedAt, address, 1);
     let PeerConnection: Werift['RTCPeerConnection'];
     try {
       ({ RTCPeerConnection: PeerConnection } = await loadWerift());
@@ -395,9 +427,8 @@ class PeerSessions implements WebRtcTransport {
       }
     } finally {
       this.reserved -= 1;
-      const left = (this.reservedBy.get(key) ?? 1) - 1;
-      if (left === 0) this.reservedBy.delete(key);
-      else this.reservedBy.set(key, left);
+      adjust(this.reservedBy, key, -1);
+      if (address !== undefined) adjust(this.reservedAt, address, -1);
     }
     // close() may have run while werift loaded.
     if (this.isClosing()) throw new BusyError('The server is shutting down');
@@ -407,6 +438,7 @@ class PeerSessions implements WebRtcTransport {
       request.peer_id ?? null,
       caller,
       key,
+      address,
       {
         provider: this.options.provider,
         maxMessageBytes: this.options.maxMessageBytes ?? 262_144,
@@ -513,6 +545,12 @@ class PeerSessions implements WebRtcTransport {
   private openSessionsOf(key: string): number {
     let count = 0;
     for (const session of this.sessions.values()) if (session.open && session.callerKey === key) count += 1;
+    return count;
+  }
+
+  private openSessionsAt(address: string): number {
+    let count = 0;
+    for (const session of this.sessions.values()) if (session.open && session.addressKey === address) count += 1;
     return count;
   }
 
