@@ -4,7 +4,16 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } f
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { CancelledError, ConflictError, InsufficientStorageError, InvalidModelError, TabAgentError, UpstreamError, safeParseJson } from '@tabagent/values';
+import {
+  CancelledError,
+  ConflictError,
+  InsufficientStorageError,
+  InvalidModelError,
+  TabAgentError,
+  TimeoutError,
+  UpstreamError,
+  safeParseJson,
+} from '@tabagent/values';
 import type { HubFile } from '../model-types.js';
 import type { HubClient } from './hub-client.js';
 
@@ -54,6 +63,15 @@ export interface ModelDownloaderOptions {
   retryDelayMs?: number;
   /** Free bytes of the staging file system (default `statfs`). */
   freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * The slowest transfer kept (default 16 KiB/s), judged over each `speedWindowMs` (default 60 s),
+   * as curl's --speed-limit and --speed-time: a body that drips a byte now and then (which the
+   * socket's idle timeout never stops) ends the attempt with a timeout. So each file has a
+   * deadline, its size at this rate, that a live transfer never meets. The partial is kept and
+   * retried like a dropped connection.
+   */
+  minBytesPerSecond?: number;
+  speedWindowMs?: number;
   logger?: { warn(objectOrMessage: object | string, message?: string): void };
 }
 
@@ -185,12 +203,27 @@ async function hashPrefix(hash: Hash, file: string, length: number): Promise<voi
  * events with pause/resume cost less per chunk than async iteration at hundreds of MB/s. Resolves
  * when the body ends or its connection closes (the caller checks the length); rejects on an error.
  */
-function copyBody(body: IncomingMessage, out: WriteStream, onChunk: (chunk: Buffer) => void): Promise<void> {
+/** A floor on the transfer rate: at least `minBytes` in every window of `windowMs`, or `tooSlow` ends it. */
+interface SpeedFloor {
+  minBytes: number;
+  windowMs: number;
+  tooSlow: (bytes: number) => Error;
+}
+
+function copyBody(body: IncomingMessage, out: WriteStream, floor: SpeedFloor, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
+    let windowBytes = 0;
+    const speedCheck = setInterval(() => {
+      // A body paused for the disk to drain is not the Hub's slowness.
+      if (windowBytes < floor.minBytes && !body.isPaused()) finish(floor.tooSlow(windowBytes));
+      windowBytes = 0;
+    }, floor.windowMs);
+    speedCheck.unref();
     const finish = (error?: unknown): void => {
       if (settled) return;
       settled = true;
+      clearInterval(speedCheck);
       body.off('data', onData);
       out.off('drain', onDrain);
       if (error === undefined) resolve();
@@ -203,6 +236,7 @@ function copyBody(body: IncomingMessage, out: WriteStream, onChunk: (chunk: Buff
       body.resume();
     };
     const onData = (chunk: Buffer): void => {
+      windowBytes += chunk.length;
       try {
         onChunk(chunk);
       } catch (error) {
@@ -231,6 +265,8 @@ export function createModelDownloader(options: ModelDownloaderOptions): ModelDow
   const { client, stagingDir } = options;
   const retries = options.retries ?? 5;
   const retryDelayMs = options.retryDelayMs ?? 500;
+  const minBytesPerSecond = options.minBytesPerSecond ?? 16 * 1024;
+  const speedWindowMs = options.speedWindowMs ?? 60_000;
   const inflight = new Map<string, SharedDownload>();
   const freeBytesOf =
     options.freeBytes ??
@@ -295,6 +331,15 @@ export function createModelDownloader(options: ModelDownloaderOptions): ModelDow
       await writeFile(paths.state, `${JSON.stringify(state)}\n`);
 
       const started = performance.now();
+      const speedFloor: SpeedFloor = {
+        minBytes: (minBytesPerSecond * speedWindowMs) / 1000,
+        windowMs: speedWindowMs,
+        tooSlow: (bytes) =>
+          new TimeoutError(
+            `${task.repo}/${file.path} arrived at ${Math.round((bytes * 1000) / speedWindowMs)} bytes/s over ${speedWindowMs / 1000} s, under the ${minBytesPerSecond} bytes/s floor; pulling again resumes it`,
+            { details: { repo: task.repo, file: file.path, min_bytes_per_second: minBytesPerSecond } },
+          ),
+      };
       let sessionBytes = 0;
       let lastEmit = 0;
       const emit = (completed: number, force: boolean): void => {
@@ -349,7 +394,7 @@ export function createModelDownloader(options: ModelDownloaderOptions): ModelDow
           }
           const out = createWriteStream(paths.partial, { flags: position === 0 ? 'w' : 'a', highWaterMark: 1024 * 1024 });
           try {
-            await copyBody(response.body, out, (chunk) => {
+            await copyBody(response.body, out, speedFloor, (chunk) => {
               if (position + chunk.length > file.size)
                 throw new UpstreamError(`${file.path} is longer than the ${file.size} bytes the Hub lists`, { retryable: false });
               verifier.hash.update(chunk);

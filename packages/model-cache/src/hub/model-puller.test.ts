@@ -255,6 +255,30 @@ describe('pull', () => {
     expect(await downloader.partials()).toEqual([]);
   });
 
+  it('ends a transfer slower than its floor over a window (a dripping body), retries it, and keeps the partial', async () => {
+    hub.faults = { throttleBytesPerSecond: 64 * 1024 };
+    const client = createHubClient({ endpoint: hub.url });
+    const slowFloor = createModelDownloader({
+      client,
+      stagingDir: downloader.stagingDir,
+      retries: 1,
+      retryDelayMs: 10,
+      minBytesPerSecond: 1024 * 1024,
+      speedWindowMs: 400,
+    });
+    const slowPuller = createModelPuller({ registry, inspectors: [binInspector], client, downloader: slowFloor, fits: async () => true });
+    await expect(slowPuller.pull('acme/tiny:Q8')).rejects.toMatchObject({
+      code: 'timeout',
+      message: expect.stringMatching(
+        /^acme\/tiny\/tiny-Q8\.bin arrived at \d+ bytes\/s over 0\.4 s, under the 1048576 bytes\/s floor; pulling again resumes it$/u,
+      ),
+    });
+    expect(cdnGets()).toHaveLength(2);
+    const [partial] = await slowFloor.partials();
+    expect(partial).toMatchObject({ file: 'tiny-Q8.bin', active: false });
+    expect(partial?.completed).toBeGreaterThan(0);
+  });
+
   it('discards a partial on request', async () => {
     hub.faults = { dropAfterBytes: 100_000, dropCount: 10 };
     const client = createHubClient({ endpoint: hub.url });
