@@ -22,6 +22,8 @@ beforeAll(async () => {
   writeTinyLlamaGguf(path.join(root, 'models', 'looping-template.gguf'), {
     chatTemplate: '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}',
   });
+  // One that asks for a range() of a billion items (its list alone would exhaust the heap).
+  writeTinyLlamaGguf(path.join(root, 'models', 'huge-range-template.gguf'), { chatTemplate: '{% for i in range(1000000000) %}x{% endfor %}' });
   for (const kind of crafted) writeBrokenGguf(path.join(root, 'models', `${kind}.gguf`), kind);
   server = new ServerProcess({ args: ['--mode', 'http', '--port', '0', '--data-dir', root, '--threads', '1', '--gpu', 'off'] });
   base = await server.httpUrl();
@@ -43,7 +45,7 @@ afterAll(async () => {
 
 it('starts, lists only the good model, answers each crafted file as invalid, and chats with the good one', async () => {
   const listed = (await (await fetch(`${base}/v1/models`)).json()) as { data: { id: string }[] };
-  expect(listed.data.map((model) => model.id)).toEqual(['good', 'looping-template']);
+  expect(listed.data.map((model) => model.id).sort()).toEqual(['good', 'huge-range-template', 'looping-template']);
   const answers: Record<string, unknown> = {};
   for (const kind of crafted) {
     const response = await fetch(`${base}/v1/models/${kind}`);
@@ -82,4 +84,15 @@ it('stops a chat template that loops with a clear error, answering health meanwh
   const good = await chatWith('good');
   expect(good.status).toBe(200);
   expect(server.child.exitCode).toBeNull();
+}, 60_000);
+
+it('says why a template was stopped: a range() too long is named as such, not as time', async () => {
+  const answer = await chatWith('huge-range-template');
+  const problem = (await answer.json()) as { code: string; detail: string };
+  expect([answer.status, problem.code, problem.detail]).toEqual([
+    422,
+    'invalid_model',
+    "The model's chat template asks for range() of 1000000000 items (at most 100000); the request was stopped. Replace the template (tokenizer.chat_template) or use another model.",
+  ]);
+  expect((await chatWith('good')).status).toBe(200);
 }, 60_000);

@@ -52,6 +52,8 @@ export const chatTemplateStopsPerStretch = 2;
 const stretch = { stopped: 0, resetScheduled: false };
 /** How many renderings the budget has stopped, ever (see `chatTemplateBudgetTrips`). */
 let trips = 0;
+/** Why the first rendering stopped in the latest stretch that stopped one (see `chatTemplateLastStop`). */
+let firstStopOfStretch: TabAgentError | undefined;
 
 /**
  * How many template renderings the budget has stopped in this process. A caller compares it before
@@ -62,9 +64,20 @@ export function chatTemplateBudgetTrips(): number {
   return trips;
 }
 
+/**
+ * Why the budget stopped the first rendering of the latest stretch of the event loop that had a
+ * stop: over time, a range() too long, or text or recursion past Node's limits. The renderings
+ * after it in that stretch fail at once and say nothing new, so a caller that saw
+ * `chatTemplateBudgetTrips` rise reports this one.
+ */
+export function chatTemplateLastStop(): TabAgentError | undefined {
+  return firstStopOfStretch;
+}
+
 /** Counts a stopped rendering, in all and in this stretch of the event loop. */
-function countStop(): void {
+function countStop(reason: TabAgentError): void {
   trips += 1;
+  if (stretch.stopped === 0) firstStopOfStretch = reason;
   stretch.stopped += 1;
   if (!stretch.resetScheduled) {
     stretch.resetScheduled = true;
@@ -123,24 +136,26 @@ export function installChatTemplateBudget(budgetMs: number = chatTemplateRenderB
   methods.run = function budgetedRun(program) {
     const outer = this[budgetState];
     if (outer === undefined && stretch.stopped >= chatTemplateStopsPerStretch) {
-      countStop();
-      throw chatTemplateBudgetError(budgetMs);
+      const refusal = chatTemplateBudgetError(budgetMs);
+      countStop(refusal);
+      throw refusal;
     }
     this[budgetState] = outer ?? { deadline: performance.now() + budgetMs, steps: 0 };
     if (outer === undefined) boundRange(this);
     try {
       return run.call(this, program);
     } catch (error) {
-      if (outer === undefined && TabAgentError.isInstance(error) && error.code === 'invalid_model') countStop();
+      if (outer === undefined && TabAgentError.isInstance(error) && error.code === 'invalid_model') countStop(error);
       // An explosion (text doubled past the longest string, recursion past the stack) is the template's fault too.
       if (error instanceof RangeError) {
-        if (outer === undefined) countStop();
-        throw new InvalidModelError(
+        const refusal = new InvalidModelError(
           `The model's chat template failed to render (${error.message}): it builds too much text or recurses too deep. Replace the template (tokenizer.chat_template) or use another model.`,
           {
             cause: error,
           },
         );
+        if (outer === undefined) countStop(refusal);
+        throw refusal;
       }
       throw error;
     } finally {

@@ -1,6 +1,12 @@
 import { stat } from 'node:fs/promises';
 import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
-import { chatTemplateBudgetError, chatTemplateBudgetTrips, chatTemplateRenderBudgetMs, installChatTemplateBudget } from './chat-template-budget.js';
+import {
+  chatTemplateBudgetError,
+  chatTemplateBudgetTrips,
+  chatTemplateLastStop,
+  chatTemplateRenderBudgetMs,
+  installChatTemplateBudget,
+} from './chat-template-budget.js';
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
@@ -436,7 +442,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
     const wrapper = resolveChatWrapper(model);
     if (chatTemplateBudgetTrips() > tripsBefore) {
       this.logger.warn({ model: id, resolveMs: Math.round(performance.now() - started) }, 'Chat template stopped by the render budget');
-      throw chatTemplateBudgetError(chatTemplateRenderBudgetMs);
+      throw chatTemplateLastStop() ?? chatTemplateBudgetError(chatTemplateRenderBudgetMs);
     }
     this.logger.info({ model: id, chatWrapper: wrapper.wrapperName, resolveMs: Math.round(performance.now() - started) }, 'Chat wrapper resolved');
     this.resolvedWrappers.set(key, wrapper);

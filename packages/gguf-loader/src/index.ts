@@ -3,7 +3,13 @@ export { inspectGgufFile, validateGgufHeader, describeGgufHeader, type GgufModel
 export { ggmlTypes, ggufFileTypeNames, type GgmlTypeInfo } from './ggml-types.js';
 export { parseKeepAlive, type KeepAlive } from './keep-alive.js';
 export { createEndOfGenerationBias, endOfGenerationTokens } from './end-of-generation-bias.js';
-export { chatTemplateBudgetTrips, chatTemplateRenderBudgetMs, chatTemplateStopsPerStretch, installChatTemplateBudget } from './chat-template-budget.js';
+export {
+  chatTemplateBudgetTrips,
+  chatTemplateLastStop,
+  chatTemplateRenderBudgetMs,
+  chatTemplateStopsPerStretch,
+  installChatTemplateBudget,
+} from './chat-template-budget.js';
 export type { GgufLoaderLogger } from './logger.js';
 export type { GenerationRun } from '@tabagent/model-cache';
 export type {
