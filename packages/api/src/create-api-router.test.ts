@@ -194,6 +194,27 @@ describe('createApiRouter over HTTP', () => {
     await roomy.close();
   });
 
+  it('parses a body over 256 KiB in slices with the same answers: taken whole, cut short 400, nested too deep 400', async () => {
+    const roomy = await startTestServer();
+    const post = (body: string) => fetch(`${roomy.baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const content = 'a "quoted" line \\ with é and 🙂\n'.repeat(60_000);
+    const whole = JSON.stringify({
+      model: 'sliced-model',
+      messages: [
+        { role: 'user', content },
+        { role: 'assistant', content: 'ok' },
+      ],
+    });
+    expect(whole.length).toBeGreaterThan(2 * 1024 * 1024);
+    const taken = await post(whole);
+    expect([taken.status, ((await taken.json()) as { model: string }).model]).toEqual([200, 'sliced-model']);
+    const cut = await post(whole.slice(0, -3));
+    expect([cut.status, (await problemOf(cut)).detail]).toEqual([400, expect.stringMatching(/^Malformed JSON: /u)]);
+    const deep = await post(`{"model":"x","messages":[{"role":"user","content":${JSON.stringify(content)}}],"extra":${'['.repeat(70)}${']'.repeat(70)}}`);
+    expect([deep.status, (await problemOf(deep)).detail]).toEqual([400, 'The JSON body nests deeper than 64 levels']);
+    await roomy.close();
+  });
+
   it('parses the JSON body of a non-browser client whatever its Content-Type says (curl -d, requests data=)', async () => {
     for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', undefined]) {
       const response = await rawRequest({

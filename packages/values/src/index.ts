@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './problem-details.js';
 export * from './safe-json.js';
+export * from './yielding-json.js';
 export * from './route-definition.js';
 export * from './route-catalogue.js';
 export * from './app-state-provider.js';
