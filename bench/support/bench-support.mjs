@@ -43,8 +43,7 @@ export function freePort() {
  * `tabagent serve` as a child process on a fresh data directory whose models folder links the
  * given model files or folders (by name). Resolves once /v1/health answers.
  */
-export async function startTabagent({ models = [], args = [], keepDataDir = false } = {}) {
-  const cli = join(repositoryRoot, 'apps', 'server', 'dist', 'cli.js');
+export async function startTabagent({ models = [], args = [], keepDataDir = false, cli = join(repositoryRoot, 'apps', 'server', 'dist', 'cli.js') } = {}) {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build the server first (npx nx build server)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'tabagent-bench-'));
   mkdirSync(join(dataDir, 'models'), { recursive: true });
