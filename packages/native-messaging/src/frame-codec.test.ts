@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { createFrameDecoder, type DecodedFrame } from './frame-decoder.js';
+import { createFrameDecoder, decodeLargeFrame, type DecodedFrame } from './frame-decoder.js';
 import { encodeFrame, encodeFrameText } from './frame-encoder.js';
 import { rawFrame } from './test-support/host-harness.js';
 
@@ -21,6 +21,29 @@ function messagesOf(frames: DecodedFrame[]): unknown[] {
 }
 
 describe('frame codec', () => {
+  it('hands frames over deferAboveBytes back undecoded, and decodeLargeFrame decodes them as push does the others', async () => {
+    const value = { id: 'documents.ingest', request_id: 'big', payload: { text: 'é "quoted" 🙂\n'.repeat(40_000), list: [1, 2, 3] } };
+    const bodies = [
+      Buffer.from(JSON.stringify(value), 'utf8'),
+      Buffer.concat([Buffer.from(JSON.stringify(value), 'utf8').subarray(0, 300_000), Buffer.from([0xc3, 0x28])]),
+      Buffer.from(`${JSON.stringify(value).slice(0, -1)},}`, 'utf8'),
+    ];
+    const stream = Buffer.concat(bodies.map((body) => rawFrame(body)));
+    const deferred = createFrameDecoder({ deferAboveBytes: 1000 }).push(stream);
+    expect(deferred.map((frame) => frame.kind)).toEqual(['large', 'large', 'large']);
+    const decoded = await Promise.all(deferred.map((frame) => decodeLargeFrame(frame as DecodedFrame & { kind: 'large' })));
+    const direct = createFrameDecoder().push(stream);
+    expect(decoded.map((frame) => (frame.kind === 'malformed' ? [frame.kind, frame.error.code, frame.byteLength] : frame))).toEqual(
+      direct.map((frame) => (frame.kind === 'malformed' ? [frame.kind, frame.error.code, frame.byteLength] : frame)),
+    );
+    expect(messagesOf(decoded)[0]).toEqual(value);
+    expect(decoded.map((frame) => (frame.kind === 'malformed' ? frame.error.message.split(':')[0] : frame.kind))).toEqual([
+      'message',
+      'Malformed frame',
+      'Malformed JSON',
+    ]);
+  });
+
   it('encodes a 32-bit little-endian byte length followed by UTF-8 JSON', () => {
     const frame = encodeFrame({ text: 'é' });
     expect([...frame.subarray(0, 4)]).toEqual([13, 0, 0, 0]);

@@ -1,4 +1,4 @@
-import { InvalidRequestError, safeParseJson, type TabAgentError } from '@tabagent/values';
+import { InvalidRequestError, parseJsonYielding, safeParseJson, type TabAgentError } from '@tabagent/values';
 import { defaultMaxIncomingBytes, frameHeaderBytes } from './frame-limits.js';
 
 /** One outcome of feeding bytes to the decoder. */
@@ -11,12 +11,19 @@ export type DecodedFrame =
    * A length prefix above the limit. The decoder cannot know where the next frame starts, so
    * the stream can no longer be trusted: the decoder stops and returns nothing more.
    */
-  | { kind: 'oversize'; declaredBytes: number; maxBytes: number };
+  | { kind: 'oversize'; declaredBytes: number; maxBytes: number }
+  /** A frame over `deferAboveBytes`, not decoded yet: `decodeLargeFrame` decodes it without holding the event loop. */
+  | { kind: 'large'; body: Buffer; byteLength: number };
 
 /** Options of `createFrameDecoder`. */
 export interface FrameDecoderOptions {
   /** Largest accepted frame body in bytes (default 64 MiB, Chrome's browser-to-host limit). */
   maxFrameBytes?: number;
+  /**
+   * Frames with a longer body come back as `large`, for `decodeLargeFrame` (default: none; every
+   * frame is decoded in `push`, which holds the event loop for one JSON.parse of it).
+   */
+  deferAboveBytes?: number;
 }
 
 /** Incremental decoder of length-prefixed JSON frames; accepts any split of the byte stream. */
@@ -37,8 +44,11 @@ class LengthPrefixedFrameDecoder implements FrameDecoder {
   private expectedBodyBytes: number | null = null;
   private hasFailed = false;
 
+  private readonly deferAboveBytes: number;
+
   constructor(options: FrameDecoderOptions) {
     this.maxFrameBytes = options.maxFrameBytes ?? defaultMaxIncomingBytes;
+    this.deferAboveBytes = options.deferAboveBytes ?? Number.POSITIVE_INFINITY;
   }
 
   get bufferedBytes(): number {
@@ -70,7 +80,7 @@ class LengthPrefixedFrameDecoder implements FrameDecoder {
       if (this.buffered < this.expectedBodyBytes) break;
       const body = this.take(this.expectedBodyBytes);
       this.expectedBodyBytes = null;
-      frames.push(this.decodeBody(body));
+      frames.push(body.length > this.deferAboveBytes ? { kind: 'large', body, byteLength: body.length } : this.decodeBody(body));
     }
     return frames;
   }
@@ -114,6 +124,31 @@ class LengthPrefixedFrameDecoder implements FrameDecoder {
     }
     return result;
   }
+}
+
+const decodeSliceBytes = 1024 * 1024;
+
+/**
+ * Decodes a `large` frame as `push` decodes the others (UTF-8, then JSON with the same limits), a
+ * megabyte of UTF-8 and about 2 ms of JSON at a time, yielding between: a 64 MiB frame does not
+ * stop the host from answering other frames and the extension's pings for the 50+ ms one
+ * TextDecoder and JSON.parse pass over it take.
+ */
+export async function decodeLargeFrame(frame: { body: Buffer; byteLength: number }): Promise<DecodedFrame> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const parts: string[] = [];
+  try {
+    for (let offset = 0; offset < frame.body.length; offset += decodeSliceBytes) {
+      const end = Math.min(frame.body.length, offset + decodeSliceBytes);
+      parts.push(decoder.decode(frame.body.subarray(offset, end), { stream: end < frame.body.length }));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } catch (cause) {
+    return { kind: 'malformed', error: new InvalidRequestError('Malformed frame: the message is not valid UTF-8', { cause }), byteLength: frame.byteLength };
+  }
+  const parsed = await parseJsonYielding(parts.join(''));
+  if (!parsed.success) return { kind: 'malformed', error: parsed.error, byteLength: frame.byteLength };
+  return { kind: 'message', value: parsed.value, byteLength: frame.byteLength };
 }
 
 /** Creates an incremental frame decoder. */

@@ -1,5 +1,5 @@
 export { encodeFrame, encodeFrameText } from './frame-encoder.js';
-export { createFrameDecoder, type DecodedFrame, type FrameDecoder, type FrameDecoderOptions } from './frame-decoder.js';
+export { createFrameDecoder, decodeLargeFrame, type DecodedFrame, type FrameDecoder, type FrameDecoderOptions } from './frame-decoder.js';
 export { defaultMaxIncomingBytes, defaultMaxOutgoingBytes, frameHeaderBytes } from './frame-limits.js';
 // The envelope's continuation parts live in @tabagent/route-envelope (WebRTC uses them too); kept here for existing importers.
 export {

@@ -60,6 +60,25 @@ describe('native messaging host session', () => {
     await harness.host.done;
   });
 
+  it('decodes frames over 256 KiB in slices and still handles every frame in the order it came', async () => {
+    const harness = startHostHarness(createTestProvider().provider);
+    const big = 'b'.repeat(600_000);
+    // Bad UTF-8 and bad JSON in large frames, then a ping: three replies, in that order.
+    harness.sendBytes(rawFrame(Buffer.concat([Buffer.from(`{"action":"ping","pad":"${big}`, 'utf8'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])));
+    harness.sendBytes(rawFrame(Buffer.from(`{"action":"ping","pad":"${big}",}`, 'utf8')));
+    harness.send({ action: 'ping', messageId: 'after-large' });
+    const replies = [await harness.next(), await harness.next(), await harness.next()];
+    expect(replies.map((reply) => reply.messageId ?? String(reply.message).split(':')[0])).toEqual(['Malformed frame', 'Malformed JSON', 'after-large']);
+    // A large frame that is valid is handled like any other.
+    harness.send({ action: 'ping', messageId: 'large-ping', pad: big });
+    expect(await harness.next()).toEqual({ messageId: 'large-ping', status: 'success', response: 'pong', version: '1.2.3' });
+    // Input that ends right after a large frame: the frame is answered before the session ends.
+    harness.send({ action: 'ping', messageId: 'last-words', pad: big });
+    harness.input.end();
+    expect(await harness.next()).toEqual({ messageId: 'last-words', status: 'success', response: 'pong', version: '1.2.3' });
+    expect(await harness.host.done).toBe('input-ended');
+  });
+
   it('accepts a 5 MB request', async () => {
     const harness = startHostHarness(createTestProvider().provider);
     const prompt = 'p'.repeat(5 * 1024 * 1024);

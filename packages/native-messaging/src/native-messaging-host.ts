@@ -2,8 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEnvelopeSession, isContinuationMessage, isJsonObject, type EnvelopeSession, type JsonObject } from '@tabagent/route-envelope';
-import { BusyError, InvalidRequestError, NotFoundError, PayloadTooLargeError, toProblemDetails, type AppStateProvider } from '@tabagent/values';
-import { createFrameDecoder, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
+import {
+  BusyError,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  toProblemDetails,
+  yieldingJsonThresholdChars,
+  type AppStateProvider,
+} from '@tabagent/values';
+import { createFrameDecoder, decodeLargeFrame, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
 import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
 import { getLegacyAction, immediateLegacyReply } from './legacy-actions.js';
 import { silentLogger, type NativeMessagingLogger } from './logger.js';
@@ -61,11 +69,15 @@ class NativeMessagingHostSession implements NativeMessagingHost {
   private readonly logger: NativeMessagingLogger;
   private readonly envelope: EnvelopeSession;
   private finishing = false;
+  /** The decoding of a large frame (and the frames that came after it), while one runs. */
+  private decoding: Promise<void> | undefined;
   private readonly onData = (chunk: Buffer | string): void => this.receive(chunk);
   private readonly onEnd = (): void => {
     if (this.decoder.bufferedBytes > 0)
       this.logger.warn({ bytes: this.decoder.bufferedBytes }, 'native messaging input ended inside a frame; the partial frame is dropped');
-    this.finish('input-ended');
+    // Frames that came before the end are handled first.
+    if (this.decoding === undefined) this.finish('input-ended');
+    else void this.decoding.finally(() => this.finish('input-ended'));
   };
   private readonly onError = (error: Error): void => {
     this.logger.error({ err: error }, 'native messaging input failed');
@@ -77,7 +89,7 @@ class NativeMessagingHostSession implements NativeMessagingHost {
       this.resolveDone = resolve;
     });
     this.logger = options.logger ?? silentLogger;
-    this.decoder = createFrameDecoder({ maxFrameBytes: options.maxIncomingBytes ?? defaultMaxIncomingBytes });
+    this.decoder = createFrameDecoder({ maxFrameBytes: options.maxIncomingBytes ?? defaultMaxIncomingBytes, deferAboveBytes: yieldingJsonThresholdChars });
     this.writer = createReplyWriter({
       output: options.output,
       maxOutgoingBytes: options.maxOutgoingBytes ?? defaultMaxOutgoingBytes,
@@ -108,10 +120,32 @@ class NativeMessagingHostSession implements NativeMessagingHost {
   private receive(chunk: Buffer | string): void {
     if (this.finishing) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    for (const frame of this.decoder.push(bytes)) this.handleFrame(frame);
+    for (const frame of this.decoder.push(bytes)) this.dispatch(frame);
+  }
+
+  /**
+   * Handles a frame now, or, while a large frame is being decoded (in slices, so other work runs
+   * meanwhile), after it: frames are handled in the order they came, pings included.
+   */
+  private dispatch(frame: DecodedFrame): void {
+    if (this.decoding === undefined && frame.kind !== 'large') {
+      this.handleFrame(frame);
+      return;
+    }
+    const next = (this.decoding ?? Promise.resolve()).then(async () => {
+      if (this.finishing) return;
+      this.handleFrame(frame.kind === 'large' ? await decodeLargeFrame(frame) : frame);
+    });
+    this.decoding = next;
+    next
+      .catch((error: unknown) => this.logger.error({ err: error }, 'native messaging: a frame could not be handled'))
+      .finally(() => {
+        if (this.decoding === next) this.decoding = undefined;
+      });
   }
 
   private handleFrame(frame: DecodedFrame): void {
+    if (frame.kind === 'large') throw new Error('a large frame is decoded before it is handled');
     if (frame.kind === 'message') {
       this.handleFrameValue(frame.value);
       return;
