@@ -160,7 +160,15 @@ export async function startServer(given: ServerConfig, options: StartServerOptio
   }
 }
 
-async function composeServer(
+/** What `composeServer` has started so far: a start-up that fails part way releases it. */
+interface StartedParts {
+  /** Closers of what was opened (model engines, the memory store, WebRTC), in the order opened. */
+  disposers: (() => Promise<void> | void)[];
+  /** The HTTP server, once it listens. */
+  httpServer: http.Server | undefined;
+}
+
+type ComposeArguments = [
   config: ServerConfig,
   options: StartServerOptions,
   layout: DataDirLayout,
@@ -168,10 +176,41 @@ async function composeServer(
   nativeHost: ReturnType<typeof createNativeMessagingHost> | undefined,
   nativeSessionEnded: Promise<NativeHostExitReason> | undefined,
   resolveProvider: (provider: AppStateProvider) => void,
-): Promise<RunningServer> {
+];
+
+/**
+ * Composes the server; when that fails (a memory store that cannot open, a port in use), closes
+ * what it had opened (the listening socket, the llama.cpp backend, the ONNX pool, the store and
+ * its weaver), newest first, before the error goes up, so a caller that retries or goes on (a
+ * test, an embedding process) is not left with a bound port and open files.
+ */
+async function composeServer(...args: ComposeArguments): Promise<RunningServer> {
+  const started: StartedParts = { disposers: [], httpServer: undefined };
+  try {
+    return await composeStarted(started, ...args);
+  } catch (error) {
+    const logger = args[3];
+    const server = started.httpServer;
+    if (server !== undefined) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    for (const dispose of started.disposers.reverse()) {
+      try {
+        await dispose();
+      } catch (releaseError) {
+        logger.warn({ err: releaseError }, 'releasing a part of a server that failed to start failed too');
+      }
+    }
+    throw error;
+  }
+}
+
+async function composeStarted(started: StartedParts, ...args: ComposeArguments): Promise<RunningServer> {
+  const [config, options, layout, logger, nativeHost, nativeSessionEnded, resolveProvider] = args;
   const hardware = createHardwareProbe();
   const hfTokens = createHfTokenStore(layout.root);
-  const disposers: (() => Promise<void> | void)[] = [];
+  const { disposers } = started;
 
   const hardwareInfo = await hardware.getInfo();
   const threads = config.threads ?? hardwareInfo.advice.recommended_threads;
@@ -381,6 +420,7 @@ async function composeServer(
       const address = await listen(httpServer, config.host, config.port);
       const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       httpUrl = `http://${hostForUrl}:${address.port}`;
+      started.httpServer = httpServer;
       logger.info({ url: httpUrl, dataDir: layout.root }, 'HTTP API listening');
     } catch (error) {
       httpServer = undefined;

@@ -164,15 +164,21 @@ export class SqliteStorage implements Storage {
     this.tierPolicy = options.tierPolicy ?? defaultTierPolicy;
     if (options.path !== ':memory:' && !options.path.startsWith('file:')) mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
-    this.db.pragma('journal_mode = WAL');
-    // FULL, not NORMAL: in WAL mode NORMAL survives a process crash but can lose the last
-    // transactions on power loss or an OS crash. The server acknowledges a save to the client
-    // only after commit, and the issue requires that nothing acknowledged is lost; the cost is
-    // one fsync of the WAL per commit, which batched writes (add_messages, sync.push) amortise.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    migrate(this.db, undefined, this.now);
-    this.schemaVersion = currentSchemaVersion(this.db);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // FULL, not NORMAL: in WAL mode NORMAL survives a process crash but can lose the last
+      // transactions on power loss or an OS crash. The server acknowledges a save to the client
+      // only after commit, and the issue requires that nothing acknowledged is lost; the cost is
+      // one fsync of the WAL per commit, which batched writes (add_messages, sync.push) amortise.
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      migrate(this.db, undefined, this.now);
+      this.schemaVersion = currentSchemaVersion(this.db);
+    } catch (error) {
+      // A file that is not a database (or one from a newer version) opens, then fails here: its handle must not stay open.
+      this.db.close();
+      throw error;
+    }
     // An in-memory or URI database cannot be opened a second time by path: its searches run here.
     if (options.path !== ':memory:' && !options.path.startsWith('file:')) this.reader = new ReadWorker(options.path, options.busyTimeoutMs ?? 5000);
   }

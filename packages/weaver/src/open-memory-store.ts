@@ -31,16 +31,26 @@ export async function openMemoryStore(options: OpenMemoryStoreOptions): Promise<
   const { dataDir, embeddingModel, rerank, annThreshold, ...weaverOptions } = options;
   const storage = createStorage({ path: join(dataDir, 'tabagent.db'), ...(weaverOptions.now === undefined ? {} : { now: weaverOptions.now }) });
   let weaver: Weaver | undefined;
-  const index = createMemoryIndex({
-    dir: join(dataDir, 'index'),
-    storage,
-    embedder: () => (weaver === undefined ? weaverOptions.embedders() : weaver.embedder()),
-    ...(rerank === undefined ? {} : { rerank }),
-    ...(annThreshold === undefined ? {} : { annThreshold }),
-  });
-  const created = createWeaver({ ...weaverOptions, storage, index });
-  weaver = created;
-  if (embeddingModel !== undefined) await created.setEmbeddingModel(embeddingModel);
+  let index: ReturnType<typeof createMemoryIndex> | undefined;
+  let created: Weaver;
+  try {
+    index = createMemoryIndex({
+      dir: join(dataDir, 'index'),
+      storage,
+      embedder: () => (weaver === undefined ? weaverOptions.embedders() : weaver.embedder()),
+      ...(rerank === undefined ? {} : { rerank }),
+      ...(annThreshold === undefined ? {} : { annThreshold }),
+    });
+    created = createWeaver({ ...weaverOptions, storage, index });
+    weaver = created;
+    if (embeddingModel !== undefined) await created.setEmbeddingModel(embeddingModel);
+  } catch (error) {
+    // What opened before the failure is closed: a caller that goes on holds no handle of it.
+    await weaver?.stop();
+    await index?.close();
+    storage.close();
+    throw error;
+  }
   return {
     storage,
     index,
