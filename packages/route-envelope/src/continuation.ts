@@ -64,6 +64,12 @@ export interface ContinuationReassembler {
    * while parts are still missing. Throws `InvalidRequestError` on parts out of order.
    */
   accept(message: unknown): unknown;
+  /**
+   * Takes the next part of a split message and returns the whole message's JSON text when this
+   * was its last part, unparsed (for `parseJsonYielding`), or `undefined` while parts are missing.
+   * Throws `InvalidRequestError` on parts out of order.
+   */
+  acceptPart(part: ContinuationMessage): string | undefined;
   /** Request ids with parts still missing. */
   readonly pending: ReadonlyArray<string | number | null>;
   /** Forgets the parts received so far for a request id. */
@@ -83,6 +89,14 @@ class OrderedContinuationReassembler implements ContinuationReassembler {
 
   accept(message: unknown): unknown {
     if (!isContinuationMessage(message)) return message;
+    const text = this.acceptPart(message);
+    if (text === undefined) return undefined;
+    const parsed = safeParseJson(text);
+    if (!parsed.success) throw parsed.error;
+    return parsed.value;
+  }
+
+  acceptPart(message: ContinuationMessage): string | undefined {
     const key = message.request_id;
     const entry = this.partial.get(key) ?? { parts: message.parts, slices: [] };
     if (message.part !== entry.slices.length || message.parts !== entry.parts) {
@@ -95,9 +109,7 @@ class OrderedContinuationReassembler implements ContinuationReassembler {
       return undefined;
     }
     this.partial.delete(key);
-    const parsed = safeParseJson(entry.slices.join(''));
-    if (!parsed.success) throw parsed.error;
-    return parsed.value;
+    return entry.slices.join('');
   }
 }
 

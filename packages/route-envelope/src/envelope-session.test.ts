@@ -92,9 +92,14 @@ describe('route envelope session', () => {
     for (const part of splitIntoContinuations(request, 'big', 1000)) raw(part);
     await client.call('health', null);
     expect(state.lastChatRequest).toMatchObject({ messages: [{ role: 'user', content }] });
+    // A reassembled request is parsed asynchronously: its reply may come after the health call's.
     const reassembler = createContinuationReassembler();
     const whole = sent.map((text) => reassembler.accept(parse(text))).filter((message) => message !== undefined);
-    expect(whole[0]).toMatchObject({ request_id: 'big', ok: true, data: { choices: [{ message: { content: `echo: ${content}` } }] } });
+    expect(whole.find((message) => (message as { request_id?: unknown }).request_id === 'big')).toMatchObject({
+      request_id: 'big',
+      ok: true,
+      data: { choices: [{ message: { content: `echo: ${content}` } }] },
+    });
 
     const tooBig = JSON.stringify({ id: 'chat.completions', request_id: 'huge', payload: { messages: [{ role: 'user', content: 'x'.repeat(30_000) }] } });
     for (const part of splitIntoContinuations(tooBig, 'huge', 1000)) raw(part);
@@ -107,6 +112,21 @@ describe('route envelope session', () => {
         error: expect.objectContaining({ code: 'payload_too_large', status: 413, detail: 'Requests split into continuation parts exceed 20000 bytes' }),
       },
     ]);
+  });
+
+  it('parses a request reassembled from parts over 256 KiB in slices, and answers one that is not JSON with a 400', async () => {
+    const { client, raw, state, sent } = connect();
+    const content = 'a "quoted" line with é\n'.repeat(20_000);
+    const request = JSON.stringify({ id: 'chat.completions', request_id: 'large', payload: { messages: [{ role: 'user', content }] } });
+    expect(request.length).toBeGreaterThan(256 * 1024);
+    for (const part of splitIntoContinuations(request, 'large', 4000)) raw(part);
+    while (state.lastChatRequest === undefined) await new Promise((resolve) => setImmediate(resolve));
+    expect(state.lastChatRequest).toMatchObject({ messages: [{ role: 'user', content }] });
+    for (const part of splitIntoContinuations(`${request.slice(0, -2)},}`, 'broken', 4000)) raw(part);
+    await client.call('health', null);
+    while (!sent.some((text) => text.includes('"broken"'))) await new Promise((resolve) => setImmediate(resolve));
+    const replies = sent.map((text) => parse(text) as Record<string, unknown>).filter((message) => message.request_id === 'broken');
+    expect(replies).toEqual([{ request_id: 'broken', ok: false, error: expect.objectContaining({ code: 'invalid_request', status: 400 }) }]);
   });
 
   it('answers busy past the concurrency limit and aborts in-flight calls on close', async () => {

@@ -7,6 +7,7 @@ import {
   PayloadTooLargeError,
   isChunkStream,
   isRouteId,
+  parseJsonYielding,
   parseRouteRequest,
   toProblemDetails,
   toTabAgentError,
@@ -178,14 +179,14 @@ class RouteEnvelopeSession implements EnvelopeSession {
     const limit = this.options.maxReassembledBytes ?? 16 * 1024 * 1024;
     const bytes = Buffer.byteLength(part.data_chunk, 'utf8');
     const pending = this.reassemblingBytes.get(requestId);
-    let whole: unknown;
+    let whole: string | undefined;
     try {
       // One budget for the whole connection, and no more unfinished requests than calls allowed.
       if (pending === undefined && this.reassemblingBytes.size >= (this.options.maxConcurrentCalls ?? 64)) throw this.busyError();
       if (this.reassemblingTotal + bytes > limit) {
         throw new PayloadTooLargeError(`Requests split into continuation parts exceed ${limit} bytes`, { details: { max_bytes: limit } });
       }
-      whole = this.reassembler.accept({ ...part, request_id: requestId });
+      whole = this.reassembler.acceptPart({ ...part, request_id: requestId });
     } catch (error) {
       this.forgetParts(requestId);
       this.reassembler.discard(requestId);
@@ -203,12 +204,18 @@ class RouteEnvelopeSession implements EnvelopeSession {
       return;
     }
     this.forgetParts(requestId);
-    // A request reassembled from parts is handled like one sent whole (but can never be a part itself).
-    if (isContinuationMessage(whole)) {
-      this.track(this.sendError(requestId, new InvalidRequestError('A continuation part may not contain another')));
-      return;
-    }
-    this.receive(whole);
+    this.track(this.receiveReassembled(requestId, whole));
+  }
+
+  /**
+   * A request reassembled from parts (up to 16 MiB) is parsed in slices (`parseJsonYielding`),
+   * then handled like one sent whole; it can never be a part itself.
+   */
+  private async receiveReassembled(requestId: string | number, text: string): Promise<void> {
+    const parsed = await parseJsonYielding(text);
+    if (!parsed.success) return this.sendError(requestId, parsed.error);
+    if (isContinuationMessage(parsed.value)) return this.sendError(requestId, new InvalidRequestError('A continuation part may not contain another'));
+    this.receive(parsed.value);
   }
 
   private forgetParts(requestId: string | number): void {
