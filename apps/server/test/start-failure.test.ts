@@ -49,8 +49,13 @@ it('releases what it opened when the memory store cannot open, and says why', as
   const server = await start(dataDir, 0);
   await server.close();
   writeFileSync(path.join(dataDir, 'tabagent.db'), 'this is not an SQLite database, but long enough to be read as one: '.repeat(100));
-  await expect(start(dataDir, 0)).rejects.toThrow(/not a database/u);
+  // No write-ahead log beside it to recover the pages from: the file alone is what opens.
+  for (const suffix of ['-wal', '-shm']) rmSync(path.join(dataDir, `tabagent.db${suffix}`), { force: true });
+  // Matched by message: better-sqlite3's SqliteError comes from the realm that first loaded the
+  // module, which jest's toThrow does not take for an Error when other test files ran first.
+  const notADatabase = { message: expect.stringMatching(/not a database/u) as unknown };
+  await expect(start(dataDir, 0)).rejects.toMatchObject(notADatabase);
   const before = openDescriptors();
-  for (let attempt = 0; attempt < 3; attempt += 1) await expect(start(dataDir, 0)).rejects.toThrow(/not a database/u);
+  for (let attempt = 0; attempt < 3; attempt += 1) await expect(start(dataDir, 0)).rejects.toMatchObject(notADatabase);
   expect(openDescriptors()).toBe(before);
 }, 60_000);

@@ -215,9 +215,24 @@ export class SqliteStorage implements Storage {
     return statement;
   }
 
+  async release(): Promise<void> {
+    // The reader first, so that the main connection is the file's last and checkpoints as it closes.
+    await this.reader?.close().catch(() => undefined);
+    this.close();
+  }
+
   close(): void {
     this.reader?.close().catch(() => undefined);
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    // The read worker's connection may outlive this one by a moment (it is terminated
+    // asynchronously), and then this is not the last connection, which is the one SQLite
+    // checkpoints at: fold the WAL into the file here, so a closed store is one whole file.
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Busy (a read still running): the WAL stays, and the next open recovers from it.
+    }
+    this.db.close();
   }
 
   createNode<K extends NodeKind>(input: NewNodeOf<K>): MemoryNodeOf<K> {

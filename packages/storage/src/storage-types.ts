@@ -226,7 +226,14 @@ export interface Storage {
 
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;
+  /** Closes the store at once; its read worker's connection ends a moment later (use `release` to wait for it). */
   close(): void;
+  /**
+   * Closes the store and resolves once no connection to its file is left, the read worker's
+   * included: a caller that reopens, replaces or deletes the file after it meets no old handle
+   * (SQLite shares a file's WAL index between the connections of one process).
+   */
+  release(): Promise<void>;
 }
 
 export type { NodeProps };

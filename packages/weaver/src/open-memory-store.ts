@@ -48,7 +48,7 @@ export async function openMemoryStore(options: OpenMemoryStoreOptions): Promise<
     // What opened before the failure is closed: a caller that goes on holds no handle of it.
     await weaver?.stop();
     await index?.close();
-    storage.close();
+    await storage.release();
     throw error;
   }
   return {
@@ -58,7 +58,7 @@ export async function openMemoryStore(options: OpenMemoryStoreOptions): Promise<
     async close() {
       await created.stop();
       await index.close();
-      storage.close();
+      await storage.release();
     },
   };
 }
