@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The endurance run of bench/soak, shortened to 30 s for CI: the same mixed load (streaming chat
+// The endurance run of bench/soak, shortened to 40 s for CI: the same mixed load (streaming chat
 // with history and disconnects, embeddings, saves and searches, health, bad requests, stop and
 // halt, native messaging on the child's stdio, WebRTC) against one `serve --mode all` process,
 // with model load/unload cycles. The 10-minute run (`npm run bench:soak`) is where the issue's
-// floors are judged (RSS < 30 MB and heap < 5 MB of growth, event-loop p99 < 20 ms). 20 s after a
+// floors are judged (RSS < 30 MB and heap < 5 MB of growth, event-loop p99 < 20 ms). 30 s after a
 // 10 s warm-up (sampled every 3 s: a sample must finish before the next, and the first model load
-// holds the server for seconds), on a 2-core CI machine running other test projects beside this one, cannot judge
+// holds the server for seconds; at 30 s in all, a burdened run once saw a kind of request not come
+// round at all), on a 2-core CI machine running other test projects beside this one, cannot judge
 // those; this test holds the exact ones (no 5xx, nothing stuck, no crash, only expected statuses,
 // flat file descriptors) and catches gross regressions of the others. The event-loop delay is
 // judged against a baseline measured in the same run (an idle Node process beside the server), so
@@ -73,9 +74,9 @@ async function withTail(output: string, checks: () => void | Promise<void>): Pro
 
 const warmUpS = 10;
 
-describe('soak (30 s)', () => {
+describe('soak (40 s)', () => {
   it('stays up under a mixed load with load/unload cycles: no 5xx, nothing stuck, no crash, flat file descriptors, bounded memory', async () => {
-    const run = await runSoak(['--duration-s', '30', '--warmup-s', String(warmUpS), '--sample-s', '3', '--cycles', '10', '--out', out]);
+    const run = await runSoak(['--duration-s', '40', '--warmup-s', String(warmUpS), '--sample-s', '3', '--cycles', '10', '--out', out]);
     await withTail(run.output, () => {
       expect(run.code).toBe(0);
       const figures = JSON.parse(readFileSync(path.join(out, 'figures.json'), 'utf8')) as SoakFigures;
@@ -98,8 +99,9 @@ describe('soak (30 s)', () => {
       // a request that got no status at all (refused, reset) is an unexpected status 0 of its kind.
       for (const [kind, unexpected] of Object.entries(figures.unexpected_statuses)) expect([kind, unexpected.split('/')[0]]).toEqual([kind, '0']);
       expect(figures.connection_errors).toEqual([]);
+      // Every kind of request came round at least once (the failure names the kind).
       for (const kind of ['chat', 'embeddings', 'memory', 'health', 'bad', 'stop', 'native', 'webrtc', 'cycle'])
-        expect(Object.values(figures.statuses[kind] ?? {}).reduce((sum, n) => sum + n, 0)).toBeGreaterThan(0);
+        expect({ kind, answered: Object.values(figures.statuses[kind] ?? {}).reduce((sum, n) => sum + n, 0) > 0 }).toEqual({ kind, answered: true });
       // Every sample was taken: /metrics answered each time, and none was skipped.
       expect(figures.sample_failures).toEqual([]);
       const csv = readFileSync(path.join(out, 'samples.csv'), 'utf8');
@@ -113,7 +115,7 @@ describe('soak (30 s)', () => {
       // LanceDB compacts (it opens every fragment at once) can show a few hundred for a moment; a
       // leak raises the lows.
       if (Math.abs(figures.fd_low_growth) > 5) throw new Error(`open file descriptors ${figures.fd_range.join('..')}, lows +${figures.fd_low_growth}:\n${csv}`);
-      // Memory: growth of the low-water marks in 20 s; a leak of a request's worth per request shows here.
+      // Memory: growth of the low-water marks in 30 s; a leak of a request's worth per request shows here.
       if (figures.rss_growth_mb >= 100 || figures.heap_growth_mb >= 40)
         throw new Error(`RSS +${figures.rss_growth_mb.toFixed(1)} MB, heap +${figures.heap_growth_mb.toFixed(1)} MB:\n${csv}`);
       // Event-loop delay after the warm-up: no request blocks the loop for long. Judged per sample
