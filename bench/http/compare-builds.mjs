@@ -10,7 +10,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flag, freePort, median, option, repositoryRoot, runWrk, startTabagent } from '../support/bench-support.mjs';
+import { flag, freePort, median, option, repositoryRoot, runWrk, startTabagent, untilHealthy } from '../support/bench-support.mjs';
 
 const seconds = Number(option('seconds', '5'));
 const rounds = Number(option('rounds', '4'));
@@ -36,15 +36,7 @@ async function startBare() {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const baseUrl = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    if (attempt > 100) throw new Error('the bare server did not answer in 10 s');
-    try {
-      if ((await fetch(`${baseUrl}/v1/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await untilHealthy(child, baseUrl, 10);
   return {
     baseUrl,
     pid: child.pid,

@@ -55,16 +55,7 @@ export async function startTabagent({ models = [], args = [], keepDataDir = fals
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const baseUrl = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    if (attempt > 600) throw new Error('server did not answer /v1/health in 60 s');
-    try {
-      if ((await fetch(`${baseUrl}/v1/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await untilHealthy(child, baseUrl, 60);
   return {
     baseUrl,
     pid: child.pid,
@@ -76,6 +67,20 @@ export async function startTabagent({ models = [], args = [], keepDataDir = fals
       if (!keepDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Waits until the server `child` runs answers GET /v1/health; throws if it exits or takes over `seconds`. */
+export async function untilHealthy(child, baseUrl, seconds) {
+  for (let attempt = 0; ; attempt++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    if (attempt > seconds * 10) throw new Error(`server did not answer /v1/health in ${seconds} s`);
+    try {
+      if ((await fetch(`${baseUrl}/v1/health`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** POSTs JSON; throws with the body on a non-2xx answer. */
