@@ -14,7 +14,8 @@ import tseslint from 'typescript-eslint';
  * Which project tags a project may import, by its own tag. values is the contract and imports
  * nothing of ours; the route envelope (the wire messages native messaging and WebRTC share) knows
  * only the contract; transports know only the contract and the envelope, never each other;
- * backends and memory build on the contract (memory on memory below it); the app composes
+ * backends and memory build on the contract (memory on memory below it); the services (the
+ * route handlers) build on backends and memory, never on a transport; the app composes
  * everything; tooling (bench, scripts) may use all.
  */
 const direction = [
@@ -23,8 +24,12 @@ const direction = [
   { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope'] },
   { sourceTag: 'type:backend', onlyDependOnLibsWithTags: ['type:contract', 'type:backend'] },
   { sourceTag: 'type:memory', onlyDependOnLibsWithTags: ['type:contract', 'type:memory'] },
-  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory'] },
-  { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:app'] },
+  { sourceTag: 'type:services', onlyDependOnLibsWithTags: ['type:contract', 'type:backend', 'type:memory'] },
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:services'] },
+  {
+    sourceTag: 'type:tooling',
+    onlyDependOnLibsWithTags: ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:services', 'type:app'],
+  },
 ];
 
 /**

@@ -14,7 +14,8 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vega from 'vega';
-import { createContinuationReassembler, createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { createContinuationReassembler } from '@tabagent/route-envelope';
 import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { writeTinyEmbedderModel } from '@tabagent/onnx-loader/test-support';
 import { connectNodePeer } from '@tabagent/webrtc/test-support';

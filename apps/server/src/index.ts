@@ -1,5 +1,4 @@
 export { startServer, type RunningServer, type StartServerOptions } from './start-server.js';
 export { defaultServerConfig, parseServeArguments, type ServerConfig, type ServerMode } from './server-config.js';
 export { defaultDataDir, prepareDataDir, type DataDirLayout } from './data-dir.js';
-export { composeHandlers } from './handlers/compose-handlers.js';
 export { serverVersion } from './version.js';

@@ -1,10 +1,9 @@
 import { createHardwareProbe } from '@tabagent/hardware';
 import type { PullProgress } from '@tabagent/model-cache';
+import { createHfTokenStore, createModelLayer } from '@tabagent/services';
 import { InvalidRequestError } from '@tabagent/values';
 import cliProgress from 'cli-progress';
 import { prepareDataDir } from './data-dir.js';
-import { createHfTokenStore } from './hf-token-store.js';
-import { createModelLayer } from './model-layer.js';
 import { parseServeArguments } from './server-config.js';
 
 /** Where the model commands write: the text, and whether it is a terminal (a progress bar) or not (plain lines). */

@@ -6,30 +6,15 @@ import { createApiApp, createApiHttpServer, metricsPath, openApiDocumentPath, sw
 import { createGgufModelBackend, createGgufModelManager } from '@tabagent/gguf-loader';
 import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
-import { createModelResolver, loadRecommendedModels } from '@tabagent/model-cache';
+import { createModelResolver } from '@tabagent/model-cache';
 import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-loader';
-import { openMemoryStore } from '@tabagent/weaver';
 import { createWebRtcTransport } from '@tabagent/webrtc';
 import type { Readable, Writable } from 'node:stream';
-import { BusyError, ForbiddenError, UnauthorizedError, chatScopeRouteIds, createAppStateProvider, type AppStateProvider } from '@tabagent/values';
+import { createHfTokenStore, createModelLayer, createPairingStore, openServices, providerWhenReady, type Services } from '@tabagent/services';
+import type { AppStateProvider } from '@tabagent/values';
 import { prepareDataDir, restrictDataFiles, type DataDirLayout } from './data-dir.js';
 import { ensureOwnerKey, ownerKeyPath } from './owner-key.js';
-import { withChatMemory } from './chat-memory.js';
-import { composeHandlers } from './handlers/compose-handlers.js';
-import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
-import { createGenerationHandlers, type GenerationStats } from './handlers/generation-handlers.js';
-import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
-import { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
-import { createPairingHandlers } from './handlers/pairing-handlers.js';
-import { createPairingStore } from './pairing-store.js';
-import { createModelHandlers } from './handlers/model-handlers.js';
-import { createRequestCancellation } from './handlers/request-cancellation.js';
-import { createSystemHandlers } from './handlers/system-handlers.js';
-import { createHfTokenStore } from './hf-token-store.js';
 import { createServerLogger } from './logger.js';
-import { interactiveEmbeddingRoutes, trackInteractiveCalls } from './interactive-work.js';
-import { createServerMetrics, requestLogOnly, type RequestRecord } from './server-metrics.js';
-import { createModelLayer } from './model-layer.js';
 import { isLoopbackHost, resolveApiKey, type ServerConfig } from './server-config.js';
 import { readAllowedOrigins } from './allowed-origins-store.js';
 import { serverVersion } from './version.js';
@@ -70,8 +55,6 @@ function listen(server: http.Server, host: string, port: number): Promise<Addres
 
 /** How long responses cancelled by a shutdown may take to finish before their connections are cut. */
 const responseGraceMs = 1000;
-
-const dot = (a: Float32Array, b: Float32Array): number => a.reduce((sum, value, index) => sum + value * (b[index] ?? 0), 0);
 
 /** The banner's line on who may call the HTTP API. */
 function accessLine(access: Parameters<typeof startBanner>[0]['access']): string {
@@ -224,26 +207,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     modelDirs: config.modelDirs,
     logger,
   });
-  const cancellation = createRequestCancellation();
   const pairings = createPairingStore(layout.root);
-  // Generations running or waiting: the weaver pauses between batches while there are any.
-  let activeGenerations = 0;
-  // When interactive work (a generation, an embedding request) last ended: the weaver waits a
-  // moment more, so a chat's next turn or an agent's next tool call does not meet a batch.
-  let lastInteractiveEnd = Number.NEGATIVE_INFINITY;
-  const interactiveGraceMs = 1000;
-  const activity = {
-    begin: () => {
-      activeGenerations += 1;
-      let ended = false;
-      return () => {
-        if (ended) return;
-        ended = true;
-        activeGenerations -= 1;
-        lastInteractiveEnd = performance.now();
-      };
-    },
-  };
   const manager = createGgufModelManager({
     gpu: config.gpu === 'off' ? false : 'auto',
     defaultThreads: threads,
@@ -258,142 +222,56 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     logger,
   });
   disposers.push(() => onnxPool.dispose());
+  let services: Services | undefined;
   // ONNX first: when a request names no embedding model, purpose-built encoders beat a GGUF's pooled hidden states.
   const models = createModelResolver({
     registry,
     backends: [createOnnxModelBackend(onnxPool), createGgufModelBackend(manager)],
-    // The store is opened below; until then only the flag can name the model.
-    preferredEmbeddingModel: async () => memoryStore?.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
+    // The memory store is opened below; until then only the flag can name the model.
+    preferredEmbeddingModel: async () => services?.memory.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
   });
-  let memoryStore: Awaited<ReturnType<typeof openMemoryStore>> | undefined;
-  // Set once the handlers exist (below); until then nothing is in flight.
-  let interactive: ReturnType<typeof trackInteractiveCalls> = { provider: { handle: () => Promise.reject(new Error('not started')) }, inFlight: () => 0 };
-  const memory = await openMemoryStore({
-    dataDir: layout.root,
-    ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
-    embedders: (modelId) => models.resolveEmbedder(modelId),
-    defaultEmbeddingModelId: () => models.defaultEmbeddingModelId(),
-    // Interactive work first: generations, and embedding requests a user waits on.
-    isBusy: () => activeGenerations > 0 || interactive.inFlight() > 0 || performance.now() - lastInteractiveEnd < interactiveGraceMs,
-    dutyCycle: config.memoryDutyCycle,
-    rerank: async (query, documents) => {
-      const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
-      if (!reranker)
-        return (await models.resolveEmbedder())
-          .embed([query, ...documents])
-          .then(({ vectors }) => vectors.slice(1).map((vector) => dot(vectors[0] as Float32Array, vector)));
-      return (await reranker.score(query, documents)).scores;
-    },
-    extractEntities: async (text) => {
-      const extractor = await models.resolveEntityExtractor(memory.storage.getMemorySettings().entity_model);
-      return extractor ? extractor.extractEntities(text) : [];
-    },
-    summarize: async (texts, { signal }) => {
-      // Summaries need an LLM; only one already in memory is used, so saving never loads a model.
-      const backend = models.backends.find((candidate) => candidate.generator && candidate.loaded().some((view) => view.task === 'text-generation'));
-      const loaded = backend?.loaded().find((view) => view.task === 'text-generation');
-      if (!backend?.generator || !loaded) return null;
-      const run = backend.generator.chat(loaded.model, {
-        messages: [
-          { role: 'system', content: 'Summarise the conversation below in three sentences.' },
-          { role: 'user', content: texts.join('\n') },
-        ],
-        maxTokens: 200,
-        temperature: 0.2,
-        signal,
-      });
-      return (await run.result).text.trim() || null;
-    },
-    logger,
-  });
-  memoryStore = memory;
-  disposers.push(() => memory.close());
-  const retrieval = createMemoryRetrieval({ index: memory.index, weaver: memory.weaver });
-  // Metrics read the live state at scrape time; the memory store exists by then.
-  const metrics =
-    config.metrics === 'on'
-      ? createServerMetrics({
-          loadedModels: () => models.loaded(),
-          activeGenerations: () => activeGenerations,
-          memoryStatus: () => memory.weaver.status(),
-          downloads: downloadStats,
-        })
-      : undefined;
-  const generation = createGenerationHandlers({
+  const opened = await openServices({
     models,
+    modelLayer: { puller, downloader, downloadStats, fits },
+    hardware,
+    hfTokens,
+    pairings,
+    dataDir: layout.root,
+    logFile: options.logger ? undefined : layout.logFile,
+    version: serverVersion,
+    ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
+    memoryDutyCycle: config.memoryDutyCycle,
+    metrics: config.metrics === 'on',
     logger,
-    otherRequests: cancellation,
-    activity,
-    ...(metrics === undefined ? {} : { onGeneration: (stats: GenerationStats) => metrics.recordGeneration(stats) }),
   });
+  services = opened;
+  disposers.push(() => opened.close());
+  const { metrics } = opened;
   // WebRTC is signalled over HTTP, so it runs where HTTP does (the seed's single port), unless turned off.
-  let channelProvider: AppStateProvider | undefined;
+  let provider: AppStateProvider | undefined;
   const webrtc =
     config.webrtc === 'on' && config.mode !== 'native'
       ? createWebRtcTransport({
           // Calls over a channel reach the same provider as every transport (built just below).
-          provider: {
-            handle: async (id, request, context) => {
-              if (channelProvider === undefined) throw new BusyError('The server is still starting');
-              return channelProvider.handle(id, request, context);
-            },
-          },
+          provider: providerWhenReady(() => provider),
           network: isLoopbackHost(config.host) ? 'loopback' : 'all',
           // A session opened with a pairing token lives only as long as the token, within its scope.
-          authorize: (caller, id) => {
-            if (caller.pairing === undefined) return;
-            if (!pairings.isActive(caller.pairing.id))
-              throw new UnauthorizedError('The pairing token that opened this WebRTC session was revoked or has expired');
-            if (caller.pairing.scope === 'chat' && !(chatScopeRouteIds as readonly string[]).includes(id)) {
-              throw new ForbiddenError(`This pairing token is for chat only; ${id} needs a token of scope "full"`, { details: { route: id, scope: 'chat' } });
-            }
-          },
+          authorize: (caller, id) => opened.authorizeChannelCall(caller, id),
           logger,
         })
       : undefined;
   if (webrtc) disposers.push(() => webrtc.close());
-
-  const handlers = composeHandlers(
-    createSystemHandlers({
-      hardware,
-      hfTokens,
-      version: serverVersion,
-      logFile: options.logger ? undefined : layout.logFile,
-      dataDir: layout.root,
-      loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
-    }),
-    createModelHandlers({ models, availableMemory: () => hardware.availableMemory() }),
-    createPairingHandlers(pairings),
-    createModelDownloadHandlers({ puller, downloader, cancellation, recommended: loadRecommendedModels(), fits }),
-    generation,
-    { 'chat.completions': withChatMemory(generation['chat.completions'], retrieval) },
-    createEmbeddingHandlers({
-      resolveEmbedder: (modelId) => models.resolveEmbedder(modelId),
-      resolveReranker: (modelId) => models.resolveReranker(modelId),
-      listEmbeddingModels: () => models.listEmbeddingModels(),
-      searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
-    }),
-    createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
-    webrtc?.handlers ?? {},
-  );
-  interactive = trackInteractiveCalls(createAppStateProvider(handlers), interactiveEmbeddingRoutes, () => (lastInteractiveEnd = performance.now()));
-  memory.weaver.start();
+  const ready = opened.provider(webrtc?.handlers ?? {});
+  provider = ready;
+  opened.start();
   restrictDataFiles(layout);
-  // One line per request at info, whatever the transport: route, transport, status, duration, id (never bodies).
-  const logRequest = (record: RequestRecord): void =>
-    logger.info(
-      { route: record.route, transport: record.transport, status: record.status, duration_ms: record.durationMs, request_id: record.requestId },
-      'request',
-    );
-  const provider = (metrics ?? requestLogOnly()).instrument(interactive.provider, logRequest);
-  channelProvider = provider;
-  resolveProvider(provider);
+  resolveProvider(ready);
 
   let httpServer: http.Server | undefined;
   let httpUrl: string | undefined;
   const shuttingDown = new AbortController();
   if (config.mode === 'http' || config.mode === 'all') {
-    const app = createApiApp(provider, {
+    const app = createApiApp(ready, {
       // The extensions install-native-host recorded, the one Chrome started us for, and --allowed-origin.
       allowedOrigins: [
         ...new Set([...config.allowedOrigins, ...readAllowedOrigins(layout.root), ...(config.nativeCallerOrigin ? [config.nativeCallerOrigin] : [])]),
@@ -479,5 +357,5 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
       }),
     );
   }
-  return { config, layout, provider, logger, httpUrl, nativeSessionEnded, close };
+  return { config, layout, provider: ready, logger, httpUrl, nativeSessionEnded, close };
 }

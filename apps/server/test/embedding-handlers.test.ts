@@ -24,8 +24,7 @@ import {
   type RouteRequestInput,
   type RouteResponse,
 } from '@tabagent/values';
-import { createEmbeddingHandlers, type EmbeddingHandlerDeps } from '../src/handlers/embedding-handlers.js';
-import { createNotBuiltHandlers } from '../src/handlers/not-built-handlers.js';
+import { createEmbeddingHandlers, type EmbeddingHandlerDeps, createNotBuiltHandlers } from '@tabagent/services';
 
 const context: CallContext = { requestId: 'test', signal: new AbortController().signal, transport: 'in-process', caller: {} };
 

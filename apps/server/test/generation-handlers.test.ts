@@ -21,10 +21,8 @@ import {
   type RouteId,
   type RouteRequestInput,
 } from '@tabagent/values';
-import { createGenerationHandlers } from '../src/handlers/generation-handlers.js';
-import { createModelHandlers } from '../src/handlers/model-handlers.js';
-import { createNotBuiltHandlers } from '../src/handlers/not-built-handlers.js';
 import { createModelRegistry, createModelResolver, type ModelRegistry } from '@tabagent/model-cache';
+import { createGenerationHandlers, createModelHandlers, createNotBuiltHandlers, createRunningRequests } from '@tabagent/services';
 
 let root: string;
 let modelsDir: string;
@@ -98,7 +96,7 @@ beforeAll(() => {
   provider = createAppStateProvider({
     ...createNotBuiltHandlers(() => ({ capability: 'test', detail: 'not in this test' })),
     ...createModelHandlers({ models, availableMemory }),
-    ...createGenerationHandlers({ models }),
+    ...createGenerationHandlers({ models, running: createRunningRequests() }),
   });
 });
 

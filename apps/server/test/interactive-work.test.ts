@@ -1,5 +1,5 @@
 import type { AppStateProvider, CallContext, HandlerResult, RouteId } from '@tabagent/values';
-import { trackInteractiveCalls } from '../src/interactive-work.js';
+import { trackInteractiveCalls } from '@tabagent/services';
 
 // The weaver pauses while interactive calls are in flight; a call that is never counted down
 // would pause it forever.

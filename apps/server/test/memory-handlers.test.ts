@@ -16,8 +16,7 @@ import {
   type RouteResponse,
 } from '@tabagent/values';
 import { createWeaver, type Weaver } from '@tabagent/weaver';
-import { createMemoryHandlers, createMemoryRetrieval, type MemoryRetrieval } from '../src/handlers/memory-handlers.js';
-import { createNotBuiltHandlers } from '../src/handlers/not-built-handlers.js';
+import { createMemoryHandlers, createMemoryRetrieval, type MemoryRetrieval, createNotBuiltHandlers } from '@tabagent/services';
 
 const context: CallContext = { requestId: 't', signal: new AbortController().signal, transport: 'in-process', caller: {} };
 

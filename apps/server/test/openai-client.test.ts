@@ -8,11 +8,8 @@ import { createApiApp } from '@tabagent/api';
 import { createGgufModelBackend, createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
 import { writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { ModelNotFoundError, createAppStateProvider } from '@tabagent/values';
-import { composeHandlers } from '../src/handlers/compose-handlers.js';
-import { createEmbeddingHandlers } from '../src/handlers/embedding-handlers.js';
-import { createGenerationHandlers } from '../src/handlers/generation-handlers.js';
-import { createModelHandlers } from '../src/handlers/model-handlers.js';
 import { createModelRegistry, createModelResolver } from '@tabagent/model-cache';
+import { composeHandlers, createEmbeddingHandlers, createGenerationHandlers, createModelHandlers, createRunningRequests } from '@tabagent/services';
 
 // The official openai client against the HTTP transport with the GGUF backend composed as the
 // server composes it (registry + manager + model/generation/embedding handler groups).
@@ -31,7 +28,7 @@ beforeAll(async () => {
   const models = createModelResolver({ registry, backends: [createGgufModelBackend(manager)] });
   const handlers = composeHandlers(
     createModelHandlers({ models, availableMemory: async () => ({ ramBytes: 4 * 1024 ** 3, vramBytes: 0 }) }),
-    createGenerationHandlers({ models }),
+    createGenerationHandlers({ models, running: createRunningRequests() }),
     createEmbeddingHandlers({
       resolveEmbedder: async (modelId) => {
         if (modelId === undefined) throw new ModelNotFoundError('Name a model');

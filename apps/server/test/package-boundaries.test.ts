@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // the project tags (eslint.config.mjs) and @nx/dependency-checks on each package.json. A project
 // without a type tag would escape both, so every project must carry exactly one.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const typeTags = ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:app', 'type:tooling'];
+const typeTags = ['type:contract', 'type:envelope', 'type:transport', 'type:backend', 'type:memory', 'type:services', 'type:app', 'type:tooling'];
 
 function projectsIn(folder: string): string[] {
   return readdirSync(path.join(root, folder)).map((name) => path.join(folder, name));
@@ -36,7 +36,21 @@ describe('project tags', () => {
       storage: 'type:memory',
       indexing: 'type:memory',
       weaver: 'type:memory',
+      services: 'type:services',
     });
+  });
+
+  it('keeps the app thin: under 10% of the production lines (the handlers live in packages/services)', () => {
+    const linesIn = (folder: string): number =>
+      readdirSync(folder, { withFileTypes: true }).reduce((sum, entry) => {
+        const full = path.join(folder, entry.name);
+        if (entry.isDirectory()) return entry.name === 'test-support' ? sum : sum + linesIn(full);
+        if (!entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) return sum;
+        return sum + readFileSync(full, 'utf8').split('\n').length - 1;
+      }, 0);
+    const app = linesIn(path.join(root, 'apps/server/src'));
+    const total = app + projectsIn('packages').reduce((sum, project) => sum + linesIn(path.join(root, project, 'src')), 0);
+    expect(app / total).toBeLessThan(0.1);
   });
 
   it('keeps format-specific code out of the app: only the composition names a format', () => {

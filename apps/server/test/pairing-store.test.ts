@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createPairingStore, defaultPairingTtlSeconds, maxActivePairings } from '../src/pairing-store.js';
+import { createPairingStore, defaultPairingTtlSeconds, maxActivePairings } from '@tabagent/services';
 
 let root: string;
 let clock: number;

@@ -1,16 +1,5 @@
+import type { Logger, PairingVerifier } from '@tabagent/values';
 import type { RequestRefusal } from './refusal-tracking.js';
-import type { PairingVerifier } from './request-guard.js';
-/**
- * Minimal structured logger the HTTP transport logs through (pino fits it). Libraries never use
- * `console`; the server injects its logger.
- */
-export interface ApiLogger {
-  debug(objOrMsg: object | string, msg?: string): void;
-  info(objOrMsg: object | string, msg?: string): void;
-  warn(objOrMsg: object | string, msg?: string): void;
-  error(objOrMsg: object | string, msg?: string): void;
-}
-
 /** Options of `createApiRouter` and `createApiApp`. */
 export interface ApiRouterOptions {
   /**
@@ -42,7 +31,7 @@ export interface ApiRouterOptions {
    */
   bodyLimitBytes?: number;
   /** Where errors (500s with their cause) and request problems are logged. Default: silent. */
-  logger?: ApiLogger;
+  logger?: Logger;
   /**
    * Makes the id of each request (sent back in `X-Request-Id`, passed to handlers). Default: a
    * random per-process prefix plus a counter. A client-sent `X-Request-Id` of up to 128
@@ -79,8 +68,3 @@ export interface ApiRouterOptions {
    */
   onRefused?: (refusal: RequestRefusal) => void;
 }
-
-const noop = (): void => undefined;
-
-/** A logger that drops everything. */
-export const silentLogger: ApiLogger = { debug: noop, info: noop, warn: noop, error: noop };

@@ -3,6 +3,7 @@ import { parse as parseQueryString } from 'node:querystring';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import {
+  assertPairingScope,
   ForbiddenError,
   InvalidRequestError,
   NotFoundError,
@@ -16,14 +17,15 @@ import {
   type RouteId,
   type RouteMethod,
 } from '@tabagent/values';
-import { silentLogger, type ApiLogger, type ApiRouterOptions } from './api-router-options.js';
+import type { ApiRouterOptions } from './api-router-options.js';
+import { silentLogger, type Logger } from '@tabagent/values';
 import { callerOfRequestState, createHttpCallContext } from './http-call-context.js';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
 import { sendProblem } from './problem-response.js';
 import { readJsonBody } from './request-body-reader.js';
 import { markReachedProvider, reachedProvider, reportRefusal } from './refusal-tracking.js';
-import { assertPairingScope, RequestGuard, requestStateOf } from './request-guard.js';
+import { RequestGuard, requestStateOf } from './request-guard.js';
 import { createCounterRequestIdFactory } from './request-id.js';
 import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
 import { buildRouteTable, createRouteMatcher } from './route-table.js';
@@ -84,7 +86,7 @@ function sendJson(response: ServerResponse, value: unknown): void {
 }
 
 class ApiRouterBuilder {
-  private readonly logger: ApiLogger;
+  private readonly logger: Logger;
   /** A cap on every route's own body limit, when the options set one. */
   private readonly bodyLimitBytes: number | undefined;
   private readonly requestIdFactory: () => string;
@@ -224,7 +226,7 @@ class ApiRouterBuilder {
 
   private async serve(id: RouteId, request: Request, response: Response): Promise<void> {
     const state = requestStateOf(request, this.requestIdFactory);
-    assertPairingScope(state, id);
+    assertPairingScope(state.pairing, id);
     const method = request.method;
     const body =
       method === 'GET' || method === 'HEAD'

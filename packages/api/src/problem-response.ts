@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { InvalidRequestError, TabAgentError, toProblemDetails, type ProblemDetails } from '@tabagent/values';
-import type { ApiLogger } from './api-router-options.js';
+import type { Logger } from '@tabagent/values';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
 
 /** Media type of every error body. */
@@ -52,7 +52,7 @@ export function withOpenAiError(problem: ProblemDetails): ProblemDetails {
  * table (`toProblemDetails`), 405 for `MethodNotAllowedError`, and internal errors logged with
  * their cause but sent without it.
  */
-export function problemFromError(error: unknown, instance: string, requestId: string, logger: ApiLogger): ProblemDetails {
+export function problemFromError(error: unknown, instance: string, requestId: string, logger: Logger): ProblemDetails {
   const normalised = normaliseError(error);
   const problem = toProblemDetails(normalised, instance);
   if (MethodNotAllowedError.isMethodNotAllowed(normalised)) {
@@ -80,7 +80,7 @@ export function problemStatusOf(error: unknown): { status: number; code: string 
 }
 
 /** Writes a problem document as the whole response (nothing must have been sent yet). */
-export function sendProblem(response: ServerResponse, error: unknown, instance: string, requestId: string, logger: ApiLogger): void {
+export function sendProblem(response: ServerResponse, error: unknown, instance: string, requestId: string, logger: Logger): void {
   const problem = problemFromError(error, instance, requestId, logger);
   if (response.destroyed) return;
   if (response.headersSent) {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { chatScopeRouteIds, ForbiddenError, UnauthorizedError, type RouteId } from '@tabagent/values';
+import { ForbiddenError, UnauthorizedError, type PairingGrant, type PairingVerifier } from '@tabagent/values';
 import { ApiKeyCheck } from './api-key-check.js';
 import { HostPolicy } from './host-policy.js';
 import { OriginPolicy } from './origin-policy.js';
@@ -16,27 +16,6 @@ export interface RequestState {
   readonly pairing?: PairingGrant;
   /** The connection's remote IP address. */
   readonly address?: string;
-}
-
-/** What a valid pairing token grants. */
-export interface PairingGrant {
-  id: string;
-  scope: 'chat' | 'full';
-  /** The web origin the token was minted for; `*` (or absent) for any. */
-  origin?: string;
-}
-
-/** Checks pairing tokens (minted by the extension over native messaging). */
-export interface PairingVerifier {
-  /** The grant of a valid, unexpired, unrevoked token; null otherwise. */
-  verify(token: string): PairingGrant | null;
-}
-
-/** Refuses a route a `chat`-scoped pairing token does not open. */
-export function assertPairingScope(state: RequestState, id: RouteId): void {
-  if (state.pairing?.scope === 'chat' && !(chatScopeRouteIds as readonly string[]).includes(id)) {
-    throw new ForbiddenError(`This pairing token is for chat only; ${id} needs a token of scope "full"`, { details: { route: id, scope: 'chat' } });
-  }
 }
 
 type TaggedRequest = IncomingMessage & { [requestStateKey]?: RequestState };

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { ApiLogger } from './api-router-options.js';
+import type { Logger } from '@tabagent/values';
 import { problemFromError } from './problem-response.js';
 
 /** Headers of every Server-Sent Events response (`X-Accel-Buffering` stops proxy buffering). */
@@ -18,7 +18,7 @@ export interface ChunkStreamTarget {
   requestId: string;
   /** Path of the request, the problem's `instance`. */
   instance: string;
-  logger: ApiLogger;
+  logger: Logger;
 }
 
 /**

@@ -1,10 +1,26 @@
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse } from 'node-llama-cpp';
 import { InvalidRequestError, safeParseJson } from '@tabagent/values';
-import type { GenerationChatMessage } from '@tabagent/model-cache';
+import type { GenerationChatMessage } from '@tabagent/values';
 
 function parseArguments(text: string): unknown {
   const parsed = safeParseJson(text);
   return parsed.success ? parsed.value : text;
+}
+
+/** A message's text; GGUF models here take text only, so an image part is a clear 400. */
+function textOf(message: GenerationChatMessage, index: number): string {
+  if (message.content === null) return '';
+  if (typeof message.content === 'string') return message.content;
+  let text = '';
+  for (const part of message.content) {
+    if (part.type !== 'text') {
+      throw new InvalidRequestError(`messages.${index}.content has an image part; GGUF text models take text only`, {
+        issues: [{ path: `messages.${index}.content`, message: 'image parts are not supported' }],
+      });
+    }
+    text += part.text;
+  }
+  return text;
 }
 
 /**
@@ -15,8 +31,8 @@ function parseArguments(text: string): unknown {
 export function toChatHistory(messages: readonly GenerationChatMessage[]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = [];
   const pendingCalls = new Map<string, ChatModelFunctionCall>();
-  for (const message of messages) {
-    const text = message.content ?? '';
+  for (const [index, message] of messages.entries()) {
+    const text = textOf(message, index);
     switch (message.role) {
       case 'system':
       case 'developer':

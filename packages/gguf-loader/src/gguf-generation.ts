@@ -27,7 +27,7 @@ import type {
   GenerationResult,
   GenerationTool,
   ReasoningSetting,
-} from '@tabagent/model-cache';
+} from '@tabagent/values';
 
 /** Everything one generation needs from its model. */
 export interface GenerationTarget {

@@ -10,13 +10,13 @@ import {
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
-import { GenerationRunController, type GenerationRun } from '@tabagent/model-cache';
+import { GenerationRunController, type GenerationRun } from '@tabagent/values';
 import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
-import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from '@tabagent/model-cache';
+import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from '@tabagent/values';
 import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
 import { GgufTextEmbedder } from './gguf-text-embedder.js';
 import { parseKeepAlive, type KeepAlive } from './keep-alive.js';
-import { silentLogger, type GgufLoaderLogger } from './logger.js';
+import { silentLogger, type Logger } from '@tabagent/values';
 import { SequencePool } from './sequence-pool.js';
 
 /** Free memory, in bytes, as the hardware package reports it. */
@@ -54,7 +54,7 @@ export interface GgufModelManagerOptions {
    * "general" or a wrapper instance overrides it (tests use "general" for stable prompts).
    */
   chatWrapper?: 'auto' | 'general' | ChatWrapper;
-  logger?: GgufLoaderLogger;
+  logger?: Logger;
   /** An existing Llama instance (not disposed by the manager). */
   llama?: Llama;
 }
@@ -171,7 +171,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
   private readonly loading = new Map<string, Promise<ModelEntry>>();
   /** How each model was last loaded (file and options): a generation whose model was unloaded under it loads it again. */
   private readonly lastLoads = new Map<string, { path: string; options: GgufLoadOptions }>();
-  private readonly logger: GgufLoaderLogger;
+  private readonly logger: Logger;
   private disposed = false;
   /** Aborted by dispose(): loads in progress give up instead of holding the shutdown. */
   private readonly disposing = new AbortController();

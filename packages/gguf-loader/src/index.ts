@@ -10,23 +10,6 @@ export {
   chatTemplateStopsPerStretch,
   installChatTemplateBudget,
 } from './chat-template-budget.js';
-export type { GgufLoaderLogger } from './logger.js';
-export type { GenerationRun } from '@tabagent/model-cache';
-export type {
-  SamplingSettings,
-  GenerationChatMessage,
-  GenerationTool,
-  GenerationToolChoice,
-  GenerationResponseFormat,
-  GenerationRequestBase,
-  ChatGenerationRequest,
-  CompletionGenerationRequest,
-  GeneratedToolCall,
-  GenerationFinishReason,
-  GenerationResult,
-  GenerationDelta,
-  ReasoningSetting,
-} from '@tabagent/model-cache';
 export {
   createGgufModelManager,
   NodeLlamaModelManager,

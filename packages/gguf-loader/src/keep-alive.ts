@@ -1,4 +1,4 @@
-import type { KeepAlive } from '@tabagent/model-cache';
+import type { KeepAlive } from '@tabagent/values';
 import { InvalidRequestError } from '@tabagent/values';
 
 export type { KeepAlive };

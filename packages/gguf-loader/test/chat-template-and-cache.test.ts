@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TabAgentError } from '@tabagent/values';
-import { createGgufModelManager, type ChatGenerationRequest, type GenerationChatMessage, type GenerationDelta, type GgufModelManager } from '../src/index.js';
+import type { ChatGenerationRequest, GenerationChatMessage, GenerationDelta } from '@tabagent/values';
+import { createGgufModelManager, type GgufModelManager } from '../src/index.js';
 import { chatMlToolsTemplate, thinkingChatTemplate, writeTinyLlamaGguf } from '../src/test-support/index.js';
 
 // The chat path as a user of a real model meets it: GGUFs that carry Jinja chat templates, the

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeneralChatWrapper } from 'node-llama-cpp';
 import { TabAgentError } from '@tabagent/values';
-import { createGgufModelManager, type ChatGenerationRequest, type GenerationDelta, type GenerationResult, type GgufModelManager } from '../src/index.js';
+import type { ChatGenerationRequest, GenerationDelta, GenerationResult } from '@tabagent/values';
+import { createGgufModelManager, type GgufModelManager } from '../src/index.js';
 import { writeBrokenGguf, writeTinyLlamaGguf } from '../src/test-support/index.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'gguf-manager-'));

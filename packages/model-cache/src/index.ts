@@ -1,7 +1,4 @@
 export type * from './model-types.js';
-export type * from './generation-types.js';
-export type { GenerationRun } from './generation-run.js';
-export { GenerationRunController } from './generation-run.js';
 export { createModelRegistry, defaultGenerationParams, writeFileAtomic, type ModelRegistry, type ModelRegistryOptions } from './model-registry.js';
 export {
   toMegabytes,

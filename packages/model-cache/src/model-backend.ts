@@ -1,6 +1,5 @@
 import type { RouteResponse, TextEmbedder } from '@tabagent/values';
-import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, KeepAlive } from './generation-types.js';
-import type { GenerationRun } from './generation-run.js';
+import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, GenerationRun, KeepAlive } from '@tabagent/values';
 import type { ModelFormat, RegisteredModel } from './model-types.js';
 
 /** A loaded model in the API's `LoadedModel` shape (`GET /v1/models/loaded`). */

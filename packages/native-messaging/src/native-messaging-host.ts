@@ -14,7 +14,7 @@ import {
 import { createFrameDecoder, decodeLargeFrame, type DecodedFrame, type FrameDecoder } from './frame-decoder.js';
 import { defaultMaxIncomingBytes, defaultMaxOutgoingBytes } from './frame-limits.js';
 import { getLegacyAction, immediateLegacyReply } from './legacy-actions.js';
-import { silentLogger, type NativeMessagingLogger } from './logger.js';
+import { silentLogger, type Logger } from '@tabagent/values';
 import { createReplyWriter, type ReplyWriter } from './reply-writer.js';
 import { createRouteCaller } from './route-caller.js';
 
@@ -27,7 +27,7 @@ export interface NativeMessagingHostOptions {
   /** Serves every route; legacy actions are mapped onto its routes. */
   provider: AppStateProvider;
   /** Where diagnostics go (stderr or a file, never stdout). Default: silent. */
-  logger?: NativeMessagingLogger;
+  logger?: Logger;
   /** The caller's origin, `chrome-extension://<id>/` (see `parseNativeHostArguments`). */
   callerOrigin?: string;
   /** Largest accepted browser-to-host message body (default 64 MiB). */
@@ -66,7 +66,7 @@ class NativeMessagingHostSession implements NativeMessagingHost {
   private resolveDone!: (reason: NativeHostExitReason) => void;
   private readonly decoder: FrameDecoder;
   private readonly writer: ReplyWriter;
-  private readonly logger: NativeMessagingLogger;
+  private readonly logger: Logger;
   private readonly envelope: EnvelopeSession;
   private finishing = false;
   /** The decoding of a large frame (and the frames that came after it), while one runs. */

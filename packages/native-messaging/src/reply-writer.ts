@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { encodeFrameText } from './frame-encoder.js';
-import type { NativeMessagingLogger } from './logger.js';
+import type { Logger } from '@tabagent/values';
 
 /** Writes replies as whole frames, one after another, never interleaved. */
 export interface ReplyWriter {
@@ -18,7 +18,7 @@ export interface ReplyWriter {
 export interface ReplyWriterOptions {
   output: Writable;
   maxOutgoingBytes: number;
-  logger: NativeMessagingLogger;
+  logger: Logger;
   /** Called once when the output fails (EPIPE, EAGAIN on an fs stream, ...): replies can no longer reach the browser. */
   onOutputFailure?: (error: Error) => void;
 }

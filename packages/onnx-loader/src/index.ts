@@ -6,7 +6,6 @@ export { createOnnxTextEmbedder } from './onnx-text-embedder.js';
 export type { OnnxTextEmbedder, OnnxTextEmbedderOptions, EmbedderStats } from './onnx-text-embedder.js';
 export type { OnnxModelOptions } from './onnx-encoder.js';
 export type { OnnxSessionOptions, ExecutionProviderName } from './onnx-session-factory.js';
-export type { OnnxLoaderLogger } from './onnx-loader-logger.js';
 export type { MicroBatcherOptions } from './micro-batcher.js';
 export { modelFilePreference, taskFromConfig } from './model-folder.js';
 export type { OnnxModelTask, PoolingMode } from './model-folder.js';

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidModelError } from '@tabagent/values';
-import type { OnnxLoaderLogger } from './onnx-loader-logger.js';
+import type { Logger } from '@tabagent/values';
 
 /** Execution provider names as the hardware package advises them. */
 export type ExecutionProviderName = 'cuda' | 'dml' | 'coreml' | 'cpu' | (string & {});
@@ -11,7 +11,7 @@ export interface OnnxSessionOptions {
   executionProviders?: readonly ExecutionProviderName[];
   /** Intra-op threads (physical cores from the hardware package; 1 in tests). Default: ONNX Runtime's choice. */
   threads?: number;
-  logger?: OnnxLoaderLogger;
+  logger?: Logger;
 }
 
 /** A created session and the provider that took it. */

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { rename, mkdir } from 'node:fs/promises';
-import { createOnnxTextEmbedder, type OnnxLoaderLogger } from '../src/index.js';
+import type { Logger } from '@tabagent/values';
+import { createOnnxTextEmbedder } from '../src/index.js';
 import { writeTinyEmbedderModel, type TinyEmbedderFixture } from '../src/test-support/index.js';
 import { createTemporaryFolder, expectVectorClose, normalized, row } from './temporary-folder.js';
 
@@ -139,7 +140,7 @@ describe('createOnnxTextEmbedder', () => {
 
   it('falls back to CPU when an unavailable execution provider is asked for first, and says so', async () => {
     const warnings: unknown[] = [];
-    const logger: OnnxLoaderLogger = { debug: () => undefined, info: () => undefined, warn: (obj) => void warnings.push(obj), error: () => undefined };
+    const logger: Logger = { debug: () => undefined, info: () => undefined, warn: (obj) => void warnings.push(obj), error: () => undefined };
     const embedder = await createOnnxTextEmbedder(fixture.folder, { threads, executionProviders: ['cuda', 'cpu'], logger });
     expect(embedder.executionProvider).toBe('cpu');
     expect(warnings).toEqual([expect.objectContaining({ provider: 'cuda' })]);

@@ -17,3 +17,8 @@ export * from './routes/webrtc-routes.js';
 export * from './routes/pairing-routes.js';
 export * from './text-embedder.js';
 export * from './memory-model.js';
+export * from './logger.js';
+export * from './caller.js';
+export * from './stream-end.js';
+export type * from './generation/generation-contract.js';
+export * from './generation/generation-run.js';

@@ -1,6 +1,6 @@
 import type { MemoryIndex } from '@tabagent/indexing';
 import type { OutboxItem, Storage } from '@tabagent/storage';
-import type { TextEmbedder, TextEmbedderResolver } from '@tabagent/values';
+import type { Logger, TextEmbedder, TextEmbedderResolver } from '@tabagent/values';
 
 /** An entity found in text by a token-classification model. */
 export interface ExtractedEntity {
@@ -8,14 +8,6 @@ export interface ExtractedEntity {
   /** Entity type, e.g. `PER`, `LOC`, `ORG`. */
   label: string;
   score?: number;
-}
-
-/** Log sink; the server passes pino. */
-export interface WeaverLogger {
-  debug(obj: unknown, msg?: string): void;
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
 }
 
 /** Options of `createWeaver`. */
@@ -77,7 +69,7 @@ export interface WeaverOptions {
   optimizeEvery?: number;
   /** How often a waiting weaver checks `isBusy` (default 100 ms). */
   busyPollMs?: number;
-  logger?: WeaverLogger;
+  logger?: Logger;
   now?: () => number;
 }
 

@@ -7,4 +7,3 @@ export {
   type WebRtcTransport,
   type WebRtcTransportOptions,
 } from './webrtc-transport.js';
-export { silentWebRtcLogger, type WebRtcLogger } from './logger.js';

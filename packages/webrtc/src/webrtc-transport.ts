@@ -10,8 +10,10 @@ import {
   PayloadTooLargeError,
   RateLimitedError,
   TabAgentError,
+  callerKeyOf,
   safeParseJson,
   type AppStateProvider,
+  type CallContext,
   type CallerIdentity,
   type HandlerMap,
   type RouteId,
@@ -21,7 +23,7 @@ import {
 import type * as WeriftModule from 'werift';
 import type { PeerConfig, RTCDataChannel, RTCPeerConnection } from 'werift';
 import { createChannelWriter } from './channel-writer.js';
-import { silentWebRtcLogger, type WebRtcLogger } from './logger.js';
+import { silentLogger, type Logger } from '@tabagent/values';
 import { candidatesOf, checkRemoteSdp, onlyLoopbackCandidates, parseCandidate, withoutMdnsCandidates } from './sdp-checks.js';
 
 /** The data channel that carries the route envelope; channels with other labels are closed. */
@@ -75,7 +77,7 @@ export interface WebRtcTransportOptions {
   sweepIntervalMs?: number;
   /** How long a closed session's state stays readable (default 60 s). */
   closedRetentionMs?: number;
-  logger?: WebRtcLogger;
+  logger?: Logger;
 }
 
 /** The WebRTC transport: signalling handlers plus the server's peers. */
@@ -137,10 +139,6 @@ function addressKeyOf(caller: CallerIdentity): string | undefined {
   return address;
 }
 
-function callerKeyOf(caller: CallerIdentity): string {
-  return JSON.stringify([caller.origin?.replace(/\/$/u, '') ?? null, caller.apiKey === true, caller.pairing?.id ?? null]);
-}
-
 /** The `a=ice-ufrag` of an SDP. */
 function ufragOf(sdp: string | undefined): string | undefined {
   return sdp === undefined ? undefined : /^a=ice-ufrag:(\S+)/mu.exec(sdp)?.[1];
@@ -180,7 +178,7 @@ class WebRtcSession {
     /** The remote address it was offered from, when that is not loopback (counted against `maxSessionsPerAddress`). */
     readonly addressKey: string | undefined,
     private readonly options: Required<Pick<WebRtcTransportOptions, 'provider' | 'maxMessageBytes' | 'maxConcurrentCalls'>> & {
-      logger: WebRtcLogger;
+      logger: Logger;
       authorize: WebRtcTransportOptions['authorize'];
     },
     initialState: SessionState,
@@ -326,7 +324,7 @@ class PeerSessions implements WebRtcTransport {
   readonly handlers: WebRtcHandlers;
   private readonly sessions = new Map<string, WebRtcSession>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly logger: WebRtcLogger;
+  private readonly logger: Logger;
   private closing = false;
   /** Offers past their limit checks but not yet holding a session (waiting for werift to load). */
   private reserved = 0;
@@ -336,14 +334,14 @@ class PeerSessions implements WebRtcTransport {
   private readonly reservedAt = new Map<string, number>();
 
   constructor(private readonly options: WebRtcTransportOptions) {
-    this.logger = options.logger ?? silentWebRtcLogger;
+    this.logger = options.logger ?? silentLogger;
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 5000);
     this.sweeper.unref();
     this.handlers = {
-      'webrtc.offer': (request, context) => this.offer(request, context.caller),
-      'webrtc.answer': (request, context) => this.answer(request, context.caller),
-      'webrtc.ice': (request, context) => this.ice(request, context.caller),
-      'webrtc.session': async (request, context) => this.describe(this.find(request.session_id, context.caller)),
+      'webrtc.offer': (request, context) => this.offer(request, context),
+      'webrtc.answer': (request, context) => this.answer(request, context),
+      'webrtc.ice': (request, context) => this.ice(request, context),
+      'webrtc.session': async (request, context) => this.describe(this.find(request.session_id, context)),
     };
   }
 
@@ -384,10 +382,10 @@ class PeerSessions implements WebRtcTransport {
     return this.options.network === 'loopback' ? onlyLoopbackCandidates(sdp) : sdp;
   }
 
-  private async offer(request: RouteRequest<'webrtc.offer'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.offer'>> {
+  private async offer(request: RouteRequest<'webrtc.offer'>, context: CallContext): Promise<RouteResponse<'webrtc.offer'>> {
     if (this.closing) throw new BusyError('The server is shutting down');
     this.sweep();
-    const key = callerKeyOf(caller);
+    const key = callerKeyOf(context);
     const max = this.options.maxSessions ?? 32;
     const perCaller = this.options.maxSessionsPerCaller ?? 8;
     if (this.openSessions + this.reserved >= max) {
@@ -400,7 +398,7 @@ class PeerSessions implements WebRtcTransport {
         details: { max_sessions_per_caller: perCaller, retry_after_seconds: 5 },
       });
     }
-    const address = addressKeyOf(caller);
+    const address = addressKeyOf(context.caller);
     const perAddress = this.options.maxSessionsPerAddress ?? 8;
     if (address !== undefined && this.openSessionsAt(address) + (this.reservedAt.get(address) ?? 0) >= perAddress) {
       throw new RateLimitedError(`${address} has ${perAddress} WebRTC sessions open; close one, or wait for unused ones to expire`, {
@@ -436,7 +434,7 @@ class PeerSessions implements WebRtcTransport {
     const session = new WebRtcSession(
       new PeerConnection(this.peerConfig((username) => onConsent(username))),
       request.peer_id ?? null,
-      caller,
+      context.caller,
       key,
       address,
       {
@@ -487,8 +485,8 @@ class PeerSessions implements WebRtcTransport {
     };
   }
 
-  private async answer(request: RouteRequest<'webrtc.answer'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.answer'>> {
-    const session = this.find(request.session_id, caller);
+  private async answer(request: RouteRequest<'webrtc.answer'>, context: CallContext): Promise<RouteResponse<'webrtc.answer'>> {
+    const session = this.find(request.session_id, context);
     if (session.state !== 'waiting_for_answer') {
       throw new ConflictError(`Session ${session.id} is ${session.state}: only a session the server offered (opened without an SDP) takes an answer`, {
         details: { session_id: session.id, state: session.state },
@@ -508,8 +506,8 @@ class PeerSessions implements WebRtcTransport {
     return { success: true, session_id: session.id };
   }
 
-  private async ice(request: RouteRequest<'webrtc.ice'>, caller: CallerIdentity): Promise<RouteResponse<'webrtc.ice'>> {
-    const session = this.find(request.session_id, caller);
+  private async ice(request: RouteRequest<'webrtc.ice'>, context: CallContext): Promise<RouteResponse<'webrtc.ice'>> {
+    const session = this.find(request.session_id, context);
     if (!session.open) throw new ConflictError(`Session ${session.id} is ${session.state}`, { details: { session_id: session.id, state: session.state } });
     if (session.state === 'waiting_for_answer') {
       throw new ConflictError(`Session ${session.id} has no answer yet: send it to webrtc.answer before its candidates`, {
@@ -532,9 +530,9 @@ class PeerSessions implements WebRtcTransport {
   }
 
   /** The session, for the caller that opened it; anyone else gets the same 404 as for no session. */
-  private find(sessionId: string, caller: CallerIdentity): WebRtcSession {
+  private find(sessionId: string, context: CallContext): WebRtcSession {
     const session = this.sessions.get(sessionId);
-    if (session?.callerKey !== callerKeyOf(caller)) throw new NotFoundError(`No WebRTC session ${sessionId}`, { details: { session_id: sessionId } });
+    if (session?.callerKey !== callerKeyOf(context)) throw new NotFoundError(`No WebRTC session ${sessionId}`, { details: { session_id: sessionId } });
     return session;
   }
 

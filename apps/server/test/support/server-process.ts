@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createContinuationReassembler, createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { createFrameDecoder, encodeFrame } from '@tabagent/native-messaging';
+import { createContinuationReassembler } from '@tabagent/route-envelope';
 
 /** The built CLI, as Chrome and users start it. */
 export const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response, Router } from 'express';
 import {
+  assertPairingScope,
   InvalidRequestError,
   isChunkStream,
   parseRouteRequest,
@@ -13,13 +14,13 @@ import {
   type RouteChunk,
   type RouteId,
   type RouteRequestInput,
+  type Logger,
   type RouteResponse,
 } from '@tabagent/values';
-import type { ApiLogger } from '../api-router-options.js';
 import { callerOfRequestState, createHttpCallContext } from '../http-call-context.js';
 import { markReachedProvider, reachedProvider, reportRefusal, type RequestRefusal } from '../refusal-tracking.js';
 import { readJsonBody } from '../request-body-reader.js';
-import { assertPairingScope, requestStateOf } from '../request-guard.js';
+import { requestStateOf } from '../request-guard.js';
 import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
 import {
   OllamaChatRequest,
@@ -49,7 +50,7 @@ export const ollamaOpenPaths = ['/', '/api/version'];
 /** What the Ollama routes need from the router that mounts them. */
 export interface OllamaRoutesOptions {
   provider: AppStateProvider;
-  logger: ApiLogger;
+  logger: Logger;
   /** When set, caps every route's body limit (each takes its catalogue route's, 1 MiB by default). */
   bodyLimitBytes?: number;
   requestIdFactory: () => string;
@@ -218,7 +219,7 @@ export class OllamaRoutes {
     scopedAs: RouteId = id,
   ): Promise<RouteResponse<K> | AsyncIterable<RouteChunk<K>>> {
     const state = requestStateOf(request, this.options.requestIdFactory);
-    assertPairingScope(state, scopedAs);
+    assertPairingScope(state.pairing, scopedAs);
     const caller = callerOfRequestState(state);
     const context = createHttpCallContext(state.requestId, caller, request, response, this.options.shutdownSignal);
     const parsed = parseRouteRequest(id, raw);

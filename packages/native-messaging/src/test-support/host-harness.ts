@@ -3,7 +3,7 @@ import type { AppStateProvider } from '@tabagent/values';
 import { createContinuationReassembler } from '@tabagent/route-envelope';
 import { createFrameDecoder } from '../frame-decoder.js';
 import { encodeFrame } from '../frame-encoder.js';
-import type { NativeMessagingLogger } from '../logger.js';
+import type { Logger } from '@tabagent/values';
 import { createNativeMessagingHost, type NativeMessagingHost, type NativeMessagingHostOptions } from '../native-messaging-host.js';
 
 /** One logged line (the test logger records instead of printing). */
@@ -41,7 +41,7 @@ export function startHostHarness(provider: AppStateProvider, options: Partial<Na
     (object: object | string, message?: string): void => {
       logs.push({ level, object, message });
     };
-  const logger: NativeMessagingLogger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
   const host = createNativeMessagingHost({
     input,
     output,

@@ -1,14 +1,14 @@
 import type { HubVariant, ModelDownloader, ModelPuller, PullProgress, PullResult, RecommendedModel } from '@tabagent/model-cache';
 import type { CallContext, RouteChunk, RouteResponse } from '@tabagent/values';
 import type { HandlerGroup } from './handler-group.js';
-import { callerKeyOf, type RequestCancellation } from './request-cancellation.js';
+import type { RunningRequests } from '../running-requests.js';
 
 /** What the download handlers need. */
 export interface ModelDownloadHandlerDeps {
   puller: ModelPuller;
   downloader: ModelDownloader;
-  /** Shared with generation.stop, so a pull stops by its request id like a generation. */
-  cancellation: RequestCancellation;
+  /** Where a pull is registered, so that `generation.stop` with its request id cancels it. */
+  running: RunningRequests;
   recommended: readonly RecommendedModel[];
   /** Whether a model of this many bytes fits this machine (the hardware advice). */
   fits: (sizeBytes: number) => Promise<boolean>;
@@ -81,7 +81,7 @@ export function createModelDownloadHandlers(deps: ModelDownloadHandlerDeps): Han
     context: CallContext,
     onProgress: (progress: PullProgress) => void,
   ) => {
-    const { signal, release } = deps.cancellation.register(context.requestId, context.signal, callerKeyOf(context));
+    const { signal, release } = deps.running.register(context, 'pull');
     const result = deps.puller.pull(request.model, { variant: request.variant, file: request.file, revision: request.revision, signal, onProgress });
     result.then(release, release);
     return result;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { PairingGrant, PairingVerifier } from '@tabagent/api';
+import type { PairingGrant, PairingVerifier } from '@tabagent/values';
 import { RateLimitedError, safeParseJson } from '@tabagent/values';
 
 interface StoredPairing {

@@ -1,8 +1,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RequestRefusal } from '@tabagent/api';
 import {
   isChunkStream,
+  onStreamEnd,
   toProblemDetails,
   type AppStateProvider,
   type CallContext,
@@ -40,7 +40,8 @@ export interface ServerMetrics {
   /** Records a finished generation: time to first token, decode speed, token counts. */
   recordGeneration(sample: GenerationMetricsSample): void;
   /** Counts an HTTP request refused before the provider (bad JSON, 401, 403, 404, 413...). */
-  recordRefusal(refusal: RequestRefusal): void;
+  /** Counts a request a transport refused before the provider saw it (by route pattern and status). */
+  recordRefusal(refusal: { route: string; status: number }): void;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -70,19 +71,11 @@ function instrumentProvider(provider: AppStateProvider, report: (record: Request
         finish(id, context, started, 200);
         return result;
       }
-      const chunks = result;
-      return (async function* timed() {
-        let status = 200;
-        try {
-          yield* chunks;
-          if (context.signal.aborted) status = 499;
-        } catch (error) {
-          status = toProblemDetails(error).status;
-          throw error;
-        } finally {
-          finish(id, context, started, status);
-        }
-      })() as HandlerResult<K>;
+      // A stream is timed to its end: finished (499 when the caller went away), failed, or closed early.
+      return onStreamEnd(result, (outcome, error) => {
+        const status = outcome === 'failed' ? toProblemDetails(error).status : outcome === 'closed' || context.signal.aborted ? 499 : 200;
+        finish(id, context, started, status);
+      }) as HandlerResult<K>;
     },
   };
 }

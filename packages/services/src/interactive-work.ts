@@ -1,4 +1,4 @@
-import { isChunkStream, type AppStateProvider, type CallContext, type HandlerResult, type RouteId, type RouteRequest } from '@tabagent/values';
+import { isChunkStream, onStreamEnd, type AppStateProvider, type CallContext, type HandlerResult, type RouteId, type RouteRequest } from '@tabagent/values';
 
 /**
  * Routes a user waits on that compete with the memory weaver for the embedding model and the CPU.
@@ -45,42 +45,8 @@ export function trackInteractiveCalls(
         end();
         return result;
       }
-      return countedStream(result, end) as HandlerResult<K>;
+      return onStreamEnd(result, end) as HandlerResult<K>;
     },
   };
   return { provider: wrapped, inFlight: () => inFlight };
-}
-
-/**
- * A stream that calls `end` once: when it finishes, fails, or is closed by `return()`, even one
- * closed before its first chunk (an async generator's `finally` would not run then, and a
- * client that disconnects before the first chunk would leave the call counted forever).
- */
-function countedStream<T>(chunks: AsyncIterable<T>, end: () => void): AsyncIterableIterator<T> {
-  let ended = false;
-  const finish = (): void => {
-    if (ended) return;
-    ended = true;
-    end();
-  };
-  const iterator = chunks[Symbol.asyncIterator]();
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next(): Promise<IteratorResult<T>> {
-      try {
-        const step = await iterator.next();
-        if (step.done === true) finish();
-        return step;
-      } catch (error) {
-        finish();
-        throw error;
-      }
-    },
-    async return(value?: unknown): Promise<IteratorResult<T>> {
-      finish();
-      return (await iterator.return?.(value)) ?? { done: true, value: undefined };
-    },
-  };
 }

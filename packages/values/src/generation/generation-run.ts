@@ -1,3 +1,5 @@
+import type { GenerationDelta, GenerationEvent, GenerationResult } from './generation-contract.js';
+
 /**
  * A running generation: iterate it for deltas (each once, in order), and await `result` for the
  * final text, finish reason and usage. Both may be used, or only `result`.
@@ -70,4 +72,22 @@ export class GenerationRunController<Result, Delta = string> implements Generati
       });
     }
   }
+}
+
+/**
+ * A run as the one event stream: `start`, each delta, the tool calls, then `end` with the result
+ * (or `error`). Closing the stream early stops reading; the caller aborts the generation itself.
+ */
+export async function* generationEvents(modelId: string, run: GenerationRun<GenerationResult, GenerationDelta>): AsyncGenerator<GenerationEvent> {
+  yield { type: 'start', modelId };
+  let result: GenerationResult;
+  try {
+    for await (const delta of run) yield delta.kind === 'reasoning' ? { type: 'reasoning-delta', text: delta.text } : { type: 'text-delta', text: delta.text };
+    result = await run.result;
+  } catch (error) {
+    yield { type: 'error', error };
+    return;
+  }
+  for (const [index, call] of result.toolCalls.entries()) yield { type: 'tool-call', index, call };
+  yield { type: 'end', result };
 }

@@ -1,3 +1,12 @@
+/**
+ * The one internal generation contract. Every wire dialect (OpenAI chat and completions, Ollama,
+ * the extension's legacy actions, and the ones to come) converts its request to a
+ * `ChatGenerationRequest` or `CompletionGenerationRequest` once, in its codec; every engine
+ * (gguf-loader, upstreams) takes only these and answers a `GenerationRun`, which the codec turns
+ * back into its wire shape once. No dialect's field names appear here: they are camel-cased and
+ * named for what they mean.
+ */
+
 /** A keep-alive as requests send it: seconds (0 unloads after the request, negative keeps forever), or a duration ("30s", "5m", "1h30m"). */
 export type KeepAlive = number | string;
 
@@ -23,10 +32,14 @@ export interface SamplingSettings {
   logitBias?: ReadonlyMap<number, number>;
 }
 
+/** One part of a message's content: text, or an image (by URL or data URL) for models with vision. */
+export type GenerationContentPart = { type: 'text'; text: string } | { type: 'image'; url: string };
+
 /** One chat message (OpenAI roles). */
 export interface GenerationChatMessage {
   role: 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function';
-  content: string | null;
+  /** Text, or parts (text and images); null for an assistant turn that only called tools. */
+  content: string | null | readonly GenerationContentPart[];
   name?: string;
   toolCalls?: readonly GeneratedToolCall[];
   toolCallId?: string;
@@ -121,3 +134,17 @@ export interface GenerationResult {
   tokensPerSecond: number | null;
   totalTimeMs: number;
 }
+
+/**
+ * The one stream of events a generation produces, for codecs that speak events (the streamed
+ * OpenAI, Ollama and legacy shapes are each one mapping of it): `start` once, then text,
+ * reasoning and tool-call deltas in order, then `end` with the result (usage and finish reason),
+ * or `error` instead of `end` when it failed.
+ */
+export type GenerationEvent =
+  | { type: 'start'; modelId: string }
+  | { type: 'text-delta'; text: string }
+  | { type: 'reasoning-delta'; text: string }
+  | { type: 'tool-call'; index: number; call: GeneratedToolCall }
+  | { type: 'end'; result: GenerationResult }
+  | { type: 'error'; error: unknown };

@@ -1,3 +1,4 @@
+import type { ModelResolver } from '@tabagent/model-cache';
 import type {
   ChatGenerationRequest,
   GenerationChatMessage,
@@ -6,29 +7,22 @@ import type {
   GenerationResult,
   GenerationRun,
   GenerationToolChoice,
-  ModelResolver,
   ReasoningSetting,
-} from '@tabagent/model-cache';
-import { ConflictError, InvalidRequestError, type CallContext, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
+} from '@tabagent/values';
+import { InvalidRequestError, callerKeyOf, type CallContext, type Logger, type RouteChunk, type RouteRequest, type RouteResponse } from '@tabagent/values';
 import type { GenerationParams } from '@tabagent/model-cache';
 import type { HandlerGroup } from './handler-group.js';
-import { callerKeyOf, runningKeyOf } from './request-cancellation.js';
-
-/** Minimal logger of the handlers (pino-compatible). */
-export interface GenerationHandlerLogger {
-  info(objectOrMessage: object | string, message?: string): void;
-  warn(objectOrMessage: object | string, message?: string): void;
-}
+import type { RunningHandle, RunningRequests } from '../running-requests.js';
 
 /** What the generation handlers need. */
 export interface GenerationHandlerDeps {
   /** The registry and the format backends (shared with the model handlers). */
   models: ModelResolver;
-  logger?: GenerationHandlerLogger;
+  logger?: Logger;
   /** Counts generations running or waiting, so background work (the weaver) can yield to them. */
   activity?: { begin(): () => void };
-  /** Other cancellable requests (model pulls) that `generation.stop` also stops by id. */
-  otherRequests?: { cancel(requestId: string, caller: string): boolean };
+  /** The running-request registry, shared with the pulls so that `generation.stop` stops either by id. */
+  running: RunningRequests;
   /** Generations kept per model for `stats.get` (default 20). */
   statsHistory?: number;
   /** Told of every finished generation (metrics). */
@@ -160,18 +154,11 @@ function responseFormatOf(format: ChatRequest['response_format']): GenerationRes
 }
 
 function messagesOf(request: ChatRequest, defaults: GenerationParams): GenerationChatMessage[] {
-  const messages = request.messages.map((message, index): GenerationChatMessage => {
-    let content: string | null;
-    if (Array.isArray(message.content)) {
-      if (message.content.some((part) => part.type !== 'text')) {
-        throw new InvalidRequestError(`messages.${index}.content has an image part; GGUF text models take text only`, {
-          issues: [{ path: `messages.${index}.content`, message: 'image parts are not supported' }],
-        });
-      }
-      content = message.content.map((part) => (part.type === 'text' ? part.text : '')).join('');
-    } else {
-      content = message.content;
-    }
+  // Parts stay parts: the engine decides what it can take (GGUF text models refuse images with a 400).
+  const messages = request.messages.map((message): GenerationChatMessage => {
+    const content = Array.isArray(message.content)
+      ? message.content.map((part) => (part.type === 'text' ? { type: 'text' as const, text: part.text } : { type: 'image' as const, url: part.image_url.url }))
+      : message.content;
     return {
       role: message.role,
       content,
@@ -206,8 +193,8 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   const { registry } = models;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const statsHistory = deps.statsHistory ?? 20;
-  /** Running generations by request id, with who started them: only that caller (or halt) stops one. */
-  const running = new Map<string, { controller: AbortController; caller: string; requestId: string }>();
+  // Running generations by caller and request id: only that caller (or halt) stops one.
+  const { running } = deps;
   const statsByModel = new Map<string, GenerationStats[]>();
   const generationCount = new Map<string, number>();
   let lastStats: GenerationStats | null = null;
@@ -241,26 +228,16 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   const launch = (
     context: CallContext,
     start: (signal: AbortSignal) => GenerationRun<GenerationResult, GenerationDelta>,
-  ): GenerationRun<GenerationResult, GenerationDelta> => {
-    const controller = new AbortController();
-    const caller = callerKeyOf(context);
-    const key = runningKeyOf(caller, context.requestId);
-    // Ids are the caller's own: one caller's id never replaces another's entry, and a caller's
-    // second live generation under one id is refused (its stop would be ambiguous).
-    if (running.has(key))
-      throw new ConflictError(`A generation with request id ${context.requestId} is already running; give each request its own id`, {
-        details: { request_id: context.requestId },
-      });
-    const entry = { controller, caller, requestId: context.requestId };
-    running.set(key, entry);
+  ): { run: GenerationRun<GenerationResult, GenerationDelta>; handle: RunningHandle } => {
+    const handle = running.register(context, 'generation');
     const endActivity = deps.activity?.begin();
     const release = (): void => {
       endActivity?.();
-      if (running.get(key) === entry) running.delete(key);
+      handle.release();
     };
     let run: GenerationRun<GenerationResult, GenerationDelta>;
     try {
-      run = start(AbortSignal.any([context.signal, controller.signal]));
+      run = start(handle.signal);
     } catch (error) {
       release();
       throw error;
@@ -275,7 +252,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         deps.logger?.warn({ err: error, requestId: context.requestId }, 'Generation failed');
       },
     );
-    return run;
+    return { run, handle };
   };
 
   /** Resolves the model and loads it on demand; everything that can fail before generating fails here. */
@@ -300,7 +277,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         reasoning: reasoningOf(request),
         parallelToolCalls: request.parallel_tool_calls,
       };
-      const run = launch(context, (signal) => generator.chat(model.id, { ...chatRequest, signal }));
+      const { run, handle } = launch(context, (signal) => generator.chat(model.id, { ...chatRequest, signal }));
       const id = `chatcmpl-${context.requestId}`;
       const created = now();
       if (!request.stream) {
@@ -363,7 +340,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         } finally {
           // The consumer left early (client disconnect): stop generating.
           if (!finished) {
-            running.get(runningKeyOf(callerKeyOf(context), context.requestId))?.controller.abort();
+            handle.abort();
             await run.result.catch(() => undefined);
           }
         }
@@ -379,7 +356,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
         throw new InvalidRequestError('echo needs a text prompt (the prompt was token ids)', { issues: [{ path: 'echo', message: 'needs a text prompt' }] });
       }
       const { model, generator } = await prepare(request.model, request.keep_alive);
-      const run = launch(context, (signal) =>
+      const { run, handle } = launch(context, (signal) =>
         generator.complete(model.id, {
           ...samplingOf(request, defaults, undefined),
           prompt,
@@ -419,43 +396,37 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           yield chunk('', result);
         } finally {
           if (!finished) {
-            running.get(runningKeyOf(callerKeyOf(context), context.requestId))?.controller.abort();
+            handle.abort();
             await run.result.catch(() => undefined);
           }
         }
       })();
     },
 
-    'generation.stop': async (request, context) => {
-      const caller = callerKeyOf(context);
-      const entry = running.get(runningKeyOf(caller, request.request_id));
-      // Another caller's generation is answered as not found: its id is not this caller's to know.
-      if (entry === undefined) {
-        const stopped = deps.otherRequests?.cancel(request.request_id, caller) ?? false;
-        return stopped
-          ? { status: 'stopped', request_id: request.request_id, stopped: 1 }
-          : { status: 'not_found', request_id: request.request_id, stopped: 0 };
-      }
-      entry.controller.abort();
-      return { status: 'stopped', request_id: request.request_id, stopped: 1 };
-    },
+    // A generation or a pull of this caller; another caller's is answered as not found (its id is not this caller's to know).
+    'generation.stop': async (request, context) =>
+      running.cancel(request.request_id, callerKeyOf(context))
+        ? { status: 'stopped', request_id: request.request_id, stopped: 1 }
+        : { status: 'not_found', request_id: request.request_id, stopped: 0 },
 
     'generation.halt': async () => {
-      const entries = [...running.values()];
-      for (const entry of entries) entry.controller.abort();
-      const ids = entries.map((entry) => entry.requestId);
+      const ids = running.abortAll('generation');
       lastHaltTime = new Date().toISOString();
       deps.logger?.info({ stopped: ids.length }, 'Halted all generations');
       return { status: 'halted', was_generating: ids.length > 0, stopped: ids.length, stopped_request_ids: ids };
     },
 
     // How many run is everyone's to know; which ids, only the caller's own.
-    'generation.halt_status': async (_request, context) => ({
-      generating: running.size > 0,
-      active_requests: running.size,
-      active_request_ids: [...running.values()].filter((entry) => entry.caller === callerKeyOf(context)).map((entry) => entry.requestId),
-      last_halt_time: lastHaltTime,
-    }),
+    'generation.halt_status': async (_request, context) => {
+      const generations = running.list('generation');
+      const caller = callerKeyOf(context);
+      return {
+        generating: generations.length > 0,
+        active_requests: generations.length,
+        active_request_ids: generations.filter((entry) => entry.caller === caller).map((entry) => entry.requestId),
+        last_halt_time: lastHaltTime,
+      };
+    },
 
     'params.get': async () => registry.getGenerationParams(),
 

@@ -10,12 +10,12 @@ import {
   type ModelRegistry,
 } from '@tabagent/model-cache';
 import { onnxModelInspector } from '@tabagent/onnx-loader';
-import type { DataDirLayout } from './data-dir.js';
 import type { HfTokenStore } from './hf-token-store.js';
 
 /** What the model layer of a data directory needs. */
 export interface ModelLayerOptions {
-  layout: DataDirLayout;
+  /** The data directory and its models folder. */
+  layout: { root: string; models: string };
   hardware: Pick<HardwareProbe, 'availableMemory'>;
   hfTokens: HfTokenStore;
   hfEndpoint: string;

@@ -1,0 +1,18 @@
+export { openServices, providerWhenReady, type Services, type ServicesOptions } from './create-services.js';
+export { createModelLayer, type ModelLayerOptions, type DownloadStats } from './model-layer.js';
+export { createHfTokenStore, type HfTokenStore } from './hf-token-store.js';
+export { createPairingStore, defaultPairingTtlSeconds, maxActivePairings, type PairingStore, type PairingInfo } from './pairing-store.js';
+export { createRunningRequests, type RunningRequests, type RunningHandle, type RunningKind, type RunningRequest } from './running-requests.js';
+export { createServerMetrics, requestLogOnly, type ServerMetrics, type RequestRecord, type MetricsSources } from './server-metrics.js';
+export { trackInteractiveCalls, interactiveEmbeddingRoutes } from './interactive-work.js';
+export { withChatMemory } from './chat-memory.js';
+export { composeHandlers, missingCapabilityFor } from './handlers/compose-handlers.js';
+export { createNotBuiltHandlers, type MissingCapability } from './handlers/not-built-handlers.js';
+export type { HandlerGroup } from './handlers/handler-group.js';
+export { createGenerationHandlers, type GenerationHandlerDeps, type GenerationStats } from './handlers/generation-handlers.js';
+export { createEmbeddingHandlers, type EmbeddingHandlerDeps } from './handlers/embedding-handlers.js';
+export { createMemoryHandlers, createMemoryRetrieval, type MemoryRetrieval } from './handlers/memory-handlers.js';
+export { createModelHandlers } from './handlers/model-handlers.js';
+export { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
+export { createSystemHandlers } from './handlers/system-handlers.js';
+export { createPairingHandlers } from './handlers/pairing-handlers.js';
