@@ -104,6 +104,32 @@ describe('metrics and the request log', () => {
     expect(family(families, 'process_resident_memory_bytes').type).toBe('GAUGE');
   });
 
+  it('counts and logs an Ollama chat once, as ollama.chat (no models.load or chat.completions beside it), streamed or not', async () => {
+    const count = (families: ParsedFamily[], route: string): number =>
+      valueOf(families, 'tabagent_requests_total', { route, transport: 'http', status: '200' }) || 0;
+    const before = await scrape();
+    const linesBefore = logLines.length;
+    for (const stream of [false, true]) {
+      const response = await fetch(`${base}/api/chat`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], stream, options: { num_predict: 2 } }),
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe(stream ? 'application/x-ndjson' : 'application/json; charset=utf-8');
+      const lines = (await response.text()).trim().split('\n');
+      expect(lines).toHaveLength(stream ? 3 : 1);
+      expect(JSON.parse(lines[lines.length - 1] ?? '{}')).toMatchObject({ model: 'chat', done: true, eval_count: 2 });
+    }
+    const after = await scrape();
+    expect(['ollama.chat', 'models.load', 'chat.completions'].map((route) => count(after, route) - count(before, route))).toEqual([2, 0, 0]);
+    const requestLines = logLines.slice(linesBefore).filter((line) => line['msg'] === 'request');
+    expect(requestLines.map((line) => [line['route'], line['status']])).toEqual([
+      ['ollama.chat', 200],
+      ['ollama.chat', 200],
+    ]);
+  });
+
   it('keeps /metrics behind the same guard as every route', async () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
     expect((await fetch(`${base}/metrics`, { headers: { ...auth, origin: 'https://evil.example' } })).status).toBe(403);

@@ -164,7 +164,8 @@ class ApiRouterBuilder {
           .catch((error: unknown) => this.fail(request, response, error));
       });
     }
-    const table = buildRouteTable(this.routes);
+    // A dialect's routes (Ollama's /api/chat) are mounted by that dialect's router, with its framing.
+    const table = buildRouteTable(this.routes.filter((route) => route.dialect === undefined));
     this.routeAt = createRouteMatcher(table);
     for (const entry of table) {
       const route = router.route(entry.expressPath);

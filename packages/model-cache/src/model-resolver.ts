@@ -33,6 +33,8 @@ export interface ModelResolver {
   resolveTextModel(requested: string | undefined): Promise<{ model: RegisteredModel; generator: TextGenerator }>;
   /** Loads a model unless it is loaded (registry settings, overridden by `options`). */
   ensureLoaded(model: RegisteredModel, options?: ModelLoadOptions): Promise<{ view: LoadedModelView; alreadyLoaded: boolean; loadTimeMs: number }>;
+  /** Unloads a model from every backend that holds it; false when none did. */
+  unload(modelId: string): Promise<boolean>;
   /** The named model's embedder, or the configured / first registered embedding model's. */
   resolveEmbedder(modelId?: string): Promise<TextEmbedder>;
   /** A cross-encoder, or null when the named model is an embedding model (cosine fallback) or none is registered. */
@@ -211,6 +213,11 @@ export function createModelResolver(options: ModelResolverOptions): ModelResolve
       // An already loaded model keeps its settings; only its keep-alive is renewed.
       if (backend.loadedPath(model.id) !== undefined) return backend.load(model, { keepAlive: loadOptions.keepAlive });
       return backend.load(model, loadOptionsOf(model, loadOptions));
+    },
+    async unload(modelId) {
+      let unloaded = false;
+      for (const backend of backends) unloaded = (await backend.unload(modelId)) || unloaded;
+      return unloaded;
     },
     resolveEmbedder,
     resolveReranker,

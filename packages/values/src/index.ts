@@ -15,6 +15,7 @@ export * from './routes/embedding-routes.js';
 export * from './routes/memory-routes.js';
 export * from './routes/webrtc-routes.js';
 export * from './routes/pairing-routes.js';
+export * from './routes/ollama-routes.js';
 export * from './text-embedder.js';
 export * from './memory-model.js';
 export * from './logger.js';

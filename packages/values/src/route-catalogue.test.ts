@@ -12,8 +12,14 @@ describe('route catalogue', () => {
     expect(new Set(keys).size).toBe(keys.length);
   });
 
-  it('marks exactly chat completions, completions and model pulls as streaming', () => {
-    expect(routeList.filter((route) => route.streaming !== 'never').map((route) => route.id)).toEqual(['chat.completions', 'completions', 'models.pull']);
+  it('marks exactly chat completions, completions, model pulls and Ollama chat and generate as streaming', () => {
+    expect(routeList.filter((route) => route.streaming !== 'never').map((route) => route.id)).toEqual([
+      'chat.completions',
+      'completions',
+      'models.pull',
+      'ollama.chat',
+      'ollama.generate',
+    ]);
   });
 
   it('covers the groups the foundation issue lists', () => {

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { healthRoute, logsRoute, routesRoute } from './routes/health-routes.js';
+import { ollamaChatRoute, ollamaGenerateRoute } from './routes/ollama-routes.js';
 import {
   hardwareFeasibilityRoute,
   hardwareInfoRoute,
@@ -139,6 +140,8 @@ export const routeList = [
   webrtcAnswerRoute,
   webrtcIceRoute,
   webrtcSessionRoute,
+  ollamaChatRoute,
+  ollamaGenerateRoute,
 ] as const;
 
 type RouteUnion = (typeof routeList)[number];

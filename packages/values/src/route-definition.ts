@@ -44,6 +44,12 @@ export interface RouteDefinition<
    * requests cannot make the server buffer gigabytes.
    */
   readonly maxBodyBytes?: number;
+  /**
+   * The wire dialect of a route whose request and answer are another API's shapes (Ollama's
+   * `/api/chat`): the HTTP transport mounts it with that dialect's framing (NDJSON streams,
+   * `{"error": ...}` bodies) instead of SSE and problem documents. Absent: this server's own API.
+   */
+  readonly dialect?: 'ollama';
 }
 
 /** The request body limit of a route that names none: 1 MiB. */

@@ -3,8 +3,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response, Router } from 'express';
 import {
   assertPairingScope,
-  InvalidRequestError,
   isChunkStream,
+  OllamaChatRequest,
+  OllamaCopyRequest,
+  OllamaEmbedRequest,
+  OllamaEmbeddingsRequest,
+  OllamaGenerateRequest,
+  OllamaModelRequest,
+  ollamaModelIdOf as modelIdOf,
+  ollamaNameOf,
+  requiredOllamaModelName as requiredModelName,
   parseRouteRequest,
   problemStatusForCode,
   routeBodyLimit,
@@ -21,22 +29,7 @@ import { callerOfRequestState, createHttpCallContext } from '../http-call-contex
 import { markReachedProvider, reachedProvider, reportRefusal, type RequestRefusal } from '../refusal-tracking.js';
 import { readJsonBody } from '../request-body-reader.js';
 import { requestStateOf } from '../request-guard.js';
-import { ollamaToolCallsOf, openAiMessagesOf } from './ollama-messages.js';
-import {
-  OllamaChatRequest,
-  OllamaCopyRequest,
-  OllamaEmbedRequest,
-  OllamaEmbeddingsRequest,
-  OllamaGenerateRequest,
-  OllamaModelRequest,
-  modelIdOf,
-  ollamaNameOf,
-  parseOllamaRequest,
-  requiredModelName,
-  responseFormatOf,
-  samplingFromOptions,
-  thinkOf,
-} from './ollama-requests.js';
+import { parseOllamaRequest } from './ollama-requests.js';
 
 /**
  * The Ollama API version whose request and response shapes these routes follow (what
@@ -60,10 +53,6 @@ export interface OllamaRoutesOptions {
   onRefused?: (refusal: RequestRefusal) => void;
 }
 
-type ChatChunk = RouteChunk<'chat.completions'>;
-type Usage = NonNullable<ChatChunk['usage']>;
-
-const nowIso = (): string => new Date().toISOString();
 const nanoseconds = (fromMs: number, toMs: number): number => Math.max(0, Math.round((toMs - fromMs) * 1_000_000));
 const jsonType = 'application/json; charset=utf-8';
 
@@ -119,38 +108,7 @@ function capabilitiesOf(model: ModelInfo, template: string | null): string[] {
  * (NDJSON streams, `{"error": "..."}` errors as application/json, durations in nanoseconds).
  * There is no second implementation of anything here.
  */
-/**
- * The streamed chat.completions request an Ollama chat or generate becomes (the adapter gathers a
- * whole answer itself when the client asked for no stream).
- */
-function chatRequestOf(parts: {
-  fields: Record<string, unknown>;
-  id: string;
-  messages: readonly unknown[];
-  tools?: readonly unknown[] | undefined;
-  format: Record<string, unknown> | undefined;
-  think: unknown;
-  keepAlive: number | string | null | undefined;
-}): Record<string, unknown> {
-  return {
-    ...parts.fields,
-    model: parts.id,
-    messages: parts.messages,
-    stream: true,
-    ...(parts.tools === undefined ? {} : { tools: parts.tools }),
-    ...(parts.format === undefined ? {} : { response_format: parts.format }),
-    ...(parts.think === undefined ? {} : { think: parts.think }),
-    ...(parts.keepAlive === undefined || parts.keepAlive === null ? {} : { keep_alive: parts.keepAlive }),
-  };
-}
-
-/** Ignored Ollama option names remembered (and logged by name, once each), and the longest name kept. */
-const maxRememberedOptions = 64;
-const maxOptionNameLength = 64;
-
 export class OllamaRoutes {
-  private readonly ignoredOptions = new Set<string>();
-
   constructor(private readonly options: OllamaRoutesOptions) {}
 
   mount(router: Router): void {
@@ -175,8 +133,8 @@ export class OllamaRoutes {
       ['get', '/api/tags', (request, response) => this.tags(request, response)],
       ['get', '/api/ps', (request, response) => this.ps(request, response)],
       ['post', '/api/show', (request, response) => this.show(request, response)],
-      ['post', '/api/chat', (request, response) => this.chat(request, response)],
-      ['post', '/api/generate', (request, response) => this.generate(request, response)],
+      ['post', '/api/chat', (request, response) => this.generation('ollama.chat', request, response)],
+      ['post', '/api/generate', (request, response) => this.generation('ollama.generate', request, response)],
       ['post', '/api/embed', (request, response) => this.embed(request, response)],
       ['post', '/api/embeddings', (request, response) => this.embeddings(request, response)],
       ['delete', '/api/delete', (request, response) => this.remove(request, response)],
@@ -240,20 +198,6 @@ export class OllamaRoutes {
   }
 
   /**
-   * Logs the Ollama options this server does not use, each known name once. A caller chooses the
-   * names: at most 64 names of at most 64 characters are remembered and logged by name; any
-   * others are logged as a count only, so no request can grow the process's memory or write its
-   * own long text into the log.
-   */
-  private noteIgnored(keys: readonly string[]): void {
-    const fresh = keys.filter((key) => !this.ignoredOptions.has(key));
-    if (fresh.length === 0) return;
-    const named = fresh.filter((key) => key.length <= maxOptionNameLength).slice(0, Math.max(0, maxRememberedOptions - this.ignoredOptions.size));
-    for (const key of named) this.ignoredOptions.add(key);
-    this.options.logger.warn({ options: named, unnamed: fresh.length - named.length }, 'Ollama options not used by this server were ignored');
-  }
-
-  /**
    * Loads the model if it is not (Ollama loads on demand too), with `num_ctx`/`num_thread` and the
    * keep-alive; the time it took, in ns, is Ollama's `load_duration`.
    */
@@ -274,23 +218,6 @@ export class OllamaRoutes {
       servedRoute,
     );
     return loaded.status === 'loaded' ? nanoseconds(started, performance.now()) : 0;
-  }
-
-  /** An empty chat or generate: Ollama loads the model, or with keep_alive 0 unloads it. */
-  private async loadOrUnload(
-    id: string,
-    keepAlive: number | string | undefined,
-    request: Request,
-    response: Response,
-    servedRoute: RouteId,
-  ): Promise<'load' | 'unload'> {
-    // Unloading takes the model from every other caller: that stays a `full` token's to do.
-    if (keepAlive === 0 || keepAlive === '0' || keepAlive === '0s') {
-      await this.callOnce('models.unload', { model: id }, request, response);
-      return 'unload';
-    }
-    await this.ensureLoaded(id, keepAlive, {}, request, response, servedRoute);
-    return 'load';
   }
 
   private async models(request: Request, response: Response): Promise<ModelInfo[]> {
@@ -390,178 +317,20 @@ export class OllamaRoutes {
     }
   }
 
-  /** Final-line counters in Ollama's names and nanoseconds. */
-  private counters(
-    usage: Usage | null | undefined,
-    timing: { started: number; firstAt: number | null; endedAt: number; loadNs: number },
-  ): Record<string, number> {
-    const first = timing.firstAt ?? timing.endedAt;
-    return {
-      total_duration: nanoseconds(timing.started, timing.endedAt),
-      load_duration: timing.loadNs,
-      prompt_eval_count: usage?.prompt_tokens ?? 0,
-      prompt_eval_duration: nanoseconds(timing.started, first),
-      eval_count: usage?.completion_tokens ?? 0,
-      eval_duration: nanoseconds(first, timing.endedAt),
-    };
-  }
-
-  /** The catalogue's chat stream as Ollama lines; `shape` wraps the text of each line (chat: message, generate: response). */
-  private async *chatLines(
-    chunks: AsyncIterable<ChatChunk>,
-    name: string,
-    timing: { started: number; loadNs: number },
-    shape: (content: string, thinking: string | undefined, toolCalls: ReturnType<typeof ollamaToolCallsOf> | undefined) => Record<string, unknown>,
-  ): AsyncGenerator<Record<string, unknown>> {
-    let firstAt: number | null = null;
-    let usage: Usage | null | undefined;
-    let doneReason = 'stop';
-    for await (const chunk of chunks) {
-      const choice = chunk.choices[0];
-      if (chunk.usage) usage = chunk.usage;
-      if (choice?.finish_reason === 'length') doneReason = 'length';
-      const delta = choice?.delta;
-      const content = delta?.content ?? '';
-      const thinking = delta?.reasoning_content;
-      const toolCalls = delta?.tool_calls === undefined ? undefined : ollamaToolCallsOf(delta.tool_calls);
-      if (content === '' && thinking === undefined && toolCalls === undefined) continue;
-      firstAt ??= performance.now();
-      yield { model: name, created_at: nowIso(), ...shape(content, thinking, toolCalls), done: false };
-    }
-    yield {
-      model: name,
-      created_at: nowIso(),
-      ...shape('', undefined, undefined),
-      done: true,
-      done_reason: doneReason,
-      ...this.counters(usage, { ...timing, firstAt, endedAt: performance.now() }),
-    };
-  }
-
-  private async chat(request: Request, response: Response): Promise<void> {
-    const started = performance.now();
-    const body = parseOllamaRequest(OllamaChatRequest, await this.body(request, 'chat.completions'), '/api/chat');
-    const name = requiredModelName(body);
-    const id = modelIdOf(name);
-    if (body.messages === undefined || body.messages === null || body.messages.length === 0) {
-      const reason = await this.loadOrUnload(id, body.keep_alive, request, response, 'chat.completions');
-      sendJson(response, 200, { model: name, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: reason });
+  /**
+   * Ollama's chat and generate are operations of their own (`ollama.chat`, `ollama.generate`): one
+   * provider call, whose Ollama lines are sent as NDJSON, or as one JSON object when the client
+   * asked for no stream. Loading, thinking, tools and the counters are the Ollama codec's (services).
+   */
+  private async generation(id: 'ollama.chat' | 'ollama.generate', request: Request, response: Response): Promise<void> {
+    const schema = id === 'ollama.chat' ? OllamaChatRequest : OllamaGenerateRequest;
+    const body = parseOllamaRequest(schema, await this.body(request, id), id === 'ollama.chat' ? '/api/chat' : '/api/generate');
+    const result = await this.call(id, body, request, response);
+    if (!isChunkStream(result)) {
+      sendJson(response, 200, result);
       return;
     }
-    const { fields, load, ignored } = samplingFromOptions(body.options);
-    this.noteIgnored(ignored);
-    const messages = openAiMessagesOf(body.messages);
-    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response, 'chat.completions');
-    const format = responseFormatOf(body.format);
-    const think = thinkOf(body.think);
-    const chunks = (await this.call(
-      'chat.completions',
-      chatRequestOf({ fields, id, messages, tools: body.tools ?? undefined, format, think, keepAlive: body.keep_alive }),
-      request,
-      response,
-    )) as AsyncIterable<ChatChunk>;
-    const lines = this.chatLines(chunks, name, { started, loadNs }, (content, thinking, toolCalls) => ({
-      message: { role: 'assistant', content, ...(thinking === undefined ? {} : { thinking }), ...(toolCalls === undefined ? {} : { tool_calls: toolCalls }) },
-    }));
-    await this.reply(response, body.stream !== false, lines, (all) => {
-      const last = all[all.length - 1] ?? {};
-      const messagesOf = all.map((line) => line['message'] as { content: string; thinking?: string; tool_calls?: unknown[] });
-      const thinking = messagesOf.map((message) => message.thinking ?? '').join('');
-      const toolCalls = messagesOf.flatMap((message) => message.tool_calls ?? []);
-      return {
-        ...last,
-        message: {
-          role: 'assistant',
-          content: messagesOf.map((message) => message.content).join(''),
-          ...(thinking === '' ? {} : { thinking }),
-          ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls }),
-        },
-      };
-    });
-  }
-
-  private async generate(request: Request, response: Response): Promise<void> {
-    const started = performance.now();
-    const body = parseOllamaRequest(OllamaGenerateRequest, await this.body(request, 'completions'), '/api/generate');
-    const name = requiredModelName(body);
-    const id = modelIdOf(name);
-    if (body.images !== undefined && body.images !== null && body.images.length > 0) {
-      throw new InvalidRequestError('images are not supported: the models of this server read text only', {
-        issues: [{ path: 'images', message: 'not supported' }],
-      });
-    }
-    if (body.suffix !== undefined && body.suffix !== null && body.suffix !== '') {
-      throw new InvalidRequestError('suffix (fill-in-the-middle) is not supported', { issues: [{ path: 'suffix', message: 'not supported' }] });
-    }
-    if (body.template !== undefined && body.template !== null && body.template !== '') {
-      throw new InvalidRequestError("template is not supported: the model's own chat template is used (or send raw: true)", {
-        issues: [{ path: 'template', message: 'not supported' }],
-      });
-    }
-    const prompt = body.prompt ?? '';
-    if (prompt === '') {
-      const reason = await this.loadOrUnload(id, body.keep_alive, request, response, 'completions');
-      sendJson(response, 200, { model: name, created_at: nowIso(), response: '', done: true, done_reason: reason });
-      return;
-    }
-    const { fields, load, ignored } = samplingFromOptions(body.options);
-    this.noteIgnored(ignored);
-    const loadNs = await this.ensureLoaded(id, body.keep_alive, load, request, response, 'completions');
-    const format = responseFormatOf(body.format);
-    const keepAlive = body.keep_alive === undefined ? {} : { keep_alive: body.keep_alive };
-    const merge = (all: Record<string, unknown>[]): Record<string, unknown> => {
-      const thinking = all.map((line) => (line['thinking'] as string | undefined) ?? '').join('');
-      return { ...(all[all.length - 1] ?? {}), response: all.map((line) => line['response'] as string).join(''), ...(thinking === '' ? {} : { thinking }) };
-    };
-    if (body.raw === true) {
-      // raw: the prompt as it is, no chat template: the completions operation.
-      const chunks = (await this.call(
-        'completions',
-        {
-          ...fields,
-          model: id,
-          prompt,
-          stream: true,
-          ...(format === undefined ? {} : { response_format: format }),
-          ...keepAlive,
-        },
-        request,
-        response,
-      )) as AsyncIterable<RouteChunk<'completions'>>;
-      const asChat = (async function* (): AsyncGenerator<ChatChunk> {
-        for await (const chunk of chunks) {
-          const choice = chunk.choices[0];
-          yield {
-            ...chunk,
-            object: 'chat.completion.chunk',
-            choices: [{ index: 0, delta: { content: choice?.text ?? '' }, finish_reason: choice?.finish_reason ?? null }],
-          };
-        }
-      })();
-      await this.reply(
-        response,
-        body.stream !== false,
-        this.chatLines(asChat, name, { started, loadNs }, (content) => ({ response: content })),
-        merge,
-      );
-      return;
-    }
-    const think = thinkOf(body.think);
-    const messages = [
-      ...(body.system === undefined || body.system === null || body.system === '' ? [] : [{ role: 'system', content: body.system }]),
-      { role: 'user', content: prompt },
-    ];
-    const chunks = (await this.call(
-      'chat.completions',
-      chatRequestOf({ fields, id, messages, format, think, keepAlive: body.keep_alive }),
-      request,
-      response,
-    )) as AsyncIterable<ChatChunk>;
-    const lines = this.chatLines(chunks, name, { started, loadNs }, (content, thinking) => ({
-      response: content,
-      ...(thinking === undefined ? {} : { thinking }),
-    }));
-    await this.reply(response, body.stream !== false, lines, merge);
+    await this.reply(response, true, result as AsyncIterable<Record<string, unknown>>, (all) => all[all.length - 1] ?? {});
   }
 
   private async embed(request: Request, response: Response): Promise<void> {

@@ -54,12 +54,6 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     ...(model.aliasOf === undefined ? {} : { alias_of: model.aliasOf }),
   });
 
-  const unloadEverywhere = async (modelId: string): Promise<boolean> => {
-    let unloaded = false;
-    for (const backend of models.backends) unloaded = (await backend.unload(modelId)) || unloaded;
-    return unloaded;
-  };
-
   const estimate = async (request: { model: string; context_size?: number; gpu_layers?: number | 'auto' | 'max' }) => {
     const model = await registry.get(request.model);
     const [available, result] = await Promise.all([
@@ -105,7 +99,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     },
 
     'models.unload': async (request) => {
-      const unloaded = await unloadEverywhere(request.model);
+      const unloaded = await models.unload(request.model);
       return { status: unloaded ? 'unloaded' : 'not_loaded', model: request.model };
     },
 
@@ -129,7 +123,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       if ((await registry.aliasTarget(request.model)) !== undefined) return { status: await registry.remove(request.model), model: request.model };
       const model = await registry.get(request.model).catch(() => null);
       // Unload first: a loaded model keeps its file mapped.
-      await unloadEverywhere(request.model);
+      await models.unload(request.model);
       const status = await registry.remove(model?.id ?? request.model);
       return { status, model: request.model };
     },

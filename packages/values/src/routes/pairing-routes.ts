@@ -10,6 +10,8 @@ export const chatScopeRouteIds = [
   'health',
   'chat.completions',
   'completions',
+  'ollama.chat',
+  'ollama.generate',
   'embeddings',
   'models.list',
   'models.get',

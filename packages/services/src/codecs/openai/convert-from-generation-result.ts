@@ -1,0 +1,129 @@
+import type { GenerationEvent, GenerationResult, RouteChunk, RouteResponse } from '@tabagent/values';
+import { cancelledInfo, mapOpenAiFinishReason, openAiUsageOf } from './map-openai-finish-reason.js';
+
+// The internal generation contract back into the OpenAI dialect: answers and stream chunks.
+
+/** What every answer of one request carries: its id, creation time, model and request id. */
+export interface OpenAiAnswerMeta {
+  id: string;
+  created: number;
+  model: string;
+  requestId: string;
+}
+
+type ChatDelta = RouteChunk<'chat.completions'>['choices'][number]['delta'];
+
+/** What a stream chunk says about the end: on the last one (with the result) its finish reason, usage and the cancelled flag; null on the others. */
+function chunkEndOf(result: GenerationResult | null) {
+  if (result === null) return { finish_reason: null, tail: {} };
+  const finish = mapOpenAiFinishReason(result);
+  return { finish_reason: finish.finish_reason, tail: { usage: openAiUsageOf(result), ...(finish.cancelled ? cancelledInfo : {}) } };
+}
+
+function toolCallsOf(result: GenerationResult) {
+  return result.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+}
+
+/** A whole chat completion. */
+export function openAiChatResponseOf(result: GenerationResult, meta: OpenAiAnswerMeta): RouteResponse<'chat.completions'> {
+  const finish = mapOpenAiFinishReason(result);
+  const toolCalls = toolCallsOf(result);
+  return {
+    id: meta.id,
+    object: 'chat.completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: toolCalls.length > 0 && result.text.length === 0 ? null : result.text,
+          ...(result.reasoning.length > 0 ? { reasoning_content: result.reasoning } : {}),
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        },
+        finish_reason: finish.finish_reason,
+        logprobs: null,
+      },
+    ],
+    usage: openAiUsageOf(result),
+    request_id: meta.requestId,
+    ...(finish.cancelled ? cancelledInfo : {}),
+  };
+}
+
+/**
+ * The event stream as chat completion chunks: the role first, a chunk per text or reasoning
+ * delta, the tool calls together (each with its index and id), then the finish reason and usage.
+ */
+export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>, meta: OpenAiAnswerMeta): AsyncGenerator<RouteChunk<'chat.completions'>> {
+  const chunk = (delta: ChatDelta, result: GenerationResult | null): RouteChunk<'chat.completions'> => {
+    const end = chunkEndOf(result);
+    const choice = { index: 0, delta, finish_reason: end.finish_reason, logprobs: null };
+    return {
+      id: meta.id,
+      object: 'chat.completion.chunk',
+      created: meta.created,
+      model: meta.model,
+      choices: [choice],
+      request_id: meta.requestId,
+      ...end.tail,
+    };
+  };
+  for await (const event of events) {
+    switch (event.type) {
+      case 'start':
+        yield chunk({ role: 'assistant', content: '' }, null);
+        break;
+      case 'text-delta':
+        yield chunk({ content: event.text }, null);
+        break;
+      case 'reasoning-delta':
+        yield chunk({ reasoning_content: event.text }, null);
+        break;
+      case 'tool-call':
+        // Sent together with the others, once the result has them all (the end event).
+        break;
+      case 'end':
+        if (event.result.toolCalls.length > 0) yield chunk({ tool_calls: toolCallsOf(event.result).map((call, index) => ({ index, ...call })) }, null);
+        yield chunk({}, event.result);
+        break;
+      case 'error':
+        throw event.error;
+    }
+  }
+}
+
+/** A whole text completion; `echo` is the prompt when the request asked for it back. */
+export function openAiCompletionResponseOf(result: GenerationResult, meta: OpenAiAnswerMeta, echo: string): RouteResponse<'completions'> {
+  const finish = mapOpenAiFinishReason(result);
+  return {
+    id: meta.id,
+    object: 'text_completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, text: echo + result.text, finish_reason: finish.finish_reason, logprobs: null }],
+    usage: openAiUsageOf(result),
+    request_id: meta.requestId,
+    ...(finish.cancelled ? cancelledInfo : {}),
+  };
+}
+
+/** The event stream as text completion chunks (the echoed prompt first, when asked for). */
+export async function* openAiCompletionChunksOf(
+  events: AsyncIterable<GenerationEvent>,
+  meta: OpenAiAnswerMeta,
+  echo: string,
+): AsyncGenerator<RouteChunk<'completions'>> {
+  const chunk = (text: string, result: GenerationResult | null): RouteChunk<'completions'> => {
+    const end = chunkEndOf(result);
+    const choice = { index: 0, text, finish_reason: end.finish_reason, logprobs: null };
+    return { id: meta.id, object: 'text_completion', created: meta.created, model: meta.model, choices: [choice], request_id: meta.requestId, ...end.tail };
+  };
+  for await (const event of events) {
+    if (event.type === 'start' && echo.length > 0) yield chunk(echo, null);
+    else if (event.type === 'text-delta' || event.type === 'reasoning-delta') yield chunk(event.text, null);
+    else if (event.type === 'end') yield chunk('', event.result);
+    else if (event.type === 'error') throw event.error;
+  }
+}

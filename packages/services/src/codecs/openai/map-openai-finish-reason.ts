@@ -1,0 +1,20 @@
+import type { GenerationResult, RouteResponse } from '@tabagent/values';
+
+/** OpenAI's finish reason of a result: a stopped generation is `stop`, with `tabagent.cancelled`. */
+export function mapOpenAiFinishReason(result: GenerationResult): { finish_reason: 'stop' | 'length' | 'tool_calls'; cancelled: boolean } {
+  return result.finishReason === 'cancelled' ? { finish_reason: 'stop', cancelled: true } : { finish_reason: result.finishReason, cancelled: false };
+}
+
+/** The usage block of OpenAI's answers. */
+export function openAiUsageOf(result: GenerationResult): RouteResponse<'chat.completions'>['usage'] {
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.completionTokens,
+    total_tokens: result.promptTokens + result.completionTokens,
+    prompt_tokens_details: { cached_tokens: result.cachedPromptTokens },
+    completion_tokens_details: { reasoning_tokens: result.reasoningTokens },
+  };
+}
+
+/** Marks an answer whose generation was stopped (`generation.stop`, halt, disconnect). */
+export const cancelledInfo = { tabagent: { cancelled: true } } as const;
