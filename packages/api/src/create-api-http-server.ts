@@ -1,6 +1,8 @@
 import { IncomingMessage, ServerResponse, createServer, type Server, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
+import { catalogueDispatchKey, type ApiApp } from './create-api-app.js';
+import { enableDeferredHeaders, writeHeadWithDeferred } from './deferred-headers.js';
 
 type LegacyConstructor = (this: unknown, ...args: unknown[]) => void;
 
@@ -32,10 +34,13 @@ function expressMessageClasses(app: Express): Pick<ServerOptions, 'IncomingMessa
     constructRequest.call(this, socket);
   }
   ExpressIncomingMessage.prototype = app.request;
-  function ExpressServerResponse(this: unknown, request: IncomingMessage, options?: unknown): void {
+  function ExpressServerResponse(this: ServerResponse, request: IncomingMessage, options?: unknown): void {
     constructResponse.call(this, request, options);
+    enableDeferredHeaders(this);
   }
   ExpressServerResponse.prototype = app.response;
+  // The guard's headers are written with the status line (see deferred-headers.ts).
+  Object.defineProperty(app.response, 'writeHead', { value: writeHeadWithDeferred, writable: true, configurable: true });
   return {
     IncomingMessage: ExpressIncomingMessage as unknown as typeof IncomingMessage,
     ServerResponse: ExpressServerResponse as unknown as typeof ServerResponse,
@@ -53,7 +58,15 @@ export function createApiHttpServer(app: Express, serverOptions: ServerOptions =
   // Bounded waits for a request to arrive: a client that trickles its headers (or body) is cut
   // off instead of holding a socket for minutes. Responses (SSE streams) are not limited.
   const bounded: ServerOptions = { headersTimeout: 10_000, requestTimeout: 60_000, connectionsCheckingInterval: 1_000, ...serverOptions };
-  const server = createServer(classes === undefined ? bounded : { ...bounded, ...classes }, app);
+  // The catalogue's routes go straight to their handler; the rest (Ollama's API, documents) through Express.
+  const dispatch = (app as ApiApp)[catalogueDispatchKey];
+  const listener =
+    dispatch === undefined
+      ? app
+      : (request: IncomingMessage, response: ServerResponse): void => {
+          if (!dispatch(request, response)) void app(request, response);
+        };
+  const server = createServer(classes === undefined ? bounded : { ...bounded, ...classes }, listener);
   // A bound on sockets held at once (each idle keep-alive or streaming client holds one): past it
   // Node closes new connections at once instead of letting one program exhaust file descriptors.
   server.maxConnections = maxApiConnections;

@@ -9,16 +9,16 @@ export interface RequestRefusal {
   code: string;
 }
 
-const reached = new WeakSet<IncomingMessage>();
+const reachedKey = Symbol('tabagent.api.reachedProvider');
 
 /** Marks a request as handed to the provider: errors after this are the provider's to count. */
 export function markReachedProvider(request: IncomingMessage): void {
-  reached.add(request);
+  (request as IncomingMessage & { [reachedKey]?: true })[reachedKey] = true;
 }
 
 /** True once the request was handed to the provider. */
 export function reachedProvider(request: IncomingMessage): boolean {
-  return reached.has(request);
+  return (request as IncomingMessage & { [reachedKey]?: true })[reachedKey] === true;
 }
 
 /** Reports a refusal of `route` with the status and code its error is answered with. */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ForbiddenError, UnauthorizedError, type PairingGrant, type PairingVerifier } from '@tabagent/values';
 import { ApiKeyCheck } from './api-key-check.js';
+import { deferHeader } from './deferred-headers.js';
 import { HostPolicy } from './host-policy.js';
 import { OriginPolicy } from './origin-policy.js';
 import { isAcceptableClientRequestId } from './request-id.js';
@@ -59,6 +60,7 @@ const securityHeaders = {
   'Content-Security-Policy': "frame-ancestors 'none'",
   Vary: 'Origin',
 } as const;
+const securityHeaderPairs = Object.entries(securityHeaders);
 
 /** Headers any allowed caller may send; the official clients add their own (below). */
 const baseAllowedHeaders = 'Authorization, Content-Type, X-Request-Id, Accept';
@@ -100,8 +102,8 @@ export class RequestGuard {
   check(request: IncomingMessage, response: ServerResponse, path: string): Error | 'handled' | undefined {
     const incomingId = request.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && isAcceptableClientRequestId(incomingId) ? incomingId : this.options.requestIdFactory();
-    response.setHeader('X-Request-Id', requestId);
-    for (const [name, value] of Object.entries(securityHeaders)) response.setHeader(name, value);
+    deferHeader(response, 'X-Request-Id', requestId);
+    for (const [name, value] of securityHeaderPairs) deferHeader(response, name, value);
     const origin = request.headers.origin;
     const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
     const bearer = /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(request.headers.authorization ?? '')?.[1];
@@ -141,8 +143,8 @@ export class RequestGuard {
           `Origin ${JSON.stringify(origin)} is not allowed to call this server: web pages are refused unless their exact origin is allowed with --allowed-origin (the extension is allowed by install-native-host)`,
         );
       }
-      response.setHeader('Access-Control-Allow-Origin', origin);
-      response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id');
+      deferHeader(response, 'Access-Control-Allow-Origin', origin);
+      deferHeader(response, 'Access-Control-Expose-Headers', 'X-Request-Id');
     } else if (pairing === null && isFromAnotherSite(request.headers['sec-fetch-site'])) {
       // A browser request without Origin from another site: an <img>, <script> or link GET. A
       // local program sends no Sec-Fetch-Site, and a typed URL or bookmark says `none`.

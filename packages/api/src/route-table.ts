@@ -66,3 +66,49 @@ export function createRouteMatcher(table: readonly MountedPath[]): (method: stri
     return undefined;
   };
 }
+
+/**
+ * A matcher from method and path to the route and its decoded path parameters, for serving
+ * catalogue routes without Express: exact paths by one map lookup, parameterised ones by pattern,
+ * in the table's order (literal paths first). Undefined where Express would decide (no route,
+ * another method, a parameter that does not decode).
+ */
+export function createCatalogueMatcher(
+  table: readonly MountedPath[],
+): (method: string, path: string) => { id: RouteId; params: Record<string, string> } | undefined {
+  const literal = new Map<string, ReadonlyMap<RouteMethod, RouteId>>();
+  const patterns: { pattern: RegExp; names: string[]; methods: ReadonlyMap<RouteMethod, RouteId> }[] = [];
+  for (const entry of table) {
+    const names = [...entry.path.matchAll(/\{([^}]+)\}/g)].map((name) => name[1] ?? '');
+    if (names.length === 0) literal.set(entry.path, entry.methods);
+    else
+      patterns.push({
+        pattern: new RegExp(`^${entry.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '([^/]+)')}$`),
+        names,
+        methods: entry.methods,
+      });
+  }
+  const noParams: Record<string, string> = {};
+  return (method, path) => {
+    const wanted = (method === 'HEAD' ? 'GET' : method) as RouteMethod;
+    const exact = literal.get(path);
+    if (exact !== undefined) {
+      const id = exact.get(wanted);
+      return id === undefined ? undefined : { id, params: noParams };
+    }
+    for (const { pattern, names, methods } of patterns) {
+      const found = pattern.exec(path);
+      if (found === null) continue;
+      const id = methods.get(wanted);
+      if (id === undefined) return undefined;
+      const params: Record<string, string> = {};
+      try {
+        for (const [index, name] of names.entries()) params[name] = decodeURIComponent(found[index + 1] ?? '');
+      } catch {
+        return undefined;
+      }
+      return { id, params };
+    }
+    return undefined;
+  };
+}

@@ -31,21 +31,23 @@ export function trackInteractiveCalls(
     onEnd();
   };
   const wrapped: AppStateProvider = {
-    async handle<K extends RouteId>(id: K, request: RouteRequest<K>, context: CallContext): Promise<HandlerResult<K>> {
+    // Not an async function: the routes it does not count pass through without another promise.
+    handle<K extends RouteId>(id: K, request: RouteRequest<K>, context: CallContext): Promise<HandlerResult<K>> {
       if (!routes.has(id)) return provider.handle(id, request, context);
       inFlight += 1;
-      let result: HandlerResult<K>;
-      try {
-        result = await provider.handle(id, request, context);
-      } catch (error) {
-        end();
-        throw error;
-      }
-      if (!isChunkStream(result)) {
-        end();
-        return result;
-      }
-      return onStreamEnd(result, end) as HandlerResult<K>;
+      return provider.handle(id, request, context).then(
+        (result) => {
+          if (!isChunkStream(result)) {
+            end();
+            return result;
+          }
+          return onStreamEnd(result, end) as HandlerResult<K>;
+        },
+        (error: unknown) => {
+          end();
+          throw error;
+        },
+      );
     },
   };
   return { provider: wrapped, inFlight: () => inFlight };

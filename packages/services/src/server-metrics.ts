@@ -58,24 +58,26 @@ function instrumentProvider(provider: AppStateProvider, report: (record: Request
     report({ route: id, transport: context.transport, status, durationMs, requestId: context.requestId });
   };
   return {
-    async handle<K extends RouteId>(id: K, request: RouteRequest<K>, context: CallContext): Promise<HandlerResult<K>> {
+    // Not an async function: a plain then() is one promise less on every request's path.
+    handle<K extends RouteId>(id: K, request: RouteRequest<K>, context: CallContext): Promise<HandlerResult<K>> {
       const started = performance.now();
-      let result: HandlerResult<K>;
-      try {
-        result = await provider.handle(id, request, context);
-      } catch (error) {
-        finish(id, context, started, toProblemDetails(error).status);
-        throw error;
-      }
-      if (!isChunkStream(result)) {
-        finish(id, context, started, 200);
-        return result;
-      }
-      // A stream is timed to its end: finished (499 when the caller went away), failed, or closed early.
-      return onStreamEnd(result, (outcome, error) => {
-        const status = outcome === 'failed' ? toProblemDetails(error).status : outcome === 'closed' || context.signal.aborted ? 499 : 200;
-        finish(id, context, started, status);
-      }) as HandlerResult<K>;
+      return provider.handle(id, request, context).then(
+        (result) => {
+          if (!isChunkStream(result)) {
+            finish(id, context, started, 200);
+            return result;
+          }
+          // A stream is timed to its end: finished (499 when the caller went away), failed, or closed early.
+          return onStreamEnd(result, (outcome, error) => {
+            const status = outcome === 'failed' ? toProblemDetails(error).status : outcome === 'closed' || context.signal.aborted ? 499 : 200;
+            finish(id, context, started, status);
+          }) as HandlerResult<K>;
+        },
+        (error: unknown) => {
+          finish(id, context, started, toProblemDetails(error).status);
+          throw error;
+        },
+      );
     },
   };
 }
@@ -246,24 +248,27 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
   return {
     registry,
     instrument(provider, onRequest) {
-      // Label children are looked up once per label set: the hot path is then two plain updates.
-      const counters = new Map<string, { inc: () => void }>();
-      const timers = new Map<string, { observe: (value: number) => void }>();
+      // Label children are looked up once per label set, by route, transport and status in nested
+      // maps (no key string built per request): the hot path is then two plain updates.
+      const children = new Map<string, Map<string, { timer: { observe: (value: number) => void }; counters: Map<number, { inc: () => void }> }>>();
       return instrumentProvider(provider, (record) => {
-        const timerKey = `${record.route}|${record.transport}`;
-        const counterKey = `${timerKey}|${record.status}`;
-        let counter = counters.get(counterKey);
+        let byTransport = children.get(record.route);
+        if (byTransport === undefined) {
+          byTransport = new Map();
+          children.set(record.route, byTransport);
+        }
+        let child = byTransport.get(record.transport);
+        if (child === undefined) {
+          child = { timer: duration.labels(record.route, record.transport), counters: new Map() };
+          byTransport.set(record.transport, child);
+        }
+        let counter = child.counters.get(record.status);
         if (counter === undefined) {
           counter = requests.labels(record.route, record.transport, String(record.status));
-          counters.set(counterKey, counter);
+          child.counters.set(record.status, counter);
         }
         counter.inc();
-        let timer = timers.get(timerKey);
-        if (timer === undefined) {
-          timer = duration.labels(record.route, record.transport);
-          timers.set(timerKey, timer);
-        }
-        timer.observe(record.durationMs / 1000);
+        child.timer.observe(record.durationMs / 1000);
         onRequest?.(record);
       });
     },
