@@ -242,8 +242,22 @@ try {
     ];
     const served = [];
     const direct = [];
+    const whole = [];
     for (let run = 0; run <= decodeRuns; run++) {
       const fromServer = await streamChat('chat-bench-medium', messages, decodeTokens, 42, { cache_prompt: false });
+      // The same request not streamed: the engine's own decode speed (stats.get) with no SSE
+      // writing between tokens, which separates the transport's cost from the engine's.
+      const unstreamed = await postJson(chatUrl, {
+        model: 'chat-bench-medium',
+        messages,
+        max_tokens: decodeTokens,
+        seed: 42,
+        ignore_eos: true,
+        cache_prompt: false,
+        ...sampling,
+      });
+      await unstreamed.json();
+      const stats = await (await fetch(`${server.baseUrl}/v1/stats`)).json();
       await sequence.clearHistory();
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper });
       let first = null;
@@ -264,6 +278,7 @@ try {
       chat.dispose({ disposeSequence: false });
       if (run === 0) continue; // warm-up
       served.push(fromServer.tokensPerSecond);
+      whole.push(stats.last.tokens_per_second);
       direct.push(((generated - 1) * 1000) / (last - first));
     }
     await context.dispose();
@@ -275,6 +290,8 @@ try {
     console.log(`\nchat decode speed, medium model (~125M), ${decodeTokens} tokens, ${decodeRuns} runs (median)`);
     console.log(`  direct LlamaChat          ${median(direct).toFixed(1).padStart(7)} tok/s`);
     console.log(`  server chat, SSE stream   ${median(served).toFixed(1).padStart(7)} tok/s`);
+    console.log(`  server chat, not streamed ${median(whole).toFixed(1).padStart(7)} tok/s (the engine's own figure)`);
+    console.log(`  SSE stream / not streamed (median of paired runs): ${median(served.map((speed, run) => speed / whole[run])).toFixed(3)}`);
     console.log(`  server / direct (median of paired runs): ${ratio.toFixed(3)} (floor >= 0.95: ${verdict(ratio >= 0.95)})`);
   }
 } finally {
