@@ -71,8 +71,8 @@ describe('reasoning_content', () => {
     expect(deltas.filter((delta) => (delta.content ?? '') !== '')).toEqual([]);
   });
 
-  it('takes reasoning_effort none and Ollama-style think false: the model answers without thinking', async () => {
-    for (const off of [{ reasoning_effort: 'none' as const }, { think: false }]) {
+  it("takes reasoning_effort none: the model answers without thinking (Ollama's think belongs to /api/chat)", async () => {
+    for (const off of [{ reasoning_effort: 'none' as const }]) {
       const completion = await client.chat.completions.create({
         model: 'thinker',
         messages: [{ role: 'user', content: 'Answer' }],

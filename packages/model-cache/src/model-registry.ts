@@ -11,6 +11,7 @@ import {
   ModelNotFoundError,
   TabAgentError,
   safeParseJson,
+  type Logger,
 } from '@tabagent/values';
 import type { GenerationParams, ModelInspection, ModelInspector, ModelSettings, ModelTask, RegisteredModel } from './model-types.js';
 
@@ -33,7 +34,7 @@ export interface ModelRegistryOptions {
   /** Folders besides the models folder that `register` may take paths from (`--model-dir`). */
   modelDirs?: readonly string[];
   /** Warnings about unreadable models. */
-  logger?: { warn(objectOrMessage: object | string, message?: string): void };
+  logger?: Pick<Logger, 'warn'>;
   /**
    * How long a scan of the models folder answers later lookups, in ms (default 1000). Every
    * request that names a model looks it up; a scan reads the folder, stats every entry and reads

@@ -10,6 +10,7 @@ import {
   type ModelRegistry,
 } from '@tabagent/model-cache';
 import { onnxModelInspector } from '@tabagent/onnx-loader';
+import type { Logger } from '@tabagent/values';
 import type { HfTokenStore } from './hf-token-store.js';
 
 /** What the model layer of a data directory needs. */
@@ -23,7 +24,7 @@ export interface ModelLayerOptions {
   hfToken: string | undefined;
   /** `--model-dir` folders `models.register` may take paths from. */
   modelDirs?: readonly string[];
-  logger?: { warn(objectOrMessage: object | string, message?: string): void };
+  logger?: Pick<Logger, 'warn'>;
 }
 
 /** Files downloading now and bytes received since start, for `/metrics`. */

@@ -13,6 +13,7 @@ import {
   TimeoutError,
   UpstreamError,
   safeParseJson,
+  type Logger,
 } from '@tabagent/values';
 import type { HubFile } from '../model-types.js';
 import type { HubClient } from './hub-client.js';
@@ -72,7 +73,7 @@ export interface ModelDownloaderOptions {
    */
   minBytesPerSecond?: number;
   speedWindowMs?: number;
-  logger?: { warn(objectOrMessage: object | string, message?: string): void };
+  logger?: Pick<Logger, 'warn'>;
 }
 
 /** Fetches files from the Hub into place: resumable, verified, shared between callers. */

@@ -132,10 +132,6 @@ export const ChatCompletionRequest = SamplingOptions.extend({
     .describe(
       'How much a reasoning model thinks. none: it does not (its thought is closed at once). low/medium/high: given to models that take an effort (gpt-oss); others ignore them and think as they do. Models without reasoning ignore the field.',
     ),
-  think: z
-    .union([z.boolean(), z.enum(['low', 'medium', 'high'])])
-    .optional()
-    .describe("Ollama's switch: false is reasoning_effort none; true lets the model think; low/medium/high as reasoning_effort."),
   response_format: ResponseFormat.optional(),
   tools: z.array(ToolDefinition).optional(),
   tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).optional(),

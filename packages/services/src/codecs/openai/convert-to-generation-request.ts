@@ -64,14 +64,11 @@ function responseFormatOf(format: ChatRequest['response_format']): GenerationRes
   return format;
 }
 
-/** OpenAI's reasoning_effort, or `think` (accepted here as llama.cpp-style clients send it), as the contract's reasoning setting. */
+/** OpenAI's reasoning_effort as the contract's reasoning setting (absent: the model thinks as its template makes it). */
 function reasoningOf(request: ChatRequest): ReasoningSetting | undefined {
-  if (request.reasoning_effort !== undefined) {
-    if (request.reasoning_effort === 'none') return 'off';
-    return request.reasoning_effort === 'minimal' ? 'low' : request.reasoning_effort;
-  }
-  if (request.think === undefined || request.think === true) return undefined;
-  return request.think === false ? 'off' : request.think;
+  if (request.reasoning_effort === undefined) return undefined;
+  if (request.reasoning_effort === 'none') return 'off';
+  return request.reasoning_effort === 'minimal' ? 'low' : request.reasoning_effort;
 }
 
 function toolChoiceOf(choice: ChatRequest['tool_choice']): GenerationToolChoice | undefined {
