@@ -75,6 +75,12 @@ describe('the openai client against our server', () => {
     expect(completion.choices[0]?.message.role).toBe('assistant');
     // node-llama-cpp samples one token past max_tokens when the last is a partial UTF-8 byte token.
     expect([6, 7]).toContain(completion.usage?.completion_tokens);
+    // llama-server's timings, the figures stats.get keeps for this request.
+    const { timings } = completion as typeof completion & { timings: Record<string, number | null> };
+    expect(timings).toMatchObject({ prompt_n: completion.usage?.prompt_tokens, predicted_n: completion.usage?.completion_tokens });
+    expect(timings['prompt_ms']).toBeGreaterThan(0);
+    expect(timings['predicted_ms']).toBeGreaterThan(0);
+    expect(timings['predicted_per_second']).toBeGreaterThan(0);
   });
 
   it('chat.completions.create with stream gives the same text and a final usage', async () => {

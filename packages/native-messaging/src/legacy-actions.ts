@@ -205,7 +205,9 @@ const modelStateAction: LegacyActionSpec = {
 };
 
 const generateAction: LegacyActionSpec = {
-  routes: ['chat.completions', 'stats.get'],
+  // One call: the completion carries its own timings (llama-server's field), so a legacy generate
+  // is one operation in the request log and the metrics, as every other transport's chat is.
+  routes: ['chat.completions'],
   async run({ fields, routes }) {
     const { system_prompt: systemPrompt, ...sampling } = mapInferenceSettings(fields.settings);
     const messages: unknown = fields.messages;
@@ -221,21 +223,17 @@ const generateAction: LegacyActionSpec = {
       stream: false,
     });
     const elapsedMs = performance.now() - started;
-    let stats = measuredStats(completion.usage, elapsedMs);
-    try {
-      const last = (await routes.call('stats.get', {})).last;
-      if (last && last.request_id === completion.request_id) {
-        stats = {
-          time_to_first_token: last.time_to_first_token_ms ?? elapsedMs,
-          tokens_per_second: last.tokens_per_second ?? stats.tokens_per_second,
-          input_tokens: last.prompt_tokens,
-          output_tokens: last.completion_tokens,
-          total_time: last.total_time_ms,
-        };
-      }
-    } catch {
-      // Stats are a courtesy: the measured figures stand in when the stats route cannot answer.
-    }
+    const { timings } = completion;
+    const stats =
+      timings === undefined
+        ? measuredStats(completion.usage, elapsedMs)
+        : {
+            time_to_first_token: timings.prompt_ms ?? elapsedMs,
+            tokens_per_second: timings.predicted_per_second ?? measuredStats(completion.usage, elapsedMs).tokens_per_second,
+            input_tokens: timings.prompt_n,
+            output_tokens: timings.predicted_n,
+            total_time: (timings.prompt_ms ?? 0) + timings.predicted_ms,
+          };
     const choice = completion.choices[0];
     return {
       text: choice?.message.content ?? '',

@@ -231,6 +231,7 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
           choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }],
           usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
           request_id: context.requestId,
+          timings: { prompt_n: 7, prompt_ms: 12, predicted_n: 3, predicted_ms: 48, predicted_per_second: 50 },
         };
       } finally {
         state.generations.delete(context.requestId);

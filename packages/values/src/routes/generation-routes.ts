@@ -155,6 +155,17 @@ export const MemorySource = z
   .object({ id: z.string(), kind: z.string(), title: z.string().nullable(), url: z.string().nullable(), score: z.number() })
   .meta({ id: 'MemorySource' });
 
+/** llama-server's `timings` on a finished generation: the prompt phase (until the first token) and the decoding after it. */
+export const GenerationTimings = z
+  .object({
+    prompt_n: z.number().int().describe('Prompt tokens.'),
+    prompt_ms: z.number().nullable().describe('From the request to the first generated text (queueing and prompt evaluation); null when no text came.'),
+    predicted_n: z.number().int().describe('Generated tokens.'),
+    predicted_ms: z.number().describe('From the first generated text to the end.'),
+    predicted_per_second: z.number().nullable().describe('Decoding speed; null when nothing was generated.'),
+  })
+  .meta({ id: 'GenerationTimings' });
+
 export const ChatCompletionResponse = z
   .object({
     id: z.string(),
@@ -180,6 +191,7 @@ export const ChatCompletionResponse = z
     usage: Usage,
     system_fingerprint: z.string().optional(),
     request_id: z.string().describe('Pass to POST /v1/generation/stop to abort; also in the X-Request-Id header.'),
+    timings: GenerationTimings.optional(),
     tabagent: TabAgentCompletionInfo.optional(),
     memory_sources: z.array(MemorySource).optional(),
   })

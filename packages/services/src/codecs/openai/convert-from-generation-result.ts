@@ -1,5 +1,5 @@
 import type { GenerationEvent, GenerationResult, RouteChunk, RouteResponse } from '@tabagent/values';
-import { cancelledInfo, mapOpenAiFinishReason, openAiUsageOf } from './map-openai-finish-reason.js';
+import { cancelledInfo, mapOpenAiFinishReason, openAiTimingsOf, openAiUsageOf } from './map-openai-finish-reason.js';
 
 // The internal generation contract back into the OpenAI dialect: answers and stream chunks.
 
@@ -48,6 +48,7 @@ export function openAiChatResponseOf(result: GenerationResult, meta: OpenAiAnswe
     ],
     usage: openAiUsageOf(result),
     request_id: meta.requestId,
+    timings: openAiTimingsOf(result),
     ...(finish.cancelled ? cancelledInfo : {}),
   };
 }
