@@ -8,12 +8,10 @@ import {
   createAppStateProvider,
   type AppStateProvider,
   type CallerIdentity,
-  type HandlerMap,
   type Logger,
   type RouteId,
 } from '@tabagent/values';
 import { withChatMemory } from './chat-memory.js';
-import { composeHandlers } from './handlers/compose-handlers.js';
 import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
 import { createGenerationHandlers, type GenerationStats } from './handlers/generation-handlers.js';
 import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
@@ -26,6 +24,7 @@ import { interactiveEmbeddingRoutes, trackInteractiveCalls } from './interactive
 import type { createModelLayer } from './model-layer.js';
 import type { PairingStore } from './pairing-store.js';
 import { createRunningRequests } from './running-requests.js';
+import { serverHandlerMap, type HandlerGroups } from './handler-map.js';
 import { createServerMetrics, requestLogOnly, type RequestRecord, type ServerMetrics } from './server-metrics.js';
 
 /** What the services are built over: the engines (composed by the app), the stores and the settings. */
@@ -60,7 +59,7 @@ export interface Services {
    * The one provider every transport calls, with the transports' own handlers (WebRTC
    * signalling) merged in, and metrics and the request log around it.
    */
-  provider(transportHandlers: Partial<HandlerMap>): AppStateProvider;
+  provider(transportHandlers: HandlerGroups['webrtc']): AppStateProvider;
   /**
    * For a WebRTC session opened with a pairing token: refuses calls once the token is revoked or
    * expired, and routes outside its scope (`assertPairingScope`, the check the HTTP guard makes).
@@ -156,36 +155,34 @@ export async function openServices(options: ServicesOptions): Promise<Services> 
       activity,
       ...(metrics === undefined ? {} : { onGeneration: (stats: GenerationStats) => metrics.recordGeneration(stats) }),
     });
-    const handlers = (transportHandlers: Partial<HandlerMap>): HandlerMap =>
-      composeHandlers(
-        createSystemHandlers({
-          hardware: options.hardware,
-          hfTokens: options.hfTokens,
-          version: options.version,
-          logFile: options.logFile,
-          dataDir: options.dataDir,
-          loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
-        }),
-        createModelHandlers({ models, availableMemory: () => options.hardware.availableMemory() }),
-        createPairingHandlers(options.pairings),
-        createModelDownloadHandlers({
-          puller: options.modelLayer.puller,
-          downloader: options.modelLayer.downloader,
-          running,
-          recommended: loadRecommendedModels(),
-          fits: options.modelLayer.fits,
-        }),
-        generation,
-        { 'chat.completions': withChatMemory(generation['chat.completions'], retrieval) },
-        createEmbeddingHandlers({
-          resolveEmbedder: (modelId) => models.resolveEmbedder(modelId),
-          resolveReranker: (modelId) => models.resolveReranker(modelId),
-          listEmbeddingModels: () => models.listEmbeddingModels(),
-          searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
-        }),
-        createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
-        transportHandlers,
-      );
+    const groups = {
+      system: createSystemHandlers({
+        hardware: options.hardware,
+        hfTokens: options.hfTokens,
+        version: options.version,
+        logFile: options.logFile,
+        dataDir: options.dataDir,
+        loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
+      }),
+      models: createModelHandlers({ models, availableMemory: () => options.hardware.availableMemory() }),
+      pairing: createPairingHandlers(options.pairings),
+      downloads: createModelDownloadHandlers({
+        puller: options.modelLayer.puller,
+        downloader: options.modelLayer.downloader,
+        running,
+        recommended: loadRecommendedModels(),
+        fits: options.modelLayer.fits,
+      }),
+      generation,
+      chatWithMemory: withChatMemory(generation['chat.completions'], retrieval),
+      embeddings: createEmbeddingHandlers({
+        resolveEmbedder: (modelId) => models.resolveEmbedder(modelId),
+        resolveReranker: (modelId) => models.resolveReranker(modelId),
+        listEmbeddingModels: () => models.listEmbeddingModels(),
+        searchStore: (request) => retrieval.searchStoreForSemanticSearch(request),
+      }),
+      memory: createMemoryHandlers({ storage: memory.storage, index: memory.index, weaver: memory.weaver }),
+    };
     // One line per request at info, whatever the transport: route, transport, status, duration, id (never bodies).
     const logRequest = (record: RequestRecord): void =>
       logger.info(
@@ -197,7 +194,7 @@ export async function openServices(options: ServicesOptions): Promise<Services> 
       metrics,
       provider(transportHandlers) {
         const interactive = trackInteractiveCalls(
-          createAppStateProvider(handlers(transportHandlers)),
+          createAppStateProvider(serverHandlerMap({ ...groups, webrtc: transportHandlers })),
           interactiveEmbeddingRoutes,
           () => (lastInteractiveEnd = performance.now()),
         );

@@ -7,6 +7,7 @@ export { createServerMetrics, requestLogOnly, type ServerMetrics, type RequestRe
 export { trackInteractiveCalls, interactiveEmbeddingRoutes } from './interactive-work.js';
 export { withChatMemory } from './chat-memory.js';
 export { composeHandlers, missingCapabilityFor } from './handlers/compose-handlers.js';
+export { serverHandlerMap, type HandlerGroups } from './handler-map.js';
 export { createNotBuiltHandlers, type MissingCapability } from './handlers/not-built-handlers.js';
 export type { HandlerGroup } from './handlers/handler-group.js';
 export { createGenerationHandlers, type GenerationHandlerDeps, type GenerationStats } from './handlers/generation-handlers.js';
