@@ -130,6 +130,25 @@ describe('metrics and the request log', () => {
     ]);
   });
 
+  it("serves the extension's legacy generate as one operation with its setting names and stats", async () => {
+    const count = (families: ParsedFamily[], route: string): number =>
+      valueOf(families, 'tabagent_requests_total', { route, transport: 'http', status: '200' }) || 0;
+    const before = await scrape();
+    const response = await fetch(`${base}/v1/legacy/generate`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], settings: { max_new_tokens: 3, do_sample: true } }),
+    });
+    expect(response.status).toBe(200);
+    const reply = (await response.json()) as { text: unknown; stats: Record<string, number>; usage: { completion_tokens: number }; model: string };
+    expect(typeof reply.text).toBe('string');
+    expect(reply.model).toBe('chat');
+    expect(reply.stats['output_tokens']).toBe(reply.usage.completion_tokens);
+    expect(reply.stats['total_time']).toBeGreaterThan(0);
+    const after = await scrape();
+    expect(['legacy.generate', 'chat.completions', 'stats.get'].map((route) => count(after, route) - count(before, route))).toEqual([1, 0, 0]);
+  });
+
   it('keeps /metrics behind the same guard as every route', async () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
     expect((await fetch(`${base}/metrics`, { headers: { ...auth, origin: 'https://evil.example' } })).status).toBe(403);

@@ -87,6 +87,7 @@ const sampleRequests: Record<Exclude<RouteId, 'ollama.chat' | 'ollama.generate'>
   'webrtc.answer': { session_id: 'w1', sdp: 'v=0' },
   'webrtc.ice': { session_id: 'w1', candidate: 'c' },
   'webrtc.session': { session_id: 'w1' },
+  'legacy.generate': { messages: [{ role: 'user', content: 'hi' }], settings: { max_new_tokens: 4 } },
 };
 
 /** Every handler echoes its route and validated request; chat streams three chunks; models.get fails. */

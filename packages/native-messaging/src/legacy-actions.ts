@@ -103,16 +103,6 @@ function isAbsoluteAnywhere(candidate: string): boolean {
   return path.posix.isAbsolute(candidate) || path.win32.isAbsolute(candidate);
 }
 
-function measuredStats(usage: { prompt_tokens: number; completion_tokens: number }, elapsedMs: number) {
-  return {
-    time_to_first_token: elapsedMs,
-    tokens_per_second: elapsedMs > 0 ? (usage.completion_tokens * 1000) / elapsedMs : 0,
-    input_tokens: usage.prompt_tokens,
-    output_tokens: usage.completion_tokens,
-    total_time: elapsedMs,
-  };
-}
-
 /**
  * Replies of the actions the host answers itself, synchronously: the extension's handshake must
  * be answered at once (it gives up after 30 s and reconnects), and ping is its liveness check.
@@ -204,47 +194,9 @@ const modelStateAction: LegacyActionSpec = {
   },
 };
 
-const generateAction: LegacyActionSpec = {
-  // One call: the completion carries its own timings (llama-server's field), so a legacy generate
-  // is one operation in the request log and the metrics, as every other transport's chat is.
-  routes: ['chat.completions'],
-  async run({ fields, routes }) {
-    const { system_prompt: systemPrompt, ...sampling } = mapInferenceSettings(fields.settings);
-    const messages: unknown = fields.messages;
-    if (!Array.isArray(messages))
-      throw new InvalidRequestError('messages is required (an array of {role, content})', { issues: [{ path: 'messages', message: 'Expected an array' }] });
-    const given: unknown[] = messages;
-    const withSystem = typeof systemPrompt === 'string' && systemPrompt.length > 0 ? [{ role: 'system', content: systemPrompt }, ...given] : given;
-    const started = performance.now();
-    const completion = await routes.call('chat.completions', {
-      ...sampling,
-      model: firstDefined(fields, 'model', 'model_id'),
-      messages: withSystem,
-      stream: false,
-    });
-    const elapsedMs = performance.now() - started;
-    const { timings } = completion;
-    const stats =
-      timings === undefined
-        ? measuredStats(completion.usage, elapsedMs)
-        : {
-            time_to_first_token: timings.prompt_ms ?? elapsedMs,
-            tokens_per_second: timings.predicted_per_second ?? measuredStats(completion.usage, elapsedMs).tokens_per_second,
-            input_tokens: timings.prompt_n,
-            output_tokens: timings.predicted_n,
-            total_time: (timings.prompt_ms ?? 0) + timings.predicted_ms,
-          };
-    const choice = completion.choices[0];
-    return {
-      text: choice?.message.content ?? '',
-      stats,
-      finish_reason: choice?.finish_reason ?? 'stop',
-      model: completion.model,
-      request_id: completion.request_id,
-      usage: completion.usage,
-    };
-  },
-};
+// The generation itself, its setting names and its reply are the legacy codec's (services'
+// `legacy.generate`): one call, one log line, one count.
+const generateAction = routeAction('legacy.generate');
 
 const stopGenerationAction: LegacyActionSpec = {
   routes: ['generation.stop', 'generation.halt'],

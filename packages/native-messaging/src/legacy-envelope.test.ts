@@ -174,23 +174,13 @@ describe('legacy envelope {action, messageId, ...}', () => {
     });
   });
 
-  it('generates with HF settings mapped onto chat.completions and returns text and stats', async () => {
-    const reply = await call({
-      action: 'generate',
+  it('passes generate to legacy.generate as it came (the legacy codec maps the settings) and replies with its fields', async () => {
+    const fields = {
       stream: false,
-      messageId: 'g1',
       messages: [{ role: 'user', content: 'hello there' }],
-      settings: {
-        temperature: 0.2,
-        max_new_tokens: 64,
-        top_k: 5,
-        top_p: 0.8,
-        repetition_penalty: 1.3,
-        do_sample: true,
-        num_beams: 1,
-        system_prompt: 'Be brief.',
-      },
-    });
+      settings: { temperature: 0.2, max_new_tokens: 64, repetition_penalty: 1.3, do_sample: true, system_prompt: 'Be brief.' },
+    };
+    const reply = await call({ action: 'generate', messageId: 'g1', ...fields });
     expect(reply).toEqual({
       messageId: 'g1',
       status: 'success',
@@ -201,18 +191,7 @@ describe('legacy envelope {action, messageId, ...}', () => {
       request_id: 'g1',
       usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
     });
-    expect(state.lastChatRequest).toEqual({
-      temperature: 0.2,
-      max_tokens: 64,
-      top_k: 5,
-      top_p: 0.8,
-      repeat_penalty: 1.3,
-      stream: false,
-      messages: [
-        { role: 'system', content: 'Be brief.' },
-        { role: 'user', content: 'hello there' },
-      ],
-    });
+    expect(state.lastChatRequest).toEqual(fields);
     expect(state.contexts[0]).toMatchObject({
       requestId: 'g1',
       transport: 'native-messaging',
@@ -220,10 +199,10 @@ describe('legacy envelope {action, messageId, ...}', () => {
     });
   });
 
-  it('rejects generate settings the route schema refuses, naming the field', async () => {
-    const reply = await call({ action: 'generate', messages: [{ role: 'user', content: 'x' }], settings: { temperature: 9 }, messageId: 'g2' });
+  it('rejects a generate without messages with the route schema, naming the field', async () => {
+    const reply = await call({ action: 'generate', settings: {}, messageId: 'g2' });
     expect(reply).toMatchObject({ messageId: 'g2', status: 'error', code: 'invalid_request' });
-    expect(reply.message).toMatch(/^Invalid request for chat\.completions: temperature: /);
+    expect(reply.message).toMatch(/^Invalid request for legacy\.generate: messages: /);
   });
 
   it('maps update_settings onto params.set with the same names', async () => {

@@ -102,5 +102,6 @@ export function serverHandlerMap(groups: HandlerGroups): HandlerMap {
     'webrtc.session': webrtc['webrtc.session'],
     'ollama.chat': generation['ollama.chat'],
     'ollama.generate': generation['ollama.generate'],
+    'legacy.generate': generation['legacy.generate'],
   };
 }

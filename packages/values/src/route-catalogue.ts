@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { healthRoute, logsRoute, routesRoute } from './routes/health-routes.js';
 import { ollamaChatRoute, ollamaGenerateRoute } from './routes/ollama-routes.js';
+import { legacyGenerateRoute } from './routes/legacy-routes.js';
 import {
   hardwareFeasibilityRoute,
   hardwareInfoRoute,
@@ -142,6 +143,7 @@ export const routeList = [
   webrtcSessionRoute,
   ollamaChatRoute,
   ollamaGenerateRoute,
+  legacyGenerateRoute,
 ] as const;
 
 type RouteUnion = (typeof routeList)[number];

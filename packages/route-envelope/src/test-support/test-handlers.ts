@@ -24,6 +24,21 @@ export function createNotImplementedHandlers(): HandlerMap {
   return Object.fromEntries(entries) as unknown as HandlerMap;
 }
 
+/** The stats `stats.get` reports after a fake generation of this request. */
+function finishedStats(requestId: string): NonNullable<RouteResponse<'stats.get'>['last']> {
+  return {
+    model: 'tiny-llama',
+    request_id: requestId,
+    time_to_first_token_ms: 12,
+    tokens_per_second: 50,
+    prompt_tokens: 7,
+    completion_tokens: 3,
+    total_time_ms: 60,
+    finish_reason: 'stop',
+    finished_at: '2026-01-01T00:00:00.000Z',
+  };
+}
+
 function waitForAbort(signal: AbortSignal): Promise<never> {
   return new Promise((_resolve, reject) => {
     const fail = (): void => reject(new CancelledError('Generation stopped'));
@@ -199,6 +214,34 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
       controller?.abort();
       return { status: controller ? 'stopped' : 'not_found', request_id: request.request_id, stopped: controller ? 1 : 0 };
     },
+    // The legacy generate action's route: an echo of the last message, with the stats stats.get then reports.
+    'legacy.generate': async (request, context) => {
+      state.lastChatRequest = request;
+      state.contexts.push(context);
+      const last = request.messages[request.messages.length - 1];
+      // 'slow' runs until stopped (generation.stop, halt, or the session ending), as chat.completions does.
+      if (last?.content === 'slow') {
+        const controller = new AbortController();
+        const stop = (): void => controller.abort();
+        context.signal.addEventListener('abort', stop, { once: true });
+        state.generations.set(context.requestId, controller);
+        try {
+          await waitForAbort(controller.signal);
+        } finally {
+          state.generations.delete(context.requestId);
+          context.signal.removeEventListener('abort', stop);
+        }
+      }
+      state.lastStats = finishedStats(context.requestId);
+      return {
+        text: `echo: ${last?.content ?? ''}`,
+        stats: { time_to_first_token: 12, tokens_per_second: 50, input_tokens: 7, output_tokens: 3, total_time: 60 },
+        finish_reason: 'stop',
+        model: request.model ?? request.model_id ?? 'tiny-llama',
+        request_id: context.requestId,
+        usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+      };
+    },
     'chat.completions': async (request, context) => {
       state.lastChatRequest = request;
       state.contexts.push(context);
@@ -212,17 +255,7 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
       try {
         if (prompt === 'slow') await waitForAbort(controller.signal);
         const text = `echo: ${prompt}`;
-        state.lastStats = {
-          model: 'tiny-llama',
-          request_id: context.requestId,
-          time_to_first_token_ms: 12,
-          tokens_per_second: 50,
-          prompt_tokens: 7,
-          completion_tokens: 3,
-          total_time_ms: 60,
-          finish_reason: 'stop',
-          finished_at: '2026-01-01T00:00:00.000Z',
-        };
+        state.lastStats = finishedStats(context.requestId);
         return {
           id: 'chatcmpl-test',
           object: 'chat.completion',
@@ -231,7 +264,6 @@ export function createTestProvider(): { provider: AppStateProvider; state: TestB
           choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop', logprobs: null }],
           usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
           request_id: context.requestId,
-          timings: { prompt_n: 7, prompt_ms: 12, predicted_n: 3, predicted_ms: 48, predicted_per_second: 50 },
         };
       } finally {
         state.generations.delete(context.requestId);

@@ -10,6 +10,7 @@ import {
   type Logger,
   type RouteResponse,
 } from '@tabagent/values';
+import { legacyGenerateAnswerOf, legacyGenerateOf } from '../codecs/legacy/convert-legacy-generate.js';
 import { ollamaChatOf, ollamaGenerateOf, type OllamaGenerationParts } from '../codecs/ollama/convert-ollama-request.js';
 import {
   ollamaChatAnswerOf,
@@ -50,6 +51,7 @@ type GenerationRouteId =
   | 'completions'
   | 'ollama.chat'
   | 'ollama.generate'
+  | 'legacy.generate'
   | 'generation.stop'
   | 'generation.halt'
   | 'generation.halt_status'
@@ -240,6 +242,14 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       const timing: OllamaTiming = { started, generationStarted: performance.now(), loadNs: start.loadNs };
       if (!parts.stream) return ollamaGenerateAnswerOf(await run.result, parts.name, timing);
       return ollamaGenerateLinesOf(eventsOf(model.id, run, handle), parts.name, timing, generation.kind === 'completion');
+    },
+
+    // The extension's legacy generate action: one answer, with its stats.
+    'legacy.generate': async (request, context) => {
+      const legacy = legacyGenerateOf(request, await registry.getGenerationParams());
+      const { model, generator } = await prepare(legacy.model, { keepAlive: undefined });
+      const { run } = launch(context, (signal) => generator.chat(model.id, { ...legacy.request, signal }));
+      return legacyGenerateAnswerOf(await run.result, context.requestId);
     },
 
     // A generation or a pull of this caller; another caller's is answered as not found (its id is not this caller's to know).

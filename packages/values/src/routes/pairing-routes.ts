@@ -12,6 +12,7 @@ export const chatScopeRouteIds = [
   'completions',
   'ollama.chat',
   'ollama.generate',
+  'legacy.generate',
   'embeddings',
   'models.list',
   'models.get',
