@@ -47,15 +47,17 @@ export function buildRouteTable(routes: readonly AnyRouteDefinition[]): MountedP
   return [...table.filter(isLiteral), ...table.filter((entry) => !isLiteral(entry))];
 }
 
+/** A catalogue path (`/v1/models/{model}`) as an anchored pattern capturing each parameter. */
+function patternOf(path: string): RegExp {
+  return new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '([^/]+)')}$`);
+}
+
 /**
  * A matcher from method and path to the route id the table serves there (HEAD as GET), for
  * what happens before Express routes a request (the guard's 401 and 403 are counted by route).
  */
 export function createRouteMatcher(table: readonly MountedPath[]): (method: string, path: string) => RouteId | undefined {
-  const patterns = table.map((entry) => ({
-    pattern: new RegExp(`^${entry.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`),
-    methods: entry.methods,
-  }));
+  const patterns = table.map((entry) => ({ pattern: patternOf(entry.path), methods: entry.methods }));
   return (method, path) => {
     const wanted = (method === 'HEAD' ? 'GET' : method) as RouteMethod;
     for (const { pattern, methods } of patterns) {
@@ -81,12 +83,7 @@ export function createCatalogueMatcher(
   for (const entry of table) {
     const names = [...entry.path.matchAll(/\{([^}]+)\}/g)].map((name) => name[1] ?? '');
     if (names.length === 0) literal.set(entry.path, entry.methods);
-    else
-      patterns.push({
-        pattern: new RegExp(`^${entry.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '([^/]+)')}$`),
-        names,
-        methods: entry.methods,
-      });
+    else patterns.push({ pattern: patternOf(entry.path), names, methods: entry.methods });
   }
   const noParams: Record<string, string> = {};
   return (method, path) => {

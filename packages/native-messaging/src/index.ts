@@ -1,7 +1,6 @@
 export { encodeFrame, encodeFrameText } from './frame-encoder.js';
 export { createFrameDecoder, decodeLargeFrame, type DecodedFrame, type FrameDecoder, type FrameDecoderOptions } from './frame-decoder.js';
 export { defaultMaxIncomingBytes, defaultMaxOutgoingBytes, frameHeaderBytes } from './frame-limits.js';
-export { mapInferenceSettings, type MappedInferenceSettings } from './inference-settings.js';
 export {
   formatMegabytes,
   getLegacyAction,

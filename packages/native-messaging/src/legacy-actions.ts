@@ -1,6 +1,5 @@
 import path from 'node:path';
-import { InvalidRequestError, type RouteId, type RouteResponse } from '@tabagent/values';
-import { mapInferenceSettings } from './inference-settings.js';
+import { InvalidRequestError, mapInferenceSettings, type RouteId, type RouteResponse } from '@tabagent/values';
 import type { RouteCaller } from './route-caller.js';
 
 /** What a legacy action's adapter receives. */

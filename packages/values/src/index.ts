@@ -17,6 +17,7 @@ export * from './routes/webrtc-routes.js';
 export * from './routes/pairing-routes.js';
 export * from './routes/ollama-routes.js';
 export * from './routes/legacy-routes.js';
+export * from './inference-settings.js';
 export * from './text-embedder.js';
 export * from './memory-model.js';
 export * from './logger.js';

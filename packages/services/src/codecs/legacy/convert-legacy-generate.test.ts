@@ -19,6 +19,14 @@ describe('the legacy generate codec', () => {
     expect(request).toMatchObject({ temperature: 0.2, maxTokens: 64, repeatPenalty: 1.3, topK: 5, topP: defaultGenerationParams.top_p });
   });
 
+  it('takes the extension names first whatever their order in the settings (max_new_tokens over max_tokens), as params.set does', () => {
+    const { request } = legacyGenerateOf(
+      { messages: [{ role: 'user', content: 'x' }], settings: { max_tokens: 9, max_new_tokens: 5 } },
+      defaultGenerationParams,
+    );
+    expect(request.maxTokens).toBe(5);
+  });
+
   it('refuses a setting out of range, naming it as the extension sent it', () => {
     expect(() => legacyGenerateOf({ messages: [{ role: 'user', content: 'x' }], settings: { repetition_penalty: 99 } }, defaultGenerationParams)).toThrow(
       /^Invalid request for legacy\.generate: settings\.repetition_penalty: /,

@@ -2,6 +2,8 @@ import type { GenerationParams } from '@tabagent/model-cache';
 import {
   InvalidRequestError,
   SamplingOptions,
+  inferenceSettingNames,
+  mapInferenceSettings,
   toFieldIssues,
   type ChatGenerationRequest,
   type GenerationChatMessage,
@@ -10,28 +12,13 @@ import {
   type RouteResponse,
 } from '@tabagent/values';
 import { samplingWithDefaults, withDefaultSystemPrompt } from '../generation-defaults.js';
+import { usageOf } from '../usage.js';
 
 // The extension's legacy generate action into the internal generation contract and back, once:
 // its InferenceSettings names (Hugging Face generation-config: max_new_tokens,
 // repetition_penalty, ...) are read here and nowhere else.
 
 type LegacyGenerate = RouteRequest<'legacy.generate'>;
-
-/** Extension setting name -> this server's sampling name; keys not listed (do_sample, num_beams, ...) have no llama.cpp meaning and are ignored. */
-const settingNames: Readonly<Record<string, string>> = {
-  temperature: 'temperature',
-  max_new_tokens: 'max_tokens',
-  max_tokens: 'max_tokens',
-  top_k: 'top_k',
-  top_p: 'top_p',
-  min_p: 'min_p',
-  repetition_penalty: 'repeat_penalty',
-  repeat_penalty: 'repeat_penalty',
-  frequency_penalty: 'frequency_penalty',
-  presence_penalty: 'presence_penalty',
-  seed: 'seed',
-  stop: 'stop',
-};
 
 const SettingValues = SamplingOptions.pick({
   temperature: true,
@@ -48,21 +35,16 @@ const SettingValues = SamplingOptions.pick({
 
 /** The legacy request as the contract's chat request, over the stored defaults; `model` is the model it names, if any. */
 export function legacyGenerateOf(body: LegacyGenerate, defaults: GenerationParams): { model: string | undefined; request: ChatGenerationRequest } {
-  const given: Record<string, unknown> = {};
-  const nameOf = new Map<string, string>();
-  for (const [key, value] of Object.entries(body.settings ?? {})) {
-    const name = settingNames[key];
-    if (name === undefined || value === undefined || value === null || given[name] !== undefined) continue;
-    given[name] = value;
-    nameOf.set(name, key);
-  }
+  // The extension's names in this server's, in the table's order of precedence (max_new_tokens before max_tokens).
+  const { system_prompt: systemPrompt, ...given } = mapInferenceSettings(body.settings);
   const parsed = SettingValues.safeParse(given);
   if (!parsed.success) {
-    const issues = toFieldIssues(parsed.error).map((issue) => ({ ...issue, path: `settings.${nameOf.get(issue.path.split('.')[0] ?? '') ?? issue.path}` }));
+    // Named as the extension sent it.
+    const sentAs = (name: string): string => inferenceSettingNames.find(([from, to]) => to === name && body.settings?.[from] !== undefined)?.[0] ?? name;
+    const issues = toFieldIssues(parsed.error).map((issue) => ({ ...issue, path: `settings.${sentAs(issue.path.split('.')[0] ?? '')}` }));
     throw new InvalidRequestError(`Invalid request for legacy.generate: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`, { issues });
   }
   const values = parsed.data;
-  const systemPrompt = body.settings?.['system_prompt'];
   const messages: GenerationChatMessage[] = [
     ...(typeof systemPrompt === 'string' && systemPrompt.length > 0 ? [{ role: 'system' as const, content: systemPrompt }] : []),
     ...body.messages.map((message): GenerationChatMessage => ({ role: message.role, content: message.content ?? '' })),
@@ -105,12 +87,6 @@ export function legacyGenerateAnswerOf(result: GenerationResult, requestId: stri
     finish_reason: result.finishReason === 'cancelled' ? 'stop' : result.finishReason,
     model: result.modelId,
     request_id: requestId,
-    usage: {
-      prompt_tokens: result.promptTokens,
-      completion_tokens: result.completionTokens,
-      total_tokens: result.promptTokens + result.completionTokens,
-      prompt_tokens_details: { cached_tokens: result.cachedPromptTokens },
-      completion_tokens_details: { reasoning_tokens: result.reasoningTokens },
-    },
+    usage: usageOf(result),
   };
 }

@@ -1,5 +1,6 @@
 import type { GenerationEvent, GenerationResult, RouteChunk, RouteResponse } from '@tabagent/values';
-import { cancelledInfo, mapOpenAiFinishReason, openAiTimingsOf, openAiUsageOf } from './map-openai-finish-reason.js';
+import { usageOf } from '../usage.js';
+import { cancelledInfo, mapOpenAiFinishReason, openAiTimingsOf } from './map-openai-finish-reason.js';
 
 // The internal generation contract back into the OpenAI dialect: answers and stream chunks.
 
@@ -17,7 +18,7 @@ type ChatDelta = RouteChunk<'chat.completions'>['choices'][number]['delta'];
 function chunkEndOf(result: GenerationResult | null) {
   if (result === null) return { finish_reason: null, tail: {} };
   const finish = mapOpenAiFinishReason(result);
-  return { finish_reason: finish.finish_reason, tail: { usage: openAiUsageOf(result), ...(finish.cancelled ? cancelledInfo : {}) } };
+  return { finish_reason: finish.finish_reason, tail: { usage: usageOf(result), ...(finish.cancelled ? cancelledInfo : {}) } };
 }
 
 function toolCallsOf(result: GenerationResult) {
@@ -46,7 +47,7 @@ export function openAiChatResponseOf(result: GenerationResult, meta: OpenAiAnswe
         logprobs: null,
       },
     ],
-    usage: openAiUsageOf(result),
+    usage: usageOf(result),
     request_id: meta.requestId,
     timings: openAiTimingsOf(result),
     ...(finish.cancelled ? cancelledInfo : {}),
@@ -104,7 +105,7 @@ export function openAiCompletionResponseOf(result: GenerationResult, meta: OpenA
     created: meta.created,
     model: meta.model,
     choices: [{ index: 0, text: echo + result.text, finish_reason: finish.finish_reason, logprobs: null }],
-    usage: openAiUsageOf(result),
+    usage: usageOf(result),
     request_id: meta.requestId,
     ...(finish.cancelled ? cancelledInfo : {}),
   };

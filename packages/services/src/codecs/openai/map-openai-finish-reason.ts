@@ -5,17 +5,6 @@ export function mapOpenAiFinishReason(result: GenerationResult): { finish_reason
   return result.finishReason === 'cancelled' ? { finish_reason: 'stop', cancelled: true } : { finish_reason: result.finishReason, cancelled: false };
 }
 
-/** The usage block of OpenAI's answers. */
-export function openAiUsageOf(result: GenerationResult): RouteResponse<'chat.completions'>['usage'] {
-  return {
-    prompt_tokens: result.promptTokens,
-    completion_tokens: result.completionTokens,
-    total_tokens: result.promptTokens + result.completionTokens,
-    prompt_tokens_details: { cached_tokens: result.cachedPromptTokens },
-    completion_tokens_details: { reasoning_tokens: result.reasoningTokens },
-  };
-}
-
 /** Marks an answer whose generation was stopped (`generation.stop`, halt, disconnect). */
 export const cancelledInfo = { tabagent: { cancelled: true } } as const;
 

@@ -1,6 +1,11 @@
-import { InvalidRequestError } from '@tabagent/values';
+import { InvalidRequestError } from './errors.js';
 
-/** Sampling fields of our routes (`params.set`, `chat.completions`) built from extension settings. */
+/**
+ * The extension's `InferenceSettings` (its legacy `generate` and settings actions) in this server's
+ * names: used by native messaging for `params.set` and by the legacy generate codec (services).
+ */
+
+/** Sampling fields of our routes (`params.set`, `legacy.generate`) built from extension settings. */
 export interface MappedInferenceSettings {
   temperature?: unknown;
   max_tokens?: unknown;
@@ -16,7 +21,7 @@ export interface MappedInferenceSettings {
 }
 
 /** Extension (Hugging Face generation-config) key -> our key. Keys not listed are ignored. */
-const settingNames: ReadonlyArray<readonly [string, keyof MappedInferenceSettings]> = [
+export const inferenceSettingNames: ReadonlyArray<readonly [string, keyof MappedInferenceSettings]> = [
   ['temperature', 'temperature'],
   ['max_new_tokens', 'max_tokens'],
   ['max_tokens', 'max_tokens'],
@@ -44,7 +49,7 @@ export function mapInferenceSettings(settings: unknown): MappedInferenceSettings
     throw new InvalidRequestError('settings must be an object', { issues: [{ path: 'settings', message: 'Expected an object' }] });
   const source = settings as Record<string, unknown>;
   const mapped: MappedInferenceSettings = {};
-  for (const [from, to] of settingNames) {
+  for (const [from, to] of inferenceSettingNames) {
     const value = source[from];
     if (value !== undefined && mapped[to] === undefined) mapped[to] = value;
   }
