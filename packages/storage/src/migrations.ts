@@ -122,6 +122,28 @@ export const migrations: readonly Migration[] = [
       DELETE FROM settings WHERE key IN ('memory.embedding_model', 'memory.entity_model', 'memory.rerank_model');
     `,
   },
+  {
+    version: 5,
+    name: 'responses-store',
+    // Responses of the OpenAI Responses API kept with `store: true`, for `previous_response_id`
+    // and GET/DELETE /v1/responses/{id}. The JSON columns are opaque text (storage never looks
+    // inside). The table is bounded by age (expires_at) and by a row cap evicting the oldest
+    // (created_at, then rowid): an index on each, so that neither delete of a put reads the table
+    // (the expiry delete finds just its rows; the cap's walks the age index, whose keys end in the
+    // rowid, the tie-break, so it needs no sort).
+    up: `
+      CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        response TEXT NOT NULL,
+        input_items TEXT NOT NULL,
+        conversation TEXT NOT NULL
+      );
+      CREATE INDEX responses_by_age ON responses(created_at);
+      CREATE INDEX responses_by_expiry ON responses(expires_at);
+    `,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -353,7 +353,7 @@ describe('migrations', () => {
   it('migrates an empty database to the latest version', () => {
     const db = new Database(':memory:');
     expect(currentSchemaVersion(db)).toBe(0);
-    expect(migrate(db)).toEqual([1, 2, 3, 4]);
+    expect(migrate(db)).toEqual([1, 2, 3, 4, 5]);
     expect(currentSchemaVersion(db)).toBe(latestSchemaVersion);
     expect(migrate(db)).toEqual([]);
     db.close();

@@ -41,6 +41,7 @@ import type {
   Page,
   Storage,
   StorageOptions,
+  StoredResponse,
   SyncNode,
 } from './storage-types.js';
 
@@ -80,6 +81,26 @@ interface OutboxRow {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+}
+
+interface ResponseRow {
+  id: string;
+  created_at: number;
+  expires_at: number;
+  response: string;
+  input_items: string;
+  conversation: string;
+}
+
+function rowToResponse(row: ResponseRow): StoredResponse {
+  return {
+    id: row.id,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    response: row.response,
+    inputItems: row.input_items,
+    conversation: row.conversation,
+  };
 }
 
 const indexable = new Set<string>(indexableNodeKinds);
@@ -745,6 +766,43 @@ export class SqliteStorage implements Storage {
       this.setSetting(memorySettingsKey, JSON.stringify(next));
       return next;
     });
+  }
+
+  putResponse(entry: StoredResponse, limits: { maxRows: number }): void {
+    // A cap below one would evict the response being stored (and a fraction would reach SQLite as a real OFFSET).
+    if (!Number.isSafeInteger(limits.maxRows) || limits.maxRows < 1) throw new RangeError(`maxRows must be a positive integer, not ${limits.maxRows}`);
+    this.transaction(() => {
+      // An upsert, not INSERT OR REPLACE: the row keeps its rowid, so a replaced response keeps its
+      // place among responses created in the same millisecond.
+      this.sql(
+        `INSERT INTO responses (id, created_at, expires_at, response, input_items, conversation) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at, expires_at = excluded.expires_at, response = excluded.response,
+             input_items = excluded.input_items, conversation = excluded.conversation`,
+      ).run(entry.id, entry.createdAt, entry.expiresAt, entry.response, entry.inputItems, entry.conversation);
+      this.pruneResponses();
+      // Newest first along responses_by_age (whose keys end in the rowid, so no sort): the rows past
+      // the first maxRows are the oldest beyond the cap. This walks maxRows entries of the covering
+      // index (about 70 µs at 10,000, linear in the cap), never the table's JSON, and deletes one
+      // row per put at the cap; SQLite keeps no row count, so a count(*) would walk as far.
+      this.sql('DELETE FROM responses WHERE rowid IN (SELECT rowid FROM responses ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)').run(limits.maxRows);
+    });
+  }
+
+  getResponse(id: string, now: number = this.now()): StoredResponse | undefined {
+    // An expired row may still be on disk until the next put or prune: it is gone all the same.
+    const row = this.sql('SELECT * FROM responses WHERE id = ? AND expires_at > ?').get(id, now) as ResponseRow | undefined;
+    return row === undefined ? undefined : rowToResponse(row);
+  }
+
+  deleteResponse(id: string): boolean {
+    // The row goes either way, but deleting an expired response answers false, as getResponse
+    // already said it was not there (DELETE /v1/responses/{id} then answers 404, not 200).
+    const expiresAt = this.sql('DELETE FROM responses WHERE id = ? RETURNING expires_at').pluck().get(id) as number | undefined;
+    return expiresAt !== undefined && expiresAt > this.now();
+  }
+
+  pruneResponses(now: number = this.now()): number {
+    return this.sql('DELETE FROM responses WHERE expires_at <= ?').run(now).changes;
   }
 }
 

@@ -128,6 +128,22 @@ export interface MergeResult {
 /** A pushed node: replaces the stored one only when its updated_at is newer (or equal). */
 export type SyncNode = NewNode & { updated_at: number; deleted?: boolean };
 
+/** One stored response of the Responses API (`store: true`). JSON fields are opaque to storage. */
+export interface StoredResponse {
+  /** `resp_...` */
+  id: string;
+  /** Unix ms; the eviction order beyond the row cap (oldest first). */
+  createdAt: number;
+  /** Unix ms; from this time on the response is gone (not returned, pruned). */
+  expiresAt: number;
+  /** The response object as the API returned it (JSON text). */
+  response: string;
+  /** The request's input items, as listed by input_items (JSON text of an array). */
+  inputItems: string;
+  /** The whole conversation up to and including this response's output, for previous_response_id (JSON text). */
+  conversation: string;
+}
+
 /** Options of `createStorage`. */
 export interface StorageOptions {
   /** Path of the SQLite file (`<dataDir>/tabagent.db`), or `:memory:`. */
@@ -223,6 +239,18 @@ export interface Storage {
   getMemorySettings(): MemorySettings;
   /** Changes the fields present in `patch` (null clears one), validated by `MemorySettings`; returns all of them. */
   updateMemorySettings(patch: Partial<MemorySettings>): MemorySettings;
+
+  /**
+   * Stores a response (replacing one with the same id), then, in the same transaction, deletes the
+   * expired ones and the oldest (created_at, then insertion order) beyond `limits.maxRows` (>= 1).
+   */
+  putResponse(entry: StoredResponse, limits: { maxRows: number }): void;
+  /** A stored response, or undefined when there is none or it has expired at `now` (default: the store's clock). */
+  getResponse(id: string, now?: number): StoredResponse | undefined;
+  /** Deletes a stored response; true when one that had not expired was deleted. */
+  deleteResponse(id: string): boolean;
+  /** Deletes the responses expired at `now` (default: the store's clock); returns how many. */
+  pruneResponses(now?: number): number;
 
   /** Runs `fn` in one transaction. */
   transaction<T>(fn: () => T): T;
