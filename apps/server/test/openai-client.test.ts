@@ -167,6 +167,58 @@ describe('the openai client against our server', () => {
     ]);
   });
 
+  it('tools: a call streams as it is generated, id and name first, then argument fragments only', async () => {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'lookup',
+          strict: true,
+          parameters: { type: 'object', properties: { q: { enum: ['alpha', 'beta'] }, n: { enum: [1, 2] } }, required: ['q', 'n'] },
+        },
+      },
+    ];
+    const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Use the tool' }], max_tokens: 100, tools, tool_choice: 'required' as const };
+    const deltas: {
+      index: number;
+      id?: string | undefined;
+      type?: string | undefined;
+      function?: { name?: string | undefined; arguments?: string | undefined } | undefined;
+    }[] = [];
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) deltas.push(...(chunk.choices[0]?.delta.tool_calls ?? []));
+    expect(deltas.length).toBeGreaterThan(2);
+    const [first, ...rest] = deltas;
+    expect(first).toEqual({ index: 0, id: expect.stringMatching(/^call_/), type: 'function', function: { name: 'lookup', arguments: '' } });
+    for (const delta of rest) expect(Object.keys(delta).sort()).toEqual(['function', 'index']);
+    const argumentsText = rest.map((delta) => delta.function?.arguments ?? '').join('');
+    expect(JSON.parse(argumentsText)).toEqual({ q: expect.stringMatching(/^(alpha|beta)$/), n: expect.any(Number) });
+    // The stream helper (ChatCompletionStream) assembles it and says when the arguments are done.
+    const stream = client.chat.completions.stream(body);
+    const done: { name: string; arguments: string }[] = [];
+    stream.on('tool_calls.function.arguments.done', (event) => done.push({ name: event.name, arguments: event.arguments }));
+    const final = await stream.finalChatCompletion();
+    const call = final.choices[0]?.message.tool_calls?.[0];
+    expect(done).toEqual([{ name: 'lookup', arguments: call?.type === 'function' ? call.function.arguments : '' }]);
+    expect(final.choices[0]?.message.content ?? '').toBe('');
+  });
+
+  it('tools: a round trip with content null, a tool message in parts, and tool_choice none calls nothing', async () => {
+    const answer = await client.chat.completions.create({
+      model: 'tiny',
+      max_tokens: 4,
+      tool_choice: 'none',
+      parallel_tool_calls: false,
+      tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }],
+      messages: [
+        { role: 'user', content: 'Use the tool' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'found it' }] },
+      ],
+    });
+    expect(answer.choices[0]?.message.tool_calls).toBeUndefined();
+    expect(['stop', 'length']).toContain(answer.choices[0]?.finish_reason);
+  });
+
   it('errors reach the client with our detail: message, code, type, param and status', async () => {
     const unknown = await client.chat.completions
       .create({ model: 'no-such-model', messages: [{ role: 'user', content: 'Hi' }] })

@@ -14,11 +14,12 @@ import { ModelNotFoundError, createAppStateProvider, routeIds, routeList, type A
 // problem) over HTTP, over native messaging's route envelope, and over a WebRTC data channel.
 
 /**
- * The routes every transport serves in this server's own shapes. A dialect's routes (Ollama's
- * /api/chat) answer HTTP clients in that dialect's shapes (NDJSON, `{"error"}`): the Ollama
- * client's tests cover them.
+ * The routes every transport serves alike. Ollama's (/api/chat) answer HTTP clients in Ollama's
+ * shapes (NDJSON, `{"error"}`): the Ollama client's tests cover them. Anthropic's and the
+ * Responses API's answer the same data everywhere (over HTTP as typed SSE events); Anthropic's
+ * errors over HTTP are Anthropic-shaped, so they are left out of the bad-input comparison.
  */
-const servedAlike = routeList.filter((route) => route.dialect === undefined).map((route) => route.id);
+const servedAlike = routeList.filter((route) => route.dialect !== 'ollama').map((route) => route.id);
 
 /** A valid request for every route (path parameters included). */
 const sampleRequests: Record<Exclude<RouteId, 'ollama.chat' | 'ollama.generate'>, Record<string, unknown>> = {
@@ -88,6 +89,13 @@ const sampleRequests: Record<Exclude<RouteId, 'ollama.chat' | 'ollama.generate'>
   'webrtc.ice': { session_id: 'w1', candidate: 'c' },
   'webrtc.session': { session_id: 'w1' },
   'legacy.generate': { messages: [{ role: 'user', content: 'hi' }], settings: { max_new_tokens: 4 } },
+  'anthropic.messages': { model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] },
+  'anthropic.count_tokens': { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] },
+  'responses.create': { model: 'tiny', input: 'hi', max_output_tokens: 4 },
+  'responses.input_tokens': { model: 'tiny', input: 'hi' },
+  'responses.get': { response_id: 'resp_1' },
+  'responses.delete': { response_id: 'resp_1' },
+  'responses.input_items': { response_id: 'resp_1', limit: 5 },
 };
 
 /** Every handler echoes its route and validated request; chat streams three chunks; models.get fails. */
@@ -199,10 +207,12 @@ async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<
   });
   const text = await response.text();
   if (response.headers.get('content-type')?.startsWith('text/event-stream')) {
-    const events = text
-      .split('\n\n')
-      .filter((event) => event.startsWith('data: '))
-      .map((event) => event.slice(6));
+    const frames = text.split('\n\n').filter((frame) => frame.length > 0);
+    // Anthropic's and the Responses API's events: an `event:` line each, and no [DONE].
+    if (route.dialect !== undefined) {
+      return { ok: true, chunks: frames.map((frame) => JSON.parse(frame.slice(frame.indexOf('\ndata: ') + 7)) as unknown) };
+    }
+    const events = frames.filter((event) => event.startsWith('data: ')).map((event) => event.slice(6));
     expect(events.at(-1)).toBe('[DONE]');
     return { ok: true, chunks: events.slice(0, -1).map((event) => JSON.parse(event) as unknown) };
   }
@@ -211,6 +221,12 @@ async function overHttp(id: RouteId, payload: Record<string, unknown>): Promise<
   expect(response.status).toBe(body['status']);
   return { ok: false, problem: { code: body['code'], status: body['status'], title: body['title'], detail: body['detail'], issues: body['issues'] } };
 }
+
+/** Routes whose bad input is compared: the writes, less Anthropic's (its HTTP errors are Anthropic-shaped). */
+const writesCompared = servedAlike.filter((id) => {
+  const route = routeList.find((entry) => entry.id === id);
+  return route !== undefined && route.method !== 'GET' && route.dialect !== 'anthropic';
+});
 
 describe('HTTP, native messaging and WebRTC answer the same', () => {
   it('has a sample request for every route', () => {
@@ -229,7 +245,7 @@ describe('HTTP, native messaging and WebRTC answer the same', () => {
     else expect(http).toMatchObject({ ok: true, data: { route: id } });
   });
 
-  it.each(['chat.completions', 'completions'] as const)('%s streams the same chunks', async (id) => {
+  it.each(['chat.completions', 'completions', 'anthropic.messages', 'responses.create'] as const)('%s streams the same chunks', async (id) => {
     const request = { ...sampleRequests[id], stream: true };
     const [http, native, channel] = await Promise.all([overHttp(id, request), overNativeMessaging(id, request), overWebRtc(id, request)]);
     expect(native).toEqual(http);
@@ -237,13 +253,10 @@ describe('HTTP, native messaging and WebRTC answer the same', () => {
     expect(http.chunks).toEqual([0, 1, 2].map((n) => ({ route: id, n })));
   });
 
-  it.each(servedAlike.filter((id) => routeList.find((route) => route.id === id)?.method !== 'GET'))(
-    '%s rejects the same bad input with the same problem',
-    async (id) => {
-      const bad = { ...sampleRequests[id as keyof typeof sampleRequests], temperature: 'hot', messages: 'none', query: 42, model_size_mb: -1, limit: 0 };
-      const [http, native, channel] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad), overWebRtc(id, bad)]);
-      expect(native).toEqual(http);
-      expect(channel).toEqual(http);
-    },
-  );
+  it.each(writesCompared)('%s rejects the same bad input with the same problem', async (id) => {
+    const bad = { ...sampleRequests[id as keyof typeof sampleRequests], temperature: 'hot', messages: 'none', query: 42, model_size_mb: -1, limit: 0 };
+    const [http, native, channel] = await Promise.all([overHttp(id, bad), overNativeMessaging(id, bad), overWebRtc(id, bad)]);
+    expect(native).toEqual(http);
+    expect(channel).toEqual(http);
+  });
 });

@@ -22,7 +22,6 @@ import { silentLogger, type Logger } from '@tabagent/values';
 import { callerOfRequestState, createHttpCallContext } from './http-call-context.js';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
 import { buildOpenApiDocument, type OpenApiDocument } from './openapi-document.js';
-import { sendProblem } from './problem-response.js';
 import { readJsonBody } from './request-body-reader.js';
 import { markReachedProvider, reachedProvider, reportRefusal } from './refusal-tracking.js';
 import { RequestGuard, requestStateOf } from './request-guard.js';
@@ -30,6 +29,7 @@ import { createCounterRequestIdFactory } from './request-id.js';
 import { OllamaRoutes, ollamaOpenPaths } from './ollama/ollama-routes.js';
 import { buildRouteTable, createCatalogueMatcher, createRouteMatcher } from './route-table.js';
 import { sendChunkStream } from './sse-response.js';
+import { sendDialectError, streamFramingOf } from './dialect-framing.js';
 
 /** Path of the generated OpenAPI document. */
 export const openApiDocumentPath = '/api-doc/openapi.json';
@@ -186,8 +186,9 @@ class ApiRouterBuilder {
           .catch((error: unknown) => this.fail(request, response, error));
       });
     }
-    // A dialect's routes (Ollama's /api/chat) are mounted by that dialect's router, with its framing.
-    const table = buildRouteTable(this.routes.filter((route) => route.dialect === undefined));
+    // Ollama's routes are mounted by its own router (NDJSON); Anthropic's and the Responses API's
+    // share this table's SSE transport, framed by their dialect.
+    const table = buildRouteTable(this.routes.filter((route) => route.dialect !== 'ollama'));
     this.routeAt = createRouteMatcher(table);
     this.catalogueMatch = createCatalogueMatcher(table);
     for (const entry of table) {
@@ -225,7 +226,8 @@ class ApiRouterBuilder {
    */
   private fail(request: IncomingMessage, response: ServerResponse, error: unknown, route = 'unmatched'): void {
     if (!reachedProvider(request)) reportRefusal(this.options.onRefused, route, error);
-    sendProblem(response, error, pathOf(request), requestStateOf(request, this.requestIdFactory).requestId, this.logger);
+    const dialect = route in routeCatalogue ? routeCatalogue[route as RouteId].dialect : undefined;
+    sendDialectError(dialect, response, error, pathOf(request), requestStateOf(request, this.requestIdFactory).requestId, this.logger);
   }
 
   /** The OpenAPI document as JSON text, generated on first use. */
@@ -265,7 +267,13 @@ class ApiRouterBuilder {
     const result: unknown = await this.provider.handle(id, validated, context);
     if (isGone(response)) return;
     if (isChunkStream(result)) {
-      await sendChunkStream(result, { response, requestId: state.requestId, instance: pathOf(request), logger: this.logger });
+      await sendChunkStream(result, {
+        response,
+        requestId: state.requestId,
+        instance: pathOf(request),
+        logger: this.logger,
+        framing: streamFramingOf(routeCatalogue[id].dialect),
+      });
       return;
     }
     // Written in the event loop's check phase, once every request read in this turn has been

@@ -157,7 +157,9 @@ describe('Host and Origin checks', () => {
     expect(response.status).toBe(204);
     expect(response.headers.get('access-control-allow-origin')).toBe(extensionOrigin);
     expect(response.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
-    expect(response.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id, Accept, content-type, authorization');
+    expect(response.headers.get('access-control-allow-headers')).toBe(
+      'Authorization, X-Api-Key, Content-Type, X-Request-Id, Accept, content-type, authorization',
+    );
   });
 
   it('grants an allowed origin the headers the openai client sends from a browser, and nothing that is not a header list', async () => {
@@ -167,8 +169,10 @@ describe('Host and Origin checks', () => {
         method: 'OPTIONS',
         headers: { origin: extensionOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': headers },
       });
-    expect((await preflight(asked)).headers.get('access-control-allow-headers')).toBe(`Authorization, Content-Type, X-Request-Id, Accept, ${asked}`);
-    expect((await preflight('x-a, x-b;x-injected: 1')).headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Request-Id, Accept');
+    expect((await preflight(asked)).headers.get('access-control-allow-headers')).toBe(`Authorization, X-Api-Key, Content-Type, X-Request-Id, Accept, ${asked}`);
+    expect((await preflight('x-a, x-b;x-injected: 1')).headers.get('access-control-allow-headers')).toBe(
+      'Authorization, X-Api-Key, Content-Type, X-Request-Id, Accept',
+    );
   });
 
   it('refuses a CORS preflight from a disallowed origin', async () => {

@@ -63,7 +63,7 @@ const securityHeaders = {
 const securityHeaderPairs = Object.entries(securityHeaders);
 
 /** Headers any allowed caller may send; the official clients add their own (below). */
-const baseAllowedHeaders = 'Authorization, Content-Type, X-Request-Id, Accept';
+const baseAllowedHeaders = 'Authorization, X-Api-Key, Content-Type, X-Request-Id, Accept';
 
 /**
  * The request headers a preflight may ask for, as a header token list: an allowed origin is
@@ -105,8 +105,14 @@ export class RequestGuard {
     deferHeader(response, 'X-Request-Id', requestId);
     for (const [name, value] of securityHeaderPairs) deferHeader(response, name, value);
     const origin = request.headers.origin;
-    const authenticated = this.apiKeyCheck !== undefined && this.apiKeyCheck.accepts(request.headers.authorization);
-    const bearer = /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(request.headers.authorization ?? '')?.[1];
+    // Anthropic's clients send the key as `x-api-key` (ANTHROPIC_API_KEY), others as a bearer token
+    // (ANTHROPIC_AUTH_TOKEN, OpenAI's): either carries the API key or a pairing token.
+    const apiKeyHeader = request.headers['x-api-key'];
+    const keyAsBearer = typeof apiKeyHeader === 'string' && apiKeyHeader.length > 0 ? `Bearer ${apiKeyHeader}` : undefined;
+    const authenticated = this.apiKeyCheck !== undefined && (this.apiKeyCheck.accepts(request.headers.authorization) || this.apiKeyCheck.accepts(keyAsBearer));
+    const bearer =
+      /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(request.headers.authorization ?? '')?.[1] ??
+      /^Bearer (tap_[A-Za-z0-9_-]{20,100})$/u.exec(keyAsBearer ?? '')?.[1];
     const pairing = bearer === undefined ? null : (this.options.pairing?.verify(bearer) ?? null);
     const address = request.socket.remoteAddress;
     (request as TaggedRequest)[requestStateKey] = {
@@ -164,7 +170,7 @@ export class RequestGuard {
       return 'handled';
     }
     if (this.apiKeyCheck !== undefined && !authenticated && pairing === null && !this.options.isOpenPath(path)) {
-      return new UnauthorizedError('This server requires an API key: send Authorization: Bearer <key>');
+      return new UnauthorizedError('This server requires an API key: send Authorization: Bearer <key> (or x-api-key: <key>)');
     }
     return undefined;
   }

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '@tabagent/values';
+import { streamFramingOf, type StreamFraming } from './dialect-framing.js';
 import { problemFromError } from './problem-response.js';
 
 /** Headers of every Server-Sent Events response (`X-Accel-Buffering` stops proxy buffering). */
@@ -10,8 +11,6 @@ const sseHeaders = {
   'X-Accel-Buffering': 'no',
 } as const;
 
-const doneFrame = 'data: [DONE]\n\n';
-
 /** What `sendChunkStream` needs besides the stream. */
 export interface ChunkStreamTarget {
   response: ServerResponse;
@@ -19,10 +18,13 @@ export interface ChunkStreamTarget {
   /** Path of the request, the problem's `instance`. */
   instance: string;
   logger: Logger;
+  /** How frames, the end and a late error are written (default: OpenAI's `data:` frames and `[DONE]`). */
+  framing?: StreamFraming;
 }
 
 /**
- * Streams chunks as SSE: `data: <json>\n\n` per chunk, then `data: [DONE]\n\n`.
+ * Streams chunks as SSE in the route's framing: by default `data: <json>\n\n` per chunk, then
+ * `data: [DONE]\n\n`; for Anthropic's and the Responses API's events an `event:` line each.
  *
  * The first chunk is awaited before the headers go out, so a generation that fails before
  * producing anything (unknown model, not loaded) still gets a proper problem response with its
@@ -32,6 +34,7 @@ export interface ChunkStreamTarget {
  */
 export async function sendChunkStream(stream: AsyncIterable<unknown>, target: ChunkStreamTarget): Promise<void> {
   const { response } = target;
+  const framing = target.framing ?? streamFramingOf(undefined);
   const iterator = stream[Symbol.asyncIterator]();
   let finished = false;
   const onClose = (): void => {
@@ -62,21 +65,19 @@ export async function sendChunkStream(stream: AsyncIterable<unknown>, target: Ch
   try {
     while (next.done !== true) {
       if (isGone(response)) return;
-      const frame = `data: ${JSON.stringify(next.value)}\n\n`;
+      const frame = framing.frame(next.value);
       if (!response.write(frame)) await waitForDrain(response);
       if (isGone(response)) return;
       next = await iterator.next();
     }
   } catch (error) {
     finished = true;
-    // One object that reads as OpenAI's stream error (`error.message`, `type`, `code`, `param`)
-    // and as the problem document (`status`, `title`, `detail`, ...).
-    const { error: openAi, ...problem } = problemFromError(error, target.instance, target.requestId, target.logger);
-    if (!isGone(response)) response.end(`data: ${JSON.stringify({ error: { ...problem, ...(openAi as object) } })}\n\n`);
+    const problem = problemFromError(error, target.instance, target.requestId, target.logger);
+    if (!isGone(response)) response.end(framing.errorFrame(problem));
     return;
   }
   finished = true;
-  if (!isGone(response)) response.end(doneFrame);
+  if (!isGone(response)) response.end(framing.end);
 }
 
 function isGone(response: ServerResponse): boolean {

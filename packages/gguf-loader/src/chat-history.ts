@@ -43,6 +43,9 @@ export function toChatHistory(messages: readonly GenerationChatMessage[]): ChatH
         break;
       case 'assistant': {
         const response: ChatModelResponse['response'] = [];
+        // Replayed thinking is a thought segment, which the wrapper renders where its template shows thinking.
+        if (message.reasoning !== undefined && message.reasoning.length > 0)
+          response.push({ type: 'segment', segmentType: 'thought', text: message.reasoning, ended: true });
         if (text.length > 0) response.push(text);
         for (const call of message.toolCalls ?? []) {
           const functionCall: ChatModelFunctionCall = { type: 'functionCall', name: call.name, params: parseArguments(call.arguments), result: null };

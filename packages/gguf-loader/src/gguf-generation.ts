@@ -6,6 +6,7 @@ import type {
   Llama,
   LlamaChatResponse,
   LlamaChatResponseChunk,
+  LlamaChatResponseFunctionCallParamsChunk,
   LlamaContextSequence,
   LlamaGrammar,
   LlamaModel,
@@ -42,6 +43,11 @@ export interface GenerationTarget {
   tokenBias: (request: GenerationRequestBase) => TokenBias | undefined;
   /** Size of the model's vocabulary (token ids are below it). */
   vocabularySize: number;
+  /**
+   * Whether the model's chat format has a tool-call syntax (a specialised wrapper, or a Jinja
+   * template that renders tools). Without one the model was never taught to call tools.
+   */
+  toolSyntax: boolean;
   /**
    * A sequence for this prompt: the free one whose cached tokens share the longest prefix with it
    * (or a clean one when `reuse` is false or nothing matches). Waits while all are busy.
@@ -182,6 +188,86 @@ function toolCallId(): string {
   return `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 }
 
+/**
+ * Tool calls pushed as they are generated: the first fragment of each call pushes its start
+ * (index, a new id, the name), every fragment its argument text. `complete` gives the calls of the
+ * result with the ids already sent and, as arguments, exactly the text streamed (so the fragments
+ * a client concatenates equal the final arguments), or the parsed value's JSON where nothing was
+ * streamed for a call.
+ */
+class StreamedToolCalls {
+  private readonly started: { id: string; name: string; text: string }[] = [];
+  constructor(private readonly push: (delta: GenerationDelta) => void) {}
+
+  fragment(index: number, name: string, text: string): void {
+    let call = this.started[index];
+    if (call === undefined) {
+      call = { id: toolCallId(), name, text: '' };
+      this.started[index] = call;
+      this.push({ kind: 'tool-call-start', index, id: call.id, name });
+    }
+    if (text.length === 0) return;
+    call.text += text;
+    this.push({ kind: 'tool-call-arguments', index, text });
+  }
+
+  complete(parsed: readonly { name: string; params: unknown }[]): GeneratedToolCall[] {
+    return parsed.map((call, index) => {
+      const streamed = this.started[index];
+      const text = streamed?.text.trim() ?? '';
+      const argumentsText = streamed !== undefined && streamed.name === call.name && safeParseJson(text).success ? text : JSON.stringify(call.params ?? {});
+      if (streamed === undefined) this.fragment(index, call.name, argumentsText);
+      return { id: this.started[index]?.id ?? toolCallId(), name: call.name, arguments: argumentsText };
+    });
+  }
+}
+
+/**
+ * Reads a forced tool call (a grammar makes the model write `{"name": "...", "arguments": ...}`)
+ * as it is generated: once the name is read, the call starts, and the arguments' text is pushed as
+ * it comes, holding back the closing brace and spaces that may end the outer object. `finish`
+ * takes the whole text and gives the call, its arguments exactly the fragments pushed.
+ */
+class ForcedToolCallReader {
+  private static readonly head = /^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*/;
+  private text = '';
+  private name: string | null = null;
+  private argumentsStart = 0;
+  private sent = 0;
+  constructor(private readonly calls: StreamedToolCalls) {}
+
+  read(chunk: string): void {
+    this.text += chunk;
+    if (this.name === null) {
+      const match = ForcedToolCallReader.head.exec(this.text);
+      if (match === null) return;
+      this.name = JSON.parse(match[1] as string) as string;
+      this.argumentsStart = match[0].length;
+      this.sent = this.argumentsStart;
+      this.calls.fragment(0, this.name, '');
+    }
+    // What may be the end of the outer object (`}` and spaces) waits until more text follows it.
+    const body = this.text.slice(0, this.text.length - (/[\s}]*$/.exec(this.text)?.[0].length ?? 0));
+    if (body.length > this.sent) {
+      this.calls.fragment(0, this.name, body.slice(this.sent));
+      this.sent = body.length;
+    }
+  }
+
+  finish(text: string): GeneratedToolCall | null {
+    const parsed = safeParseJson(text);
+    const call = parsed.success ? (parsed.value as { name?: unknown; arguments?: unknown }) : null;
+    if (call === null || typeof call.name !== 'string') return null;
+    if (this.name !== null) {
+      // The arguments are the text after `"arguments":`, less the outer object's closing brace.
+      const argumentsText = text.slice(this.argumentsStart).replace(/\s*\}\s*$/, '');
+      const sentLength = this.sent - this.argumentsStart;
+      if (argumentsText.length > sentLength) this.calls.fragment(0, this.name, argumentsText.slice(sentLength));
+    }
+    return this.calls.complete([{ name: call.name, params: call.arguments }])[0] ?? null;
+  }
+}
+
 /** JSON schema for a forced tool call: `{name, arguments}` for one of the given tools. */
 function forcedToolCallSchema(tools: readonly GenerationTool[]): GbnfJsonSchema {
   const variants = tools.map((tool) => ({
@@ -209,6 +295,47 @@ function cancelledGeneration(modelId: string, promptTokens: number, clock: Gener
 }
 
 /**
+ * The prompt of a chat request as LlamaChat will evaluate it (the same rendering call), with what
+ * the generation needs to run it: checked (tool choice, tool support), not yet measured against
+ * the context. Its tokens are what `count_tokens` reports and what the sequence is chosen by.
+ */
+function renderChatPrompt(target: GenerationTarget, request: ChatGenerationRequest) {
+  const history = toChatHistory(request.messages);
+  const tools = request.toolChoice === 'none' ? [] : (request.tools ?? []);
+  const toolChoice = request.toolChoice ?? 'auto';
+  const forced = tools.length > 0 && (toolChoice === 'required' || typeof toolChoice === 'object');
+  if (typeof toolChoice === 'object' && !tools.some((tool) => tool.name === toolChoice.name)) {
+    throw new InvalidRequestError(`tool_choice names "${toolChoice.name}", which is not in tools`);
+  }
+  if (tools.length > 0 && request.responseFormat !== undefined && request.responseFormat.type !== 'text') {
+    throw new InvalidRequestError('tools and a JSON response_format cannot be combined');
+  }
+  // node-llama-cpp would describe the tools in a generic syntax of its own, which a model whose
+  // template has none was never trained on: it would answer in text (or write tool JSON as text),
+  // and the client would never see a call. Refused, saying why, as llama-server refuses tools
+  // without a tool-aware template.
+  if (tools.length > 0 && !target.toolSyntax) {
+    throw new InvalidRequestError(`Model ${target.modelId} does not support tools: its chat template has no tool-call syntax`, {
+      issues: [{ path: 'tools', message: 'this model does not support tools' }],
+    });
+  }
+  const functions: ChatModelFunctions | undefined =
+    tools.length > 0 && !forced
+      ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }]))
+      : undefined;
+  const chatWrapper = target.chatWrapper(request.reasoning);
+  const promptTokens = chatWrapper
+    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
+    .contextText.tokenize(target.model.tokenizer);
+  return { history, tools, toolChoice, forced, functions, chatWrapper, promptTokens };
+}
+
+/** The tokens of a chat request's rendered prompt, exactly as a generation of it would evaluate them. */
+export function countChatPromptTokens(target: GenerationTarget, request: ChatGenerationRequest): number {
+  return renderChatPrompt(target, request).promptTokens.length;
+}
+
+/**
  * Runs one chat generation: renders the prompt with the model's chat wrapper (resolved once at
  * load), checks it fits, takes the sequence that holds the longest prefix of it, and generates.
  * Thinking (thought segments) is pushed as reasoning, apart from the answer.
@@ -220,33 +347,14 @@ export async function runChatGeneration(
   requestStart: number,
 ): Promise<GenerationResult> {
   const clock = new GenerationClock(requestStart);
-  const history = toChatHistory(request.messages);
-  const tools = request.toolChoice === 'none' ? [] : (request.tools ?? []);
-  const toolChoice = request.toolChoice ?? 'auto';
-  const forced = tools.length > 0 && (toolChoice === 'required' || typeof toolChoice === 'object');
-  if (typeof toolChoice === 'object' && !tools.some((tool) => tool.name === toolChoice.name)) {
-    throw new InvalidRequestError(`tool_choice names "${toolChoice.name}", which is not in tools`);
-  }
-  if (tools.length > 0 && request.responseFormat !== undefined && request.responseFormat.type !== 'text') {
-    throw new InvalidRequestError('tools and a JSON response_format cannot be combined');
-  }
-
+  const { history, tools, toolChoice, forced, functions, chatWrapper, promptTokens } = renderChatPrompt(target, request);
   let grammar = await grammarOf(target.llama, request.responseFormat);
   if (forced) {
     const chosen = typeof toolChoice === 'object' ? tools.filter((tool) => tool.name === toolChoice.name) : tools;
     grammar = await grammarOf(target.llama, { type: 'json_schema', schema: forcedToolCallSchema(chosen) as Record<string, unknown> });
   }
-  const functions: ChatModelFunctions | undefined =
-    tools.length > 0 && !forced
-      ? Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.parameters as GbnfJsonSchema | undefined }]))
-      : undefined;
-  const chatWrapper = target.chatWrapper(request.reasoning);
-  // The prompt as LlamaChat will evaluate it (the same rendering call), to check that it fits and
-  // to pick the sequence that already holds the longest part of it.
-  const promptTokens = chatWrapper
-    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true })
-    .contextText.tokenize(target.model.tokenizer);
   const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
+  push({ kind: 'prompt', promptTokens: promptTokens.length });
 
   const sequence = await acquireFor(target, promptTokens, request);
   if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);
@@ -254,6 +362,10 @@ export async function runChatGeneration(
   const meterBefore = sequence.tokenMeter.getState();
   const chat = new LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
   let reasoningTokens = 0;
+  // Tool calls as they are generated: a forced call's `{name, arguments}` text is read as it
+  // comes; a free call comes from node-llama-cpp's function-call syntax, chunk by chunk.
+  const calls = new StreamedToolCalls(push);
+  const forcedReader = forced ? new ForcedToolCallReader(calls) : null;
   try {
     const onResponseChunk = (chunk: LlamaChatResponseChunk): void => {
       if (chunk.type === 'segment') {
@@ -267,7 +379,8 @@ export async function runChatGeneration(
       if (chunk.text.length === 0) return;
       clock.mark();
       // A forced tool call is returned as tool_calls, not as content.
-      if (!forced) push({ kind: 'content', text: chunk.text });
+      if (forcedReader) forcedReader.read(chunk.text);
+      else push({ kind: 'content', text: chunk.text });
     };
     const common = {
       ...samplingOf(target, request, maxTokens),
@@ -275,9 +388,19 @@ export async function runChatGeneration(
       // Thinking switched off: a thought that opens is closed at once (node-llama-cpp's segment budget).
       ...(request.reasoning === 'off' ? { budgets: { thoughtTokens: 0 } } : {}),
     };
+    const onFunctionCallParamsChunk = (chunk: LlamaChatResponseFunctionCallParamsChunk): void => {
+      clock.mark();
+      calls.fragment(chunk.callIndex, chunk.functionName, chunk.paramsChunk);
+    };
     const response = await generateOrCancel<LlamaChatResponse<ChatModelFunctions> | LlamaChatResponse>(request.signal, () =>
       functions
-        ? chat.generateResponse(history, { ...common, functions, documentFunctionParams: true })
+        ? chat.generateResponse(history, {
+            ...common,
+            functions,
+            documentFunctionParams: true,
+            onFunctionCallParamsChunk,
+            ...(request.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+          })
         : chat.generateResponse(history, { ...common, grammar }),
     );
     const usage = TokenMeter.diff(sequence.tokenMeter, meterBefore);
@@ -290,19 +413,17 @@ export async function runChatGeneration(
       };
     let finishReason = finishReasonOf(response.metadata.stopReason);
     let text = response.response;
-    const toolCalls: GeneratedToolCall[] = [];
-    if (forced && finishReason === 'stop') {
-      const parsed = safeParseJson(text);
-      const call = parsed.success ? (parsed.value as { name?: unknown; arguments?: unknown }) : null;
-      if (call && typeof call.name === 'string') {
-        toolCalls.push({ id: toolCallId(), name: call.name, arguments: JSON.stringify(call.arguments ?? {}) });
+    let toolCalls: GeneratedToolCall[] = [];
+    if (forcedReader) {
+      const call = finishReason === 'stop' ? forcedReader.finish(text) : null;
+      if (call !== null) {
+        toolCalls = [call];
         finishReason = 'tool_calls';
-        text = '';
       }
+      // A forced call cut short (max tokens) is no call, and never its JSON as the answer's text.
+      text = '';
     }
-    for (const call of response.functionCalls ?? []) {
-      toolCalls.push({ id: toolCallId(), name: call.functionName, arguments: JSON.stringify((call.params as unknown) ?? {}) });
-    }
+    if (functions) toolCalls = calls.complete((response.functionCalls ?? []).map((call) => ({ name: call.functionName, params: call.params })));
     if (request.parallelToolCalls === false) toolCalls.splice(1);
     if (toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
     const reasoning = response.fullResponse.flatMap((part) => (typeof part !== 'string' && part.segmentType === 'thought' ? [part.text] : [])).join('');
@@ -362,6 +483,7 @@ export async function runCompletionGeneration(
   const grammar = await grammarOf(target.llama, request.responseFormat);
   const { input, evaluated: promptTokens } = completionPromptTokens(target, request.prompt);
   const maxTokens = tokenBudget(target, promptTokens.length, request.maxTokens);
+  push({ kind: 'prompt', promptTokens: promptTokens.length });
   const sequence = await acquireFor(target, promptTokens, request);
   if (sequence === null) return cancelledGeneration(target.modelId, promptTokens.length, clock);
   const cachedPromptTokens = cachedTokensOf(sequence, promptTokens);

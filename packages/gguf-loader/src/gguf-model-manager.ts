@@ -11,7 +11,7 @@ import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLo
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from '@tabagent/values';
-import { runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
+import { countChatPromptTokens, runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
 import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from '@tabagent/values';
 import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
 import { GgufTextEmbedder } from './gguf-text-embedder.js';
@@ -126,6 +126,8 @@ export interface GgufModelManager extends AsyncDisposable {
   chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
   /** Starts a raw prompt completion on a loaded model. */
   complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
+  /** The tokens of a chat request's rendered prompt, exactly as its generation would evaluate them. */
+  countChatTokens(id: string, request: ChatGenerationRequest): Promise<number>;
   /** The embedder of a loaded model (created on first use). */
   embedder(id: string): Promise<GgufTextEmbedder>;
   /** The GPU backend in use, or "cpu". */
@@ -563,6 +565,7 @@ export class NodeLlamaModelManager implements GgufModelManager {
         contextSize: entry.contextSize ?? 0,
         chatWrapper: (reasoning) => chatWrapperFor(entry, reasoning),
         vocabularySize: entry.info.vocabularySize,
+        toolSyntax: this.chatWrapper !== 'auto' || hasToolSyntax(entry.info.chatTemplate),
         tokenBias: (request) =>
           requestTokenBias(
             entry.model,
@@ -611,6 +614,15 @@ export class NodeLlamaModelManager implements GgufModelManager {
     );
   }
 
+  /** The tokens of a chat request's prompt as a generation of it would evaluate them (Anthropic's count_tokens). */
+  async countChatTokens(id: string, request: ChatGenerationRequest): Promise<number> {
+    const run = this.startGeneration(id, request.keepAlive, request.signal, async (target, _signal, _push, start) => ({
+      ...cancelledResult(id, start),
+      promptTokens: countChatPromptTokens(target, request),
+    }));
+    return (await run.result).promptTokens;
+  }
+
   complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta> {
     return this.startGeneration(id, request.keepAlive, request.signal, (target, signal, push, start) =>
       runCompletionGeneration(target, { ...request, signal }, push, start),
@@ -644,6 +656,17 @@ export class NodeLlamaModelManager implements GgufModelManager {
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }
+}
+
+/**
+ * Whether a model was taught a tool-call syntax: its GGUF's chat template renders the request's
+ * tools. node-llama-cpp maps a plain template to a specialised wrapper (ChatML, Llama 3) whose
+ * function syntax the model never saw, so the wrapper alone does not say. A file without a
+ * template (node-llama-cpp's general wrapper, whose own syntax it parses as calls, never leaving
+ * them as text) and a wrapper the server was configured with are taken as they are.
+ */
+function hasToolSyntax(template: string | null): boolean {
+  return template === null || /\btools\b/.test(template);
 }
 
 /**

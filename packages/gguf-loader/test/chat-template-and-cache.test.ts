@@ -172,9 +172,16 @@ describe('chat on GGUFs with Jinja templates', () => {
 });
 
 describe('reasoning models', () => {
-  async function collect(run: AsyncIterable<GenerationDelta>): Promise<GenerationDelta[]> {
-    const deltas: GenerationDelta[] = [];
-    for await (const delta of run) deltas.push(delta);
+  type TextDelta = Extract<GenerationDelta, { kind: 'content' | 'reasoning' }>;
+  /** The text deltas; the prompt comes first, once, with its size. */
+  async function collect(run: AsyncIterable<GenerationDelta>): Promise<TextDelta[]> {
+    const deltas: TextDelta[] = [];
+    let first = true;
+    for await (const delta of run) {
+      if (first) expect(delta.kind).toBe('prompt');
+      first = false;
+      if (delta.kind === 'content' || delta.kind === 'reasoning') deltas.push(delta);
+    }
     return deltas;
   }
 

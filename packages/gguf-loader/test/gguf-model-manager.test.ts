@@ -22,10 +22,17 @@ const ask = (content: string, extra: Partial<ChatGenerationRequest> = {}): ChatG
   ...extra,
 });
 
-async function collect(run: AsyncIterable<GenerationDelta> & { result: Promise<GenerationResult> }): Promise<{ deltas: string[]; result: GenerationResult }> {
+/** The answer's text deltas, and the prompt's size as the run reported it before generating. */
+async function collect(
+  run: AsyncIterable<GenerationDelta> & { result: Promise<GenerationResult> },
+): Promise<{ deltas: string[]; promptTokens: number[]; result: GenerationResult }> {
   const deltas: string[] = [];
-  for await (const delta of run) deltas.push(delta.text);
-  return { deltas, result: await run.result };
+  const promptTokens: number[] = [];
+  for await (const delta of run) {
+    if (delta.kind === 'prompt') promptTokens.push(delta.promptTokens);
+    else if (delta.kind === 'content' || delta.kind === 'reasoning') deltas.push(delta.text);
+  }
+  return { deltas, promptTokens, result: await run.result };
 }
 
 async function caught(promise: Promise<unknown>): Promise<TabAgentError> {
@@ -87,9 +94,12 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
   });
 
   it('streams deltas that add up to the final text', async () => {
-    const { deltas, result } = await collect(manager.chat('tiny', ask('Stream please')));
+    const { deltas, promptTokens, result } = await collect(manager.chat('tiny', ask('Stream please')));
     expect(deltas.length).toBeGreaterThan(1);
     expect(deltas.join('')).toBe(result.text);
+    // The prompt's size is reported once, before any text, and is the result's prompt tokens.
+    expect(promptTokens).toEqual([result.promptTokens]);
+    expect(await manager.countChatTokens('tiny', ask('Stream please'))).toBe(result.promptTokens);
   });
 
   it('gives the same output for the same seed and another for another seed', async () => {
@@ -194,6 +204,7 @@ describe('GgufModelManager (real node-llama-cpp, tiny random llama)', () => {
     const run = manager.chat('tiny', ask('Long answer', { maxTokens: undefined, ignoreEos: true, signal: controller.signal }));
     const deltas: string[] = [];
     for await (const delta of run) {
+      if (delta.kind !== 'content') continue;
       deltas.push(delta.text);
       if (deltas.length === 3) controller.abort();
     }

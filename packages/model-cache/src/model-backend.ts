@@ -25,6 +25,8 @@ export interface ModelMemoryEstimate {
 export interface TextGenerator {
   chat(modelId: string, request: ChatGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
   complete(modelId: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
+  /** The tokens of a chat request's rendered prompt, exactly as `chat` would evaluate them (the dialects' token counts). */
+  countChatTokens(modelId: string, request: ChatGenerationRequest): Promise<number>;
 }
 
 /** A cross-encoder: relevance of each document to the query. */

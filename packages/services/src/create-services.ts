@@ -153,6 +153,7 @@ export async function openServices(options: ServicesOptions): Promise<Services> 
       logger,
       running,
       activity,
+      responseStore: memory.storage,
       ...(metrics === undefined ? {} : { onGeneration: (stats: GenerationStats) => metrics.recordGeneration(stats) }),
     });
     const groups = {

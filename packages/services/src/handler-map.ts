@@ -103,5 +103,12 @@ export function serverHandlerMap(groups: HandlerGroups): HandlerMap {
     'ollama.chat': generation['ollama.chat'],
     'ollama.generate': generation['ollama.generate'],
     'legacy.generate': generation['legacy.generate'],
+    'anthropic.messages': generation['anthropic.messages'],
+    'anthropic.count_tokens': generation['anthropic.count_tokens'],
+    'responses.create': generation['responses.create'],
+    'responses.input_tokens': generation['responses.input_tokens'],
+    'responses.get': generation['responses.get'],
+    'responses.delete': generation['responses.delete'],
+    'responses.input_items': generation['responses.input_items'],
   };
 }

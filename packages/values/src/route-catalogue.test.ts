@@ -12,13 +12,15 @@ describe('route catalogue', () => {
     expect(new Set(keys).size).toBe(keys.length);
   });
 
-  it('marks exactly chat completions, completions, model pulls and Ollama chat and generate as streaming', () => {
+  it('marks exactly chat completions, completions, model pulls, Ollama chat and generate, Anthropic messages and Responses as streaming', () => {
     expect(routeList.filter((route) => route.streaming !== 'never').map((route) => route.id)).toEqual([
       'chat.completions',
       'completions',
       'models.pull',
       'ollama.chat',
       'ollama.generate',
+      'anthropic.messages',
+      'responses.create',
     ]);
   });
 

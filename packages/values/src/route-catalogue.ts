@@ -2,6 +2,14 @@ import type { z } from 'zod';
 import { healthRoute, logsRoute, routesRoute } from './routes/health-routes.js';
 import { ollamaChatRoute, ollamaGenerateRoute } from './routes/ollama-routes.js';
 import { legacyGenerateRoute } from './routes/legacy-routes.js';
+import { anthropicCountTokensRoute, anthropicMessagesRoute } from './routes/anthropic-routes.js';
+import {
+  responsesCreateRoute,
+  responsesDeleteRoute,
+  responsesGetRoute,
+  responsesInputItemsRoute,
+  responsesInputTokensRoute,
+} from './routes/responses-routes.js';
 import {
   hardwareFeasibilityRoute,
   hardwareInfoRoute,
@@ -144,6 +152,13 @@ export const routeList = [
   ollamaChatRoute,
   ollamaGenerateRoute,
   legacyGenerateRoute,
+  anthropicMessagesRoute,
+  anthropicCountTokensRoute,
+  responsesCreateRoute,
+  responsesInputTokensRoute,
+  responsesGetRoute,
+  responsesDeleteRoute,
+  responsesInputItemsRoute,
 ] as const;
 
 type RouteUnion = (typeof routeList)[number];

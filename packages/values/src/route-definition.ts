@@ -45,12 +45,18 @@ export interface RouteDefinition<
    */
   readonly maxBodyBytes?: number;
   /**
-   * The wire dialect of a route whose request and answer are another API's shapes (Ollama's
-   * `/api/chat`): the HTTP transport mounts it with that dialect's framing (NDJSON streams,
-   * `{"error": ...}` bodies) instead of SSE and problem documents. Absent: this server's own API.
+   * The wire dialect of a route whose request and answer are another API's shapes: the HTTP
+   * transport frames it as that API does. Ollama's (`/api/chat`): NDJSON streams and `{"error":
+   * ...}` bodies. Anthropic's (`/v1/messages`): SSE with an `event:` line per event and
+   * `{type:"error", error:{type, message}}` bodies. OpenAI's Responses (`/v1/responses`): SSE with
+   * an `event:` line per event and no `[DONE]`. Absent: this server's own API (SSE `data:` frames
+   * ending in `[DONE]`, problem documents).
    */
-  readonly dialect?: 'ollama';
+  readonly dialect?: RouteDialect;
 }
+
+/** The wire dialects routes can speak besides this server's own API. */
+export type RouteDialect = 'ollama' | 'anthropic' | 'openai-responses';
 
 /** The request body limit of a route that names none: 1 MiB. */
 export const defaultMaxBodyBytes = 1024 * 1024;

@@ -1,6 +1,11 @@
 import type { ModelResolver } from '@tabagent/model-cache';
+import type { StoredResponse } from '@tabagent/storage';
 import {
   assertPairingScope,
+  InvalidRequestError,
+  NotFoundError,
+  safeParseJson,
+  type GenerationChatMessage,
   callerKeyOf,
   generationEvents,
   type CallContext,
@@ -8,9 +13,21 @@ import {
   type GenerationResult,
   type GenerationRun,
   type Logger,
+  type RouteRequest,
   type RouteResponse,
 } from '@tabagent/values';
+import { anthropicMessagesRequestOf, anthropicPromptOf } from '../codecs/anthropic/convert-anthropic-request.js';
+import { anthropicErrorOf, anthropicEventsOf, anthropicMessageId, anthropicMessageOf } from '../codecs/anthropic/convert-to-anthropic-response.js';
 import { legacyGenerateAnswerOf, legacyGenerateOf } from '../codecs/legacy/convert-legacy-generate.js';
+import { responsesMessagesOf, responsesPromptOf, responsesRequestOf } from '../codecs/responses/convert-responses-request.js';
+import {
+  assistantTurnOf,
+  responsesEventsOf,
+  responsesId,
+  responsesResponseOf,
+  type ResponsesMeta,
+  type ResponsesObject,
+} from '../codecs/responses/convert-to-responses-output.js';
 import { ollamaChatOf, ollamaGenerateOf, type OllamaGenerationParts } from '../codecs/ollama/convert-ollama-request.js';
 import {
   ollamaChatAnswerOf,
@@ -44,6 +61,25 @@ export interface GenerationHandlerDeps {
   onGeneration?: (stats: GenerationStats) => void;
   /** Unix time source for `created` (tests). */
   now?: () => number;
+  /**
+   * Where the Responses API keeps `store: true` responses (for `previous_response_id` and `GET
+   * /v1/responses/{id}`): the server's SQLite storage. Without one nothing is stored.
+   */
+  responseStore?: ResponseStore;
+  /** How many responses the store keeps (default 1,000) and for how long (default 30 days, as OpenAI). */
+  responseStoreLimits?: { maxRows: number; ttlMs: number };
+  /**
+   * How long a stream of the Anthropic or Responses API stays silent before a keep-alive event
+   * (`ping`, `keepalive`) is sent (default 10 s): an agent's prompt can take minutes to evaluate.
+   */
+  keepAliveIntervalMs?: number;
+}
+
+/** The storage calls of the Responses store (`@tabagent/storage`'s `Storage` has them). */
+export interface ResponseStore {
+  putResponse(entry: StoredResponse, limits: { maxRows: number }): void;
+  getResponse(id: string): StoredResponse | undefined;
+  deleteResponse(id: string): boolean;
 }
 
 type GenerationRouteId =
@@ -52,6 +88,13 @@ type GenerationRouteId =
   | 'ollama.chat'
   | 'ollama.generate'
   | 'legacy.generate'
+  | 'anthropic.messages'
+  | 'anthropic.count_tokens'
+  | 'responses.create'
+  | 'responses.input_tokens'
+  | 'responses.get'
+  | 'responses.delete'
+  | 'responses.input_items'
   | 'generation.stop'
   | 'generation.halt'
   | 'generation.halt_status'
@@ -189,6 +232,58 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   };
 
   const nowIso = (): string => new Date().toISOString();
+  const keepAliveMs = deps.keepAliveIntervalMs ?? 10_000;
+  const storeLimits = deps.responseStoreLimits ?? { maxRows: 1000, ttlMs: 30 * 24 * 3600 * 1000 };
+
+  /** A stored response, or the 404 OpenAI answers for an unknown (or expired, or deleted) one. */
+  const storedResponse = (id: string): StoredResponse => {
+    const stored = deps.responseStore?.getResponse(id);
+    if (stored === undefined) throw new NotFoundError(`Response with id '${id}' not found.`);
+    return stored;
+  };
+
+  /** The conversation a `previous_response_id` continues; an unknown id is a 400 naming the field, as OpenAI's. */
+  const previousConversation = (id: string | null | undefined): GenerationChatMessage[] => {
+    if (id === undefined || id === null) return [];
+    const stored = deps.responseStore?.getResponse(id);
+    if (stored === undefined) {
+      throw new InvalidRequestError(`Previous response with id '${id}' not found.`, { issues: [{ path: 'previous_response_id', message: 'not found' }] });
+    }
+    const parsed = safeParseJson(stored.conversation);
+    return parsed.success ? (parsed.value as GenerationChatMessage[]) : [];
+  };
+
+  /** The input items as `input_items` lists them: each with an id. */
+  const inputItemsOf = (input: RouteRequest<'responses.create'>['input']): Record<string, unknown>[] => {
+    if (input === undefined) return [];
+    if (typeof input === 'string') return [{ type: 'message', id: responsesId('msg'), role: 'user', content: [{ type: 'input_text', text: input }] }];
+    return input.map((item) => ({ ...item, type: item.type ?? 'message', id: typeof item.id === 'string' ? item.id : responsesId('msg') }));
+  };
+
+  /**
+   * Keeps a finished response (unless the request said `store: false`): the response as returned,
+   * its input items, and the conversation with its output for a later `previous_response_id`.
+   * Storing is secondary to answering: a failure is logged, the answer still goes out.
+   */
+  const remember = (request: RouteRequest<'responses.create'>, previous: GenerationChatMessage[], response: ResponsesObject): void => {
+    if (request.store === false || deps.responseStore === undefined) return;
+    try {
+      const createdAt = Date.now();
+      deps.responseStore.putResponse(
+        {
+          id: response.id,
+          createdAt,
+          expiresAt: createdAt + storeLimits.ttlMs,
+          response: JSON.stringify(response),
+          inputItems: JSON.stringify(inputItemsOf(request.input)),
+          conversation: JSON.stringify([...previous, ...responsesMessagesOf(request.input), assistantTurnOf(response.output)]),
+        },
+        { maxRows: storeLimits.maxRows },
+      );
+    } catch (error) {
+      deps.logger?.warn({ err: error, responseId: response.id }, 'A response could not be stored');
+    }
+  };
 
   return {
     'chat.completions': async (request, context) => {
@@ -250,6 +345,72 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
       const { model, generator } = await prepare(legacy.model, { keepAlive: undefined });
       const { run } = launch(context, (signal) => generator.chat(model.id, { ...legacy.request, signal }));
       return legacyGenerateAnswerOf(await run.result, context.requestId);
+    },
+
+    // Anthropic's Messages API: one codec each way, the same generation as every other dialect.
+    'anthropic.messages': async (request, context) => {
+      const chat = anthropicMessagesRequestOf(request, await registry.getGenerationParams());
+      const { model, generator } = await prepare(request.model, { keepAlive: undefined });
+      const { run, handle } = launch(context, (signal) => generator.chat(model.id, { ...chat, signal }));
+      const id = anthropicMessageId();
+      if (request.stream) return anthropicEventsOf(eventsOf(model.id, run, handle), id, model.id, keepAliveMs);
+      try {
+        return anthropicMessageOf(await run.result, id, model.id);
+      } catch (error) {
+        throw anthropicErrorOf(error);
+      }
+    },
+
+    // Exact: the rendered prompt's tokens, as the same request's usage.input_tokens.
+    'anthropic.count_tokens': async (request) => {
+      const prompt = anthropicPromptOf(request, await registry.getGenerationParams());
+      const { model, generator } = await prepare(request.model, { keepAlive: undefined });
+      try {
+        return { input_tokens: await generator.countChatTokens(model.id, prompt) };
+      } catch (error) {
+        throw anthropicErrorOf(error);
+      }
+    },
+
+    // OpenAI's Responses API: stateless unless `store` (default true) keeps the response for later turns.
+    'responses.create': async (request, context) => {
+      const previous = previousConversation(request.previous_response_id);
+      const chat = responsesRequestOf(request, previous, await registry.getGenerationParams());
+      const { model, generator } = await prepare(request.model, { keepAlive: undefined });
+      const { run, handle } = launch(context, (signal) => generator.chat(model.id, { ...chat, signal }));
+      const meta: ResponsesMeta = { id: responsesId('resp'), createdAt: now(), model: model.id, request };
+      if (request.stream) return responsesEventsOf(eventsOf(model.id, run, handle), meta, keepAliveMs, (response) => remember(request, previous, response));
+      const response = responsesResponseOf(await run.result, meta);
+      remember(request, previous, response);
+      return response;
+    },
+
+    'responses.input_tokens': async (request) => {
+      const prompt = responsesPromptOf(request, previousConversation(request.previous_response_id), await registry.getGenerationParams());
+      const { model, generator } = await prepare(request.model, { keepAlive: undefined });
+      return { object: 'response.input_tokens', input_tokens: await generator.countChatTokens(model.id, prompt) };
+    },
+
+    'responses.get': async (request) => JSON.parse(storedResponse(request.response_id).response) as ResponsesObject,
+
+    'responses.delete': async (request) => {
+      if (deps.responseStore?.deleteResponse(request.response_id) !== true) throw new NotFoundError(`Response with id '${request.response_id}' not found.`);
+      return { id: request.response_id, object: 'response', deleted: true };
+    },
+
+    // Newest first unless `order: "asc"`; `after` is the id the previous page ended with.
+    'responses.input_items': async (request) => {
+      const items = JSON.parse(storedResponse(request.response_id).inputItems) as Record<string, unknown>[];
+      const ordered = request.order === 'asc' ? items : [...items].reverse();
+      const from = request.after === undefined ? 0 : ordered.findIndex((item) => item['id'] === request.after) + 1;
+      const page = ordered.slice(from, from + request.limit);
+      return {
+        object: 'list',
+        data: page,
+        first_id: (page[0]?.['id'] as string | undefined) ?? null,
+        last_id: (page[page.length - 1]?.['id'] as string | undefined) ?? null,
+        has_more: from + request.limit < ordered.length,
+      };
     },
 
     // A generation or a pull of this caller; another caller's is answered as not found (its id is not this caller's to know).

@@ -43,6 +43,8 @@ export interface GenerationChatMessage {
   name?: string;
   toolCalls?: readonly GeneratedToolCall[];
   toolCallId?: string;
+  /** An assistant turn's thinking, replayed in history (rendered where the template shows it). */
+  reasoning?: string;
 }
 
 /** A tool the model may call (OpenAI function tool). */
@@ -89,11 +91,18 @@ export interface ChatGenerationRequest extends GenerationRequestBase {
   parallelToolCalls?: boolean;
 }
 
-/** One piece of streamed output: answer text, or a reasoning model's thinking. */
-export interface GenerationDelta {
-  kind: 'content' | 'reasoning';
-  text: string;
-}
+/**
+ * One piece of a running generation, in order: answer text or a reasoning model's thinking; the
+ * prompt's size once it is rendered and known to fit (before it is evaluated, so a stream can
+ * open at once with the real input token count); and each tool call as it is generated, its
+ * start (index, id and name) and then fragments of its JSON arguments, which concatenated are
+ * exactly the call's `arguments` in the result.
+ */
+export type GenerationDelta =
+  | { kind: 'content' | 'reasoning'; text: string }
+  | { kind: 'prompt'; promptTokens: number }
+  | { kind: 'tool-call-start'; index: number; id: string; name: string }
+  | { kind: 'tool-call-arguments'; index: number; text: string };
 
 /** A raw prompt completion request. */
 export interface CompletionGenerationRequest extends GenerationRequestBase {
@@ -136,15 +145,19 @@ export interface GenerationResult {
 }
 
 /**
- * The one stream of events a generation produces, for codecs that speak events (the streamed
- * OpenAI, Ollama and legacy shapes are each one mapping of it): `start` once, then text,
- * reasoning and tool-call deltas in order, then `end` with the result (usage and finish reason),
- * or `error` instead of `end` when it failed.
+ * The one stream of events a generation produces, for codecs that speak events (each streamed
+ * dialect is one mapping of it): `start` once; `prompt` when the prompt is known to fit; text,
+ * reasoning and tool-call deltas in order; then each complete tool call (`tool-call`, also for
+ * calls that were streamed, so a codec may take them whole) and `end` with the result (usage and
+ * finish reason), or `error` instead of `end` when it failed.
  */
 export type GenerationEvent =
   | { type: 'start'; modelId: string }
+  | { type: 'prompt'; promptTokens: number }
   | { type: 'text-delta'; text: string }
   | { type: 'reasoning-delta'; text: string }
+  | { type: 'tool-call-start'; index: number; id: string; name: string }
+  | { type: 'tool-call-delta'; index: number; arguments: string }
   | { type: 'tool-call'; index: number; call: GeneratedToolCall }
   | { type: 'end'; result: GenerationResult }
   | { type: 'error'; error: unknown };

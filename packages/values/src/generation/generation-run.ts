@@ -74,6 +74,22 @@ export class GenerationRunController<Result, Delta = string> implements Generati
   }
 }
 
+/** A delta as its event. */
+function eventOf(delta: GenerationDelta): GenerationEvent {
+  switch (delta.kind) {
+    case 'content':
+      return { type: 'text-delta', text: delta.text };
+    case 'reasoning':
+      return { type: 'reasoning-delta', text: delta.text };
+    case 'prompt':
+      return { type: 'prompt', promptTokens: delta.promptTokens };
+    case 'tool-call-start':
+      return { type: 'tool-call-start', index: delta.index, id: delta.id, name: delta.name };
+    case 'tool-call-arguments':
+      return { type: 'tool-call-delta', index: delta.index, arguments: delta.text };
+  }
+}
+
 /**
  * A run as the one event stream: `start`, each delta, the tool calls, then `end` with the result
  * (or `error`). Closing the stream early stops reading; the caller aborts the generation itself.
@@ -82,7 +98,7 @@ export async function* generationEvents(modelId: string, run: GenerationRun<Gene
   yield { type: 'start', modelId };
   let result: GenerationResult;
   try {
-    for await (const delta of run) yield delta.kind === 'reasoning' ? { type: 'reasoning-delta', text: delta.text } : { type: 'text-delta', text: delta.text };
+    for await (const delta of run) yield eventOf(delta);
     result = await run.result;
   } catch (error) {
     yield { type: 'error', error };

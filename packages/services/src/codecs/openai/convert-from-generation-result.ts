@@ -56,7 +56,9 @@ export function openAiChatResponseOf(result: GenerationResult, meta: OpenAiAnswe
 
 /**
  * The event stream as chat completion chunks: the role first, a chunk per text or reasoning
- * delta, the tool calls together (each with its index and id), then the finish reason and usage.
+ * delta, each tool call as it is generated (its first delta with `index`, `id`, `type` and the
+ * name, then argument fragments with the `index` only, as llama-server streams them), then the
+ * finish reason and usage.
  */
 export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>, meta: OpenAiAnswerMeta): AsyncGenerator<RouteChunk<'chat.completions'>> {
   const chunk = (delta: ChatDelta, result: GenerationResult | null): RouteChunk<'chat.completions'> => {
@@ -72,6 +74,7 @@ export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>
       ...end.tail,
     };
   };
+  const started = new Set<number>();
   for await (const event of events) {
     switch (event.type) {
       case 'start':
@@ -83,15 +86,27 @@ export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>
       case 'reasoning-delta':
         yield chunk({ reasoning_content: event.text }, null);
         break;
+      case 'tool-call-start':
+        started.add(event.index);
+        yield chunk({ tool_calls: [{ index: event.index, id: event.id, type: 'function', function: { name: event.name, arguments: '' } }] }, null);
+        break;
+      case 'tool-call-delta':
+        yield chunk({ tool_calls: [{ index: event.index, function: { arguments: event.arguments } }] }, null);
+        break;
       case 'tool-call':
-        // Sent together with the others, once the result has them all (the end event).
+        // A call an engine gives only whole (none streamed) goes out whole, in one delta.
+        if (!started.has(event.index)) {
+          const { call } = event;
+          yield chunk({ tool_calls: [{ index: event.index, id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] }, null);
+        }
         break;
       case 'end':
-        if (event.result.toolCalls.length > 0) yield chunk({ tool_calls: toolCallsOf(event.result).map((call, index) => ({ index, ...call })) }, null);
         yield chunk({}, event.result);
         break;
       case 'error':
         throw event.error;
+      case 'prompt':
+        break;
     }
   }
 }
