@@ -145,6 +145,32 @@ describe('the Anthropic SDK against /v1/messages', () => {
     }
   });
 
+  it("gives a reasoning model's thought as a thinking block before the text, streamed as thinking_delta", async () => {
+    const request = {
+      model: 'thinker',
+      max_tokens: 12,
+      thinking: { type: 'enabled' as const, budget_tokens: 1024 },
+      messages: [{ role: 'user' as const, content: 'Think' }],
+    };
+    const message = await client.messages.create(request);
+    // The template opens a thought and this random model never closes it: all of the answer is thinking.
+    expect(message.content.map((block) => block.type)).toEqual(['thinking']);
+    const stream = client.messages.stream(request);
+    const events: Event[] = [];
+    stream.on('streamEvent', (event) => events.push(event));
+    const final = await stream.finalMessage();
+    expectWellFormed(events);
+    const thought = events.map((event) => (event.type === 'content_block_delta' && event.delta.type === 'thinking_delta' ? event.delta.thinking : '')).join('');
+    expect(final.content[0]).toEqual({ type: 'thinking', thinking: thought, signature: '' });
+    expect(thought.length).toBeGreaterThan(0);
+    // Adaptive thinking (what Claude Code sends) is accepted the same way; disabled closes the thought at once.
+    expect((await client.messages.create({ ...request, thinking: { type: 'adaptive' } as never })).content[0]?.type).toBe('thinking');
+    // Disabled: the thought the template opens is closed at once (at most its one closing token), then the answer.
+    const off = await client.messages.create({ ...request, thinking: { type: 'disabled' } });
+    expect(off.content[off.content.length - 1]?.type).toBe('text');
+    expect(off.content.filter((block) => block.type !== 'thinking').map((block) => block.type)).toEqual(['text']);
+  });
+
   it('accepts thinking and redacted_thinking in history, and thinking requests on a model that does not think', async () => {
     const message = await client.messages.create({
       model: 'tiny',
@@ -193,6 +219,20 @@ describe('the Anthropic SDK against /v1/messages', () => {
       error: { type: 'invalid_request_error', message: `prompt is too long: ${inputTokens} tokens > 1024 maximum` },
       request_id: expect.any(String),
     });
+  });
+
+  it("grows a model's context for a prompt over it, and the request then completes", async () => {
+    const prompt = { model: 'roomy', messages: [{ role: 'user' as const, content: 'word '.repeat(700) }] };
+    const { input_tokens: inputTokens } = await client.messages.countTokens(prompt);
+    expect(inputTokens).toBeGreaterThan(1024);
+    const stream = client.messages.stream({ ...prompt, max_tokens: 8 });
+    const events: Event[] = [];
+    stream.on('streamEvent', (event) => events.push(event));
+    const message = await stream.finalMessage();
+    expectWellFormed(events);
+    expect(message.usage.input_tokens).toBe(inputTokens);
+    // Loaded with 1,024 tokens; grown to the prompt and half again (at least 4,096), in steps of 4,096.
+    expect(server.manager.get('roomy')?.contextSize).toBe(Math.ceil((inputTokens + Math.max(4096, inputTokens / 2)) / 4096) * 4096);
   });
 
   it('answers errors in Anthropic shape, as the SDK types them', async () => {

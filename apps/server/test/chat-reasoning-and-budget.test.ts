@@ -124,5 +124,13 @@ describe('KV cache reuse and token budget', () => {
     expect(problem.code).toBe('context_length_exceeded');
     expect(problem.context_size).toBe(2048);
     expect(problem.prompt_tokens).toBeGreaterThan(2048);
+    // Streamed, the same problem with its status: nothing is sent before the prompt is known to fit.
+    const streamed = await fetch(`${server.httpUrl ?? ''}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'word '.repeat(3000) }] }),
+    });
+    expect(streamed.status).toBe(400);
+    expect(((await streamed.json()) as { code: string }).code).toBe('context_length_exceeded');
   });
 });

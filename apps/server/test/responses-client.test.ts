@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import OpenAI7 from 'openai-v7';
+import { parseRouteRequest } from '@tabagent/values';
 import { parseSseFrames, startDialectServer, type DialectServer } from './support/dialect-server.js';
 
 // The official openai client, the project's pin (6.x) and the current 7.x (whose Responses stream
@@ -85,6 +86,30 @@ describe('the openai clients against /v1/responses', () => {
     expect(['response.completed', 'response.incomplete']).toContain(types[types.length - 1]);
     expect(final.output_text).toBe(text);
     expect(final.usage?.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("streams a reasoning model's thought as a reasoning item whose summary deltas carry summary_index (what Codex reads)", async () => {
+    const events = await rawEvents({ model: 'thinker', input: 'Think', max_output_tokens: 12, reasoning: { effort: 'medium', summary: 'auto' } });
+    const deltas = events.filter((event) => event.type === 'response.reasoning_summary_text.delta');
+    expect(deltas.length).toBeGreaterThan(0);
+    for (const delta of deltas) expect(delta).toMatchObject({ summary_index: 0, output_index: 0, item_id: expect.stringMatching(/^rs_/) });
+    const completed = events[events.length - 1] as StreamEvent & { response: { output: { type: string; summary?: { text: string }[] }[] } };
+    expect(completed.response.output[0]?.type).toBe('reasoning');
+    expect(completed.response.output[0]?.summary?.[0]?.text).toBe(deltas.map((delta) => delta['delta']).join(''));
+    // The strict accumulator takes it.
+    const final = await client7.responses.stream({ model: 'thinker', input: 'Think', max_output_tokens: 12 }).finalResponse();
+    expect(final.output[0]?.type).toBe('reasoning');
+  });
+
+  it('constrains the output to text.format (a JSON schema)', async () => {
+    const response = await client7.responses.create({
+      model: 'tiny',
+      input: 'Pick a color',
+      text: {
+        format: { type: 'json_schema', name: 'pick', schema: { type: 'object', properties: { color: { enum: ['red', 'blue'] } }, required: ['color'] } },
+      },
+    });
+    expect(JSON.parse(response.output_text)).toEqual({ color: expect.stringMatching(/^(red|blue)$/) });
   });
 
   it('a required function call, streamed as argument deltas, and its output taken back (string and parts)', async () => {
@@ -224,6 +249,22 @@ describe('the openai clients against /v1/responses', () => {
     for (let index = 0; index < 4; index++) kept.push(await client7.responses.create({ model: 'tiny', input: `n${index}`, max_output_tokens: 1 }));
     await expect(client7.responses.retrieve((kept[0] as { id: string }).id)).rejects.toBeInstanceOf(OpenAI7.NotFoundError);
     expect((await client7.responses.retrieve((kept[3] as { id: string }).id)).id).toBe((kept[3] as { id: string }).id);
+  });
+
+  it("keeps a stored response its caller's: another caller cannot read, list, continue or delete it", async () => {
+    const stored = await client7.responses.create({ model: 'tiny', input: 'private', max_output_tokens: 1 });
+    const other = { requestId: 'other-1', signal: new AbortController().signal, transport: 'in-process' as const, caller: {} };
+    for (const [id, request] of [
+      ['responses.get', { response_id: stored.id }],
+      ['responses.input_items', { response_id: stored.id }],
+      ['responses.delete', { response_id: stored.id }],
+    ] as const) {
+      await expect(server.provider.handle(id, parseRouteRequest(id, request), other)).rejects.toThrow(`Response with id '${stored.id}' not found.`);
+    }
+    await expect(
+      server.provider.handle('responses.create', parseRouteRequest('responses.create', { model: 'tiny', input: 'x', previous_response_id: stored.id }), other),
+    ).rejects.toThrow(`Previous response with id '${stored.id}' not found.`);
+    expect((await client7.responses.retrieve(stored.id)).id).toBe(stored.id);
   });
 
   it('answers errors as the SDK types them: unknown model, context_length_exceeded', async () => {

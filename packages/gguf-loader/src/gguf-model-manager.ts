@@ -8,7 +8,7 @@ import {
   installChatTemplateBudget,
 } from './chat-template-budget.js';
 import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLogLevel, readGgufFileInfo, resolveChatWrapper } from 'node-llama-cpp';
-import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError } from '@tabagent/values';
+import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError, TabAgentError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from '@tabagent/values';
 import { countChatPromptTokens, runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
@@ -38,6 +38,11 @@ export interface GgufModelManagerOptions {
   defaultContextSize?: number;
   /** Parallel sequences per loaded model; more requests queue (default 4). */
   sequences?: number;
+  /**
+   * Grow a loaded model's context when a prompt does not fit it (reloading the model, within its
+   * trained context and the memory available), instead of refusing the prompt (default true).
+   */
+  growContext?: boolean;
   /**
    * Requests that may wait per loaded model beyond its sequences (default 64, Ollama's
    * OLLAMA_MAX_QUEUE is 512 for a server with more cores); more are refused with 429.
@@ -173,6 +178,8 @@ export class NodeLlamaModelManager implements GgufModelManager {
   private readonly loading = new Map<string, Promise<ModelEntry>>();
   /** How each model was last loaded (file and options): a generation whose model was unloaded under it loads it again. */
   private readonly lastLoads = new Map<string, { path: string; options: GgufLoadOptions }>();
+  /** Context growths in progress, by model: requests that overflow together wait for one. */
+  private readonly growing = new Map<string, Promise<boolean>>();
   private readonly logger: Logger;
   private disposed = false;
   /** Aborted by dispose(): loads in progress give up instead of holding the shutdown. */
@@ -553,59 +560,124 @@ export class NodeLlamaModelManager implements GgufModelManager {
   ): GenerationRun<GenerationResult, GenerationDelta> {
     const requestStart = performance.now();
     return new GenerationRunController<GenerationResult, GenerationDelta>(async (push) => {
-      const entry = await this.entryForGeneration(id, signal);
-      const pool = entry.pool;
-      if (!pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
-      const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);
-      const combined = signal ? AbortSignal.any([signal, entry.unloading.signal]) : entry.unloading.signal;
-      const target: GenerationTarget = {
-        modelId: id,
-        llama: entry.model.llama,
-        model: entry.model,
-        contextSize: entry.contextSize ?? 0,
-        chatWrapper: (reasoning) => chatWrapperFor(entry, reasoning),
-        vocabularySize: entry.info.vocabularySize,
-        toolSyntax: this.chatWrapper !== 'auto' || hasToolSyntax(entry.info.chatTemplate),
-        tokenBias: (request) =>
-          requestTokenBias(
-            entry.model,
-            entry.info.vocabularySize,
-            () => (entry.endOfGenerationTokens ??= endOfGenerationTokens(entry.model, entry.info.vocabularySize)),
-            request,
-          ),
-        // The free sequence holding the longest prefix of the prompt (llama-server's slot choice).
-        acquireSequence: (promptTokens, reuse, acquireSignal) =>
-          pool.acquire(acquireSignal, reuse ? (sequence) => sequence.compareContextTokens([...promptTokens]).firstDifferentIndex : undefined),
-        releaseSequence: (sequence) => pool.release(sequence),
-      };
-      const work = (async (): Promise<GenerationResult> => {
-        try {
-          return await run(target, combined, push, requestStart);
-        } catch (error) {
-          // Aborted before the generation began (building a grammar, clearing a sequence).
-          if (combined.aborted) return cancelledResult(id, requestStart);
-          throw error;
-        }
-      })();
-      entry.active.add(work);
-      if (entry.timer) clearTimeout(entry.timer);
-      entry.timer = null;
-      entry.expiresAt = null;
       try {
-        return await work;
-      } finally {
-        entry.active.delete(work);
-        entry.lastUsedAt = new Date();
-        if (keepAliveMs !== undefined) entry.keepAliveMs = keepAliveMs;
-        if (this.entries.get(id) === entry && entry.active.size === 0) {
-          if (entry.keepAliveMs === 0) {
-            this.unload(id).catch((error: unknown) => this.logger.error({ err: error, model: id }, 'Unload after keep_alive 0 failed'));
-          } else {
-            this.scheduleExpiry(entry);
-          }
-        }
+        return await this.generateOn(id, keepAlive, signal, run, push, requestStart);
+      } catch (error) {
+        // Nothing was pushed yet (the prompt is measured before its size is reported): the
+        // generation runs once more, in a context grown to hold its prompt, when that is possible.
+        if (!(await this.growContextFor(id, error))) throw error;
+        return await this.generateOn(id, keepAlive, signal, run, push, requestStart);
       }
     });
+  }
+
+  /**
+   * Grows a loaded model's context for a prompt that did not fit, as an agent's prompt does not
+   * fit the default (Claude Code's first request is ~10,000 tokens, Codex's ~5,000): to the prompt
+   * plus room for an answer (half the prompt, at least 4,096 tokens), in steps of 4,096, within
+   * the context the model was trained for and the memory the machine has. It reloads the model,
+   * so only while no other generation runs on it; a concurrent request that also overflows waits
+   * for the same growth. True when the context was grown (or already is large enough).
+   */
+  private async growContextFor(id: string, error: unknown): Promise<boolean> {
+    if (this.options.growContext === false || !TabAgentError.isInstance(error) || error.code !== 'context_length_exceeded') return false;
+    const promptTokens = error.details?.['prompt_tokens'];
+    if (typeof promptTokens !== 'number') return false;
+    const pending = this.growing.get(id);
+    if (pending !== undefined) return pending;
+    const growth = this.growContext(id, promptTokens).finally(() => this.growing.delete(id));
+    this.growing.set(id, growth);
+    return growth;
+  }
+
+  private async growContext(id: string, promptTokens: number): Promise<boolean> {
+    const entry = this.entries.get(id);
+    const last = this.lastLoads.get(id);
+    if (entry === undefined || last === undefined || this.disposed) return false;
+    const current = entry.contextSize ?? 0;
+    const trained = entry.info.contextLength ?? current;
+    const step = 4096;
+    const wanted = Math.min(trained, Math.ceil((promptTokens + Math.max(step, promptTokens / 2)) / step) * step);
+    if (wanted <= promptTokens) return false;
+    if (wanted <= current) return true;
+    const estimate = await this.estimateFor(last.path, entry.info, {
+      contextSize: wanted,
+      gpuLayers: last.options.gpuLayers,
+      sequences: entry.sequences,
+      batchSize: last.options.batchSize,
+    });
+    if (!estimate.canLoad && estimate.available) {
+      this.logger.warn({ model: id, contextSize: wanted, reason: estimate.reason }, 'The context cannot grow for a long prompt');
+      return false;
+    }
+    // Checked last, with no await before the unload: a generation that started meanwhile keeps its context.
+    if (entry.active.size > 0 || this.entries.get(id) !== entry) return false;
+    this.logger.info({ model: id, from: current, to: wanted, promptTokens }, 'Growing the context for a long prompt');
+    await this.unload(id);
+    await this.load(id, last.path, { ...last.options, contextSize: wanted });
+    return true;
+  }
+
+  private async generateOn(
+    id: string,
+    keepAlive: KeepAlive | undefined,
+    signal: AbortSignal | undefined,
+    run: (target: GenerationTarget, signal: AbortSignal, push: (delta: GenerationDelta) => void, requestStart: number) => Promise<GenerationResult>,
+    push: (delta: GenerationDelta) => void,
+    requestStart: number,
+  ): Promise<GenerationResult> {
+    const entry = await this.entryForGeneration(id, signal);
+    const pool = entry.pool;
+    if (!pool) throw new InvalidRequestError(`Model ${id} is an embedding model and cannot generate text`);
+    const keepAliveMs = keepAlive === undefined ? undefined : parseKeepAlive(keepAlive);
+    const combined = signal ? AbortSignal.any([signal, entry.unloading.signal]) : entry.unloading.signal;
+    const target: GenerationTarget = {
+      modelId: id,
+      llama: entry.model.llama,
+      model: entry.model,
+      contextSize: entry.contextSize ?? 0,
+      chatWrapper: (reasoning) => chatWrapperFor(entry, reasoning),
+      vocabularySize: entry.info.vocabularySize,
+      toolSyntax: this.chatWrapper !== 'auto' || hasToolSyntax(entry.info.chatTemplate),
+      tokenBias: (request) =>
+        requestTokenBias(
+          entry.model,
+          entry.info.vocabularySize,
+          () => (entry.endOfGenerationTokens ??= endOfGenerationTokens(entry.model, entry.info.vocabularySize)),
+          request,
+        ),
+      // The free sequence holding the longest prefix of the prompt (llama-server's slot choice).
+      acquireSequence: (promptTokens, reuse, acquireSignal) =>
+        pool.acquire(acquireSignal, reuse ? (sequence) => sequence.compareContextTokens([...promptTokens]).firstDifferentIndex : undefined),
+      releaseSequence: (sequence) => pool.release(sequence),
+    };
+    const work = (async (): Promise<GenerationResult> => {
+      try {
+        return await run(target, combined, push, requestStart);
+      } catch (error) {
+        // Aborted before the generation began (building a grammar, clearing a sequence).
+        if (combined.aborted) return cancelledResult(id, requestStart);
+        throw error;
+      }
+    })();
+    entry.active.add(work);
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    entry.expiresAt = null;
+    try {
+      return await work;
+    } finally {
+      entry.active.delete(work);
+      entry.lastUsedAt = new Date();
+      if (keepAliveMs !== undefined) entry.keepAliveMs = keepAliveMs;
+      if (this.entries.get(id) === entry && entry.active.size === 0) {
+        if (entry.keepAliveMs === 0) {
+          this.unload(id).catch((error: unknown) => this.logger.error({ err: error, model: id }, 'Unload after keep_alive 0 failed'));
+        } else {
+          this.scheduleExpiry(entry);
+        }
+      }
+    }
   }
 
   chat(id: string, request: ChatGenerationRequest): GenerationRun<GenerationResult, GenerationDelta> {

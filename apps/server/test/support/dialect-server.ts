@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createApiApp } from '@tabagent/api';
 import { createGgufModelBackend, createGgufModelManager, ggufModelInspector, type GgufModelManager } from '@tabagent/gguf-loader';
-import { chatMlToolsTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
+import { chatMlToolsTemplate, thinkingChatTemplate, writeTinyLlamaGguf } from '@tabagent/gguf-loader/test-support';
 import { createModelRegistry, createModelResolver } from '@tabagent/model-cache';
 import { composeHandlers, createGenerationHandlers, createModelHandlers, createRunningRequests } from '@tabagent/services';
 import { createStorage, type Storage } from '@tabagent/storage';
-import { createAppStateProvider } from '@tabagent/values';
+import { createAppStateProvider, type AppStateProvider } from '@tabagent/values';
 
 /**
  * A template without tools, in the shape of a plain chat model's: node-llama-cpp maps it to its
@@ -27,6 +27,8 @@ export interface DialectServer {
   url: string;
   manager: GgufModelManager;
   storage: Storage;
+  /** The provider the HTTP transport serves, for calls as another caller. */
+  provider: AppStateProvider;
   close(): Promise<void>;
 }
 
@@ -40,8 +42,10 @@ export interface DialectServerOptions {
 
 /**
  * Starts the HTTP transport with the model, generation and handler groups composed as the server
- * composes them, over a data folder holding `tiny` (a ChatML template with tools) and `plain` (a
- * template without tools), both contexts of 1,024 tokens per sequence.
+ * composes them, over a data folder holding `tiny` (a ChatML template with tools, trained for 2,048
+ * tokens), `plain` (a template without tools), `thinker` (a reasoning model's template) and `roomy`
+ * (tools, trained for 32,768), each loaded
+ * with 1,024 tokens per sequence.
  */
 export async function startDialectServer(options: DialectServerOptions = {}): Promise<DialectServer> {
   const root = mkdtempSync(path.join(tmpdir(), 'dialects-'));
@@ -49,6 +53,10 @@ export async function startDialectServer(options: DialectServerOptions = {}): Pr
   mkdirSync(path.join(dataDir, 'models'), { recursive: true });
   writeTinyLlamaGguf(path.join(dataDir, 'models', 'tiny.gguf'), { chatTemplate: chatMlToolsTemplate });
   writeTinyLlamaGguf(path.join(dataDir, 'models', 'plain.gguf'), { chatTemplate: plainChatMlTemplate, seed: 2 });
+  // A reasoning model's template: its answers start inside a thought.
+  writeTinyLlamaGguf(path.join(dataDir, 'models', 'thinker.gguf'), { chatTemplate: thinkingChatTemplate, seed: 4 });
+  // Trained for 32,768 tokens: its context grows for an agent's long prompt.
+  writeTinyLlamaGguf(path.join(dataDir, 'models', 'roomy.gguf'), { chatTemplate: chatMlToolsTemplate, contextLength: 32768, seed: 3 });
   const manager = createGgufModelManager({ gpu: false, defaultThreads: 1, defaultContextSize: 1024, sequences: options.sequences ?? 2, defaultKeepAlive: -1 });
   const storage = createStorage({ path: path.join(dataDir, 'tabagent.db') });
   const registry = createModelRegistry({ dataDir, inspectors: [ggufModelInspector] });
@@ -63,7 +71,8 @@ export async function startDialectServer(options: DialectServerOptions = {}): Pr
       ...(options.responseStoreLimits === undefined ? {} : { responseStoreLimits: options.responseStoreLimits }),
     }),
   );
-  const server: Server = createApiApp(createAppStateProvider(handlers), {
+  const provider = createAppStateProvider(handlers);
+  const server: Server = createApiApp(provider, {
     allowedOrigins: [],
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
   }).listen(0, '127.0.0.1');
@@ -72,6 +81,7 @@ export async function startDialectServer(options: DialectServerOptions = {}): Pr
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     manager,
     storage,
+    provider,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await manager.dispose();

@@ -235,22 +235,29 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
   const keepAliveMs = deps.keepAliveIntervalMs ?? 10_000;
   const storeLimits = deps.responseStoreLimits ?? { maxRows: 1000, ttlMs: 30 * 24 * 3600 * 1000 };
 
-  /** A stored response, or the 404 OpenAI answers for an unknown (or expired, or deleted) one. */
-  const storedResponse = (id: string): StoredResponse => {
+  /**
+   * A stored response of this caller (its conversation names who stored it), or the 404 OpenAI
+   * answers for an unknown (or expired, or deleted) one: another caller's is answered alike, its id
+   * is not this caller's to know.
+   */
+  const storedResponse = (id: string, context: CallContext): { stored: StoredResponse; messages: GenerationChatMessage[] } => {
     const stored = deps.responseStore?.getResponse(id);
-    if (stored === undefined) throw new NotFoundError(`Response with id '${id}' not found.`);
-    return stored;
+    const parsed = stored === undefined ? undefined : safeParseJson(stored.conversation);
+    const conversation = parsed?.success === true ? (parsed.value as { caller?: unknown; messages?: unknown }) : undefined;
+    if (stored === undefined || conversation?.caller !== callerKeyOf(context) || !Array.isArray(conversation.messages)) {
+      throw new NotFoundError(`Response with id '${id}' not found.`);
+    }
+    return { stored, messages: conversation.messages as GenerationChatMessage[] };
   };
 
   /** The conversation a `previous_response_id` continues; an unknown id is a 400 naming the field, as OpenAI's. */
-  const previousConversation = (id: string | null | undefined): GenerationChatMessage[] => {
+  const previousConversation = (id: string | null | undefined, context: CallContext): GenerationChatMessage[] => {
     if (id === undefined || id === null) return [];
-    const stored = deps.responseStore?.getResponse(id);
-    if (stored === undefined) {
+    try {
+      return storedResponse(id, context).messages;
+    } catch {
       throw new InvalidRequestError(`Previous response with id '${id}' not found.`, { issues: [{ path: 'previous_response_id', message: 'not found' }] });
     }
-    const parsed = safeParseJson(stored.conversation);
-    return parsed.success ? (parsed.value as GenerationChatMessage[]) : [];
   };
 
   /** The input items as `input_items` lists them: each with an id. */
@@ -265,7 +272,7 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
    * its input items, and the conversation with its output for a later `previous_response_id`.
    * Storing is secondary to answering: a failure is logged, the answer still goes out.
    */
-  const remember = (request: RouteRequest<'responses.create'>, previous: GenerationChatMessage[], response: ResponsesObject): void => {
+  const remember = (request: RouteRequest<'responses.create'>, previous: GenerationChatMessage[], response: ResponsesObject, context: CallContext): void => {
     if (request.store === false || deps.responseStore === undefined) return;
     try {
       const createdAt = Date.now();
@@ -276,7 +283,10 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
           expiresAt: createdAt + storeLimits.ttlMs,
           response: JSON.stringify(response),
           inputItems: JSON.stringify(inputItemsOf(request.input)),
-          conversation: JSON.stringify([...previous, ...responsesMessagesOf(request.input), assistantTurnOf(response.output)]),
+          conversation: JSON.stringify({
+            caller: callerKeyOf(context),
+            messages: [...previous, ...responsesMessagesOf(request.input), assistantTurnOf(response.output)],
+          }),
         },
         { maxRows: storeLimits.maxRows },
       );
@@ -374,33 +384,35 @@ export function createGenerationHandlers(deps: GenerationHandlerDeps): HandlerGr
 
     // OpenAI's Responses API: stateless unless `store` (default true) keeps the response for later turns.
     'responses.create': async (request, context) => {
-      const previous = previousConversation(request.previous_response_id);
+      const previous = previousConversation(request.previous_response_id, context);
       const chat = responsesRequestOf(request, previous, await registry.getGenerationParams());
       const { model, generator } = await prepare(request.model, { keepAlive: undefined });
       const { run, handle } = launch(context, (signal) => generator.chat(model.id, { ...chat, signal }));
       const meta: ResponsesMeta = { id: responsesId('resp'), createdAt: now(), model: model.id, request };
-      if (request.stream) return responsesEventsOf(eventsOf(model.id, run, handle), meta, keepAliveMs, (response) => remember(request, previous, response));
+      if (request.stream)
+        return responsesEventsOf(eventsOf(model.id, run, handle), meta, keepAliveMs, (response) => remember(request, previous, response, context));
       const response = responsesResponseOf(await run.result, meta);
-      remember(request, previous, response);
+      remember(request, previous, response, context);
       return response;
     },
 
-    'responses.input_tokens': async (request) => {
-      const prompt = responsesPromptOf(request, previousConversation(request.previous_response_id), await registry.getGenerationParams());
+    'responses.input_tokens': async (request, context) => {
+      const prompt = responsesPromptOf(request, previousConversation(request.previous_response_id, context), await registry.getGenerationParams());
       const { model, generator } = await prepare(request.model, { keepAlive: undefined });
       return { object: 'response.input_tokens', input_tokens: await generator.countChatTokens(model.id, prompt) };
     },
 
-    'responses.get': async (request) => JSON.parse(storedResponse(request.response_id).response) as ResponsesObject,
+    'responses.get': async (request, context) => JSON.parse(storedResponse(request.response_id, context).stored.response) as ResponsesObject,
 
-    'responses.delete': async (request) => {
+    'responses.delete': async (request, context) => {
+      storedResponse(request.response_id, context);
       if (deps.responseStore?.deleteResponse(request.response_id) !== true) throw new NotFoundError(`Response with id '${request.response_id}' not found.`);
       return { id: request.response_id, object: 'response', deleted: true };
     },
 
     // Newest first unless `order: "asc"`; `after` is the id the previous page ended with.
-    'responses.input_items': async (request) => {
-      const items = JSON.parse(storedResponse(request.response_id).inputItems) as Record<string, unknown>[];
+    'responses.input_items': async (request, context) => {
+      const items = JSON.parse(storedResponse(request.response_id, context).stored.inputItems) as Record<string, unknown>[];
       const ordered = request.order === 'asc' ? items : [...items].reverse();
       const from = request.after === undefined ? 0 : ordered.findIndex((item) => item['id'] === request.after) + 1;
       const page = ordered.slice(from, from + request.limit);

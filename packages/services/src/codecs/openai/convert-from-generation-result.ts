@@ -55,7 +55,7 @@ export function openAiChatResponseOf(result: GenerationResult, meta: OpenAiAnswe
 }
 
 /**
- * The event stream as chat completion chunks: the role first, a chunk per text or reasoning
+ * The event stream as chat completion chunks: the role first (once the prompt fits), a chunk per text or reasoning
  * delta, each tool call as it is generated (its first delta with `index`, `id`, `type` and the
  * name, then argument fragments with the `index` only, as llama-server streams them), then the
  * finish reason and usage.
@@ -75,11 +75,19 @@ export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>
     };
   };
   const started = new Set<number>();
+  let opened = false;
   for await (const event of events) {
+    if (event.type === 'start' || event.type === 'error') {
+      if (event.type === 'error') throw event.error;
+      continue;
+    }
+    // The role goes first once the prompt is known to fit (at once, before it is evaluated), so a
+    // prompt over the context is an HTTP 400, not a 200 whose stream fails.
+    if (!opened) {
+      opened = true;
+      yield chunk({ role: 'assistant', content: '' }, null);
+    }
     switch (event.type) {
-      case 'start':
-        yield chunk({ role: 'assistant', content: '' }, null);
-        break;
       case 'text-delta':
         yield chunk({ content: event.text }, null);
         break;
@@ -103,8 +111,6 @@ export async function* openAiChatChunksOf(events: AsyncIterable<GenerationEvent>
       case 'end':
         yield chunk({}, event.result);
         break;
-      case 'error':
-        throw event.error;
       case 'prompt':
         break;
     }
