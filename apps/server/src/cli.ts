@@ -16,7 +16,8 @@ Usage:
   tabagent serve [--mode http|native|all] [--host 127.0.0.1] [--port 8080] [--data-dir DIR]
                  [--allowed-origin ORIGIN ...] [--auth none|owner] [--api-key-file FILE] [--model-dir DIR ...] [--embedding-model ID]
                  [--keep-alive SECONDS] [--threads N] [--gpu auto|off] [--webrtc on|off] [--metrics on|off] [--log-level info]
-                 [--shutdown-timeout 8]
+                 [--shutdown-timeout 8] [--mcp-admin]
+  tabagent mcp [--mcp-admin] [serve options]   the Model Context Protocol over stdio (stdout carries JSON-RPC only)
   tabagent pull <hf.co/owner/repo[:Q4_K_M]> [--variant KEY] [--file PATH] [--revision REV] [--data-dir DIR]
   tabagent list [--data-dir DIR]
   tabagent rm <model> [--data-dir DIR]
@@ -42,6 +43,7 @@ function guardStdout(): Writable {
 
 async function serve(argv: string[]): Promise<void> {
   const config = parseServeArguments(argv);
+  // Native messaging and MCP over stdio: stdout carries their messages only.
   const nativeOutput = config.mode === 'http' ? undefined : guardStdout();
   let server: RunningServer | undefined;
   let stopping = false;
@@ -101,6 +103,11 @@ async function serve(argv: string[]): Promise<void> {
     log('info', { reason }, 'native messaging session ended');
     if (config.mode === 'native') stop('native-session-ended');
   });
+  // An MCP client ends a stdio server by closing its stdin.
+  void server.mcpSessionEnded?.then(() => {
+    log('info', {}, 'MCP session ended');
+    stop('mcp-session-ended');
+  });
 }
 
 function terminal(): CommandOutput {
@@ -112,6 +119,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'mcp':
+      return serve(['--mode', 'mcp', ...rest]);
     case 'pull':
       return runPull(rest, terminal());
     case 'list':

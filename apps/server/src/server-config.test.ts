@@ -120,7 +120,7 @@ describe('parseServeArguments', () => {
 
   it('rejects bad values and unknown options with clear messages', () => {
     expect(() => parseServeArguments(['--port', 'eighty'], {})).toThrow('--port must be an integer from 0 to 65535, got "eighty"');
-    expect(() => parseServeArguments(['--mode', 'grpc'], {})).toThrow('--mode must be one of http, native, all, got "grpc"');
+    expect(() => parseServeArguments(['--mode', 'grpc'], {})).toThrow('--mode must be one of http, native, all, mcp, got "grpc"');
     expect(() => parseServeArguments(['--colour'], {})).toThrow('Unknown option: --colour');
     expect(() => parseServeArguments(['--port'], {})).toThrow('--port needs a value');
     expect(() => parseServeArguments(['--memory-duty-cycle', '0'], {})).toThrow('--memory-duty-cycle must be a number from 0.05 to 1, got "0"');

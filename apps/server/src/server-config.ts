@@ -4,7 +4,8 @@ import path from 'node:path';
 import { defaultDataDir } from './data-dir.js';
 
 /** Which transports a server process runs. */
-export type ServerMode = 'http' | 'native' | 'all';
+/** `mcp`: the Model Context Protocol over stdio (`tabagent mcp`), no HTTP. */
+export type ServerMode = 'http' | 'native' | 'all' | 'mcp';
 
 /** Settings of `tabagent serve`; each has a flag and a TABAGENT_* variable. */
 export interface ServerConfig {
@@ -56,6 +57,8 @@ export interface ServerConfig {
   metrics: 'on' | 'off';
   /** Swagger UI at `/swagger-ui/` (off by default: a page that can run every route). */
   swaggerUi: 'on' | 'off';
+  /** MCP tools that load, unload, pull and delete models (`tabagent mcp --mcp-admin`, and `POST /mcp`). */
+  mcpAdmin: 'on' | 'off';
   /** Share of the time the memory weaver may work while it drains a backlog (0.05–1). */
   memoryDutyCycle: number;
 }
@@ -65,6 +68,8 @@ interface OptionSpec {
   env: string;
   parse: (value: string) => ServerConfig[keyof ServerConfig];
   repeatable?: boolean;
+  /** A switch that may be given alone (`--mcp-admin`), meaning `on`. */
+  bare?: boolean;
 }
 
 const parseInteger =
@@ -132,7 +137,8 @@ function checkHfToken(source: string, token: string): string {
 const secretFlags: Record<string, string> = { '--api-key': '--api-key-file', '--hf-token': '--hf-token-file' };
 
 const optionSpecs: Record<string, OptionSpec> = {
-  '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all'] as const) },
+  '--mode': { key: 'mode', env: 'TABAGENT_MODE', parse: oneOf('--mode', ['http', 'native', 'all', 'mcp'] as const) },
+  '--mcp-admin': { key: 'mcpAdmin', env: 'TABAGENT_MCP_ADMIN', parse: oneOf('--mcp-admin', ['on', 'off'] as const), bare: true },
   '--host': { key: 'host', env: 'TABAGENT_HOST', parse: (value) => value },
   '--port': { key: 'port', env: 'TABAGENT_PORT', parse: parseInteger('--port', 0, 65535) },
   '--data-dir': { key: 'dataDir', env: 'TABAGENT_DATA_DIR', parse: (value) => value },
@@ -228,6 +234,7 @@ export function defaultServerConfig(): ServerConfig {
     webrtc: 'on',
     metrics: 'on',
     swaggerUi: 'off',
+    mcpAdmin: 'off',
     // Full speed when idle: the weaver already pauses for every generation and embedding request.
     memoryDutyCycle: 1,
   };
@@ -265,6 +272,11 @@ export function parseServeArguments(argv: readonly string[], env: NodeJS.Process
       // Firefox passes the manifest path and the extension id as arguments.
       if (!argument.startsWith('-') && (argument.endsWith('.json') || argument.includes('@'))) continue;
       throw new InvalidRequestError(`Unknown option: ${argument}`);
+    }
+    if (spec.bare === true && inlineValue === undefined && (argv[index + 1] === undefined || argv[index + 1]?.startsWith('--') === true)) {
+      fromFlags.add(flag);
+      assign(spec, 'on');
+      continue;
     }
     const value = inlineValue ?? argv[index + 1];
     if (inlineValue === undefined) index += 1;
@@ -314,7 +326,7 @@ export function resolveApiKey(
     if (fromFile.length === 0) throw new InvalidRequestError(`--api-key-file ${config.apiKeyFile} is empty`);
     key = fromFile;
   }
-  if (config.mode !== 'native' && !isLoopbackHost(config.host) && (key === undefined || key.length === 0)) {
+  if ((config.mode === 'http' || config.mode === 'all') && !isLoopbackHost(config.host) && (key === undefined || key.length === 0)) {
     throw new InvalidRequestError(
       `Refusing to serve ${config.host} without an API key: every device on the network could read this server's memory. Set --api-key-file FILE (or TABAGENT_API_KEY_FILE), or bind 127.0.0.1.`,
     );

@@ -9,6 +9,7 @@ import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/
 import { createModelResolver } from '@tabagent/model-cache';
 import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-loader';
 import { createWebRtcTransport } from '@tabagent/webrtc';
+import { createMcpHttpHandler, serveMcpOverStdio } from '@tabagent/mcp';
 import type { Readable, Writable } from 'node:stream';
 import { createHfTokenStore, createModelLayer, createPairingStore, openServices, providerWhenReady, type Services } from '@tabagent/services';
 import type { AppStateProvider } from '@tabagent/values';
@@ -18,6 +19,7 @@ import { createServerLogger } from './logger.js';
 import { isLoopbackHost, resolveApiKey, type ServerConfig } from './server-config.js';
 import { readAllowedOrigins } from './allowed-origins-store.js';
 import { serverVersion } from './version.js';
+import { acquireWriterLock } from './writer-lock.js';
 
 /** A running server: its provider, its HTTP listener (when serving HTTP) and a shutdown. */
 export interface RunningServer {
@@ -29,6 +31,8 @@ export interface RunningServer {
   readonly httpUrl: string | undefined;
   /** In native and all modes: resolves when the browser ends the native-messaging session. */
   readonly nativeSessionEnded: Promise<NativeHostExitReason> | undefined;
+  /** In mcp mode: resolves when the MCP client ends the stdio session (stdin closes). */
+  readonly mcpSessionEnded: Promise<void> | undefined;
   /** Stops accepting, aborts streams, closes stores; idempotent. */
   close(): Promise<void>;
 }
@@ -37,7 +41,7 @@ export interface RunningServer {
 export interface StartServerOptions {
   /** Use this logger instead of the stderr + log-file one. */
   logger?: Logger;
-  /** Native-messaging streams (default: this process's stdin and stdout). */
+  /** Native-messaging (or, in mcp mode, MCP) streams (default: this process's stdin and stdout). */
   nativeInput?: Readable;
   nativeOutput?: Writable;
 }
@@ -250,7 +254,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
   // WebRTC is signalled over HTTP, so it runs where HTTP does (the seed's single port), unless turned off.
   let provider: AppStateProvider | undefined;
   const webrtc =
-    config.webrtc === 'on' && config.mode !== 'native'
+    config.webrtc === 'on' && (config.mode === 'http' || config.mode === 'all')
       ? createWebRtcTransport({
           // Calls over a channel reach the same provider as every transport (built just below).
           provider: providerWhenReady(() => provider),
@@ -263,9 +267,23 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
   if (webrtc) disposers.push(() => webrtc.close());
   const ready = opened.provider(webrtc?.handlers ?? {});
   provider = ready;
-  opened.start();
+  // One process per data directory runs the background indexer (see writer-lock.ts).
+  const writer = acquireWriterLock(layout.root);
+  if (writer === null) {
+    logger.info({ dataDir: layout.root }, 'another TabAgent process indexes this data directory; this one saves and searches, and leaves indexing to it');
+  } else {
+    disposers.push(() => writer.release());
+    opened.start();
+  }
   restrictDataFiles(layout);
   resolveProvider(ready);
+  const mcpOptions = { provider: ready, version: serverVersion, admin: config.mcpAdmin === 'on' };
+  let mcpSessionEnded: Promise<void> | undefined;
+  if (config.mode === 'mcp') {
+    const session = await serveMcpOverStdio({ ...mcpOptions, input: options.nativeInput ?? process.stdin, output: options.nativeOutput ?? process.stdout });
+    disposers.push(() => session.close());
+    mcpSessionEnded = session.closed;
+  }
 
   let httpServer: http.Server | undefined;
   let httpUrl: string | undefined;
@@ -285,6 +303,8 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
       version: serverVersion,
       shutdownSignal: shuttingDown.signal,
       swaggerUi: config.swaggerUi === 'on',
+      // The Model Context Protocol at POST /mcp, behind the same guard.
+      mcp: createMcpHttpHandler(mcpOptions),
       ...(metrics === undefined ? {} : { metrics: () => metrics.render() }),
       // Refused before any handler: counted and logged like every other request.
       onRefused: (refusal) => {
@@ -342,7 +362,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     'server ready',
   );
   // A person at a terminal gets a short banner; native mode never (stdout is the browser's, and Chrome started us).
-  if (options.logger === undefined && config.mode !== 'native' && process.stderr.isTTY) {
+  if (options.logger === undefined && (config.mode === 'http' || config.mode === 'all') && process.stderr.isTTY) {
     process.stderr.write(
       startBanner({
         version: serverVersion,
@@ -357,5 +377,5 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
       }),
     );
   }
-  return { config, layout, provider: ready, logger, httpUrl, nativeSessionEnded, close };
+  return { config, layout, provider: ready, logger, httpUrl, nativeSessionEnded, mcpSessionEnded, close };
 }

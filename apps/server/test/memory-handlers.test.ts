@@ -66,8 +66,23 @@ describe('memory handlers', () => {
   it('serves every memory route (nothing left answering 501)', async () => {
     const served = Object.keys(createMemoryHandlers({ storage, index, weaver })).sort();
     expect(served).toEqual(routeIds.filter((id) => /^(sessions|conversations|sync|documents|memory)\./.test(id) || id === 'rag.query').sort());
-    expect(served).toHaveLength(15);
+    expect(served).toHaveLength(17);
     await expect(call('memory.status', {})).resolves.toMatchObject({ queue_depth: 0 });
+  });
+
+  it('lists saved documents newest first without their text, pages them, and gives one whole; a message id is no document', async () => {
+    const first = await call('documents.ingest', { kind: 'document', title: 'first', text: 'one' });
+    const second = await call('documents.ingest', { kind: 'webpage', url: 'https://example.org/two', title: 'second', text: 'two' });
+    const page = await call('documents.list', { limit: '1' });
+    expect(page.documents.map((document) => [document.id, document.kind, document.title])).toEqual([[second.document_id, 'webpage', 'second']]);
+    expect(page.documents[0]).not.toHaveProperty('text');
+    const rest = await call('documents.list', { limit: '5', cursor: page.next_cursor ?? '' });
+    expect(rest.documents.map((document) => document.id)).toContain(first.document_id);
+    expect(await call('documents.get', { document_id: first.document_id })).toMatchObject({
+      document: { id: first.document_id, kind: 'document', title: 'first', text: 'one', url: null },
+    });
+    const saved = await call('sessions.save_message', { session_id: 'docs-s', message: { id: 'docs-m', role: 'user', content: 'hi' } });
+    await expect(call('documents.get', { document_id: saved.message_id })).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('saves messages to a session and pages its history', async () => {

@@ -29,6 +29,7 @@ describe('project tags', () => {
       api: 'type:transport',
       'native-messaging': 'type:transport',
       webrtc: 'type:transport',
+      mcp: 'type:transport',
       hardware: 'type:backend',
       'gguf-loader': 'type:backend',
       'onnx-loader': 'type:backend',

@@ -81,6 +81,8 @@ const sampleRequests: Record<Exclude<RouteId, 'ollama.chat' | 'ollama.generate'>
   'sync.push': { conversations: [] },
   'sync.pull': { since: '2026-01-01T00:00:00Z' },
   'documents.ingest': { text: 'page', url: 'https://e.org' },
+  'documents.list': { limit: 5 },
+  'documents.get': { document_id: 'd1' },
   'memory.status': {},
   'memory.settings.get': {},
   'memory.settings.set': { embedding_model: 'e' },

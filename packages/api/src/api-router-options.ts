@@ -1,4 +1,5 @@
-import type { Logger, PairingVerifier } from '@tabagent/values';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CallerIdentity, Logger, PairingVerifier } from '@tabagent/values';
 import type { RequestRefusal } from './refusal-tracking.js';
 /** Options of `createApiRouter` and `createApiApp`. */
 export interface ApiRouterOptions {
@@ -67,4 +68,14 @@ export interface ApiRouterOptions {
    * counters never see.
    */
   onRefused?: (refusal: RequestRefusal) => void;
+  /**
+   * Serves the Model Context Protocol at `POST /mcp` (Streamable HTTP, stateless: `GET` and
+   * `DELETE /mcp` answer 405) with this handler (`@tabagent/mcp`'s `createMcpHttpHandler`), after
+   * the same guard as every route (Host, Origin, API key, pairing token) and the body read as every
+   * JSON route reads it. Absent: no `/mcp`.
+   */
+  mcp?: McpHttpHandler;
 }
+
+/** What serves an MCP request the guard admitted: the request, its parsed body, the caller and the request id. */
+export type McpHttpHandler = (request: IncomingMessage, response: ServerResponse, body: unknown, caller: CallerIdentity, requestId: string) => Promise<void>;

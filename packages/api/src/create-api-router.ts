@@ -8,6 +8,7 @@ import {
   InvalidRequestError,
   NotFoundError,
   isChunkStream,
+  largeBodyBytes,
   parseRouteRequest,
   routeBodyLimit,
   routeCatalogue,
@@ -17,7 +18,7 @@ import {
   type RouteId,
   type RouteMethod,
 } from '@tabagent/values';
-import type { ApiRouterOptions } from './api-router-options.js';
+import type { ApiRouterOptions, McpHttpHandler } from './api-router-options.js';
 import { silentLogger, type Logger } from '@tabagent/values';
 import { callerOfRequestState, createHttpCallContext } from './http-call-context.js';
 import { MethodNotAllowedError } from './method-not-allowed-error.js';
@@ -33,6 +34,8 @@ import { sendDialectError, streamFramingOf } from './dialect-framing.js';
 
 /** Path of the generated OpenAPI document. */
 export const openApiDocumentPath = '/api-doc/openapi.json';
+/** Where the Model Context Protocol is served, when `mcp` is given. */
+export const mcpPath = '/mcp';
 /** Where Prometheus scrapes, when `metrics` is given. */
 export const metricsPath = '/metrics';
 /** Mount path of Swagger UI. */
@@ -135,6 +138,14 @@ class ApiRouterBuilder {
    */
   dispatch(request: IncomingMessage, response: ServerResponse): boolean {
     const path = pathOf(request);
+    const { mcp } = this.options;
+    if (mcp !== undefined && path === mcpPath && request.method === 'POST') {
+      const outcome = this.guard.check(request, response, path);
+      if (outcome === 'handled') return true;
+      if (outcome !== undefined) this.fail(request, response, outcome, 'mcp');
+      else this.serveMcp(mcp, request, response).catch((error: unknown) => this.fail(request, response, error, 'mcp'));
+      return true;
+    }
     const match = this.catalogueMatch(request.method ?? 'GET', path);
     if (match === undefined) return false;
     const outcome = this.guard.check(request, response, path);
@@ -204,6 +215,13 @@ class ApiRouterBuilder {
       const allow = [...entry.methods.keys()].flatMap((method: RouteMethod) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
       route.all((request: Request, response: Response) => this.fail(request, response, new MethodNotAllowedError(request.method, pathOf(request), allow)));
     }
+    const { mcp } = this.options;
+    if (mcp !== undefined) {
+      router.post(mcpPath, (request: Request, response: Response) => {
+        this.serveMcp(mcp, request, response).catch((error: unknown) => this.fail(request, response, error, 'mcp'));
+      });
+      router.all(mcpPath, (request: Request, response: Response) => this.fail(request, response, new MethodNotAllowedError(request.method, mcpPath, ['POST'])));
+    }
     router.get(openApiDocumentPath, (_request: Request, response: Response) => {
       const body = this.openApiDocumentJson();
       response.writeHead(200, { 'Content-Type': jsonContentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
@@ -248,6 +266,16 @@ class ApiRouterBuilder {
       this.swaggerRouter = swaggerRouter;
     }
     return this.swaggerRouter;
+  }
+
+  /** An MCP request the guard admitted: its JSON body read within the chat routes' limit, then the MCP handler as this caller. */
+  private async serveMcp(mcp: McpHttpHandler, request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const state = requestStateOf(request, this.requestIdFactory);
+    const body = await readJsonBody(request, Math.min(largeBodyBytes, this.bodyLimitBytes ?? Number.POSITIVE_INFINITY), {
+      requireJsonContentType: state.origin !== undefined,
+    });
+    markReachedProvider(request);
+    await mcp(request, response, body, callerOfRequestState(state), state.requestId);
   }
 
   private async serve(id: RouteId, request: IncomingMessage, response: ServerResponse, params: Record<string, string>): Promise<void> {

@@ -10,7 +10,15 @@ import type {
   Table as TableType,
   Utf8 as Utf8Type,
 } from 'apache-arrow';
-import { CancelledError, InvalidRequestError, indexableNodeKinds, type MemoryNode, type MemoryTierName, type TextEmbedder } from '@tabagent/values';
+import {
+  CancelledError,
+  InvalidRequestError,
+  TabAgentError,
+  indexableNodeKinds,
+  type MemoryNode,
+  type MemoryTierName,
+  type TextEmbedder,
+} from '@tabagent/values';
 import { reciprocalRankFusion } from './reciprocal-rank-fusion.js';
 import { filtersToWhere, parseSearchFilters } from './search-filters.js';
 import { tableNameForModel } from './table-name.js';
@@ -374,16 +382,16 @@ export class LanceMemoryIndex implements MemoryIndex {
     const k = request.k ?? 10;
     const mode = request.mode ?? 'hybrid';
     if (request.rerank === true && this.options.rerank === undefined) throw new InvalidRequestError('rerank was requested but no rerank model is configured');
-    const indexed = (await this.searchIndex(request)).map((hit) => ({ ...hit, indexed: true }));
-    let tail: MemorySearchHit[] = [];
-    if (request.unindexed !== false && request.vector === undefined) {
-      // Saved but not indexed yet (the weaver's backlog): found by words in storage, so an item
-      // saved a moment ago is never missing.
-      const seen = new Set(indexed.map((hit) => hit.node_id));
-      tail = (await this.options.storage.searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k }))
-        .filter(({ node }) => !seen.has(node.id))
-        .map(({ node, score }) => tailHit(node, score, this.options.chunking));
-    }
+    // Saved but not indexed yet (the weaver's backlog): found by words in storage, so an item
+    // saved a moment ago is never missing. Read before the index: an item the weaver finishes
+    // while the index is searched is then in one list or both (deduplicated), never in neither.
+    const backlog =
+      request.unindexed !== false && request.vector === undefined
+        ? await this.options.storage.searchUnindexed(request.query, { filters: parseSearchFilters(request.filters), limit: k })
+        : [];
+    const indexed = (await this.searchIndexOrNothing(request)).map((hit) => ({ ...hit, indexed: true }));
+    const seen = new Set(indexed.map((hit) => hit.node_id));
+    const tail: MemorySearchHit[] = backlog.filter(({ node }) => !seen.has(node.id)).map(({ node, score }) => tailHit(node, score, this.options.chunking));
     // Reranked: the reranker scores the index's candidates and the backlog's alike.
     if (request.rerank === true && this.options.rerank !== undefined) {
       const candidates = [...indexed, ...tail];
@@ -412,6 +420,20 @@ export class LanceMemoryIndex implements MemoryIndex {
     // storage's word match: the backlog's hits follow the index's, with their own score
     // (SQLite FTS5's BM25), and say `indexed: false`.
     return [...indexed.slice(0, k), ...tail].slice(0, k);
+  }
+
+  /**
+   * The index's hits; for a word search on a machine with no embedding model, none: the index is
+   * kept per embedding model, so without one nothing was indexed, and what was saved is found by
+   * its words in storage (the tail). Vector and hybrid searches still need the model, and say so.
+   */
+  private async searchIndexOrNothing(request: MemorySearchRequest): Promise<MemorySearchHit[]> {
+    try {
+      return await this.searchIndex(request);
+    } catch (error) {
+      if (request.mode === 'text' && TabAgentError.isInstance(error) && error.code === 'model_not_found') return [];
+      throw error;
+    }
   }
 
   private async searchIndex(request: MemorySearchRequest): Promise<MemorySearchHit[]> {

@@ -93,6 +93,8 @@ export function serverHandlerMap(groups: HandlerGroups): HandlerMap {
     'sync.push': memory['sync.push'],
     'sync.pull': memory['sync.pull'],
     'documents.ingest': memory['documents.ingest'],
+    'documents.list': memory['documents.list'],
+    'documents.get': memory['documents.get'],
     'memory.status': memory['memory.status'],
     'memory.settings.get': memory['memory.settings.get'],
     'memory.settings.set': memory['memory.settings.set'],

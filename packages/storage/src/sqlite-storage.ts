@@ -434,6 +434,22 @@ export class SqliteStorage implements Storage {
     };
   }
 
+  listDocuments(options: { limit?: number; cursor?: string } = {}): Page<MemoryNode> {
+    const limit = options.limit ?? 100;
+    const before = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const rows = this.sql(
+      `SELECT * FROM nodes WHERE kind IN ('webpage', 'document', 'bookmark')
+         AND (? IS NULL OR updated_at < ? OR (updated_at = ? AND seq < ?))
+         ORDER BY updated_at DESC, seq DESC LIMIT ?`,
+    ).all(before?.sortValue ?? null, before?.sortValue ?? null, before?.sortValue ?? null, before?.seq ?? null, limit + 1) as NodeRow[];
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((row) => rowToNode(row)),
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.updated_at, last.seq) : null,
+    };
+  }
+
   listUpdatedSince(kinds: readonly NodeKind[], since: number, options: { userId?: string } = {}): MemoryNode[] {
     const rows = this.sql(
       `SELECT n.* FROM nodes n LEFT JOIN nodes c ON c.id = n.chat_id

@@ -179,6 +179,8 @@ export interface Storage {
   listByChat(chatId: string, options?: { kinds?: readonly NodeKind[]; limit?: number; cursor?: string }): Page<MemoryNode>;
   /** Chats, most recently updated first. */
   listChats(options?: { userId?: string; limit?: number; cursor?: string }): Page<MemoryNodeOf<'chat'>>;
+  /** Saved pages, documents and bookmarks, most recently updated first. */
+  listDocuments(options?: { limit?: number; cursor?: string }): Page<MemoryNode>;
   /**
    * Nodes of some kinds updated after `since` (ms), in conversation order (created_at, then
    * insertion order), so that pushing them elsewhere in this order reproduces the same order.

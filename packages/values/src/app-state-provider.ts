@@ -3,7 +3,7 @@ import type { RouteChunk, RouteId, RouteRequest, RouteResponse } from './route-c
 import { isRouteId } from './route-catalogue.js';
 
 /** Which transport a call came through. */
-export type Transport = 'http' | 'native-messaging' | 'webrtc' | 'in-process';
+export type Transport = 'http' | 'native-messaging' | 'webrtc' | 'mcp' | 'in-process';
 
 /** Who is calling: the extension origin (native messaging, CORS) or an API key's label. */
 export interface CallerIdentity {

@@ -27,6 +27,8 @@ export type MemoryRouteId =
   | 'sync.push'
   | 'sync.pull'
   | 'documents.ingest'
+  | 'documents.list'
+  | 'documents.get'
   | 'memory.status'
   | 'memory.settings.get'
   | 'memory.settings.set'
@@ -63,6 +65,23 @@ function parseTime(value: string | undefined, field: string): number | undefined
   if (!Number.isFinite(ms))
     throw new InvalidRequestError(`${field} is not an RFC 3339 time or Unix milliseconds: ${value}`, { issues: [{ path: field, message: 'invalid time' }] });
   return ms;
+}
+
+type DocumentKindName = 'webpage' | 'document' | 'bookmark';
+const documentKinds: ReadonlySet<string> = new Set<DocumentKindName>(['webpage', 'document', 'bookmark']);
+
+/** A saved page, document or bookmark as the API shows it. */
+function toDocument(node: MemoryNode) {
+  return {
+    id: node.id,
+    kind: node.kind as DocumentKindName,
+    url: node.url,
+    title: node.title,
+    text: node.text,
+    metadata: node.metadata,
+    created_at: iso(node.created_at),
+    updated_at: iso(node.updated_at),
+  };
 }
 
 function toConversation(chat: MemoryNodeOf<'chat'>, messageCount: number): ConversationJson {
@@ -298,6 +317,21 @@ export function createMemoryHandlers(deps: MemoryHandlerDeps): HandlerGroup<Memo
         counts: { conversations: conversations.length, messages: messages.length },
         server_time: new Date().toISOString(),
       };
+    },
+    'documents.list': async (request) => {
+      const page = storage.listDocuments({ limit: request.limit, ...(request.cursor === undefined ? {} : { cursor: request.cursor }) });
+      const documents = page.items.map((node) => {
+        const { text: _text, ...listed } = toDocument(node);
+        return listed;
+      });
+      return { documents, count: documents.length, next_cursor: page.nextCursor };
+    },
+    'documents.get': async (request) => {
+      const node = storage.getNode(request.document_id);
+      if (node === undefined || !documentKinds.has(node.kind)) {
+        throw new NotFoundError(`Document ${request.document_id} not found`, { details: { document_id: request.document_id } });
+      }
+      return { document: toDocument(node) };
     },
     'documents.ingest': async (request) => {
       if (request.text.length > routes.documentChars) {

@@ -298,6 +298,42 @@ export const documentsIngestRoute = defineRoute({
   response: IngestDocumentResponse,
 });
 
+/** A saved page, document or bookmark, whole. */
+export const StoredDocument = z
+  .object({
+    id: z.string(),
+    kind: DocumentKind,
+    url: z.string().nullable(),
+    title: z.string().nullable(),
+    text: z.string(),
+    metadata: z.record(z.string(), z.unknown()),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'StoredDocument' });
+
+export const documentsListRoute = defineRoute({
+  id: 'documents.list',
+  method: 'GET',
+  path: '/v1/documents',
+  summary: 'Saved pages, documents and bookmarks, most recently updated first (without their text)',
+  tags: ['memory'],
+  request: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().optional() }).meta({ id: 'ListDocumentsRequest' }),
+  response: z
+    .object({ documents: z.array(StoredDocument.omit({ text: true })), count: z.number().int(), next_cursor: z.string().nullable() })
+    .meta({ id: 'ListDocumentsResponse' }),
+});
+
+export const documentsGetRoute = defineRoute({
+  id: 'documents.get',
+  method: 'GET',
+  path: '/v1/documents/{document_id}',
+  summary: 'A saved page, document or bookmark with its text',
+  tags: ['memory'],
+  request: z.object({ document_id: z.string().min(1) }).meta({ id: 'DocumentIdRequest' }),
+  response: z.object({ document: StoredDocument }).meta({ id: 'DocumentResponse' }),
+});
+
 export const memoryStatusRoute = defineRoute({
   id: 'memory.status',
   method: 'GET',
