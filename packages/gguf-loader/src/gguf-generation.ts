@@ -330,9 +330,9 @@ function renderChatPrompt(target: GenerationTarget, request: ChatGenerationReque
   return { history, tools, toolChoice, forced, functions, chatWrapper, promptTokens };
 }
 
-/** The tokens of a chat request's rendered prompt, exactly as a generation of it would evaluate them. */
-export function countChatPromptTokens(target: GenerationTarget, request: ChatGenerationRequest): number {
-  return renderChatPrompt(target, request).promptTokens.length;
+/** The token ids of a chat request's rendered prompt, exactly as a generation of it would evaluate them. */
+export function chatPromptTokens(target: GenerationTarget, request: ChatGenerationRequest): number[] {
+  return [...renderChatPrompt(target, request).promptTokens];
 }
 
 /**

@@ -11,7 +11,7 @@ import { GeneralChatWrapper, getLlama, GgufInsights, HarmonyChatWrapper, LlamaLo
 import { CancelledError, InvalidModelError, InvalidRequestError, ModelNotLoadedError, OutOfMemoryError, TabAgentError } from '@tabagent/values';
 import { endOfGenerationTokens, requestTokenBias } from './end-of-generation-bias.js';
 import { GenerationRunController, type GenerationRun } from '@tabagent/values';
-import { countChatPromptTokens, runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
+import { chatPromptTokens, runChatGeneration, runCompletionGeneration, type GenerationTarget } from './gguf-generation.js';
 import type { ChatGenerationRequest, CompletionGenerationRequest, GenerationDelta, GenerationResult, ReasoningSetting } from '@tabagent/values';
 import { inspectGgufFile, type GgufModelInfo } from './gguf-model-info.js';
 import { GgufTextEmbedder } from './gguf-text-embedder.js';
@@ -133,6 +133,8 @@ export interface GgufModelManager extends AsyncDisposable {
   complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta>;
   /** The tokens of a chat request's rendered prompt, exactly as its generation would evaluate them. */
   countChatTokens(id: string, request: ChatGenerationRequest): Promise<number>;
+  /** The token ids of that prompt (special tokens as their ids). */
+  chatPromptTokens(id: string, request: ChatGenerationRequest): Promise<number[]>;
   /** The embedder of a loaded model (created on first use). */
   embedder(id: string): Promise<GgufTextEmbedder>;
   /** The GPU backend in use, or "cpu". */
@@ -646,9 +648,13 @@ export class NodeLlamaModelManager implements GgufModelManager {
           () => (entry.endOfGenerationTokens ??= endOfGenerationTokens(entry.model, entry.info.vocabularySize)),
           request,
         ),
-      // The free sequence holding the longest prefix of the prompt (llama-server's slot choice).
+      // llama-server's slot choice: the free sequence holding the longest prefix of the prompt, if
+      // that prefix is at least half the prompt; otherwise a sequence never used, else the least
+      // recently used. Every prompt shares its first tokens (BOS, the template's opening) with
+      // every cache: taking any sequence that shares something would overwrite another
+      // conversation's cache while others sit unused.
       acquireSequence: (promptTokens, reuse, acquireSignal) =>
-        pool.acquire(acquireSignal, reuse ? (sequence) => sequence.compareContextTokens([...promptTokens]).firstDifferentIndex : undefined),
+        pool.acquire(acquireSignal, reuse ? (sequence) => similarPrefixLength(sequence, promptTokens) : undefined),
       releaseSequence: (sequence) => pool.release(sequence),
     };
     const work = (async (): Promise<GenerationResult> => {
@@ -688,11 +694,18 @@ export class NodeLlamaModelManager implements GgufModelManager {
 
   /** The tokens of a chat request's prompt as a generation of it would evaluate them (Anthropic's count_tokens). */
   async countChatTokens(id: string, request: ChatGenerationRequest): Promise<number> {
-    const run = this.startGeneration(id, request.keepAlive, request.signal, async (target, _signal, _push, start) => ({
-      ...cancelledResult(id, start),
-      promptTokens: countChatPromptTokens(target, request),
-    }));
-    return (await run.result).promptTokens;
+    return (await this.chatPromptTokens(id, request)).length;
+  }
+
+  /** The token ids of a chat request's rendered prompt, as a generation of it would evaluate them. */
+  async chatPromptTokens(id: string, request: ChatGenerationRequest): Promise<number[]> {
+    let tokens: number[] = [];
+    const run = this.startGeneration(id, request.keepAlive, request.signal, async (target, _signal, _push, start) => {
+      tokens = chatPromptTokens(target, request);
+      return { ...cancelledResult(id, start), promptTokens: tokens.length };
+    });
+    await run.result;
+    return tokens;
   }
 
   complete(id: string, request: CompletionGenerationRequest): GenerationRun<GenerationResult, GenerationDelta> {
@@ -728,6 +741,15 @@ export class NodeLlamaModelManager implements GgufModelManager {
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
   }
+}
+
+/** A prompt reuses a sequence's cache only when they share at least this part of the prompt (llama-server's `--slot-prompt-similarity`). */
+const slotPromptSimilarity = 0.5;
+
+/** The prefix a sequence shares with a prompt, when it is at least half the prompt; else 0 (nothing worth taking the sequence for). */
+function similarPrefixLength(sequence: LlamaContextSequence, promptTokens: readonly Token[]): number {
+  const shared = sequence.compareContextTokens([...promptTokens]).firstDifferentIndex;
+  return shared >= promptTokens.length * slotPromptSimilarity ? shared : 0;
 }
 
 /**

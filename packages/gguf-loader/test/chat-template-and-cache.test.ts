@@ -127,6 +127,22 @@ describe('chat on GGUFs with Jinja templates', () => {
     turnTwo.forEach((result, index) => expect(result.cachedPromptTokens).toBeGreaterThanOrEqual(turnOne[index]?.promptTokens ?? Infinity));
   });
 
+  it("keeps a conversation's cache while another conversation runs in between, as long as a sequence is free", async () => {
+    // Two sequences, both free. The conversations share the template's opening, far less than half
+    // of either prompt: the second takes the unused sequence, not the first one's (llama-server's
+    // slot choice), and the first one's prompt is still cached when it comes back.
+    const fresh = newManager(2);
+    await fresh.load('chat', chatModel);
+    const gardening = [user('Gardening in a windy place by the sea, with salt in the air and sand in the beds')];
+    const first = await fresh.chat('chat', request(gardening)).result;
+    const other = await fresh.chat('chat', request([user('Astronomy from a small island far from any town lights, on clear nights')])).result;
+    expect(other.cachedPromptTokens).toBe(0);
+    const again = await fresh.chat('chat', request(gardening)).result;
+    expect(again.promptTokens).toBe(first.promptTokens);
+    expect(again.cachedPromptTokens).toBe(again.promptTokens - 1);
+    await fresh.dispose();
+  });
+
   it('answers two interleaved conversations exactly as each alone, with the same seeds', async () => {
     const aloneA = newManager();
     await aloneA.load('chat', chatModel);
@@ -168,6 +184,34 @@ describe('chat on GGUFs with Jinja templates', () => {
       expect(error.details).toMatchObject({ context_size: 1024 });
       expect(error.details?.['prompt_tokens']).toBeGreaterThan(1024);
     }
+  });
+});
+
+describe('special tokens of chat templates', () => {
+  // The fixture vocabulary's BOS and EOS ('<s>', '</s>').
+  const bos = 1;
+  const eos = 2;
+  const llama2Template =
+    "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}";
+  const count = (tokens: number[], id: number): number => tokens.filter((token) => token === id).length;
+
+  it("renders a Llama-2 template's bos_token and eos_token as the model's BOS and EOS ids, once per turn, never as text", async () => {
+    const path = join(directory, 'llama2.gguf');
+    writeTinyLlamaGguf(path, { chatTemplate: llama2Template, seed: 5 });
+    await manager.load('llama2', path, { keepAlive: -1 });
+    const tokens = await manager.chatPromptTokens('llama2', request([user('a'), { role: 'assistant', content: 'b' }, user('c')]));
+    expect(tokens[0]).toBe(bos);
+    // A BOS before each user turn and an EOS after the assistant's, as the template writes them.
+    expect([count(tokens, bos), count(tokens, eos)]).toEqual([2, 1]);
+    expect(tokens[tokens.indexOf(eos) + 1]).toBe(bos);
+    await manager.unload('llama2');
+  });
+
+  it("renders a ChatML template's leading bos_token as one BOS id, not doubled by the engine's own", async () => {
+    const tokens = await manager.chatPromptTokens('thinking', request([system, user('hello')]));
+    expect(tokens[0]).toBe(bos);
+    expect(count(tokens, bos)).toBe(1);
+    expect(count(tokens, eos)).toBe(0);
   });
 });
 
