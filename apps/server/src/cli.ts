@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import type { Writable } from 'node:stream';
+// Light (frames and the route contract, no engine): static, as every other importer of it has it.
 import { claimStdoutForFrames } from '@tabagent/native-messaging';
-import { TabAgentError } from '@tabagent/values';
-import { runList, runPull, runRemove, type CommandOutput } from './model-commands.js';
-import { runDoctor, runInstallNativeHost, runUninstallNativeHost } from './native-host-commands.js';
-import { prepareDataDir } from './data-dir.js';
-import { ensureOwnerKey } from './owner-key.js';
-import { parseServeArguments } from './server-config.js';
-import { startServer, type RunningServer } from './start-server.js';
+import type { CommandOutput } from './model-commands.js';
+import type { RunningServer } from './start-server.js';
 import { serverVersion } from './version.js';
+
+// Each command imports what it needs when it runs: the engines (node-llama-cpp, onnxruntime,
+// LanceDB) take most of a second and ~100 MB to load, which `--version`, `--help`, `key` or the
+// native-host installer have no use for.
 
 const usage = `tabagent ${serverVersion}
 
@@ -42,6 +42,7 @@ function guardStdout(): Writable {
 }
 
 async function serve(argv: string[]): Promise<void> {
+  const { parseServeArguments } = await import('./server-config.js');
   const config = parseServeArguments(argv);
   // Native messaging and MCP over stdio: stdout carries their messages only.
   const nativeOutput = config.mode === 'http' ? undefined : guardStdout();
@@ -92,6 +93,7 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   // A function, not the variable: TypeScript would keep `stopping` narrowed to false across the await.
   const stopRequested = (): boolean => stopping;
+  const { startServer } = await import('./start-server.js');
   server = await startServer(config, nativeOutput ? { nativeOutput } : {});
   if (stopRequested()) {
     shutDown(server);
@@ -122,21 +124,26 @@ async function main(argv: string[]): Promise<void> {
     case 'mcp':
       return serve(['--mode', 'mcp', ...rest]);
     case 'pull':
-      return runPull(rest, terminal());
+      return (await import('./model-commands.js')).runPull(rest, terminal());
     case 'list':
     case 'ls':
-      return runList(rest, terminal());
+      return (await import('./model-commands.js')).runList(rest, terminal());
     case 'rm':
-      return runRemove(rest, terminal());
+      return (await import('./model-commands.js')).runRemove(rest, terminal());
     case 'install-native-host':
-      return runInstallNativeHost(rest, (text) => process.stdout.write(text));
+      return (await import('./native-host-commands.js')).runInstallNativeHost(rest, (text) => process.stdout.write(text));
     case 'uninstall-native-host':
-      return runUninstallNativeHost(rest, (text) => process.stdout.write(text));
+      return (await import('./native-host-commands.js')).runUninstallNativeHost(rest, (text) => process.stdout.write(text));
     case 'doctor':
-      if (!(await runDoctor(rest, (text) => process.stdout.write(text)))) process.exitCode = 1;
+      if (!(await (await import('./native-host-commands.js')).runDoctor(rest, (text) => process.stdout.write(text)))) process.exitCode = 1;
       return;
     case 'key': {
       // Printed because it was asked for: the only output, so `$(tabagent key)` works in scripts.
+      const [{ parseServeArguments }, { prepareDataDir }, { ensureOwnerKey }] = await Promise.all([
+        import('./server-config.js'),
+        import('./data-dir.js'),
+        import('./owner-key.js'),
+      ]);
       const { dataDir } = parseServeArguments(rest);
       process.stdout.write(`${ensureOwnerKey(prepareDataDir(dataDir).root)}\n`);
       return;
@@ -163,7 +170,8 @@ async function main(argv: string[]): Promise<void> {
 // Everything this process creates (database, logs, downloads, tokens) is the user's alone.
 process.umask(0o077);
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = TabAgentError.isInstance(error) ? error.message : error instanceof Error ? error.message : String(error);
+  // Every error this CLI means for a person (TabAgentError included) is an Error with its message.
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`tabagent: ${message}\n`);
   process.exit(1);
 });

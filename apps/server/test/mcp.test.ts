@@ -204,6 +204,40 @@ describe('POST /mcp on the HTTP server', () => {
     await client.close();
   });
 
+  it('answers from memory with citations (rag_query), and serves a saved conversation as a resource', async () => {
+    const base = server.httpUrl as string;
+    const post = async (url: string, body: unknown): Promise<Record<string, unknown>> =>
+      (await (await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as Record<
+        string,
+        unknown
+      >;
+    const { conversation } = (await post('/v1/conversations', { title: 'Lighthouse log' })) as { conversation: { id: string } };
+    await post(`/v1/conversations/${conversation.id}/messages`, { messages: [{ role: 'user', content: 'The lamp was cleaned on Monday.' }] });
+    const client = await connect(base);
+    const saved = await client.callTool({ name: 'memory_save', arguments: { text: 'The lamp oil is stored in the north shed.', title: 'oil' } });
+    const id = (saved.structuredContent as { id: string }).id;
+    const answered = await client.callTool({ name: 'rag_query', arguments: { question: 'Where is the lamp oil?', k: 3, model: 'tiny' } });
+    expect(answered.isError).toBeUndefined();
+    const structured = answered.structuredContent as { answer: string; model: string; citations: { n: number; id: string; title: string | null }[] };
+    expect(structured.model).toBe('tiny');
+    expect(structured.citations).toContainEqual({ n: expect.any(Number), id, title: 'oil', url: null });
+    expect(textOf(answered)).toContain(`[${structured.citations.find((citation) => citation.id === id)?.n ?? 0}] oil`);
+    const listed = await client.listResources();
+    expect(listed.resources).toContainEqual({
+      uri: `tabagent://conversations/${conversation.id}`,
+      name: 'Lighthouse log',
+      title: 'Saved conversation',
+      description: 'A conversation the user saved, with its messages',
+      mimeType: 'application/json',
+    });
+    const read = await client.readResource({ uri: `tabagent://conversations/${conversation.id}` });
+    const body = JSON.parse((read.contents[0] as { text: string }).text) as { messages: { content: string }[] };
+    expect(body.messages.map((message) => message.content)).toEqual(['The lamp was cleaned on Monday.']);
+    const info = await client.callTool({ name: 'system_info', arguments: {} });
+    expect(info.isError).toBeUndefined();
+    await client.close();
+  });
+
   it('refuses a foreign Origin or Host (403), answers GET with 405, and keeps non-browser clients in', async () => {
     const initialize = JSON.stringify({
       jsonrpc: '2.0',
