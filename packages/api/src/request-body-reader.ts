@@ -60,8 +60,34 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number, optio
     if (codings.length > 0) return readEncodedJsonBody(request, limitBytes, codings);
   }
 
+  const chunks: Buffer[] = [];
+  return readBody(request, limitBytes, (done) => ({
+    write: (chunk) => void chunks.push(chunk),
+    end: (received) => done(chunks, received),
+    close: () => undefined,
+  }));
+}
+
+/** Where `readBody` hands the request's bytes: kept as they are, or decoded. */
+interface BodySink {
+  /** The next bytes of the request, already counted against the limit. */
+  write(chunk: Buffer): void;
+  /** The request's bytes ended, `received` of them. */
+  end(received: number): void;
+  /** Reading is over (done or failed): release what the sink holds. */
+  close(): void;
+}
+
+/**
+ * Reads a request's bytes into a sink, refusing more than `limitBytes` (413) and a body that
+ * breaks off (400); the sink calls `done` with the body's bytes (parsed as JSON here) or `fail`.
+ */
+function readBody(
+  request: IncomingMessage,
+  limitBytes: number,
+  sinkOf: (done: (chunks: Buffer[], length: number) => void, fail: (error: Error) => void) => BodySink,
+): Promise<unknown> {
   return new Promise<unknown>((resolve, reject) => {
-    const chunks: Buffer[] = [];
     let received = 0;
     let settled = false;
     const cleanup = (): void => {
@@ -69,6 +95,7 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number, optio
       request.off('end', onEnd);
       request.off('error', onError);
       request.off('aborted', onAborted);
+      sink.close();
     };
     const fail = (error: Error): void => {
       if (settled) return;
@@ -76,19 +103,24 @@ export function readJsonBody(request: IncomingMessage, limitBytes: number, optio
       cleanup();
       reject(error);
     };
+    const done = (chunks: Buffer[], length: number): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      parseBody(chunks, length, resolve, reject);
+    };
+    // The sink may call done or fail only once bytes arrive, after this assignment.
+    const sink = sinkOf(done, fail);
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
       if (received > limitBytes) {
         fail(tooLarge(limitBytes));
         return;
       }
-      chunks.push(chunk);
+      sink.write(chunk);
     };
     const onEnd = (): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      parseBody(chunks, received, resolve, reject);
+      if (!settled) sink.end(received);
     };
     const onError = (error: Error): void => fail(new InvalidRequestError('The request body could not be read', { cause: error }));
     const onAborted = (): void => fail(new InvalidRequestError('The client aborted the request body'));
@@ -168,37 +200,17 @@ interface DecodingEvents {
  * `gzip, gzip` cannot inflate a bomb in its middle stage), and past it every stage is destroyed.
  */
 function readEncodedJsonBody(request: IncomingMessage, limitBytes: number, codings: readonly DecodableCoding[]): Promise<unknown> {
-  return new Promise<unknown>((resolve, reject) => {
+  return readBody(request, limitBytes, (done, fail) => {
     const decoded: Buffer[] = [];
     let decodedLength = 0;
-    let received = 0;
-    let settled = false;
-    const cleanup = (): void => {
-      request.off('data', onData);
-      request.off('end', onEnd);
-      request.off('error', onError);
-      request.off('aborted', onAborted);
-      for (const stage of stages) stage.destroy();
-    };
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      reject(error);
-    };
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      parseBody(decoded, decodedLength, resolve, reject);
-    };
+    let closed = false;
     // Decoding order is the reverse of the order the codings were applied in.
     const order = [...codings].reverse();
     const stages: DecodingStage[] = order.map((coding, index) => {
       let produced = 0;
       const events: DecodingEvents = {
         onData: (chunk) => {
-          if (settled) return;
+          if (closed) return;
           produced += chunk.length;
           if (produced > limitBytes) {
             fail(decodedTooLarge(limitBytes));
@@ -211,9 +223,9 @@ function readEncodedJsonBody(request: IncomingMessage, limitBytes: number, codin
           } else next.write(chunk);
         },
         onEnd: () => {
-          if (settled) return;
+          if (closed) return;
           const next = stages[index + 1];
-          if (next === undefined) finish();
+          if (next === undefined) done(decoded, decodedLength);
           else next.end();
         },
         onError: (error) => {
@@ -224,25 +236,15 @@ function readEncodedJsonBody(request: IncomingMessage, limitBytes: number, codin
       return coding === 'zstd' ? zstdStage(limitBytes, events) : zlibStage(coding, events);
     });
     const first = stages[0] as DecodingStage;
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received > limitBytes) {
-        fail(tooLarge(limitBytes));
-        return;
-      }
-      first.write(chunk);
-    };
-    const onEnd = (): void => {
+    return {
+      write: (chunk) => first.write(chunk),
       // No bytes at all is an empty body, as without a coding (an empty gzip stream is not valid gzip).
-      if (received === 0) finish();
-      else first.end();
+      end: (received) => (received === 0 ? done(decoded, 0) : first.end()),
+      close: () => {
+        closed = true;
+        for (const stage of stages) stage.destroy();
+      },
     };
-    const onError = (error: Error): void => fail(new InvalidRequestError('The request body could not be read', { cause: error }));
-    const onAborted = (): void => fail(new InvalidRequestError('The client aborted the request body'));
-    request.on('data', onData);
-    request.on('end', onEnd);
-    request.on('error', onError);
-    request.on('aborted', onAborted);
   });
 }
 
