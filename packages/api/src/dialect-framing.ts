@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger, ProblemDetails, RouteDialect } from '@tabagent/values';
-import { problemFromError, sendProblem } from './problem-response.js';
+import { sendProblem, type ErrorBodyShape } from './problem-response.js';
 
 /**
  * How the HTTP transport frames a route of this server's API or of a dialect that shares its SSE
@@ -84,11 +84,10 @@ export function streamFramingOf(dialect: RouteDialect | undefined): StreamFramin
   return dialect === undefined || dialect === 'ollama' ? framings.default : framings[dialect];
 }
 
-/**
- * Answers an error in the route's dialect: Anthropic's body for its routes (its SDKs read
- * `error.type` and `error.message`, and Claude Code shows them), the problem document (with
- * OpenAI's `error` object) for every other.
- */
+/** Anthropic's error bodies: its SDKs read `error.type` and `error.message`, and Claude Code shows them. */
+const anthropicErrorShape: ErrorBodyShape = { contentType: 'application/json', render: anthropicErrorBody };
+
+/** Answers an error in the route's dialect: Anthropic's body for its routes, the problem document (with OpenAI's `error` object) for every other. */
 export function sendDialectError(
   dialect: RouteDialect | undefined,
   response: ServerResponse,
@@ -97,24 +96,5 @@ export function sendDialectError(
   requestId: string,
   logger: Logger,
 ): void {
-  if (dialect !== 'anthropic') {
-    sendProblem(response, error, instance, requestId, logger);
-    return;
-  }
-  const problem = problemFromError(error, instance, requestId, logger);
-  if (response.destroyed) return;
-  if (response.headersSent) {
-    if (!response.writableEnded) response.end();
-    return;
-  }
-  const body = JSON.stringify(anthropicErrorBody(problem));
-  const headers: Record<string, string | number> = {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-  };
-  if (problem.status === 429 || problem.status === 503) headers['Retry-After'] = '1';
-  if (problem.code === 'payload_too_large') headers['Connection'] = 'close';
-  response.writeHead(problem.status, headers);
-  response.end(body);
+  sendProblem(response, error, instance, requestId, logger, dialect === 'anthropic' ? anthropicErrorShape : undefined);
 }

@@ -79,8 +79,26 @@ export function problemStatusOf(error: unknown): { status: number; code: string 
   return { status: problem.status, code: problem.code };
 }
 
-/** Writes a problem document as the whole response (nothing must have been sent yet). */
-export function sendProblem(response: ServerResponse, error: unknown, instance: string, requestId: string, logger: Logger): void {
+/** How an error body is written: a problem document, or a dialect's own shape of it (Anthropic's). */
+export interface ErrorBodyShape {
+  contentType: string;
+  render(problem: ProblemDetails): unknown;
+}
+
+const problemShape: ErrorBodyShape = { contentType: problemContentType, render: (problem) => problem };
+
+/**
+ * Writes an error as the whole response (nothing must have been sent yet): a problem document, or
+ * the given shape of it, with the same status and headers (Allow, WWW-Authenticate, Retry-After).
+ */
+export function sendProblem(
+  response: ServerResponse,
+  error: unknown,
+  instance: string,
+  requestId: string,
+  logger: Logger,
+  shape: ErrorBodyShape = problemShape,
+): void {
   const problem = problemFromError(error, instance, requestId, logger);
   if (response.destroyed) return;
   if (response.headersSent) {
@@ -88,9 +106,9 @@ export function sendProblem(response: ServerResponse, error: unknown, instance: 
     if (!response.writableEnded) response.end();
     return;
   }
-  const body = JSON.stringify(problem);
+  const body = JSON.stringify(shape.render(problem));
   const headers: Record<string, string | number> = {
-    'Content-Type': problemContentType,
+    'Content-Type': shape.contentType,
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',
   };
