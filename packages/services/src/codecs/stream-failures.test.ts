@@ -24,12 +24,30 @@ async function* failsMidway(): AsyncGenerator<GenerationEvent> {
   yield { type: 'error', error: new InternalError('the engine crashed') };
 }
 
-/** Starts, then says nothing for longer than the keep-alive interval, then ends with an error. */
-async function* slowPrefill(): AsyncGenerator<GenerationEvent> {
+/** Starts, then says nothing until `released` (the reader has seen its keep-alives), then ends with an error. */
+async function* slowPrefill(released: Promise<void>): AsyncGenerator<GenerationEvent> {
   yield { type: 'start', modelId: 'm' };
   yield { type: 'prompt', promptTokens: 12 };
-  await new Promise((resolve) => setTimeout(resolve, 120));
+  await released;
   yield { type: 'error', error: new InternalError('stopped') };
+}
+
+/** Reads a stream, releasing its silent source once `enough` keep-alive events have come. */
+async function readUntilKeptAlive<T extends { type: string }>(
+  streamOf: (released: Promise<void>) => AsyncIterable<T>,
+  keepAliveType: string,
+  enough: number,
+): Promise<T[]> {
+  let release = (): void => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const events: T[] = [];
+  for await (const event of streamOf(released)) {
+    events.push(event);
+    if (events.filter((seen) => seen.type === keepAliveType).length === enough) release();
+  }
+  return events;
 }
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
@@ -72,13 +90,10 @@ describe('stream codecs when the generation fails', () => {
   });
 
   it('keep a silent stream alive: Anthropic ping, Responses keepalive with its sequence number', async () => {
-    const anthropic = await collect(anthropicEventsOf(slowPrefill(), 'msg_1', 'm', 25));
-    expect(anthropic[0]?.type).toBe('message_start');
-    expect(anthropic.filter((event) => event.type === 'ping').length).toBeGreaterThanOrEqual(2);
-    const responses = await collect(responsesEventsOf(slowPrefill(), responsesMeta, 25, () => undefined));
-    expect(responses.slice(0, 2).map((event) => event.type)).toEqual(['response.created', 'response.in_progress']);
-    const keepalives = responses.filter((event) => event.type === 'keepalive');
-    expect(keepalives.length).toBeGreaterThanOrEqual(2);
+    const anthropic = await readUntilKeptAlive((released) => anthropicEventsOf(slowPrefill(released), 'msg_1', 'm', 25), 'ping', 2);
+    expect(anthropic.map((event) => event.type)).toEqual(['message_start', 'ping', 'ping', 'error']);
+    const responses = await readUntilKeptAlive((released) => responsesEventsOf(slowPrefill(released), responsesMeta, 25, () => undefined), 'keepalive', 2);
+    expect(responses.map((event) => event.type)).toEqual(['response.created', 'response.in_progress', 'keepalive', 'keepalive', 'response.failed']);
     expect(responses.map((event) => event.sequence_number)).toEqual(responses.map((_event, index) => index));
   });
 });

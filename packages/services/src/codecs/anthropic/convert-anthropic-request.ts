@@ -1,6 +1,5 @@
 import type { GenerationParams } from '@tabagent/model-cache';
 import {
-  InvalidRequestError,
   type AnthropicContentBlock,
   type ChatGenerationRequest,
   type GenerationChatMessage,
@@ -11,6 +10,7 @@ import {
   type RouteRequest,
 } from '@tabagent/values';
 import { samplingWithDefaults, withDefaultSystemPrompt } from '../generation-defaults.js';
+import { refuseField } from '../refuse-field.js';
 
 // Anthropic's Messages API into the internal generation contract: every Anthropic field name is
 // read here and nowhere else. What Claude Code sends that a local model has no use for (cache
@@ -29,10 +29,6 @@ const billingHeaderPrefix = 'x-anthropic-billing-header';
 /** Server-side blocks of Anthropic's own tools (web search, code execution, MCP connectors): records of work this server never does. */
 function isServerToolRecord(type: string): boolean {
   return type !== 'tool_use' && type !== 'tool_result' && (type.endsWith('_tool_use') || type.endsWith('_tool_result'));
-}
-
-function refuse(path: string, message: string): never {
-  throw new InvalidRequestError(message, { issues: [{ path, message }] });
 }
 
 /** An image block as the contract's image part (a data URL for base64 data). */
@@ -80,13 +76,13 @@ function messagesOf(message: MessagesRequest['messages'][number], index: number)
         parts.push(imagePartOf(block as Extract<AnthropicContentBlock, { type: 'image' }>));
         break;
       case 'tool_use': {
-        if (message.role !== 'assistant') refuse(path, 'tool_use blocks belong to assistant messages');
+        if (message.role !== 'assistant') refuseField(path, 'tool_use blocks belong to assistant messages');
         const call = block as Extract<AnthropicContentBlock, { type: 'tool_use' }>;
         toolCalls.push({ id: call.id, name: call.name, arguments: JSON.stringify(call.input) });
         break;
       }
       case 'tool_result': {
-        if (message.role !== 'user') refuse(path, 'tool_result blocks belong to user messages');
+        if (message.role !== 'user') refuseField(path, 'tool_result blocks belong to user messages');
         const result = block as Extract<AnthropicContentBlock, { type: 'tool_result' }>;
         out.push({ role: 'tool', toolCallId: result.tool_use_id, content: toolResultContentOf(result) });
         break;
@@ -97,10 +93,10 @@ function messagesOf(message: MessagesRequest['messages'][number], index: number)
       case 'redacted_thinking':
         break;
       case 'document':
-        refuse(path, 'document blocks (PDF, plain-text sources) are not supported: send the text as a text block');
+        refuseField(path, 'document blocks (PDF, plain-text sources) are not supported: send the text as a text block');
         break;
       default:
-        if (!isServerToolRecord(block.type)) refuse(path, `content blocks of type "${block.type}" are not supported`);
+        if (!isServerToolRecord(block.type)) refuseField(path, `content blocks of type "${block.type}" are not supported`);
     }
   }
   if (message.role === 'assistant') {
@@ -142,7 +138,7 @@ function toolChoiceOf(choice: PromptRequest['tool_choice']): GenerationToolChoic
     case 'none':
       return 'none';
     case 'tool':
-      if (choice.name === undefined) refuse('tool_choice.name', 'tool_choice of type "tool" needs a name');
+      if (choice.name === undefined) refuseField('tool_choice.name', 'tool_choice of type "tool" needs a name');
       return { name: choice.name };
   }
 }

@@ -10,6 +10,7 @@ import {
   type RouteRequest,
 } from '@tabagent/values';
 import { samplingWithDefaults, withDefaultSystemPrompt, type RequestedSampling } from '../generation-defaults.js';
+import { refuseField } from '../refuse-field.js';
 
 // The OpenAI dialect (chat completions and completions) into the internal generation contract:
 // every OpenAI field name is read here and nowhere else.
@@ -24,13 +25,10 @@ export function refuseUnavailable(request: {
   logprobs?: boolean | number | undefined;
   top_logprobs?: number | undefined;
 }): void {
-  const refuse = (path: string, message: string): never => {
-    throw new InvalidRequestError(message, { issues: [{ path, message }] });
-  };
-  if (request.n !== undefined && request.n > 1) refuse('n', 'n must be 1: one choice is generated per request (send the request again for another)');
-  if (request.best_of !== undefined && request.best_of > 1) refuse('best_of', 'best_of must be 1: one choice is generated per request');
+  if (request.n !== undefined && request.n > 1) refuseField('n', 'n must be 1: one choice is generated per request (send the request again for another)');
+  if (request.best_of !== undefined && request.best_of > 1) refuseField('best_of', 'best_of must be 1: one choice is generated per request');
   if (request.logprobs === true || (typeof request.logprobs === 'number' && request.logprobs > 0) || (request.top_logprobs ?? 0) > 0) {
-    refuse(
+    refuseField(
       request.top_logprobs !== undefined && request.top_logprobs > 0 ? 'top_logprobs' : 'logprobs',
       // node-llama-cpp reports probabilities only from a context sequence's own evaluation loop;
       // LlamaChat and LlamaCompletion, which apply the templates, tools, grammars and stops, do not.

@@ -1,6 +1,5 @@
 import type { GenerationParams } from '@tabagent/model-cache';
 import {
-  InvalidRequestError,
   type ChatGenerationRequest,
   type GenerationChatMessage,
   type GenerationContentPart,
@@ -12,6 +11,7 @@ import {
   type RouteRequest,
 } from '@tabagent/values';
 import { samplingWithDefaults, withDefaultSystemPrompt } from '../generation-defaults.js';
+import { refuseField } from '../refuse-field.js';
 
 // OpenAI's Responses API into the internal generation contract: every Responses field name is
 // read here and nowhere else. What Codex sends that a local model has no use for (`include`,
@@ -20,10 +20,6 @@ import { samplingWithDefaults, withDefaultSystemPrompt } from '../generation-def
 
 type CreateRequest = RouteRequest<'responses.create'>;
 type PromptRequest = RouteRequest<'responses.input_tokens'>;
-
-function refuse(path: string, message: string): never {
-  throw new InvalidRequestError(message, { issues: [{ path, message }] });
-}
 
 type ContentPartInput = Exclude<Extract<ResponsesInputItem, { role: string }>['content'], string>[number];
 
@@ -37,10 +33,10 @@ function contentOf(content: string | readonly ContentPartInput[], path: string):
       parts.push({ type: 'text', text: typeof part.text === 'string' ? part.text : typeof refusal === 'string' ? refusal : '' });
     } else if (part.type === 'input_image') {
       if (typeof part.image_url !== 'string')
-        refuse(`${path}.${index}.image_url`, 'input_image parts need an image_url (a URL or a data URL); file_id is not supported');
+        refuseField(`${path}.${index}.image_url`, 'input_image parts need an image_url (a URL or a data URL); file_id is not supported');
       parts.push({ type: 'image', url: part.image_url });
     } else {
-      refuse(`${path}.${index}.type`, `content parts of type "${part.type}" are not supported`);
+      refuseField(`${path}.${index}.type`, `content parts of type "${part.type}" are not supported`);
     }
   }
   return parts.every((part) => part.type === 'text') ? parts.map((part) => (part as { text: string }).text).join('') : parts;
@@ -79,7 +75,7 @@ export function responsesMessagesOf(input: PromptRequest['input']): GenerationCh
     switch (type) {
       case 'message': {
         const message = item as Extract<ResponsesInputItem, { role: string }>;
-        if (typeof message.role !== 'string') refuse(`${path}.role`, 'message items need a role');
+        if (typeof message.role !== 'string') refuseField(`${path}.role`, 'message items need a role');
         const content = contentOf(message.content, `${path}.content`);
         if (message.role === 'assistant') {
           messages.push({ role: 'assistant', content, ...(reasoning.length > 0 ? { reasoning } : {}) });
@@ -90,7 +86,7 @@ export function responsesMessagesOf(input: PromptRequest['input']): GenerationCh
       case 'function_call':
       case 'custom_tool_call': {
         const call = item as { call_id?: unknown; name?: unknown; arguments?: unknown; input?: unknown };
-        if (typeof call.call_id !== 'string' || typeof call.name !== 'string') refuse(path, `${type} items need call_id and name`);
+        if (typeof call.call_id !== 'string' || typeof call.name !== 'string') refuseField(path, `${type} items need call_id and name`);
         const turn = assistantTurn();
         if (reasoning.length > 0 && turn.reasoning === undefined) turn.reasoning = reasoning;
         reasoning = '';
@@ -101,7 +97,7 @@ export function responsesMessagesOf(input: PromptRequest['input']): GenerationCh
       case 'function_call_output':
       case 'custom_tool_call_output': {
         const output = item as { call_id?: unknown; output?: unknown };
-        if (typeof output.call_id !== 'string') refuse(`${path}.call_id`, `${type} items need a call_id`);
+        if (typeof output.call_id !== 'string') refuseField(`${path}.call_id`, `${type} items need a call_id`);
         const value = output.output;
         const content =
           typeof value === 'string' ? value : Array.isArray(value) ? contentOf(value as ContentPartInput[], `${path}.output`) : JSON.stringify(value ?? '');
@@ -114,7 +110,7 @@ export function responsesMessagesOf(input: PromptRequest['input']): GenerationCh
         break;
       }
       default:
-        if (!isHostedToolRecord(type)) refuse(`${path}.type`, `input items of type "${type}" are not supported`);
+        if (!isHostedToolRecord(type)) refuseField(`${path}.type`, `input items of type "${type}" are not supported`);
     }
   }
   return messages;
@@ -145,7 +141,7 @@ function toolChoiceOf(choice: PromptRequest['tool_choice']): GenerationToolChoic
   if (choice === undefined || choice === null) return undefined;
   if (typeof choice === 'string') return choice;
   if (choice.type === 'function') {
-    if (typeof choice.name !== 'string') refuse('tool_choice.name', 'a function tool_choice needs a name');
+    if (typeof choice.name !== 'string') refuseField('tool_choice.name', 'a function tool_choice needs a name');
     return { name: choice.name };
   }
   if (choice.type === 'allowed_tools') {
@@ -167,7 +163,7 @@ function responseFormatOf(request: PromptRequest): GenerationResponseFormat | un
   const format = request.text?.format;
   if (format === undefined || format === null) return undefined;
   if (format.type === 'json_schema') {
-    if (format.schema === undefined) refuse('text.format.schema', 'a json_schema format needs a schema');
+    if (format.schema === undefined) refuseField('text.format.schema', 'a json_schema format needs a schema');
     return { type: 'json_schema', schema: format.schema };
   }
   return { type: format.type };
@@ -181,7 +177,7 @@ function responseFormatOf(request: PromptRequest): GenerationResponseFormat | un
 export function responsesPromptOf(request: PromptRequest, previous: readonly GenerationChatMessage[], defaults: GenerationParams): ChatGenerationRequest {
   const input = responsesMessagesOf(request.input);
   const conversation = [...previous, ...input];
-  if (conversation.length === 0) refuse('input', 'input is required');
+  if (conversation.length === 0) refuseField('input', 'input is required');
   const instructions = typeof request.instructions === 'string' && request.instructions.length > 0 ? request.instructions : undefined;
   const tools = toolsOf(request.tools);
   return {
@@ -197,7 +193,8 @@ export function responsesPromptOf(request: PromptRequest, previous: readonly Gen
 
 /** A create request as the contract's chat request, over the stored defaults. */
 export function responsesRequestOf(request: CreateRequest, previous: readonly GenerationChatMessage[], defaults: GenerationParams): ChatGenerationRequest {
-  if (request.background === true) refuse('background', 'background responses are not supported: send the request without background, streamed if it is long');
+  if (request.background === true)
+    refuseField('background', 'background responses are not supported: send the request without background, streamed if it is long');
   return {
     ...responsesPromptOf(request, previous, defaults),
     ...samplingWithDefaults(
