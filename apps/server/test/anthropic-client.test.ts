@@ -280,13 +280,21 @@ describe('Anthropic streams while the prompt waits', () => {
 
   it('sends message_start at once and pings until the first token', async () => {
     const sdk = new Anthropic({ baseURL: slow.url, apiKey: 'unused', maxRetries: 0 });
-    // The one sequence is busy with a long completion: the second request waits for it.
-    const busy = fetch(`${slow.url}/v1/completions`, {
+    // The one sequence is busy with a long completion (its first chunk has come, so it holds the
+    // sequence, however slow the machine): the messages requests wait for it.
+    const busyResponse = await fetch(`${slow.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny', prompt: 'Once', max_tokens: 300, ignore_eos: true }),
+      body: JSON.stringify({ model: 'tiny', prompt: 'Once', max_tokens: 1000, ignore_eos: true, stream: true }),
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const busyBody = (busyResponse.body as ReadableStream<Uint8Array>).getReader();
+    const firstChunk = await busyBody.read();
+    expect(firstChunk.done).toBe(false);
+    const busy = (async () => {
+      let text = new TextDecoder().decode(firstChunk.value);
+      for (let next = await busyBody.read(); !next.done; next = await busyBody.read()) text += new TextDecoder().decode(next.value);
+      return { status: busyResponse.status, text };
+    })();
     const stream = sdk.messages.stream({ model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] });
     const events: Event[] = [];
     const pings: number[] = [];
@@ -302,7 +310,8 @@ describe('Anthropic streams while the prompt waits', () => {
       if (frame.event === 'ping') pings.push(index);
     });
     await stream.finalMessage();
-    expect((await busy).status).toBe(200);
+    const busyEnd = await busy;
+    expect([busyEnd.status, busyEnd.text.endsWith('data: [DONE]\n\n')]).toEqual([200, true]);
     expect(frames[0]?.event).toBe('message_start');
     expect(pings.length).toBeGreaterThan(0);
     const firstBlock = frames.findIndex((frame) => frame.event === 'content_block_start');
