@@ -49,7 +49,19 @@ const testDirection = direction.map((constraint) =>
 const testFiles = ['**/*.test.ts', '**/test/**/*.ts', '**/test-support/**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/coverage/**', '.nx/**', 'tmp/**', 'bench/.models/**', '**/*.d.mts'] },
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/coverage/**',
+      '.nx/**',
+      'tmp/**',
+      'bench/.models/**',
+      'bench/.agents/**',
+      'bench/.engines/**',
+      '**/*.d.mts',
+    ],
+  },
   {
     files: ['**/*.mjs', '**/*.cjs', '**/*.js'],
     extends: [js.configs.recommended],

@@ -12,29 +12,13 @@
 // Every failure (refused connection, error status, error event, a stream without its end event,
 // a run shorter than its budget) is counted and shown; a round with one is left out of the figures.
 import { chatMlToolsTemplate } from '@tabagent/gguf-loader/test-support';
-import { ensureBenchModel, median, option, percentile, startTabagent } from '../support/bench-support.mjs';
+import { ensureBenchModel, withoutEndOfGeneration, median, option, percentile, startTabagent } from '../support/bench-support.mjs';
 
 const rounds = Number(option('rounds', '12'));
 const decodeTokens = Number(option('decode-tokens', '96'));
 const decodeRounds = Number(option('decode-rounds', '4'));
 const ttfbTokens = 4;
 const model = 'dialect-bench-medium';
-
-/** Zeroes the output rows of the first three tokens (<unk>, <s>, </s>): their logit is 0, below every top-k candidate. */
-function withoutEndOfGeneration(tensors) {
-  return tensors.map((tensor) => {
-    if (tensor.name !== 'output.weight') return tensor;
-    const width = tensor.dims[0];
-    return {
-      ...tensor,
-      data: () => {
-        const bytes = tensor.data();
-        bytes.fill(0, 0, 3 * width * 2);
-        return bytes;
-      },
-    };
-  });
-}
 
 const path = await ensureBenchModel(model, 'medium', { chatTemplate: chatMlToolsTemplate, mapTensors: withoutEndOfGeneration });
 const server = await startTabagent({ models: [path], args: ['--threads', '1'] });

@@ -90,8 +90,8 @@ export async function postJson(url, body) {
   return response;
 }
 
-/** Reads an SSE response, calling `onData(parsed JSON, arrival time)` for each data event but [DONE]. */
-export async function readSse(response, onData) {
+/** Reads an SSE response, calling `onData(parsed JSON, arrival time)` for each data event but [DONE], and `onDone()` for [DONE]. */
+export async function readSse(response, onData, onDone = () => undefined) {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const bytes of response.body) {
@@ -104,7 +104,8 @@ export async function readSse(response, onData) {
       for (const line of event.split('\n')) {
         if (!line.startsWith('data:')) continue;
         const data = line.slice(5).trim();
-        if (data !== '[DONE]') onData(JSON.parse(data), now);
+        if (data === '[DONE]') onDone();
+        else onData(JSON.parse(data), now);
       }
     }
   }
@@ -188,4 +189,23 @@ export async function ensureBenchModel(name, size, extra = {}) {
     console.error(`wrote ${path}: ${(info.parameters / 1e6).toFixed(1)}M parameters in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   return path;
+}
+
+/**
+ * For `ensureBenchModel`'s `mapTensors`: zeroes the output rows of the first three tokens (<unk>,
+ * <s>, </s>), so their logit is 0, below every top-k candidate: every run generates its whole budget.
+ */
+export function withoutEndOfGeneration(tensors) {
+  return tensors.map((tensor) => {
+    if (tensor.name !== 'output.weight') return tensor;
+    const width = tensor.dims[0];
+    return {
+      ...tensor,
+      data: () => {
+        const bytes = tensor.data();
+        bytes.fill(0, 0, 3 * width * 2);
+        return bytes;
+      },
+    };
+  });
 }

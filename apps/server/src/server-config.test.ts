@@ -110,6 +110,19 @@ describe('parseServeArguments', () => {
     ]);
   });
 
+  it('collects upstreams and their key files from flags or TABAGENT_UPSTREAMS, each checked as it is read', () => {
+    const fromEnv = parseServeArguments([], {
+      TABAGENT_UPSTREAMS: 'gpu=http://gpu-box:8000/v1/, gpu=http://gpu-2:8000/v1',
+      TABAGENT_UPSTREAM_KEY_FILES: 'gpu=/k',
+    });
+    expect([fromEnv.upstreams, fromEnv.upstreamKeyFiles]).toEqual([['gpu=http://gpu-box:8000/v1', 'gpu=http://gpu-2:8000/v1'], ['gpu=/k']]);
+    expect(parseServeArguments(['--upstream', 'team=https://team.example/v1'], { TABAGENT_UPSTREAMS: 'gpu=http://g/v1' }).upstreams).toEqual([
+      'team=https://team.example/v1',
+    ]);
+    expect(() => parseServeArguments(['--upstream', 'gpu=ftp://g/v1'], {})).toThrow('only http and https are allowed');
+    expect(() => parseServeArguments(['--upstream-key-file', 'gpu'], {})).toThrow('--upstream-key-file takes NAME=PATH, got "gpu"');
+  });
+
   it('accepts what Chrome and Firefox pass to a native host', () => {
     const chrome = parseServeArguments(['--mode', 'native', 'chrome-extension://abcdefghijklmnop/', '--parent-window=1234'], {});
     expect(chrome.mode).toBe('native');

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { checkUpstreamUrl, splitNamed } from '@tabagent/upstream';
 import { InvalidRequestError, hfTokenPattern } from '@tabagent/values';
 import path from 'node:path';
 import { defaultDataDir } from './data-dir.js';
@@ -61,6 +62,14 @@ export interface ServerConfig {
   mcpAdmin: 'on' | 'off';
   /** Share of the time the memory weaver may work while it drains a backlog (0.05–1). */
   memoryDutyCycle: number;
+  /**
+   * `--upstream NAME=BASE_URL`: OpenAI-compatible engines (vLLM, llama-server, Ollama, another
+   * TabAgent) whose models are served as `NAME/MODEL`; the same NAME twice makes a pool.
+   * More (limits, keys) in `<data-dir>/upstreams.json`.
+   */
+  upstreams: string[];
+  /** `--upstream-key-file NAME=PATH`: the key sent to NAME's members (`TABAGENT_UPSTREAM_KEY_<NAME>` otherwise). */
+  upstreamKeyFiles: string[];
 }
 
 interface OptionSpec {
@@ -133,6 +142,19 @@ function checkHfToken(source: string, token: string): string {
   return token;
 }
 
+/** A comma-separated list of `NAME=VALUE` (`--upstream`, `--upstream-key-file`), each checked as it is read. */
+const namedList =
+  (flag: string, what: string, check: (name: string, value: string) => string) =>
+  (value: string): string[] =>
+    value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean)
+      .map((entry) => {
+        const named = splitNamed(entry, flag, what);
+        return `${named.name}=${check(named.name, named.value)}`;
+      });
+
 /** Secrets that every local account can read when given as flags (`ps`, `/proc/<pid>/cmdline`). */
 const secretFlags: Record<string, string> = { '--api-key': '--api-key-file', '--hf-token': '--hf-token-file' };
 
@@ -177,6 +199,18 @@ const optionSpecs: Record<string, OptionSpec> = {
     repeatable: true,
   },
   '--embedding-model': { key: 'embeddingModel', env: 'TABAGENT_EMBEDDING_MODEL', parse: (value) => value },
+  '--upstream': {
+    key: 'upstreams',
+    env: 'TABAGENT_UPSTREAMS',
+    parse: namedList('--upstream', 'BASE_URL', (name, url) => checkUpstreamUrl(url, `--upstream ${name}`)),
+    repeatable: true,
+  },
+  '--upstream-key-file': {
+    key: 'upstreamKeyFiles',
+    env: 'TABAGENT_UPSTREAM_KEY_FILES',
+    parse: namedList('--upstream-key-file', 'PATH', (_name, file) => file),
+    repeatable: true,
+  },
   '--keep-alive': { key: 'keepAliveSeconds', env: 'TABAGENT_KEEP_ALIVE', parse: parseInteger('--keep-alive', -1, 31_536_000) },
   '--log-level': {
     key: 'logLevel',
@@ -237,6 +271,8 @@ export function defaultServerConfig(): ServerConfig {
     mcpAdmin: 'off',
     // Full speed when idle: the weaver already pauses for every generation and embedding request.
     memoryDutyCycle: 1,
+    upstreams: [],
+    upstreamKeyFiles: [],
   };
 }
 

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { createHardwareProbe } from '@tabagent/hardware';
 import { createNativeMessagingHost, type NativeHostExitReason } from '@tabagent/native-messaging';
 import { createModelResolver } from '@tabagent/model-cache';
 import { createOnnxModelBackend, createOnnxModelPool } from '@tabagent/onnx-loader';
+import { createUpstreamEngine, resolveUpstreams } from '@tabagent/upstream';
 import { createWebRtcTransport } from '@tabagent/webrtc';
 import { createMcpHttpHandler, serveMcpOverStdio } from '@tabagent/mcp';
 import type { Readable, Writable } from 'node:stream';
@@ -226,11 +228,22 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     logger,
   });
   disposers.push(() => onnxPool.dispose());
+  // Upstream engines from the flags and <data-dir>/upstreams.json; their models join the registry as NAME/MODEL.
+  const upstreamsFile = path.join(layout.root, 'upstreams.json');
+  const upstreamConfig = resolveUpstreams({
+    flags: config.upstreams,
+    keyFiles: config.upstreamKeyFiles,
+    file: existsSync(upstreamsFile) ? readFileSync(upstreamsFile, 'utf8') : undefined,
+    env: process.env,
+    readFile: (file) => readFileSync(file, 'utf8'),
+  });
+  const upstreams = upstreamConfig.members.length > 0 ? createUpstreamEngine(upstreamConfig, { logger }) : undefined;
+  if (upstreams !== undefined) disposers.push(() => upstreams.close());
   let services: Services | undefined;
   // ONNX first: when a request names no embedding model, purpose-built encoders beat a GGUF's pooled hidden states.
   const models = createModelResolver({
-    registry,
-    backends: [createOnnxModelBackend(onnxPool), createGgufModelBackend(manager)],
+    registry: upstreams === undefined ? registry : upstreams.withModels(registry),
+    backends: [createOnnxModelBackend(onnxPool), createGgufModelBackend(manager), ...(upstreams === undefined ? [] : [upstreams.backend])],
     // The memory store is opened below; until then only the flag can name the model.
     preferredEmbeddingModel: async () => services?.memory.storage.getMemorySettings().embedding_model ?? config.embeddingModel,
   });
@@ -238,6 +251,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     models,
     modelLayer: { puller, downloader, downloadStats, fits },
     hardware,
+    ...(upstreams === undefined ? {} : { upstreams }),
     hfTokens,
     pairings,
     dataDir: layout.root,
@@ -250,6 +264,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
   });
   services = opened;
   disposers.push(() => opened.close());
+  upstreams?.start();
   const { metrics } = opened;
   // WebRTC is signalled over HTTP, so it runs where HTTP does (the seed's single port), unless turned off.
   let provider: AppStateProvider | undefined;

@@ -34,6 +34,7 @@ describe('project tags', () => {
       'gguf-loader': 'type:backend',
       'onnx-loader': 'type:backend',
       'model-cache': 'type:backend',
+      upstream: 'type:backend',
       storage: 'type:memory',
       indexing: 'type:memory',
       weaver: 'type:memory',

@@ -55,6 +55,8 @@ const sampleRequests: Record<Exclude<RouteId, 'ollama.chat' | 'ollama.generate'>
   'models.register': { path: '/models/x.gguf' },
   'models.delete': { model: 'tiny' },
   'models.alias': { model: 'tiny', alias: 'gpt-4o-mini' },
+  'upstreams.list': {},
+  'upstreams.refresh': {},
   'hf.token.set': { token: 'hf_abcdefgh' },
   'hf.token.status': {},
   'hf.token.clear': {},

@@ -116,7 +116,9 @@ export function createModelResolver(options: ModelResolverOptions): ModelResolve
   const isLoaded = (modelId: string): boolean => backends.some((backend) => backend.loadedPath(modelId) !== undefined);
   const originals = async (): Promise<RegisteredModel[]> => (await registry.list()).filter((model) => model.aliasOf === undefined);
   const firstOfTask = async (task: ModelTask): Promise<RegisteredModel | undefined> => {
-    const models = await originals();
+    // An upstream model is used when a request or a setting names it, never picked by default:
+    // the memory's texts would otherwise leave this machine unasked.
+    const models = (await originals()).filter((model) => model.source !== 'upstream');
     for (const backend of backends) {
       const found = models.find((model) => model.task === task && model.format === backend.format);
       if (found) return found;

@@ -93,8 +93,13 @@ export interface RegisteredModel {
   /** Unix seconds: registration time, or the file's modification time. */
   created: number;
   details: ModelDetails;
-  /** `models-folder` for files in `<dataDir>/models`, `registered` for paths added by register. */
-  source: 'models-folder' | 'registered';
+  /**
+   * `models-folder` for files in `<dataDir>/models`, `registered` for paths added by register,
+   * `upstream` for a model another server serves (`path` is then its base URL).
+   */
+  source: 'models-folder' | 'registered' | 'upstream';
+  /** Who serves it, as `owned_by` lists it (an upstream's name); absent: this server. */
+  ownedBy?: string;
   settings: ModelSettings;
   /** Set on the entries `list()` gives for an alias: the model the alias names. */
   aliasOf?: string;

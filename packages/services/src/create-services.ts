@@ -16,7 +16,7 @@ import { createEmbeddingHandlers } from './handlers/embedding-handlers.js';
 import { createGenerationHandlers, type GenerationStats } from './handlers/generation-handlers.js';
 import { createMemoryHandlers, createMemoryRetrieval } from './handlers/memory-handlers.js';
 import { createModelDownloadHandlers } from './handlers/model-download-handlers.js';
-import { createModelHandlers } from './handlers/model-handlers.js';
+import { createModelHandlers, type ModelHandlerDeps } from './handlers/model-handlers.js';
 import { createPairingHandlers } from './handlers/pairing-handlers.js';
 import { createSystemHandlers } from './handlers/system-handlers.js';
 import type { HfTokenStore } from './hf-token-store.js';
@@ -34,6 +34,8 @@ export interface ServicesOptions {
   /** Pulls and downloads (`createModelLayer`). */
   modelLayer: Pick<ReturnType<typeof createModelLayer>, 'puller' | 'downloader' | 'downloadStats' | 'fits'>;
   hardware: HardwareProbe;
+  /** The upstream engines' status and refresh (`GET /v1/upstreams`), when any are configured. */
+  upstreams?: ModelHandlerDeps['upstreams'];
   hfTokens: HfTokenStore;
   pairings: PairingStore;
   /** The data directory (memory store, `system.info`). */
@@ -165,7 +167,11 @@ export async function openServices(options: ServicesOptions): Promise<Services> 
         dataDir: options.dataDir,
         loadedModelResources: async () => models.loaded().map((view) => ({ model_id: view.model, memory_mb: view.memory_mb, device: view.device })),
       }),
-      models: createModelHandlers({ models, availableMemory: () => options.hardware.availableMemory() }),
+      models: createModelHandlers({
+        models,
+        availableMemory: () => options.hardware.availableMemory(),
+        ...(options.upstreams === undefined ? {} : { upstreams: options.upstreams }),
+      }),
       pairing: createPairingHandlers(options.pairings),
       downloads: createModelDownloadHandlers({
         puller: options.modelLayer.puller,

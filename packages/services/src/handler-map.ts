@@ -67,6 +67,8 @@ export function serverHandlerMap(groups: HandlerGroups): HandlerMap {
     'models.register': models['models.register'],
     'models.delete': models['models.delete'],
     'models.alias': models['models.alias'],
+    'upstreams.list': models['upstreams.list'],
+    'upstreams.refresh': models['upstreams.refresh'],
     'hf.token.set': system['hf.token.set'],
     'hf.token.status': system['hf.token.status'],
     'hf.token.clear': system['hf.token.clear'],

@@ -19,6 +19,7 @@ export * from './routes/ollama-routes.js';
 export * from './routes/legacy-routes.js';
 export * from './routes/anthropic-routes.js';
 export * from './routes/responses-routes.js';
+export * from './routes/upstream-routes.js';
 export * from './inference-settings.js';
 export * from './text-embedder.js';
 export * from './memory-model.js';

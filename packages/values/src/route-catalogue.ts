@@ -78,6 +78,7 @@ import {
   syncPushRoute,
 } from './routes/memory-routes.js';
 import { pairingCreateRoute, pairingListRoute, pairingRevokeRoute } from './routes/pairing-routes.js';
+import { upstreamsListRoute, upstreamsRefreshRoute } from './routes/upstream-routes.js';
 import { webrtcAnswerRoute, webrtcIceRoute, webrtcOfferRoute, webrtcSessionRoute } from './routes/webrtc-routes.js';
 import type { RouteDefinition } from './route-definition.js';
 
@@ -118,6 +119,8 @@ export const routeList = [
   modelsRegisterRoute,
   modelsDeleteRoute,
   modelsAliasRoute,
+  upstreamsListRoute,
+  upstreamsRefreshRoute,
   hfTokenSetRoute,
   hfTokenStatusRoute,
   hfTokenClearRoute,

@@ -14,6 +14,11 @@ export interface ModelHandlerDeps {
   /** The registry and one backend per format. */
   models: ModelResolver;
   availableMemory: () => Promise<AvailableMemory>;
+  /** The upstream engines (`@tabagent/upstream`), when any are configured. */
+  upstreams?: {
+    status(): RouteResponse<'upstreams.list'>;
+    refresh(): Promise<RouteResponse<'upstreams.refresh'>>;
+  };
 }
 
 type ModelRouteId =
@@ -27,7 +32,9 @@ type ModelRouteId =
   | 'models.delete'
   | 'models.alias'
   | 'resources.estimate'
-  | 'resources.compatibility';
+  | 'resources.compatibility'
+  | 'upstreams.list'
+  | 'upstreams.refresh';
 
 /** Model routes on the registry and the format backends. */
 export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelRouteId> {
@@ -43,7 +50,7 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
     id: model.id,
     object: 'model',
     created: model.created,
-    owned_by: 'tabagent',
+    owned_by: model.ownedBy ?? 'tabagent',
     format: model.format,
     task: model.task,
     path: caller.pairing === undefined ? model.path : basename(model.path),
@@ -127,6 +134,10 @@ export function createModelHandlers(deps: ModelHandlerDeps): HandlerGroup<ModelR
       const status = await registry.remove(model?.id ?? request.model);
       return { status, model: request.model };
     },
+
+    'upstreams.list': async () => deps.upstreams?.status() ?? { upstreams: [] },
+
+    'upstreams.refresh': async () => (await deps.upstreams?.refresh()) ?? { upstreams: [] },
 
     'resources.estimate': async (request) => {
       const result = await estimate(request);

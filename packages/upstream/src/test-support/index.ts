@@ -1,0 +1,1 @@
+export { startFakeUpstream, type FakeBehaviour, type FakeRequest, type FakeUpstream } from './fake-upstream.js';
