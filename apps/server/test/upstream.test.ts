@@ -106,6 +106,32 @@ describe('a TabAgent server as the upstream', () => {
     expect(through.chunks).toBeGreaterThan(1);
   });
 
+  it('answers a completion exactly as the upstream answers it directly', async () => {
+    const request = { prompt: 'Once upon a time', ...fixed };
+    const through = await client.completions.create({ ...request, model: 'up/chat' });
+    const itself = await direct.completions.create({ ...request, model: 'chat' });
+    expect(through.choices[0]?.text).toBe(itself.choices[0]?.text);
+    // The upstream's own count, passed on (node-llama-cpp may take one token more to finish a character).
+    expect(through.usage).toMatchObject({ prompt_tokens: itself.usage?.prompt_tokens, completion_tokens: itself.usage?.completion_tokens });
+  });
+
+  it('describes an upstream model on the model routes', async () => {
+    const model = (await (await fetch(`${front.httpUrl ?? ''}/v1/models/${encodeURIComponent('up/chat')}`, { headers: authorized })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(model).toMatchObject({
+      id: 'up/chat',
+      owned_by: 'up',
+      format: 'upstream',
+      task: 'text-generation',
+      path: `${upstream.httpUrl ?? ''}/v1`,
+      chat_template: null,
+    });
+    const loaded = await fetch(`${front.httpUrl ?? ''}/v1/models/load`, { method: 'POST', headers: authorized, body: JSON.stringify({ model: 'up/chat' }) });
+    expect(await loaded.json()).toMatchObject({ model: 'up/chat', status: 'already_loaded', device: 'upstream:up' });
+  });
+
   it('embeds as the upstream embeds', async () => {
     const input = ['a tab about tide pools', 'another about tax forms'];
     const through = await client.embeddings.create({ model: 'up/embedder', input });
