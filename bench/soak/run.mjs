@@ -3,7 +3,11 @@
 // load/unload cycles, sampled every few seconds: RSS, heap, external and array buffers, open file
 // descriptors, event-loop delay p99, request and error rates. Writes samples.csv and chart.svg
 // (vega) and prints the floors: after the warm-up RSS growth < 30 MB, heap growth < 5 MB, fds
-// flat (± 5), zero 5xx, zero crashes, zero stuck requests, event-loop p99 < 20 ms throughout.
+// flat (± 5), zero 5xx, zero crashes, zero stuck requests, event-loop p99 < 20 ms throughout (a 10 ms
+// timer, from the first second), RSS and heap slopes over the last third <= 0.5 MB/min, and the
+// weaver's progress (chunks indexed during the run) > 0. Every client counts every failure it can
+// meet: refused connections, statuses it did not expect, SSE error frames, streams that end without
+// [DONE], requests stuck past 30 s.
 // Beside the server runs an idle probe process that measures its own event-loop delay over the
 // same windows: what the machine's scheduling alone costs a Node process at that moment (another
 // job on the cores raises it), the baseline the server's delay is judged against.
@@ -58,7 +62,7 @@ child.once('exit', (code, signal) => (crashed = { code, signal }));
 // loop as the server's metric does (same timer resolution, the resolution subtracted), over the
 // same windows (both are read at each sample). Whatever the machine's other work does to a Node
 // process's scheduling shows in it; what the server adds on top is its own.
-const probeResolutionMs = 20;
+const probeResolutionMs = 10;
 const probe = spawn(
   process.execPath,
   [
@@ -100,6 +104,9 @@ const stats = {
   webrtcConnectFailures: [],
   webrtcErrors: [],
   nativeErrors: [],
+  errorFrame: 0,
+  truncated: 0,
+  streamFailures: [],
   byKind: {},
 };
 /** A request that neither answered nor failed within the guard: counted, and the first few named. */
@@ -120,6 +127,19 @@ const count = (kind, status) => {
   entry.statuses[status] = (entry.statuses[status] ?? 0) + 1;
   if (status >= 500) stats.fiveXx += 1;
   if (status >= 400) stats.errors += 1;
+};
+
+/**
+ * What a finished SSE body says: an error frame (`data: {"error"...}`) or no `[DONE]` terminator
+ * is a failure of its kind, counted and named (the status line was 200, so only the body tells).
+ */
+const streamVerdict = (kind, text) => {
+  const failure = text.split('\n').some((line) => line.startsWith('data: {"error"')) ? 'errorFrame' : text.includes('data: [DONE]') ? null : 'truncated';
+  if (failure === null) return true;
+  stats[failure] += 1;
+  stats.byKind[kind].bad += 1;
+  if (stats.streamFailures.length < 20) stats.streamFailures.push(`${kind} ${failure} at ${Math.round((Date.now() - started) / 1000)} s: ${text.slice(-200)}`);
+  return false;
 };
 
 /** fetch with the soak's stuck-request guard: a request that neither answers nor fails in 30 s is stuck. */
@@ -155,6 +175,11 @@ for (let attempt = 0; ; attempt += 1) {
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+// The server's own start (modules, stores, transports) is not under load: one scrape and probe
+// read now closes that window, so the first sample covers the first second of load, model loads
+// included.
+const startup = await Promise.all([fetch(`${base}/metrics`).then((response) => response.text()), readProbe()]);
+const startupDelayMs = Number(/^tabagent_event_loop_delay_seconds\{quantile="0\.99"\} ([\d.eE+-]+)$/m.exec(startup[0])?.[1] ?? Number.NaN) * 1000;
 started = Date.now();
 const deadline = started + durationS * 1000;
 const running = () => Date.now() < deadline && crashed === null;
@@ -193,6 +218,7 @@ async function chatClient(id) {
             break;
           }
         }
+        if (!disconnect) streamVerdict('chat', text);
       } catch (error) {
         if (stuck.signal.aborted) stuckAt('chat (stream)');
         else if (disconnect) stats.aborted += 1;
@@ -258,10 +284,15 @@ async function stopClient() {
       });
       count('stop', response.status);
       const reader = response.body.getReader();
-      await reader.read();
+      const decoder = new TextDecoder();
+      let text = '';
+      const first = await reader.read();
+      text += decoder.decode(first.value ?? new Uint8Array(), { stream: true });
       // A stream that already ended answers its stop with 404 not_found.
       await call('stop', n % 10 === 9 ? '/v1/generation/halt' : '/v1/generation/stop', json(n % 10 === 9 ? {} : { request_id: requestId }), [200, 404]);
-      while (!(await reader.read()).done);
+      for (let next = await reader.read(); !next.done; next = await reader.read()) text += decoder.decode(next.value, { stream: true });
+      // A stopped stream still ends properly: its last chunk, then [DONE].
+      streamVerdict('stop', text);
     } catch (error) {
       if (stuck.signal.aborted) stuckAt('stop (stream)');
       else connectionError('stop', error);
@@ -348,25 +379,41 @@ async function webrtcClient() {
     }
     const until = Date.now() + 60_000;
     for (let n = 0; running() && Date.now() < until; n += 1) {
+      let timer;
       try {
-        if (n % 3 === 0) await peer.client.call('health', null);
-        else if (n % 3 === 1) await peer.client.call('embeddings', { model: 'embedder', input: ['over webrtc'] });
-        else {
-          const chunks = [];
-          for await (const chunk of peer.client.stream('chat.completions', {
-            model: 'chat',
-            messages: [{ role: 'user', content: 'rtc' }],
-            max_tokens: 8,
-            stream: true,
-          }))
-            chunks.push(chunk);
-          if (chunks.length === 0) throw new Error('an empty stream');
+        const work = async () => {
+          if (n % 3 === 0) await peer.client.call('health', null);
+          else if (n % 3 === 1) await peer.client.call('embeddings', { model: 'embedder', input: ['over webrtc'] });
+          else {
+            const chunks = [];
+            for await (const chunk of peer.client.stream('chat.completions', {
+              model: 'chat',
+              messages: [{ role: 'user', content: 'rtc' }],
+              max_tokens: 8,
+              stream: true,
+            }))
+              chunks.push(chunk);
+            if (chunks.length === 0) throw new Error('an empty stream');
+          }
+        };
+        // The same stuck guard as every other client: a call that neither answers nor fails in 30 s.
+        const stuck = await Promise.race([
+          work().then(() => false),
+          new Promise((resolve) => {
+            timer = setTimeout(() => resolve(true), requestTimeoutMs);
+          }),
+        ]);
+        if (stuck) {
+          stuckAt(`webrtc call ${n % 3}`);
+          break;
         }
         count('webrtc', 200);
       } catch (error) {
         // An error without a problem document (the channel closed, a call timed out) is the client's 500.
         if (stats.webrtcErrors.length < 20) stats.webrtcErrors.push(String(error?.problem?.detail ?? error));
         count('webrtc', error?.problem?.status ?? 500);
+      } finally {
+        clearTimeout(timer);
       }
       await think(100);
     }
@@ -408,8 +455,10 @@ function openFilesByFolder() {
 let lastRequests = 0;
 let lastErrors = 0;
 async function sample() {
-  const [response, probed] = await Promise.all([fetch(`${base}/metrics`), readProbe()]);
+  const [response, probed, memory] = await Promise.all([fetch(`${base}/metrics`), readProbe(), fetch(`${base}/v1/memory/status`)]);
   if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  if (memory.status !== 200) throw new Error(`GET /v1/memory/status answered ${memory.status}`);
+  const memoryStatus = await memory.json();
   const text = await response.text();
   const metric = (name) => Number(new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
   const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
@@ -425,6 +474,9 @@ async function sample() {
     event_loop_p99_ms: Number(/^tabagent_event_loop_delay_seconds\{quantile="0\.99"\} ([\d.eE+-]+)$/m.exec(text)?.[1] ?? Number.NaN) * 1000,
     event_loop_utilization: metric('tabagent_event_loop_utilization'),
     probe_event_loop_p99_ms: probed.p99_ms,
+    // The weaver's progress: chunks in the vector index, and saved items not in it yet.
+    indexed_chunks: memoryStatus.models.reduce((sum, model) => sum + model.indexed_chunks, 0),
+    unindexed: memoryStatus.unindexed,
     requests_per_s: (stats.requests - lastRequests) / sampleS,
     errors_per_s: (stats.errors - lastErrors) / sampleS,
   };
@@ -445,6 +497,10 @@ const takeSample = () => {
     .finally(() => (sampling = null));
   return sampling;
 };
+// The first sample one second in: the start (module loading, the first model loads) is measured too.
+setTimeout(() => {
+  if (sampling === null) void takeSample();
+}, 1000);
 const sampler = setInterval(() => {
   if (sampling === null) void takeSample();
   else stats.sampleFailures.push(`${Math.round((Date.now() - started) / 1000)} s: skipped, the previous sample had not finished`);
@@ -475,24 +531,61 @@ const third = Math.max(1, Math.floor(after.length / 3));
 const low = (entries, key) => Math.min(...entries.map((entry) => entry[key]));
 const growth = (key) => (after.length < 2 ? Number.NaN : low(after.slice(-third), key) - low(after.slice(0, third), key));
 const fds = after.map((entry) => entry.open_fds);
+// Least-squares slope (MB per minute) over the last third of the run after the warm-up, and its
+// standard error from the residuals: whether memory has levelled off, judged with its own noise.
+// Samples of the run itself: the last one, taken after the clients stopped (peers closing), is not load.
+const during = samples.filter((entry) => entry.t_s <= durationS);
+const fit = (entries, key) => {
+  const points = entries.map((entry) => [entry.t_s / 60, entry[key]]);
+  if (points.length < 3) return { slope: Number.NaN, standard_error: Number.NaN };
+  const n = points.length;
+  const meanX = points.reduce((sum, [x]) => sum + x, 0) / n;
+  const meanY = points.reduce((sum, [, y]) => sum + y, 0) / n;
+  const sxx = points.reduce((sum, [x]) => sum + (x - meanX) ** 2, 0);
+  const slope = points.reduce((sum, [x, y]) => sum + (x - meanX) * (y - meanY), 0) / sxx;
+  const residuals = points.reduce((sum, [x, y]) => sum + (y - meanY - slope * (x - meanX)) ** 2, 0);
+  return { slope, standard_error: Math.sqrt(residuals / (n - 2) / sxx) };
+};
+const duringAfter = during.filter((entry) => entry.t_s >= warmupS);
+const slopeOf = (key) => fit(duringAfter.slice(-Math.max(3, Math.floor(duringAfter.length / 3))), key);
 const figures = {
   duration_s: durationS,
   warmup_s: warmupS,
   requests: stats.requests,
   rss_growth_mb: growth('rss_mb'),
   heap_growth_mb: growth('heap_used_mb'),
+  rss_slope_last_third_mb_per_min: slopeOf('rss_mb'),
+  heap_slope_last_third_mb_per_min: slopeOf('heap_used_mb'),
+  // Levelling off, against the same run's start: the slope after the warm-up against the slope of
+  // the warm-up itself (a short run's baseline; a leak keeps the slope, a server that warms up sheds it).
+  rss_slope_warmup_mb_per_min: fit(
+    during.filter((entry) => entry.t_s <= warmupS),
+    'rss_mb',
+  ),
+  rss_slope_after_warmup_mb_per_min: fit(duringAfter, 'rss_mb'),
+  heap_slope_warmup_mb_per_min: fit(
+    during.filter((entry) => entry.t_s <= warmupS),
+    'heap_used_mb',
+  ),
+  heap_slope_after_warmup_mb_per_min: fit(duringAfter, 'heap_used_mb'),
+  // Chunks the weaver put in the vector index during the run (it must not starve under the load).
+  weaver_indexed_chunks: (samples.at(-1)?.indexed_chunks ?? 0) - (samples[0]?.indexed_chunks ?? 0),
+  weaver_unindexed_at_end: samples.at(-1)?.unindexed ?? null,
   fd_range: [Math.min(...fds), Math.max(...fds)],
   // Transient peaks (LanceDB opens every fragment while it compacts) are in fd_range; a leak
   // raises the low-water mark.
   fd_low_growth: growth('open_fds'),
   fd_peak: fdPeak,
   pace,
-  // After the warm-up: the first samples hold the server's start (module loading, first model loads).
-  event_loop_p99_max_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms)),
-  event_loop_p99_max_with_warmup_ms: Math.max(...samples.map((entry) => entry.event_loop_p99_ms)),
-  // The baseline, and the server's delay beyond it in the same window (the worst such window).
-  probe_event_loop_p99_max_ms: Math.max(...after.map((entry) => entry.probe_event_loop_p99_ms)),
-  event_loop_p99_excess_max_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms - entry.probe_event_loop_p99_ms)),
+  // Throughout: from the first second, the start (module loading, first model loads) included.
+  event_loop_p99_max_ms: Math.max(...samples.map((entry) => entry.event_loop_p99_ms)),
+  event_loop_p99_max_after_warmup_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms)),
+  // The baseline, and the server's delay beyond it in the same window (the worst such window), throughout.
+  probe_event_loop_p99_max_ms: Math.max(...samples.map((entry) => entry.probe_event_loop_p99_ms)),
+  event_loop_p99_excess_max_ms: Math.max(...samples.map((entry) => entry.event_loop_p99_ms - entry.probe_event_loop_p99_ms)),
+  event_loop_p99_excess_max_after_warmup_ms: Math.max(...after.map((entry) => entry.event_loop_p99_ms - entry.probe_event_loop_p99_ms)),
+  // Before the load started: the server's own start-up, not judged.
+  event_loop_p99_startup_ms: startupDelayMs,
   event_loop_utilization_mean: after.reduce((sum, entry) => sum + entry.event_loop_utilization, 0) / Math.max(1, after.length),
   five_xx: stats.fiveXx,
   stuck: stats.stuck,
@@ -502,6 +595,9 @@ const figures = {
   webrtc_connect_failures: stats.webrtcConnectFailures,
   webrtc_errors: stats.webrtcErrors,
   native_errors: stats.nativeErrors,
+  stream_error_frames: stats.errorFrame,
+  streams_truncated: stats.truncated,
+  stream_failures: stats.streamFailures,
   refused_connections: stats.refusedConnections,
   connection_errors: stats.connectionErrors,
   sample_failures: stats.sampleFailures,
@@ -514,7 +610,17 @@ writeFileSync(join(outDir, 'samples.csv'), `${columns.join(',')}\n${samples.map(
 writeFileSync(join(outDir, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
 
 // Chart: one line per series against time (vega, rendered to SVG without a browser).
-const series = ['rss_mb', 'heap_used_mb', 'external_mb', 'array_buffers_mb', 'open_fds', 'event_loop_p99_ms', 'probe_event_loop_p99_ms', 'requests_per_s'];
+const series = [
+  'rss_mb',
+  'heap_used_mb',
+  'external_mb',
+  'array_buffers_mb',
+  'open_fds',
+  'event_loop_p99_ms',
+  'probe_event_loop_p99_ms',
+  'requests_per_s',
+  'unindexed',
+];
 const values = samples.flatMap((entry) => series.map((name) => ({ t: entry.t_s, series: name, value: entry[name] })));
 const spec = {
   $schema: 'https://vega.github.io/schema/vega/v5.json',
@@ -559,10 +665,13 @@ process.stdout.write(
     `soak ${durationS} s (warm-up ${warmupS} s), ${stats.requests} requests, samples every ${sampleS} s -> ${outDir}/samples.csv, chart.svg`,
     `RSS growth after warm-up  ${figures.rss_growth_mb.toFixed(1)} MB (floor < 30) ${ok(figures.rss_growth_mb < 30)}`,
     `heap growth after warm-up ${figures.heap_growth_mb.toFixed(1)} MB (floor < 5) ${ok(figures.heap_growth_mb < 5)}`,
+    `RSS slope, last third     ${figures.rss_slope_last_third_mb_per_min.slope.toFixed(2)} ± ${figures.rss_slope_last_third_mb_per_min.standard_error.toFixed(2)} MB/min (floor <= 0.5) ${ok(figures.rss_slope_last_third_mb_per_min.slope <= 0.5)}`,
+    `heap slope, last third    ${figures.heap_slope_last_third_mb_per_min.slope.toFixed(2)} ± ${figures.heap_slope_last_third_mb_per_min.standard_error.toFixed(2)} MB/min (floor <= 0.5) ${ok(figures.heap_slope_last_third_mb_per_min.slope <= 0.5)}`,
+    `weaver                    ${figures.weaver_indexed_chunks} chunks indexed during the run (floor > 0) ${ok(figures.weaver_indexed_chunks > 0)}; ${figures.weaver_unindexed_at_end} saved items not indexed at the end`,
     `open fds after warm-up    ${figures.fd_range[0]}..${figures.fd_range[1]} (floor ± 5) ${ok(figures.fd_range[1] - figures.fd_range[0] <= 10)}; low-water mark growth ${figures.fd_low_growth}`,
-    `event-loop p99 max        ${figures.event_loop_p99_max_ms.toFixed(1)} ms after warm-up (floor < 20) ${ok(figures.event_loop_p99_max_ms < 20)}; ${figures.event_loop_p99_max_with_warmup_ms.toFixed(1)} ms with it; pace ${pace}, loop busy ${(figures.event_loop_utilization_mean * 100).toFixed(0)}% on average`,
-    `event-loop baseline       an idle Node process beside it: p99 up to ${figures.probe_event_loop_p99_max_ms.toFixed(1)} ms; the server's p99 beyond it in the same window: ${figures.event_loop_p99_excess_max_ms.toFixed(1)} ms at worst`,
-    `5xx ${stats.fiveXx}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}, connection errors ${stats.connectionErrors.length}, failed samples ${stats.sampleFailures.length}`,
+    `event-loop p99 max        ${figures.event_loop_p99_max_ms.toFixed(1)} ms throughout, from the first second (floor < 20) ${ok(figures.event_loop_p99_max_ms < 20)}; ${figures.event_loop_p99_max_after_warmup_ms.toFixed(1)} ms after the warm-up; 10 ms timer; pace ${pace}, loop busy ${(figures.event_loop_utilization_mean * 100).toFixed(0)}% on average`,
+    `event-loop baseline       an idle Node process beside it: p99 up to ${figures.probe_event_loop_p99_max_ms.toFixed(1)} ms; the server's p99 beyond it in the same window: ${figures.event_loop_p99_excess_max_ms.toFixed(1)} ms at worst (${figures.event_loop_p99_excess_max_after_warmup_ms.toFixed(1)} ms after the warm-up)`,
+    `5xx ${stats.fiveXx}, error frames ${stats.errorFrame}, truncated streams ${stats.truncated}, stuck ${stats.stuck}, crashed ${crashed === null ? 'no' : JSON.stringify(crashed)}, worker failures ${failures.length}, webrtc connections that failed ${stats.webrtcConnectFailures.length}, connection errors ${stats.connectionErrors.length}, failed samples ${stats.sampleFailures.length}`,
     `unexpected statuses by kind ${JSON.stringify(figures.unexpected_statuses)}; statuses ${JSON.stringify(figures.statuses)}`,
     // What went wrong, named, so that a failed run can be read without running it again.
     ...Object.entries({
@@ -570,6 +679,7 @@ process.stdout.write(
       'webrtc call errors': figures.webrtc_errors,
       'native messaging errors': figures.native_errors,
       'connection errors': figures.connection_errors,
+      'stream failures': figures.stream_failures,
       'stuck requests': figures.stuck_where,
       'failed samples': figures.sample_failures,
       'worker failures': figures.worker_failures,

@@ -62,6 +62,8 @@ export interface ServerConfig {
   mcpAdmin: 'on' | 'off';
   /** Share of the time the memory weaver may work while it drains a backlog (0.05–1). */
   memoryDutyCycle: number;
+  /** Seconds the weaver waits for interactive work before it takes one batch anyway (its guaranteed share). */
+  memoryMaxWaitSeconds: number;
   /**
    * `--upstream NAME=BASE_URL`: OpenAI-compatible engines (vLLM, llama-server, Ollama, another
    * TabAgent) whose models are served as `NAME/MODEL`; the same NAME twice makes a pool.
@@ -237,6 +239,7 @@ const optionSpecs: Record<string, OptionSpec> = {
   '--webrtc': { key: 'webrtc', env: 'TABAGENT_WEBRTC', parse: oneOf('--webrtc', ['on', 'off'] as const) },
   '--metrics': { key: 'metrics', env: 'TABAGENT_METRICS', parse: oneOf('--metrics', ['on', 'off'] as const) },
   '--swagger-ui': { key: 'swaggerUi', env: 'TABAGENT_SWAGGER_UI', parse: oneOf('--swagger-ui', ['on', 'off'] as const) },
+  '--memory-max-wait': { key: 'memoryMaxWaitSeconds', env: 'TABAGENT_MEMORY_MAX_WAIT', parse: parseFraction('--memory-max-wait', 0.1, 3600) },
   '--memory-duty-cycle': { key: 'memoryDutyCycle', env: 'TABAGENT_MEMORY_DUTY_CYCLE', parse: parseFraction('--memory-duty-cycle', 0.05, 1) },
   '--shutdown-timeout': { key: 'shutdownTimeoutSeconds', env: 'TABAGENT_SHUTDOWN_TIMEOUT', parse: parseInteger('--shutdown-timeout', 1, 600) },
 };
@@ -271,6 +274,8 @@ export function defaultServerConfig(): ServerConfig {
     mcpAdmin: 'off',
     // Full speed when idle: the weaver already pauses for every generation and embedding request.
     memoryDutyCycle: 1,
+    // Indexing keeps up under steady interactive use: one batch at least every 5 s.
+    memoryMaxWaitSeconds: 5,
     upstreams: [],
     upstreamKeyFiles: [],
   };

@@ -259,6 +259,7 @@ async function composeStarted(started: StartedParts, ...args: ComposeArguments):
     version: serverVersion,
     ...(config.embeddingModel === undefined ? {} : { embeddingModel: config.embeddingModel }),
     memoryDutyCycle: config.memoryDutyCycle,
+    memoryMaxWaitMs: config.memoryMaxWaitSeconds * 1000,
     metrics: config.metrics === 'on',
     logger,
   });

@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 // The endurance run of bench/soak, shortened to 40 s for CI: the same mixed load (streaming chat
 // with history and disconnects, embeddings, saves and searches, health, bad requests, stop and
 // halt, native messaging on the child's stdio, WebRTC) against one `serve --mode all` process,
-// with model load/unload cycles. The 10-minute run (`npm run bench:soak`) is where the issue's
-// floors are judged (RSS < 30 MB and heap < 5 MB of growth, event-loop p99 < 20 ms). 30 s after a
+// with model load/unload cycles. The 30-minute run (`npm run bench:soak -- --duration-s 1800`) is
+// where the floors are judged (RSS and heap slopes <= 0.5 MB/min over the last third, event-loop
+// p99 < 20 ms throughout). 30 s after a
 // 10 s warm-up (sampled every 3 s: a sample must finish before the next, and the first model load
 // holds the server for seconds; at 30 s in all, a burdened run once saw a kind of request not come
 // round at all), on a 2-core CI machine running other test projects beside this one, cannot judge
@@ -19,8 +20,22 @@ import { fileURLToPath } from 'node:url';
 // prints the run's own output (its samples, figures and the first errors it met).
 const repositoryRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
+interface Slope {
+  slope: number;
+  standard_error: number;
+}
+
 interface SoakFigures {
   requests: number;
+  rss_slope_warmup_mb_per_min: Slope;
+  rss_slope_after_warmup_mb_per_min: Slope;
+  heap_slope_warmup_mb_per_min: Slope;
+  heap_slope_after_warmup_mb_per_min: Slope;
+  weaver_indexed_chunks: number;
+  stream_error_frames: number;
+  streams_truncated: number;
+  stream_failures: string[];
+  event_loop_p99_excess_max_after_warmup_ms: number;
   rss_growth_mb: number;
   heap_growth_mb: number;
   fd_range: [number, number];
@@ -95,6 +110,14 @@ describe('soak (40 s)', () => {
         native: [],
       });
       expect({ stuck: figures.stuck, where: figures.stuck_where }).toEqual({ stuck: 0, where: [] });
+      // Every stream ended with its terminator and no error frame (the status line said 200).
+      expect({ errorFrames: figures.stream_error_frames, truncated: figures.streams_truncated, failures: figures.stream_failures }).toEqual({
+        errorFrames: 0,
+        truncated: 0,
+        failures: [],
+      });
+      // The weaver made progress under the load: it is not starved by interactive work.
+      expect(figures.weaver_indexed_chunks).toBeGreaterThan(0);
       // Every kind of request got only the statuses it should (e.g. bad JSON 400, unknown model 404);
       // a request that got no status at all (refused, reset) is an unexpected status 0 of its kind.
       for (const [kind, unexpected] of Object.entries(figures.unexpected_statuses)) expect([kind, unexpected.split('/')[0]]).toEqual([kind, '0']);
@@ -107,7 +130,7 @@ describe('soak (40 s)', () => {
       const csv = readFileSync(path.join(out, 'samples.csv'), 'utf8');
       const [header, ...rows] = csv.trim().split('\n');
       expect(header).toBe(
-        't_s,rss_mb,heap_used_mb,external_mb,array_buffers_mb,open_fds,event_loop_p99_ms,event_loop_utilization,probe_event_loop_p99_ms,requests_per_s,errors_per_s',
+        't_s,rss_mb,heap_used_mb,external_mb,array_buffers_mb,open_fds,event_loop_p99_ms,event_loop_utilization,probe_event_loop_p99_ms,indexed_chunks,unindexed,requests_per_s,errors_per_s',
       );
       const afterWarmUp = rows.map((row) => row.split(',').map(Number)).filter((row) => (row[0] ?? 0) >= warmUpS);
       expect(afterWarmUp.length).toBeGreaterThanOrEqual(6);
@@ -115,14 +138,22 @@ describe('soak (40 s)', () => {
       // LanceDB compacts (it opens every fragment at once) can show a few hundred for a moment; a
       // leak raises the lows.
       if (Math.abs(figures.fd_low_growth) > 5) throw new Error(`open file descriptors ${figures.fd_range.join('..')}, lows +${figures.fd_low_growth}:\n${csv}`);
-      // Memory: growth of the low-water marks in 30 s; a leak of a request's worth per request shows here.
-      if (figures.rss_growth_mb >= 100 || figures.heap_growth_mb >= 40)
-        throw new Error(`RSS +${figures.rss_growth_mb.toFixed(1)} MB, heap +${figures.heap_growth_mb.toFixed(1)} MB:\n${csv}`);
-      // Event-loop delay after the warm-up: no request blocks the loop for long. Judged per sample
-      // against the idle probe's delay in the same window: what the machine's other work costs
-      // any Node process is not the server's.
-      if (figures.event_loop_p99_excess_max_ms >= 150)
-        throw new Error(`event-loop p99 ${figures.event_loop_p99_excess_max_ms.toFixed(1)} ms beyond the idle probe's after the warm-up:\n${csv}`);
+      // Memory levels off: the 30-minute run judges the slope of its last third against 0.5 MB/min; 40 s
+      // cannot reach a level, so this run judges its slope after the warm-up against its own warm-up's
+      // (the baseline of this run): a server that warms up climbs ever slower, a leak keeps climbing.
+      for (const [what, warmUp, afterWarmUp] of [
+        ['RSS', figures.rss_slope_warmup_mb_per_min, figures.rss_slope_after_warmup_mb_per_min],
+        ['heap', figures.heap_slope_warmup_mb_per_min, figures.heap_slope_after_warmup_mb_per_min],
+      ] as const) {
+        if (!(afterWarmUp.slope < warmUp.slope))
+          throw new Error(`${what} climbs ${afterWarmUp.slope.toFixed(1)} MB/min after the warm-up, ${warmUp.slope.toFixed(1)} MB/min during it:\n${csv}`);
+      }
+      // Event-loop delay after the warm-up: the floor (p99 < 20 ms), judged per sample against the
+      // idle probe's delay in the same window: what the machine's other work costs any Node process
+      // is not the server's. The warm-up (the first model loads) is reported, not judged here: the
+      // chat-template resolution of a GGUF's first load still holds the loop (see the soak's figures).
+      if (figures.event_loop_p99_excess_max_after_warmup_ms >= 20)
+        throw new Error(`event-loop p99 ${figures.event_loop_p99_excess_max_after_warmup_ms.toFixed(1)} ms beyond the idle probe's after the warm-up:\n${csv}`);
       expect(readFileSync(path.join(out, 'chart.svg'), 'utf8')).toContain('<svg');
     });
   }, 180_000);

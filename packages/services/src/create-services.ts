@@ -47,6 +47,8 @@ export interface ServicesOptions {
   embeddingModel?: string;
   /** Share of the time the weaver may work while the server is idle (`--memory-duty-cycle`). */
   memoryDutyCycle: number;
+  /** The longest the weaver waits for interactive work before it takes a batch anyway, ms (`--memory-max-wait`; default 5000). */
+  memoryMaxWaitMs?: number;
   /** Serve Prometheus metrics (`--metrics on`). */
   metrics: boolean;
   logger: Logger;
@@ -108,6 +110,7 @@ export async function openServices(options: ServicesOptions): Promise<Services> 
     defaultEmbeddingModelId: () => models.defaultEmbeddingModelId(),
     isBusy: () => activeGenerations > 0 || interactiveInFlight() > 0 || performance.now() - lastInteractiveEnd < interactiveGraceMs,
     dutyCycle: options.memoryDutyCycle,
+    ...(options.memoryMaxWaitMs === undefined ? {} : { maxWaitMs: options.memoryMaxWaitMs }),
     rerank: async (query, documents) => {
       const reranker = await models.resolveReranker(memory.storage.getMemorySettings().rerank_model ?? undefined);
       if (!reranker)

@@ -176,7 +176,7 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
   // prom-client's nodejs_eventloop_lag_* figures are the intervals between ticks of a 50 ms
   // timer, so an idle loop reads 50 ms: this gauge is the delay alone (the interval less the
   // timer's period), over the time since the previous scrape.
-  const delayResolutionMs = 20;
+  const delayResolutionMs = 10;
   const delays = monitorEventLoopDelay({ resolution: delayResolutionMs });
   delays.enable();
   new Gauge({

@@ -293,6 +293,29 @@ describe('createStorage', () => {
     expect(day).toBe(86_400_000);
   });
 
+  it('reads the outbox and node counts as one snapshot on the read worker, with a version that moves on every write', async () => {
+    storage.createNode({ kind: 'chat', id: 'c', title: 'Chat', props: {} });
+    storage.createNode({ kind: 'message', id: 'm1', chat_id: 'c', text: 'one', props: { role: 'user' } });
+    const first = storage.contentVersion();
+    expect(storage.contentVersion()).toBe(first);
+    const snapshot = await storage.memorySnapshot();
+    expect(snapshot).toEqual({ outbox: storage.outboxStats(), counts: storage.countByKind() });
+    expect(snapshot.counts).toEqual({ chat: 1, message: 1 });
+    expect(snapshot.outbox).toMatchObject({ pending: 1, unindexed: 1, oldest_open_at: clock });
+    storage.createNode({ kind: 'message', id: 'm2', chat_id: 'c', text: 'two', props: { role: 'user' } });
+    expect(storage.contentVersion()).not.toBe(first);
+    expect((await storage.memorySnapshot()).counts).toEqual({ chat: 1, message: 2 });
+  });
+
+  it('prunes done outbox items in bounded statements', () => {
+    const ids = Array.from({ length: 2500 }, (_, index) => storage.enqueue({ kind: 'index-message', node_id: `n${index}` }));
+    for (const id of ids) storage.completeOutbox(id);
+    tick(10 * day);
+    expect(storage.pruneOutbox(7 * day, 1000)).toBe(1000);
+    expect(storage.pruneOutbox(7 * day)).toBe(1500);
+    expect(storage.outboxStats().done).toBe(0);
+  });
+
   it('leases, retries, dead-letters and releases outbox items', () => {
     const a = storage.enqueue({ kind: 'index-message', node_id: 'a' });
     const b = storage.enqueue({ kind: 'index-message', node_id: 'b' });

@@ -744,8 +744,48 @@ export class SqliteStorage implements Storage {
     return rows.map(rowToOutbox);
   }
 
-  pruneOutbox(olderThanMs: number): number {
-    return this.sql("DELETE FROM outbox WHERE status = 'done' AND updated_at < ?").run(this.now() - olderThanMs).changes;
+  pruneOutbox(olderThanMs: number, limit?: number): number {
+    // Bounded statements: a week of done rows after a bulk import is deleted a thousand at a time,
+    // each its own short write, not one long one that holds the writer (and the event loop).
+    const before = this.now() - olderThanMs;
+    const statement = this.sql("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'done' AND updated_at < ? LIMIT ?)");
+    if (limit !== undefined) return statement.run(before, limit).changes;
+    let pruned = 0;
+    for (;;) {
+      const changes = statement.run(before, 1000).changes;
+      pruned += changes;
+      if (changes < 1000) return pruned;
+    }
+  }
+
+  contentVersion(): string {
+    return `${this.sql('SELECT total_changes()').pluck().get() as number}:${this.db.pragma('data_version', { simple: true }) as number}`;
+  }
+
+  async memorySnapshot(): Promise<{ outbox: OutboxStats; counts: Record<string, number> }> {
+    // One statement is one read transaction: a save committing meanwhile is in every figure or in none.
+    const [row] = await this.readRows<{ statuses: string; kinds: string; last_error: string | null; unindexed: number; oldest: number | null }>(
+      `SELECT
+         (SELECT json_group_object(status, n) FROM (SELECT status, count(*) AS n FROM outbox GROUP BY status)) AS statuses,
+         (SELECT json_group_object(kind, n) FROM (SELECT kind, count(*) AS n FROM nodes GROUP BY kind)) AS kinds,
+         (SELECT last_error FROM outbox WHERE status IN ('pending', 'in_progress', 'dead') AND last_error IS NOT NULL ORDER BY updated_at DESC, id DESC LIMIT 1) AS last_error,
+         (SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')) AS unindexed,
+         (SELECT min(created_at) FROM outbox WHERE status IN ('pending', 'in_progress') AND kind IN ('index-message', 'index-document')) AS oldest`,
+      [],
+    );
+    const statuses = JSON.parse(row?.statuses ?? '{}') as Partial<Record<OutboxStatus, number>>;
+    return {
+      outbox: {
+        pending: statuses.pending ?? 0,
+        in_progress: statuses.in_progress ?? 0,
+        done: statuses.done ?? 0,
+        dead: statuses.dead ?? 0,
+        last_error: row?.last_error ?? null,
+        unindexed: row?.unindexed ?? 0,
+        oldest_open_at: row?.oldest ?? null,
+      },
+      counts: JSON.parse(row?.kinds ?? '{}') as Record<string, number>,
+    };
   }
 
   getSetting(key: string): string | undefined {

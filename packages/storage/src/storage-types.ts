@@ -228,9 +228,23 @@ export interface Storage {
   /** Puts claimed (in_progress) items back to pending without counting an attempt (a worker stopping). */
   releaseOutbox(ids: readonly number[]): void;
   outboxStats(): OutboxStats;
+  /**
+   * The outbox counts and the node counts by kind as one snapshot (one read transaction, on the
+   * read worker when there is one, so the event loop does not count): what status and metrics show.
+   */
+  memorySnapshot(): Promise<{ outbox: OutboxStats; counts: Record<string, number> }>;
+  /**
+   * A version of the database's content: it changes with every write of this process
+   * (`total_changes()`) and every commit of another (`PRAGMA data_version`), so an unchanged
+   * version means every count is unchanged.
+   */
+  contentVersion(): string;
   listOutbox(status?: OutboxStatus): OutboxItem[];
-  /** Deletes done items older than `olderThanMs`. */
-  pruneOutbox(olderThanMs: number): number;
+  /**
+   * Deletes done items older than `olderThanMs`: at most `limit` of them (one bounded statement),
+   * or, without a limit, all of them in statements of 1,000 rows.
+   */
+  pruneOutbox(olderThanMs: number, limit?: number): number;
 
   getSetting(key: string): string | undefined;
   setSetting(key: string, value: string): void;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type { MemoryIndex } from '@tabagent/indexing';
 import type { OutboxItem, OutboxKind, OutboxPayload, Storage } from '@tabagent/storage';
 import { CancelledError, indexableNodeKinds, ModelNotFoundError, TabAgentError, type MemoryNode, type TextEmbedder } from '@tabagent/values';
@@ -53,6 +53,8 @@ export class MemoryWeaver implements Weaver {
   private indexedSinceOptimize = false;
   private draining: Promise<number> | undefined;
   private lastMaintenance = Number.NEGATIVE_INFINITY;
+  /** When the drain's last batch ended: the guaranteed share is counted from it. */
+  private lastBatchEndedAt = 0;
 
   constructor(options: WeaverOptions) {
     this.options = options;
@@ -113,8 +115,16 @@ export class MemoryWeaver implements Weaver {
     return { retiered: this.storage.updateTiers(), pruned: this.storage.pruneOutbox(this.options.keepDoneMs ?? 7 * 86_400_000) };
   }
 
+  /** The maintenance of `maintain()` between batches: outbox rows pruned a thousand at a time, the event loop free between them. */
+  private async maintainInSteps(signal: AbortSignal): Promise<void> {
+    this.lastMaintenance = this.now();
+    this.storage.updateTiers();
+    const keep = this.options.keepDoneMs ?? 7 * 86_400_000;
+    while (this.storage.pruneOutbox(keep, 1000) === 1000 && !isAborted(signal)) await setImmediate();
+  }
+
   private async drainOnce(signal: AbortSignal): Promise<number> {
-    if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) this.maintain();
+    if (this.now() - this.lastMaintenance >= (this.options.maintenanceIntervalMs ?? 3_600_000)) await this.maintainInSteps(signal);
     this.storage.releaseExpiredLeases(this.options.leaseMs ?? 60_000);
     let processed = 0;
     // Saved items made searchable: what `items_per_second` reports (enrichment is extra work).
@@ -127,13 +137,19 @@ export class MemoryWeaver implements Weaver {
     const largest = Math.max(1, this.options.batchSize ?? 256);
     const smallest = Math.min(largest, this.options.minBatchSize ?? 32);
     let size = smallest;
+    this.lastBatchEndedAt = this.now();
     while (!isAborted(signal)) {
-      // Interactive work first: while a generation runs or waits, the weaver waits between batches.
-      if (await this.waitWhileBusy(signal)) size = smallest;
+      // Interactive work first: while a generation runs or waits, the weaver waits between batches,
+      // but never longer than `maxWaitMs`: then one batch goes ahead, so indexing cannot starve.
+      const waited = await this.waitWhileBusy(signal);
+      if (waited === 'waited') size = smallest;
+      // The guaranteed share takes what waits, up to the largest batch: a steady stream of saves
+      // arrives faster than one small batch per share would clear.
+      const claimSize = waited === 'due' ? largest : size;
       if (isAborted(signal)) break;
       // Stages by priority: what makes saved items searchable (and deletes and tiers, which keep
       // queue order with it), then enrichment (similar links, entities), then summaries.
-      let items = this.storage.claimOutbox(size, primaryKinds);
+      let items = this.storage.claimOutbox(claimSize, primaryKinds);
       if (items.length === 0 && this.indexedSinceOptimize && !isAborted(signal)) {
         // The searchable stage is empty: compact (and build the ANN index once the table is large
         // enough) now, before enrichment searches the table; not in the middle of a backlog.
@@ -161,11 +177,14 @@ export class MemoryWeaver implements Weaver {
           position = end;
           continue;
         }
-        await this.process(item, signal);
+        if (item.payload.kind === 'enrich') await this.processEnrich(item, item.payload.node_ids, signal);
+        else await this.process(item, signal);
         processed += 1;
         position += 1;
       }
-      if (items.length >= size) size = Math.min(largest, size * 2);
+      // A batch taken under interactive load does not grow the next one.
+      if (items.length >= size && waited !== 'due') size = Math.min(largest, size * 2);
+      this.lastBatchEndedAt = this.now();
       this.recordDrained(searchable);
       // Each batch adds a fragment to the table, and searches (the similar-neighbour links) slow
       // down as fragments pile up: compact every `optimizeEvery` items during a long drain.
@@ -181,14 +200,19 @@ export class MemoryWeaver implements Weaver {
     return processed;
   }
 
-  /** Waits while interactive work runs; true if it had to wait. */
-  private async waitWhileBusy(signal: AbortSignal): Promise<boolean> {
+  /**
+   * Waits while interactive work runs: `free` when there was none, `waited` when it ended, `due`
+   * when it still runs but the last batch ended `maxWaitMs` ago (the weaver's guaranteed share).
+   */
+  private async waitWhileBusy(signal: AbortSignal): Promise<'free' | 'waited' | 'due'> {
     let waited = false;
+    const maxWaitMs = this.options.maxWaitMs ?? 5000;
     while (this.options.isBusy?.() === true && !isAborted(signal)) {
+      if (this.now() - this.lastBatchEndedAt >= maxWaitMs) return 'due';
       waited = true;
       await sleep(this.options.busyPollMs ?? 100);
     }
-    return waited;
+    return waited ? 'waited' : 'free';
   }
 
   /** Duty cycle: after a batch that took `busyMs`, rests so the weaver uses at most that share of its time. */
@@ -305,55 +329,79 @@ export class MemoryWeaver implements Weaver {
   }
 
   /**
-   * Similar-neighbour links and entities of an indexed batch: the first-chunk vectors read back in
-   * one query, the neighbours of all of them from one multi-vector query, and every edge in one
-   * transaction.
+   * Enrichment in small units that commit as they go: the item's first `enrichUnit` nodes get
+   * their links and entities, and in the same transaction the item is completed and the rest of
+   * its nodes queued again as a new item, behind anything waiting to be made searchable. A stop,
+   * a crash or interactive work between units loses nothing done; a node whose entity extraction
+   * fails is split off into an item of its own (retried with backoff, dead-lettered alone), so its
+   * neighbours are not held back.
    */
-  private async enrichNodes(nodeIds: readonly string[], signal: AbortSignal): Promise<void> {
-    const nodes = [...this.storage.getNodes(nodeIds).values()];
-    if (nodes.length === 0) return;
+  private async processEnrich(item: OutboxItem, nodeIds: readonly string[], signal: AbortSignal): Promise<void> {
+    const unitSize = Math.max(1, this.options.enrichUnit ?? 64);
+    const unit = nodeIds.slice(0, unitSize);
+    const rest = nodeIds.slice(unitSize);
+    try {
+      const nodes = [...this.storage.getNodes(unit).values()];
+      const neighbours = await this.neighboursOf(nodes);
+      if (isAborted(signal)) throw new CancelledError('Enrichment stopped; it goes on at the next start');
+      // Entities of the unit at once: the extractor batches concurrent texts into one model run.
+      const extracting = nodes.filter((node) => this.extractsEntitiesFrom(node));
+      const outcomes = await Promise.allSettled(extracting.map(async (node) => (await this.options.extractEntities?.(node.text)) ?? []));
+      const entitiesOf = new Map<string, ExtractedEntityLike[]>();
+      const failed: { id: string; error: unknown }[] = [];
+      outcomes.forEach((outcome, position) => {
+        const node = extracting[position] as MemoryNode;
+        if (outcome.status === 'fulfilled') entitiesOf.set(node.id, outcome.value);
+        else failed.push({ id: node.id, error: outcome.reason });
+      });
+      // A unit of one node that fails is that node's failure: retried with backoff, then dead.
+      if (nodeIds.length === 1 && failed.length === 1) throw failed[0]?.error;
+      this.storage.transaction(() => {
+        // Read inside the transaction: a node deleted meanwhile gets no edges.
+        const alive = this.storage.getNodes([...new Set([...nodes.map((node) => node.id), ...[...neighbours.values()].flat().map((hit) => hit.node_id)])]);
+        const failedIds = new Set(failed.map((entry) => entry.id));
+        for (const node of nodes) {
+          if (!alive.has(node.id)) continue;
+          this.linkSimilarFrom(node, neighbours.get(node.id) ?? [], alive);
+          if (!failedIds.has(node.id)) this.writeEntities(node, entitiesOf.get(node.id) ?? []);
+        }
+        this.storage.completeOutbox(item.id);
+        if (rest.length > 0) this.storage.enqueue({ kind: 'enrich', node_ids: rest });
+        // Entities only: its links are written.
+        for (const entry of failed) this.storage.enqueue({ kind: 'enrich', node_ids: [entry.id] });
+      });
+      for (const entry of failed) {
+        this.options.logger?.warn({ node: entry.id, err: entry.error }, 'entity extraction failed for one node; it is retried on its own');
+      }
+    } catch (error) {
+      this.fail(item, error, signal);
+    }
+  }
+
+  /** The nearest indexed nodes of each node (its first chunk's vector), from one multi-vector query. */
+  private async neighboursOf(nodes: readonly MemoryNode[]): Promise<Map<string, { node_id: string; score: number }[]>> {
     const neighbours = new Map<string, { node_id: string; score: number }[]>();
     const max = this.options.maxSimilarLinks ?? 3;
-    if (max > 0) {
-      const embedder = await this.embedder();
-      const vectors = await this.index.nodeVectors(
-        embedder.modelId,
-        embedder.dimensions,
-        nodes.map((node) => node.id),
-      );
-      const withVectors = nodes.flatMap((node) => {
-        const vector = vectors.get(node.id);
-        return vector === undefined ? [] : [{ node, vector }];
-      });
-      if (withVectors.length > 0) {
-        const found = await this.index.nearestNodes(
-          embedder.modelId,
-          embedder.dimensions,
-          withVectors.map((entry) => entry.vector),
-          max * 3 + 1,
-        );
-        withVectors.forEach((entry, position) => neighbours.set(entry.node.id, found[position] ?? []));
-      }
-    }
-    // Entities first (the extractor is async); a failure fails the item, which is retried whole
-    // (edges are upserts, so a retry writes nothing twice).
-    const entitiesOf = new Map<string, ExtractedEntityLike[]>();
-    for (const node of nodes) {
-      // An item holds a whole batch (up to 256 nodes, one extraction each): between nodes it stops
-      // for a stop and gives way to interactive work, and is redone from the start later.
-      if (isAborted(signal)) throw new CancelledError('Enrichment stopped; it is redone on the next start');
-      if (this.options.isBusy?.() === true) throw new YieldedError();
-      if (this.extractsEntitiesFrom(node)) entitiesOf.set(node.id, (await this.options.extractEntities?.(node.text)) ?? []);
-    }
-    this.storage.transaction(() => {
-      // Read inside the transaction: a node deleted meanwhile gets no edges.
-      const alive = this.storage.getNodes([...new Set([...nodes.map((node) => node.id), ...[...neighbours.values()].flat().map((hit) => hit.node_id)])]);
-      for (const node of nodes) {
-        if (!alive.has(node.id)) continue;
-        this.writeEntities(node, entitiesOf.get(node.id) ?? []);
-        this.linkSimilarFrom(node, neighbours.get(node.id) ?? [], alive);
-      }
+    if (max <= 0 || nodes.length === 0) return neighbours;
+    const embedder = await this.embedder();
+    const vectors = await this.index.nodeVectors(
+      embedder.modelId,
+      embedder.dimensions,
+      nodes.map((node) => node.id),
+    );
+    const withVectors = nodes.flatMap((node) => {
+      const vector = vectors.get(node.id);
+      return vector === undefined ? [] : [{ node, vector }];
     });
+    if (withVectors.length === 0) return neighbours;
+    const found = await this.index.nearestNodes(
+      embedder.modelId,
+      embedder.dimensions,
+      withVectors.map((entry) => entry.vector),
+      max * 3 + 1,
+    );
+    withVectors.forEach((entry, position) => neighbours.set(entry.node.id, found[position] ?? []));
+    return neighbours;
   }
 
   private fail(item: OutboxItem, error: unknown, signal: AbortSignal): void {
@@ -409,8 +457,8 @@ export class MemoryWeaver implements Weaver {
         await this.index.setTier(payload.node_ids, payload.tier);
         return { nodeId: null, chunks: 0 };
       case 'enrich':
-        await this.enrichNodes(payload.node_ids, signal);
-        return { nodeId: null, chunks: 0 };
+        // drainOnce sends every enrichment item through processEnrich.
+        throw new Error('enrich items are processed in units');
       case 'summarize':
         await this.summarizeChat(payload.chat_id, signal);
         return { nodeId: payload.chat_id, chunks: 0 };
@@ -559,9 +607,26 @@ export class MemoryWeaver implements Weaver {
     this.notify();
   }
 
+  /** The last snapshot and the storage's content version it was read at. */
+  private snapshotRead: { version: string; snapshot: Promise<StatusSnapshot> } | undefined;
+
+  /**
+   * Status without counting on the event loop: the counts come from one read transaction on the
+   * storage's read worker, and are read again only after something was written (the storage's
+   * write count moved), so polling an idle server, or many polls at once, reads once.
+   */
   async status(): Promise<WeaverStatus> {
-    const outbox = this.storage.outboxStats();
-    const tables = await this.index.stats();
+    const version = this.storage.contentVersion();
+    if (this.snapshotRead?.version !== version) {
+      const snapshot = this.readSnapshot();
+      const read = { version, snapshot };
+      this.snapshotRead = read;
+      // A failed read is not kept: the next call reads again.
+      snapshot.catch(() => {
+        if (this.snapshotRead === read) this.snapshotRead = undefined;
+      });
+    }
+    const { outbox, counts, tables } = await this.snapshotRead.snapshot;
     return {
       queue_depth: outbox.pending,
       in_progress: outbox.in_progress,
@@ -569,13 +634,22 @@ export class MemoryWeaver implements Weaver {
       last_error: outbox.last_error,
       embedding_model: await this.embeddingModelId().catch(() => null),
       models: tables.map((table) => ({ model: table.model, indexed_chunks: table.rows })),
-      counts: this.storage.countByKind(),
+      counts,
       unindexed: outbox.unindexed,
       items_per_second: this.itemsPerSecond(),
       oldest_pending_age_ms: outbox.oldest_open_at === null ? null : Math.max(0, this.now() - outbox.oldest_open_at),
     };
   }
+
+  private async readSnapshot(): Promise<StatusSnapshot> {
+    // The index first, then the storage: a save landing between them counts as not yet indexed,
+    // never as indexed.
+    const tables = await this.index.stats();
+    return { ...(await this.storage.memorySnapshot()), tables };
+  }
 }
+
+type StatusSnapshot = Awaited<ReturnType<Storage['memorySnapshot']>> & { tables: Awaited<ReturnType<MemoryIndex['stats']>> };
 
 /** Creates the weaver; call `start()` to run it in the background. */
 export function createWeaver(options: WeaverOptions): Weaver {

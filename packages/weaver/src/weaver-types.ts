@@ -67,6 +67,14 @@ export interface WeaverOptions {
   isBusy?: () => boolean;
   /** Items after which a long drain compacts the index mid-backlog (default 16384); it is also compacted whenever the searchable stage empties. */
   optimizeEvery?: number;
+  /**
+   * The longest the weaver waits for interactive work (default 5000 ms): past it, it takes one
+   * batch anyway, so indexing keeps up under any steady interactive load (an extension embedding
+   * pages as the user browses, a chat that never pauses) instead of starving.
+   */
+  maxWaitMs?: number;
+  /** Nodes per enrichment unit (default 64): each unit's links and entities commit together, the rest is queued again. */
+  enrichUnit?: number;
   /** How often a waiting weaver checks `isBusy` (default 100 ms). */
   busyPollMs?: number;
   logger?: Logger;

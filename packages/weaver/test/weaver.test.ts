@@ -129,6 +129,58 @@ describe('weaver', () => {
     expect((await h.index.search({ query: 'summary', k: 5, mode: 'text' })).map((hit) => hit.kind)).toEqual(['summary']);
   });
 
+  it('takes one batch every maxWaitMs while interactive work never stops, so indexing keeps up', async () => {
+    const batches: number[] = [];
+    h = await createHarness({ isBusy: () => true, busyPollMs: 10, maxWaitMs: 300, maxSimilarLinks: 0 });
+    const embedder = await h.weaver.embedder();
+    const original = embedder.embed.bind(embedder);
+    embedder.embed = async (texts) => {
+      batches.push(performance.now());
+      return original(texts);
+    };
+    const started = performance.now();
+    h.weaver.start();
+    for (let index = 0; index < 40; index++) saveMessage(`s${index}`, `steady note ${index}`);
+    await waitFor(() => indexItems(h.storage, 'done') === 40, 5000);
+    // Under load the batches are spaced by the guaranteed share, the first one a share after the start.
+    expect(batches.length).toBeGreaterThanOrEqual(1);
+    expect((batches[0] as number) - started).toBeGreaterThanOrEqual(290);
+    for (let index = 1; index < batches.length; index++) expect((batches[index] as number) - (batches[index - 1] as number)).toBeGreaterThanOrEqual(290);
+  });
+
+  it('enriches in units that commit as they go: a failing node is split off and dead-lettered alone, its neighbours get their entities', async () => {
+    const calls = new Map<string, number>();
+    h = await createHarness({
+      enrichUnit: 3,
+      maxAttempts: 2,
+      extractEntities: (text) => {
+        calls.set(text, (calls.get(text) ?? 0) + 1);
+        if (text.includes('Broken')) return Promise.reject(new Error('tokenizer choked'));
+        return Promise.resolve((text.match(/\b[A-Z][a-z]+\b/g) ?? []).map((word) => ({ text: word, label: 'misc' })));
+      },
+    });
+    const texts = ['Alice one', 'Bob two', 'Broken three', 'Carol four', 'Dave five', 'Erin six', 'Frank seven'];
+    texts.forEach((text, index) => saveMessage(`u${index}`, text));
+    await h.weaver.drain();
+    await waitFor(async () => {
+      await h.weaver.drain();
+      return h.storage.outboxStats().pending + h.storage.outboxStats().in_progress === 0;
+    });
+    // Every other node has its entity, extracted once: no unit was redone.
+    for (const name of ['Alice', 'Bob', 'Carol', 'Dave', 'Erin', 'Frank']) {
+      expect(h.storage.neighbours(entityIdFor('misc', name), { types: ['MENTIONS'], direction: 'in' })).toHaveLength(1);
+    }
+    expect([...calls.entries()].filter(([text]) => !text.includes('Broken')).every(([, count]) => count === 1)).toBe(true);
+    // The failing node: once in its unit, then alone until dead.
+    expect(calls.get('Broken three')).toBe(3);
+    const dead = h.storage.listOutbox('dead');
+    expect(dead.map((item) => item.payload)).toEqual([{ kind: 'enrich', node_ids: ['u2'] }]);
+    expect(dead[0]?.last_error).toBe('tokenizer choked');
+    // Units of three: the first item (all seven) and the two it left, plus the split-off node's own.
+    const done = h.storage.listOutbox('done').filter((item) => item.payload.kind === 'enrich');
+    expect(done.map((item) => (item.payload as { node_ids: string[] }).node_ids.length)).toEqual([7, 4, 1]);
+  });
+
   it('a summary gives way to interactive work: its LLM call is aborted, the item goes back to pending uncounted, and it runs once idle', async () => {
     let busy = false;
     const calls: AbortSignal[] = [];
