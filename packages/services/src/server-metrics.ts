@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PlainCounter, PlainHistogram } from './plain-metrics.js';
 import {
   isChunkStream,
   onStreamEnd,
@@ -94,18 +95,17 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
   // Sampling every 50 ms, not 10: a blocked loop delays the pending timer whatever the rate, so the
   // percentiles stay true, and an idle server wakes 20 times a second for it instead of 100.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 50 });
-  const requests = new Counter({
+  // On every request's path: plain numbers, read at scrape time (see plain-metrics.ts).
+  const requests = new PlainCounter(registry, {
     name: 'tabagent_requests_total',
     help: 'Requests by route id (unmatched, or ollama and its path, when refused before any handler), transport and HTTP status (errors by their problem status).',
-    labelNames: ['route', 'transport', 'status'] as const,
-    registers: [registry],
+    labelNames: ['route', 'transport', 'status'],
   });
-  const duration = new Histogram({
+  const duration = new PlainHistogram(registry, {
     name: 'tabagent_request_duration_seconds',
     help: 'Time from a request reaching the provider to its response, or to the end of its stream.',
-    labelNames: ['route', 'transport'] as const,
+    labelNames: ['route', 'transport'],
     buckets: durationBuckets,
-    registers: [registry],
   });
   const perModelHistogram = (name: string, help: string, buckets: number[]): Histogram<'model'> =>
     new Histogram({ name, help, labelNames: ['model'] as const, buckets, registers: [registry] });
@@ -273,7 +273,7 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
       });
     },
     recordRefusal(refusal) {
-      requests.inc({ route: refusal.route, transport: 'http', status: String(refusal.status) });
+      requests.labels(refusal.route, 'http', String(refusal.status)).inc();
     },
     recordGeneration(sample) {
       const labels = { model: sample.model };
