@@ -7,7 +7,7 @@ export type FakeBehaviour =
   | { kind: 'echo'; delayMs?: number }
   /** Answers this status and body before any byte of a stream. */
   | { kind: 'status'; status: number; body?: unknown }
-  /** Streams `chunks` chunks of the echo, then destroys the socket. */
+  /** Streams `chunks` (at least 1) chunks of the echo, then destroys the socket. */
   | { kind: 'cut'; chunks: number }
   /** Sends the headers after `delayMs`, then echoes. */
   | { kind: 'slow'; delayMs: number }
@@ -104,14 +104,15 @@ export async function startFakeUpstream(options: { models?: string[]; behaviour?
       sse(response, chunk({}, 'tool_calls'));
     } else {
       for (const [index, word] of words.entries()) {
-        if (behaviour.kind === 'cut' && index === behaviour.chunks) {
+        const piece = chunk({ content: index === 0 ? word : ` ${word}` });
+        if (behaviour.kind === 'cut' && index === behaviour.chunks - 1) {
           finished = true;
-          // What was written reaches the client first; then the connection drops mid-stream.
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          // The last chunk is handed to the socket (its write callback), then the connection drops mid-stream.
+          await new Promise<void>((resolve) => response.write(`data: ${JSON.stringify(piece)}\n\n`, () => resolve()));
           response.socket?.destroy();
           return;
         }
-        sse(response, chunk({ content: index === 0 ? word : ` ${word}` }));
+        sse(response, piece);
         if (behaviour.kind === 'gate' && index === 0) await new Promise<void>((resolve) => gates.push(resolve));
         if (behaviour.kind === 'echo' && behaviour.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
         if (gone()) return;
